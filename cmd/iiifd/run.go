@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+
+	"github.com/iiifd/iiifd/internal/app"
+	"github.com/iiifd/iiifd/internal/config"
+)
+
+const usage = `iiifd is a IIIF Image API 3.0 and 2.1 server.
+
+Usage:
+  iiifd serve [flags]     serve images (default: the embedded sample images)
+  iiifd version           print the version
+  iiifd help [command]    show help
+
+Run 'iiifd serve -h' for the serve flags. Every flag can also be set with an
+environment variable (--max-width → IIIFD_MAX_WIDTH) or in a TOML file given
+with --config (keys are flag names); flags win over the environment, the
+environment over the file.
+`
+
+// run is the whole command: main only adds the process around it, so
+// tests drive the CLI through run.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		args = []string{"serve"}
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serve(ctx, rest, stdout, stderr, nil)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "iiifd", version())
+		return 0
+	case "help", "-h", "--help", "-help":
+		if len(rest) > 0 && rest[0] == "serve" {
+			return serve(ctx, []string{"-h"}, stdout, stderr, nil)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "iiifd: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return bi.Main.Version + " (" + s.Value[:12] + ")"
+			}
+		}
+		return bi.Main.Version
+	}
+	return "unknown"
+}
+
+// serve runs the server until ctx is done. ready, for tests, learns the
+// bound address.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(net.Addr)) int {
+	cfg := config.Default()
+	fs := flag.NewFlagSet("iiifd serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: iiifd serve [flags]\n\nFlags (each also IIIFD_<NAME> in the environment, or NAME in --config):\n")
+		fs.PrintDefaults()
+	}
+	cfg.Bind(fs)
+	rest, err := config.Load(fs, args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "iiifd serve: %v\n", err)
+		return 2
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(stderr, "iiifd serve: unexpected arguments %q\n", rest)
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "iiifd serve: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	a, err := app.New(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "iiifd serve: %v\n", err)
+		return 1
+	}
+	defer a.Close()
+	if err := a.Serve(ctx, ready); err != nil {
+		fmt.Fprintf(stderr, "iiifd serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,161 @@
+// Package app is the composition root of iiifd: it builds every component
+// from a config.Config, mounts the routes and owns start-up and graceful
+// shutdown. Nothing else wires components together.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/httpapi"
+	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/probe"
+	"github.com/iiifd/iiifd/internal/samples"
+	"github.com/iiifd/iiifd/internal/service"
+	"github.com/iiifd/iiifd/internal/source/fs"
+)
+
+// App is a built server, ready to serve.
+type App struct {
+	cfg     config.Config
+	log     *slog.Logger
+	handler http.Handler
+	root    string
+	cleanup []func()
+}
+
+// New builds the server from cfg. Close releases what it holds.
+func New(cfg config.Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, root: cfg.Root}
+	if a.root == "" {
+		dir, err := os.MkdirTemp("", "iiifd-samples-")
+		if err != nil {
+			return nil, err
+		}
+		a.cleanup = append(a.cleanup, func() { os.RemoveAll(dir) })
+		if err := samples.Extract(dir); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("sample images: %w", err)
+		}
+		a.root = dir
+		log.Info("no --root given: serving the embedded sample images", "dir", dir)
+	}
+	src, err := fs.New(a.root)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := pixels.Startup(pixels.Config{Concurrency: cfg.VipsConcurrency}); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("libvips: %w", err)
+	}
+	eng := engine{opt: pixels.EncodeOptions{
+		JPEGQuality: cfg.JPEGQuality, WebPQuality: cfg.WebPQuality, AVIFQuality: cfg.AVIFQuality,
+	}}
+	svc, err := service.New(service.Config{
+		Limits:   Limits(cfg),
+		TileSize: cfg.TileSize,
+		Variant:  fmt.Sprintf("q%d/%d/%d", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality),
+	}, src, eng)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.handler = httpapi.New(svc, httpapi.Options{BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, Logger: log})
+	return a, nil
+}
+
+// Limits converts the configured output limits to the planner's.
+func Limits(cfg config.Config) plan.Limits {
+	l := plan.Limits{MaxWidth: cfg.MaxWidth, MaxHeight: cfg.MaxHeight, MaxArea: cfg.MaxArea}
+	if len(cfg.FormatLimits) > 0 {
+		l.PerFormat = make(map[iiif.Format]plan.FormatLimits, len(cfg.FormatLimits))
+		for f, fl := range cfg.FormatLimits {
+			l.PerFormat[f] = plan.FormatLimits{MaxWidth: fl.MaxWidth, MaxHeight: fl.MaxHeight, MaxArea: fl.MaxArea}
+		}
+	}
+	return l
+}
+
+// Handler returns the server's HTTP handler.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Root returns the directory being served.
+func (a *App) Root() string { return a.root }
+
+// Close releases the app's resources (the extracted samples).
+func (a *App) Close() error {
+	for i := len(a.cleanup) - 1; i >= 0; i-- {
+		a.cleanup[i]()
+	}
+	a.cleanup = nil
+	return nil
+}
+
+// Serve listens on the configured address and serves until ctx is done,
+// then shuts down gracefully: it stops accepting, lets in-flight requests
+// finish for up to the shutdown timeout, and returns. ready, when not nil,
+// is called with the bound address once the server accepts connections.
+func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
+		WriteTimeout:      a.cfg.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("iiifd listening", "addr", ln.Addr().String(), "root", a.root)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// engine adapts the libvips package to service.Renderer.
+type engine struct{ opt pixels.EncodeOptions }
+
+func (e engine) Render(ctx context.Context, in pixels.Input, p *plan.Plan, w io.Writer) error {
+	return pixels.Render(ctx, in, p, e.opt, w)
+}
+
+func (engine) Header(path string) (probe.Info, error) { return pixels.Header(path) }
+
+func (engine) Formats() []iiif.Format { return pixels.Formats() }
+
+var _ service.Renderer = engine{}

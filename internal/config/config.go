@@ -1,0 +1,355 @@
+// Package config holds the server's configuration: its fields and defaults,
+// the command-line flags that set them, the IIIFD_* environment variables
+// and the TOML config file, and Validate.
+//
+// Every flag has an environment variable (the flag's name upper-cased with
+// dashes as underscores, prefixed IIIFD_: --max-width is IIIFD_MAX_WIDTH) and
+// a key in the config file (the flag's name). Flags win over the
+// environment, the environment over the file, the file over defaults. The
+// three sources are applied through the one flag.FlagSet, so a value means
+// the same thing wherever it comes from.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/iiifd/iiifd/internal/iiif"
+)
+
+// EnvPrefix starts every environment variable the server reads.
+const EnvPrefix = "IIIFD_"
+
+// Config is the configuration of `iiifd serve`.
+type Config struct {
+	Addr    string // listen address, HOST:PORT
+	Root    string // directory of source images; empty serves the embedded samples
+	BaseURL string // public URL of the server (the part before /iiif/); empty derives it per request
+
+	MaxWidth, MaxHeight int   // output limits, 0 = none
+	MaxArea             int64 // output pixel limit, 0 = none
+	// FormatLimits holds per-format output limits; see ParseFormatLimits.
+	FormatLimits map[iiif.Format]Limit
+
+	TileSize int // tile size advertised for sources that are not tiled
+
+	JPEGQuality, WebPQuality, AVIFQuality int
+	VipsConcurrency                       int // libvips threads per operation, 0 = libvips' default
+
+	CacheControl string // Cache-Control of successful image and info.json responses
+
+	LogFormat string // text or json
+	LogLevel  string // debug, info, warn, error
+
+	ReadHeaderTimeout time.Duration
+	WriteTimeout      time.Duration
+	ShutdownTimeout   time.Duration
+}
+
+// Limit is an output size limit; zero fields are unlimited.
+type Limit struct {
+	MaxWidth, MaxHeight int
+	MaxArea             int64
+}
+
+// DefaultFormatLimits are the hard limits of the output formats themselves:
+// encoders refuse larger images, so the planner must refuse them first.
+func DefaultFormatLimits() map[iiif.Format]Limit {
+	return map[iiif.Format]Limit{
+		iiif.FormatJPG:  {MaxWidth: 65535, MaxHeight: 65535},
+		iiif.FormatWebP: {MaxWidth: 16383, MaxHeight: 16383},
+		iiif.FormatGIF:  {MaxWidth: 65535, MaxHeight: 65535},
+		iiif.FormatAVIF: {MaxWidth: 16384, MaxHeight: 16384},
+		iiif.FormatHEIC: {MaxWidth: 16384, MaxHeight: 16384},
+	}
+}
+
+// DefaultMaxArea bounds output images by default. IIIF 3.0 requires a
+// maxWidth or maxArea from servers that upscale, and without any limit a
+// single "full/max" request on a gigapixel image would ask for gigabytes.
+const DefaultMaxArea = 100_000_000
+
+// Default returns the default configuration.
+func Default() Config {
+	return Config{
+		Addr:              ":8080",
+		MaxArea:           DefaultMaxArea,
+		TileSize:          512,
+		JPEGQuality:       85,
+		WebPQuality:       80,
+		AVIFQuality:       60,
+		CacheControl:      "public, max-age=86400",
+		LogFormat:         "text",
+		LogLevel:          "info",
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      5 * time.Minute,
+		ShutdownTimeout:   30 * time.Second,
+		FormatLimits:      DefaultFormatLimits(),
+	}
+}
+
+// Validate reports the first problem with c, naming the setting.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr: must not be empty"))
+	}
+	if c.BaseURL != "" {
+		u, err := url.Parse(c.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("base-url: %q is not an absolute http(s) URL", c.BaseURL))
+		}
+	}
+	if c.MaxWidth < 0 || c.MaxHeight < 0 || c.MaxArea < 0 {
+		errs = append(errs, errors.New("max-width, max-height, max-area: must not be negative"))
+	}
+	if c.TileSize < 16 || c.TileSize > 8192 {
+		errs = append(errs, fmt.Errorf("tile-size: %d is outside 16..8192", c.TileSize))
+	}
+	for name, q := range map[string]int{"jpeg-quality": c.JPEGQuality, "webp-quality": c.WebPQuality, "avif-quality": c.AVIFQuality} {
+		if q < 1 || q > 100 {
+			errs = append(errs, fmt.Errorf("%s: %d is outside 1..100", name, q))
+		}
+	}
+	if c.VipsConcurrency < 0 {
+		errs = append(errs, errors.New("vips-concurrency: must not be negative"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log-format: %q is neither text nor json", c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 {
+		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Bind registers the serve flags on fs, each writing into c. The current
+// values of c are the defaults shown in -help.
+func (c *Config) Bind(fs *flag.FlagSet) {
+	fs.String("config", "", "read settings from this TOML `file` (keys are flag names)")
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen on this `HOST:PORT`")
+	fs.StringVar(&c.Root, "root", c.Root, "serve the images under this `directory` (default: the embedded sample images)")
+	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "public `URL` the server is reached at, e.g. https://example.org/images, so image ids are https://example.org/images/iiif/3/{id} (default: from each request's Host and X-Forwarded-Proto/Host/Prefix headers)")
+	fs.IntVar(&c.MaxWidth, "max-width", c.MaxWidth, "largest output width in `pixels` (0 = no limit)")
+	fs.IntVar(&c.MaxHeight, "max-height", c.MaxHeight, "largest output height in `pixels` (0 = no limit)")
+	fs.Int64Var(&c.MaxArea, "max-area", c.MaxArea, "largest output area in `pixels` (0 = no limit, which also turns off upscaling: IIIF requires a limit for it)")
+	fs.Var(formatLimitsValue{&c.FormatLimits}, "format-limits", "per-format output limits, `FMT=WxH[xAREA],...` (e.g. gif=2000x2000,png=0x0x50000000); they can only tighten a format's built-in limits")
+	fs.IntVar(&c.TileSize, "tile-size", c.TileSize, "tile size in `pixels` advertised for images that are not tiled")
+	fs.IntVar(&c.JPEGQuality, "jpeg-quality", c.JPEGQuality, "JPEG encoding `quality` 1..100")
+	fs.IntVar(&c.WebPQuality, "webp-quality", c.WebPQuality, "WebP encoding `quality` 1..100")
+	fs.IntVar(&c.AVIFQuality, "avif-quality", c.AVIFQuality, "AVIF/HEIC encoding `quality` 1..100")
+	fs.IntVar(&c.VipsConcurrency, "vips-concurrency", c.VipsConcurrency, "libvips worker `threads` per image operation (0 = libvips' default)")
+	fs.StringVar(&c.CacheControl, "cache-control", c.CacheControl, "Cache-Control `header` for images and info.json")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read request headers")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time allowed to write a whole response")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time allowed for in-flight requests on shutdown")
+}
+
+// Load fills the flags of fs from the config file, then the environment,
+// then args (in that order, so later sources win), and returns the
+// remaining positional arguments. getenv is os.Getenv outside tests.
+func Load(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
+	file := configFileArg(args)
+	if file == "" {
+		file = getenv(EnvPrefix + "CONFIG")
+	}
+	if file != "" {
+		if err := applyFile(fs, file); err != nil {
+			return nil, err
+		}
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := EnvName(f.Name)
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s: %v", name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return fs.Args(), nil
+}
+
+// EnvName returns the environment variable of a flag.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// configFileArg finds --config in args before they are parsed, because
+// the file must be applied before the flags that override it.
+func configFileArg(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasVal {
+			return val
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+func applyFile(fs *flag.FlagSet, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	return applyTOML(fs, f, path)
+}
+
+func applyTOML(fs *flag.FlagSet, r io.Reader, name string) error {
+	var m map[string]any
+	if _, err := toml.NewDecoder(r).Decode(&m); err != nil {
+		return fmt.Errorf("config file %s: %w", name, err)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k == "config" || fs.Lookup(k) == nil {
+			return fmt.Errorf("config file %s: unknown setting %q", name, k)
+		}
+		vals, ok := m[k].([]any)
+		if !ok {
+			vals = []any{m[k]}
+		}
+		for _, v := range vals {
+			s, err := tomlString(v)
+			if err != nil {
+				return fmt.Errorf("config file %s: %s: %w", name, k, err)
+			}
+			if err := fs.Set(k, s); err != nil {
+				return fmt.Errorf("config file %s: %s: %w", name, k, err)
+			}
+		}
+	}
+	return nil
+}
+
+func tomlString(v any) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	}
+	return "", fmt.Errorf("value of type %T is not supported", v)
+}
+
+// ParseFormatLimits parses FMT=WxH[xAREA] entries separated by commas,
+// for example "gif=2000x2000,png=0x0x50000000". A zero is no limit.
+func ParseFormatLimits(s string) (map[iiif.Format]Limit, error) {
+	out := map[iiif.Format]Limit{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, spec, ok := strings.Cut(part, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%q: want FMT=WxH[xAREA]", part)
+		}
+		nums := strings.Split(spec, "x")
+		if len(nums) < 2 || len(nums) > 3 {
+			return nil, fmt.Errorf("%q: want FMT=WxH[xAREA]", part)
+		}
+		var v [3]int64
+		for i, n := range nums {
+			x, err := strconv.ParseInt(n, 10, 64)
+			if err != nil || x < 0 || (i < 2 && x > 1<<31-1) {
+				return nil, fmt.Errorf("%q: %q is not a pixel count", part, n)
+			}
+			v[i] = x
+		}
+		out[iiif.Format(strings.ToLower(name))] = Limit{MaxWidth: int(v[0]), MaxHeight: int(v[1]), MaxArea: v[2]}
+	}
+	return out, nil
+}
+
+// formatLimitsValue is the flag.Value of --format-limits: entries it
+// parses tighten the format's entry, other formats keep theirs.
+type formatLimitsValue struct{ m *map[iiif.Format]Limit }
+
+func (v formatLimitsValue) String() string {
+	if v.m == nil || *v.m == nil {
+		return ""
+	}
+	var parts []string
+	for f, l := range *v.m {
+		p := fmt.Sprintf("%s=%dx%d", f, l.MaxWidth, l.MaxHeight)
+		if l.MaxArea > 0 {
+			p += fmt.Sprintf("x%d", l.MaxArea)
+		}
+		parts = append(parts, p)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func (v formatLimitsValue) Set(s string) error {
+	m, err := ParseFormatLimits(s)
+	if err != nil {
+		return err
+	}
+	if *v.m == nil {
+		*v.m = map[iiif.Format]Limit{}
+	}
+	for f, l := range m {
+		(*v.m)[f] = tighter((*v.m)[f], l)
+	}
+	return nil
+}
+
+// tighter combines two limits, keeping the smaller non-zero value of each,
+// so that configuration can tighten a format's built-in limits but never
+// lift them past what the encoder accepts.
+func tighter(a, b Limit) Limit {
+	minPos := func(x, y int64) int64 {
+		if x == 0 || (y != 0 && y < x) {
+			return y
+		}
+		return x
+	}
+	return Limit{
+		MaxWidth:  int(minPos(int64(a.MaxWidth), int64(b.MaxWidth))),
+		MaxHeight: int(minPos(int64(a.MaxHeight), int64(b.MaxHeight))),
+		MaxArea:   minPos(a.MaxArea, b.MaxArea),
+	}
+}

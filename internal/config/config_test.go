@@ -1,0 +1,163 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/iiif"
+)
+
+func load(t *testing.T, args []string, env map[string]string) (Config, error) {
+	t.Helper()
+	c := Default()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.Bind(fs)
+	_, err := Load(fs, args, func(k string) string { return env[k] })
+	if err == nil {
+		err = c.Validate()
+	}
+	return c, err
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "iiifd.toml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.Root != "" || c.TileSize != 512 || c.JPEGQuality != 85 {
+		t.Errorf("unexpected defaults: %+v", c)
+	}
+	if c.FormatLimits[iiif.FormatWebP].MaxWidth != 16383 {
+		t.Errorf("webp built-in limit missing: %+v", c.FormatLimits)
+	}
+}
+
+// TestPrecedence checks flags > env > file > defaults, setting by setting.
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, `
+addr = "127.0.0.1:7000"
+root = "/from/file"
+max-width = 1000
+max-height = 900
+shutdown-timeout = "5s"
+`)
+	env := map[string]string{
+		"IIIFD_CONFIG":    file,
+		"IIIFD_ROOT":      "/from/env",
+		"IIIFD_MAX_WIDTH": "2000",
+	}
+	c, err := load(t, []string{"--max-width", "3000"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:7000" {
+		t.Errorf("addr from file: got %q", c.Addr)
+	}
+	if c.Root != "/from/env" {
+		t.Errorf("root: env must win over file, got %q", c.Root)
+	}
+	if c.MaxWidth != 3000 {
+		t.Errorf("max-width: flag must win over env, got %d", c.MaxWidth)
+	}
+	if c.MaxHeight != 900 {
+		t.Errorf("max-height from file: got %d", c.MaxHeight)
+	}
+	if c.ShutdownTimeout != 5*time.Second {
+		t.Errorf("shutdown-timeout from file: got %v", c.ShutdownTimeout)
+	}
+}
+
+func TestConfigFlagWinsOverEnvFile(t *testing.T) {
+	a := writeFile(t, `addr = "127.0.0.1:1"`)
+	b := writeFile(t, `addr = "127.0.0.1:2"`)
+	c, err := load(t, []string{"--config=" + b}, map[string]string{"IIIFD_CONFIG": a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:2" {
+		t.Errorf("got %q, want the --config file's addr", c.Addr)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"unknown key", []string{"--config", writeFile(t, `nope = 1`)}, nil, `unknown setting "nope"`},
+		{"bad toml", []string{"--config", writeFile(t, `addr = `)}, nil, "config file"},
+		{"missing file", []string{"--config", "/does/not/exist.toml"}, nil, "config file"},
+		{"bad env", nil, map[string]string{"IIIFD_MAX_WIDTH": "wide"}, "IIIFD_MAX_WIDTH"},
+		{"bad flag", []string{"--tile-size", "x"}, nil, "tile-size"},
+		{"negative limit", []string{"--max-area", "-1"}, nil, "must not be negative"},
+		{"tile size", []string{"--tile-size", "4"}, nil, "tile-size"},
+		{"quality", []string{"--jpeg-quality", "101"}, nil, "jpeg-quality"},
+		{"log format", []string{"--log-format", "xml"}, nil, "log-format"},
+		{"base url", []string{"--base-url", "example.org"}, nil, "base-url"},
+		{"format limits", []string{"--format-limits", "gif=10"}, nil, "FMT=WxH"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.args, tc.env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFormatLimitsOnlyTighten(t *testing.T) {
+	c, err := load(t, []string{"--format-limits", "webp=20000x100, gif=500x400x100000, png=0x0x9"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.FormatLimits[iiif.FormatWebP]; got.MaxWidth != 16383 || got.MaxHeight != 100 {
+		t.Errorf("webp: got %+v, want 16383 (built-in) x 100", got)
+	}
+	if got := c.FormatLimits[iiif.FormatGIF]; got != (Limit{500, 400, 100000}) {
+		t.Errorf("gif: got %+v", got)
+	}
+	if got := c.FormatLimits[iiif.FormatPNG]; got != (Limit{0, 0, 9}) {
+		t.Errorf("png: got %+v", got)
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	if got := EnvName("max-width"); got != "IIIFD_MAX_WIDTH" {
+		t.Errorf("got %s", got)
+	}
+}
+
+func FuzzParseFormatLimits(f *testing.F) {
+	for _, s := range []string{"gif=2000x2000", "png=0x0x5, webp=1x1", "", "=", "a=bxc", "x=1x2x3x4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseFormatLimits(s)
+		if err != nil {
+			return
+		}
+		for _, l := range m {
+			if l.MaxWidth < 0 || l.MaxHeight < 0 || l.MaxArea < 0 {
+				t.Fatalf("negative limit from %q: %+v", s, l)
+			}
+		}
+	})
+}

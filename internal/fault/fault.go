@@ -1,0 +1,110 @@
+// Package fault gives errors a kind that decides their HTTP status, a public
+// message that is safe to show to clients, and an optional cause that is
+// only logged. The HTTP edge maps errors to responses in one place; no other
+// package writes status codes for errors.
+//
+// Any error type may take part by having the method HTTPStatus() int: its
+// Error() text is then taken as public. The pure packages (iiif, plan) do
+// that without importing this package.
+package fault
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Kind classifies an error by what the client can do about it.
+type Kind int
+
+// Kinds, each with one HTTP status.
+const (
+	Internal         Kind = iota // 500: our fault; logged
+	BadRequest                   // 400: the request is malformed or impossible
+	NotFound                     // 404: no such identifier
+	Forbidden                    // 403
+	NotImplemented               // 501: valid, but this server cannot do it
+	Unavailable                  // 503: overloaded or shutting down
+	BadGateway                   // 502: a backend answered wrongly
+	GatewayTimeout               // 504: a backend did not answer in time
+	TooMany                      // 429
+	Unsupported                  // 415: unsupported media type
+	MethodNotAllowed             // 405
+)
+
+// Status returns the HTTP status code of the kind.
+func (k Kind) Status() int {
+	switch k {
+	case BadRequest:
+		return http.StatusBadRequest
+	case NotFound:
+		return http.StatusNotFound
+	case Forbidden:
+		return http.StatusForbidden
+	case NotImplemented:
+		return http.StatusNotImplemented
+	case Unavailable:
+		return http.StatusServiceUnavailable
+	case BadGateway:
+		return http.StatusBadGateway
+	case GatewayTimeout:
+		return http.StatusGatewayTimeout
+	case TooMany:
+		return http.StatusTooManyRequests
+	case Unsupported:
+		return http.StatusUnsupportedMediaType
+	case MethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	}
+	return http.StatusInternalServerError
+}
+
+// Error is an error with a kind, a public message and a private cause.
+type Error struct {
+	Kind   Kind
+	Public string // shown to clients; never contains paths or internals
+	Cause  error  // logged, never shown
+}
+
+// New returns an error of the kind with a public message.
+func New(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Public: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an error of the kind with a public message and a cause.
+func Wrap(k Kind, cause error, format string, args ...any) *Error {
+	return &Error{Kind: k, Public: fmt.Sprintf(format, args...), Cause: cause}
+}
+
+// Error returns the public message.
+func (e *Error) Error() string { return e.Public }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// HTTPStatus returns the status code of the error's kind.
+func (e *Error) HTTPStatus() int { return e.Kind.Status() }
+
+// Detail returns the public message with the cause, for logs.
+func (e *Error) Detail() string {
+	if e.Cause == nil {
+		return e.Public
+	}
+	return e.Public + ": " + e.Cause.Error()
+}
+
+type statusError interface {
+	error
+	HTTPStatus() int
+}
+
+// Status returns the HTTP status for err and the message that may be shown
+// to a client. Errors that do not say their status are internal: 500 with a
+// generic message, so that no internal detail leaks.
+func Status(err error) (int, string) {
+	var se statusError
+	if errors.As(err, &se) {
+		return se.HTTPStatus(), se.Error()
+	}
+	return http.StatusInternalServerError, "internal server error"
+}

@@ -1,0 +1,332 @@
+// Package httpapi is the HTTP edge of iiifd: routes, middleware (request
+// ids, panics, access logs, CORS), conditional requests, and the one place
+// where errors become status codes and public messages.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/service"
+)
+
+// Images is the pipeline the handlers call.
+type Images interface {
+	Info(ctx context.Context, v iiif.Version, id, base string) (*service.Info, error)
+	Image(ctx context.Context, id string, req iiif.Request) (*service.Job, error)
+}
+
+// Options configure the handler.
+type Options struct {
+	// BaseURL is the public URL of the server (before /iiif/); empty
+	// derives it from each request.
+	BaseURL string
+	// CacheControl is sent with successful image and info.json responses.
+	CacheControl string
+	Logger       *slog.Logger
+}
+
+// Handler serves the IIIF routes and the health check.
+type Handler struct {
+	images Images
+	opt    Options
+	log    *slog.Logger
+	mux    *http.ServeMux
+}
+
+// New returns the HTTP handler of the server, middleware included.
+func New(images Images, opt Options) http.Handler {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	opt.BaseURL = strings.TrimSuffix(opt.BaseURL, "/")
+	h := &Handler{images: images, opt: opt, log: opt.Logger, mux: http.NewServeMux()}
+	h.mux.HandleFunc("/iiif/", h.serveIIIF)
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintln(w, "ok")
+	})
+	return Wrap(h.log, h.mux)
+}
+
+// serveIIIF routes /iiif/{2|3}/... by hand rather than through ServeMux
+// patterns, because identifiers may hold encoded slashes (%2F) that must
+// stay inside one segment, and clients that do not encode them are served
+// too: the parameters are always the last four segments.
+func (h *Handler) serveIIIF(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		h.fail(w, r, fault.New(fault.MethodNotAllowed, "method %s is not allowed; use GET or HEAD", r.Method))
+		return
+	}
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/iiif/")
+	verStr, rest, _ := strings.Cut(rest, "/")
+	var v iiif.Version
+	switch verStr {
+	case "3":
+		v = iiif.V3
+	case "2":
+		v = iiif.V2
+	default:
+		h.fail(w, r, fault.New(fault.NotFound, "no such API version; use /iiif/3/ or /iiif/2/"))
+		return
+	}
+	raw := strings.Split(rest, "/")
+	segs := make([]string, len(raw))
+	for i, s := range raw {
+		u, err := url.PathUnescape(s)
+		if err != nil {
+			h.fail(w, r, fault.New(fault.BadRequest, "malformed percent-encoding in the URL path"))
+			return
+		}
+		segs[i] = u
+	}
+	n := len(segs)
+	switch {
+	case n >= 5 && isImageFile(segs[n-1]):
+		id := strings.Join(segs[:n-4], "/")
+		h.serveImage(w, r, v, id, segs[n-4], segs[n-3], segs[n-2], segs[n-1])
+	case n >= 2 && segs[n-1] == "info.json":
+		h.serveInfo(w, r, v, strings.Join(segs[:n-1], "/"))
+	case n >= 1 && segs[0] != "":
+		// The base URI of an image redirects to its info.json (a trailing
+		// slash is forgiven).
+		id := strings.TrimSuffix(strings.Join(segs, "/"), "/")
+		loc := service.ServiceID(h.base(r), v, id) + "/info.json"
+		w.Header().Set("Location", loc)
+		w.WriteHeader(http.StatusSeeOther)
+	default:
+		h.fail(w, r, fault.New(fault.NotFound, "no identifier in the URL"))
+	}
+}
+
+// isImageFile reports whether the last segment looks like quality.format,
+// telling image requests from identifiers with unencoded slashes.
+func isImageFile(s string) bool {
+	q, f, ok := strings.Cut(s, ".")
+	return ok && q != "" && f != "" && !strings.Contains(f, ".")
+}
+
+func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Version, id string) {
+	info, err := h.images.Info(r.Context(), v, id, h.base(r))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", infoContentType(v, r.Header.Get("Accept")))
+	hd.Add("Vary", "Accept")
+	hd.Set("Link", fmt.Sprintf("<%s>;rel=\"profile\"", iiif.ProfileURI(v)))
+	h.validators(hd, info.ETag, info.ModTime)
+	if notModified(r, info.ETag, info.ModTime) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	hd.Set("Content-Length", strconv.Itoa(len(info.Body)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Write(info.Body)
+}
+
+// infoContentType negotiates JSON-LD: clients that ask for
+// application/ld+json get it with the version's context as profile, others
+// plain application/json.
+func infoContentType(v iiif.Version, accept string) string {
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "application/ld+json") {
+			if v == iiif.V2 {
+				return iiif.MediaTypeJSONLD2
+			}
+			return iiif.MediaTypeJSONLD3
+		}
+	}
+	return "application/json"
+}
+
+func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Version, id, region, size, rotation, qf string) {
+	req, err := iiif.ParseImage(v, region, size, rotation, qf)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	job, err := h.images.Image(r.Context(), id, req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	defer job.Close()
+	hd := w.Header()
+	hd.Set("Content-Type", job.ContentType)
+	hd.Set("Link", fmt.Sprintf("<%s/%s>;rel=\"canonical\", <%s>;rel=\"profile\"",
+		service.ServiceID(h.base(r), v, id), job.Canonical, iiif.ProfileURI(v)))
+	hd.Set("X-Content-Type-Options", "nosniff")
+	h.validators(hd, job.ETag, job.ModTime)
+	if notModified(r, job.ETag, job.ModTime) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	cw := &committingWriter{w: w}
+	if err := job.Render(r.Context(), cw); err != nil {
+		if !cw.started {
+			hd.Del("ETag")
+			hd.Del("Last-Modified")
+			hd.Del("Cache-Control")
+			hd.Del("Link")
+			h.fail(w, r, err)
+			return
+		}
+		// The status line is gone; abort the connection so that the client
+		// sees a broken response rather than a short image it might cache.
+		logFailure(h.log, r, err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// committingWriter records whether any byte reached the client, after
+// which an error can no longer change the status.
+type committingWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (c *committingWriter) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		c.started = true
+	}
+	return c.w.Write(p)
+}
+
+func (h *Handler) validators(hd http.Header, etag string, mod time.Time) {
+	hd.Set("ETag", etag)
+	if !mod.IsZero() {
+		hd.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+	}
+	if h.opt.CacheControl != "" {
+		hd.Set("Cache-Control", h.opt.CacheControl)
+	}
+}
+
+// notModified evaluates If-None-Match (which wins when present) and
+// If-Modified-Since as RFC 9110 says for GET and HEAD.
+func notModified(r *http.Request, etag string, mod time.Time) bool {
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		for _, t := range strings.Split(inm, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				return true
+			}
+		}
+		return false
+	}
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" && !mod.IsZero() {
+		t, err := http.ParseTime(ims)
+		return err == nil && !mod.Truncate(time.Second).After(t)
+	}
+	return false
+}
+
+// base returns the public URL of the server for r: the configured one, or
+// one built from X-Forwarded-Proto/Host/Prefix and Host.
+func (h *Handler) base(r *http.Request) string {
+	if h.opt.BaseURL != "" {
+		return h.opt.BaseURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+		scheme = p
+	}
+	host := r.Host
+	if fh := firstValue(r.Header.Get("X-Forwarded-Host")); fh != "" && validHost(fh) {
+		host = fh
+	}
+	if !validHost(host) {
+		host = "localhost"
+	}
+	prefix := strings.TrimSuffix(firstValue(r.Header.Get("X-Forwarded-Prefix")), "/")
+	if prefix != "" && (!strings.HasPrefix(prefix, "/") || strings.ContainsAny(prefix, "\"<>\\ ") || strings.Contains(prefix, "//")) {
+		prefix = ""
+	}
+	return scheme + "://" + host + prefix
+}
+
+func firstValue(s string) string {
+	s, _, _ = strings.Cut(s, ",")
+	return strings.TrimSpace(s)
+}
+
+// validHost accepts host[:port] made of the characters a host can have,
+// so that a forged header cannot inject markup or a second URL into ids.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for _, c := range h {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.ContainsRune(".-:[]_", c):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// fail writes err as a response: its status and public message. Internal
+// errors are logged with their cause and shown only as a generic message.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := fault.Status(err)
+	switch {
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the answer. 499 is logged.
+		status, msg = 499, "client closed request"
+	case errors.Is(err, context.DeadlineExceeded):
+		status, msg = http.StatusServiceUnavailable, "the request took too long"
+	}
+	if status >= 500 {
+		logFailure(h.log, r, err)
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		fmt.Fprintf(w, "%d %s: %s\n", status, http.StatusText(status), msg)
+	}
+}
+
+func logFailure(log *slog.Logger, r *http.Request, err error) {
+	detail := err.Error()
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		detail = fe.Detail()
+	}
+	log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+		slog.String("request_id", RequestID(r.Context())),
+		slog.String("path", r.URL.EscapedPath()),
+		slog.String("error", detail))
+}

@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// RequestID returns the id of the request carried by ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// Wrap wraps next with the server's middleware, from the outside in: a
+// request id (taken from a sane X-Request-Id or made), CORS headers, panic
+// recovery, and one access log line per request to log.
+func Wrap(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !saneID(id) {
+			var b [8]byte
+			rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		rec := &recorder{ResponseWriter: w}
+		hd := w.Header()
+		hd.Set("X-Request-Id", id)
+		hd.Set("Access-Control-Allow-Origin", "*")
+		hd.Set("Access-Control-Expose-Headers", "Link, ETag, Last-Modified, X-Request-Id, Content-Length")
+		if r.Method == http.MethodOptions {
+			hd.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+			if ah := r.Header.Get("Access-Control-Request-Headers"); ah != "" {
+				hd.Set("Access-Control-Allow-Headers", ah)
+			}
+			hd.Set("Access-Control-Max-Age", "86400")
+		}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					logRequest(log, r, rec, start, id)
+					panic(v)
+				}
+				log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+					slog.String("request_id", id), slog.Any("panic", v))
+				if !rec.wrote {
+					hd.Set("Content-Type", "text/plain; charset=utf-8")
+					rec.WriteHeader(http.StatusInternalServerError)
+					rec.Write([]byte("500 Internal Server Error: internal server error\n"))
+				}
+			}
+			logRequest(log, r, rec, start, id)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+func logRequest(log *slog.Logger, r *http.Request, rec *recorder, start time.Time, id string) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("request_id", id),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.EscapedPath()),
+		slog.Int("status", status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("remote", r.RemoteAddr))
+}
+
+func saneID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// recorder remembers the status and counts the bytes of a response.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status = code
+		r.wrote = true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if !r.wrote {
+		r.WriteHeader(http.StatusOK)
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,96 @@
+// Package resolve maps IIIF identifiers to opened source objects: it checks
+// that an identifier is a safe relative path, and finds the file of an
+// identifier given without its extension ("photo" → "photo.tif") when
+// exactly one image file matches.
+package resolve
+
+import (
+	"context"
+	"errors"
+	"path"
+	"strings"
+
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/fs"
+)
+
+// ImageExtensions are the file extensions (lower case, without the dot)
+// of files that can be served. Other files under the root are never
+// served, so that a root holding other material does not publish it.
+var ImageExtensions = map[string]bool{
+	"jpg": true, "jpeg": true, "jpe": true, "png": true, "gif": true, "webp": true,
+	"tif": true, "tiff": true, "ptif": true, "ptiff": true, "btf": true,
+	"jp2": true, "j2k": true, "jpf": true, "jpx": true, "j2c": true,
+	"heic": true, "heif": true, "avif": true,
+}
+
+// Resolver opens the object an identifier names.
+type Resolver struct {
+	src source.Source
+}
+
+// New returns a resolver over src.
+func New(src source.Source) *Resolver { return &Resolver{src: src} }
+
+// HasImageExtension reports whether key ends in a known image extension.
+func HasImageExtension(key string) bool {
+	ext := strings.TrimPrefix(path.Ext(key), ".")
+	return ext != "" && ImageExtensions[strings.ToLower(ext)]
+}
+
+// Open returns the opened object for the identifier id (already
+// percent-decoded). The error is a fault: 400 for identifiers that are not
+// safe relative paths, 404 for unknown or ambiguous ones.
+func (r *Resolver) Open(ctx context.Context, id string) (*source.Object, error) {
+	if !fs.ValidKey(id) {
+		return nil, fault.New(fault.BadRequest, "invalid identifier: it must be a relative path without empty, '.' or '..' segments, backslashes or control characters")
+	}
+	if HasImageExtension(id) {
+		obj, err := r.src.Open(ctx, id)
+		if err == nil {
+			return obj, nil
+		}
+		if !errors.Is(err, source.ErrNotFound) {
+			return nil, openError(err)
+		}
+	}
+	keys, err := r.src.Siblings(ctx, id)
+	if err != nil {
+		return nil, openError(err)
+	}
+	var match []string
+	for _, k := range keys {
+		if HasImageExtension(k) {
+			match = append(match, k)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, fault.New(fault.NotFound, "no image with identifier %q", truncate(id))
+	case 1:
+		obj, err := r.src.Open(ctx, match[0])
+		if err != nil {
+			return nil, openError(err)
+		}
+		return obj, nil
+	}
+	return nil, fault.New(fault.NotFound, "identifier %q is ambiguous: %d image files match; add the extension", truncate(id), len(match))
+}
+
+func openError(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if errors.Is(err, source.ErrNotFound) {
+		return fault.New(fault.NotFound, "image not found")
+	}
+	return fault.Wrap(fault.Internal, err, "the image could not be opened")
+}
+
+func truncate(s string) string {
+	if len(s) <= 200 {
+		return s
+	}
+	return s[:200] + "…"
+}

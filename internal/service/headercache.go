@@ -1,0 +1,55 @@
+package service
+
+import (
+	"container/list"
+	"sync"
+
+	"github.com/iiifd/iiifd/internal/probe"
+)
+
+// headerCache keeps the header facts of recently used sources, keyed by
+// key and version, so that info.json and every tile of an image do not
+// re-read and re-parse its header. It is bounded by entry count with
+// least-recently-used eviction.
+type headerCache struct {
+	mu    sync.Mutex
+	max   int
+	order *list.List // front = most recent; values are *headerEntry
+	items map[string]*list.Element
+}
+
+type headerEntry struct {
+	key  string
+	info probe.Info
+}
+
+func newHeaderCache(max int) *headerCache {
+	return &headerCache{max: max, order: list.New(), items: make(map[string]*list.Element)}
+}
+
+func (c *headerCache) get(key string) (probe.Info, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[key]
+	if !ok {
+		return probe.Info{}, false
+	}
+	c.order.MoveToFront(el)
+	return el.Value.(*headerEntry).info, true
+}
+
+func (c *headerCache) put(key string, info probe.Info) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		el.Value.(*headerEntry).info = info
+		c.order.MoveToFront(el)
+		return
+	}
+	c.items[key] = c.order.PushFront(&headerEntry{key: key, info: info})
+	for c.order.Len() > c.max {
+		old := c.order.Back()
+		c.order.Remove(old)
+		delete(c.items, old.Value.(*headerEntry).key)
+	}
+}

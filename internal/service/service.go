@@ -1,0 +1,293 @@
+// Package service is the request pipeline of iiifd, one readable function
+// per endpoint: resolve the identifier, open the source, describe it from
+// its header, plan the request, and render it. It knows nothing of HTTP
+// beyond the errors' kinds; the httpapi package turns its results into
+// responses.
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/probe"
+	"github.com/iiifd/iiifd/internal/resolve"
+	"github.com/iiifd/iiifd/internal/source"
+)
+
+// Renderer produces the pixels of a plan. The libvips engine in package
+// pixels is one; a pure-Go engine for WebAssembly builds can be another.
+type Renderer interface {
+	// Render reads in, executes p and writes the encoded image to w.
+	Render(ctx context.Context, in pixels.Input, p *plan.Plan, w io.Writer) error
+	// Header describes files that the pure-Go probe cannot size.
+	Header(path string) (probe.Info, error)
+	// Formats lists the output formats the engine can write.
+	Formats() []iiif.Format
+}
+
+// Config is what the pipeline needs from the server's configuration.
+type Config struct {
+	Limits plan.Limits
+	// TileSize is advertised for sources that are not tiled.
+	TileSize int
+	// Variant distinguishes settings that change output bytes (encoder
+	// qualities): it is part of every ETag.
+	Variant string
+}
+
+// Service runs requests through the pipeline.
+type Service struct {
+	cfg      Config
+	resolver *resolve.Resolver
+	render   Renderer
+	formats  []iiif.Format
+	headers  *headerCache
+}
+
+// New returns a service reading sources through src and rendering with r.
+func New(cfg Config, src source.Source, r Renderer) (*Service, error) {
+	if cfg.TileSize <= 0 {
+		return nil, errors.New("service: tile size must be positive")
+	}
+	return &Service{
+		cfg:      cfg,
+		resolver: resolve.New(src),
+		render:   r,
+		formats:  r.Formats(),
+		headers:  newHeaderCache(4096),
+	}, nil
+}
+
+// Info is a rendered info.json with its validators.
+type Info struct {
+	Body    []byte
+	ModTime time.Time
+	ETag    string // strong, quoted
+}
+
+// Info returns the info.json of the identifier id for API version v, with
+// its id under base (the public URL of the server, without trailing slash).
+func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*Info, error) {
+	obj, err := s.resolver.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	hdr, err := s.describe(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	ii := s.imageInfo(ServiceID(base, v, id), hdr)
+	body, err := iiif.MarshalInfo(v, ii)
+	if err != nil {
+		return nil, fault.Wrap(fault.Internal, err, "info.json could not be written")
+	}
+	return &Info{
+		Body:    body,
+		ModTime: obj.ModTime,
+		ETag:    etag("info", fmt.Sprint(int(v)), id, obj.Key, obj.Version, base, s.cfg.Variant, fmt.Sprint(s.cfg.Limits, s.cfg.TileSize)),
+	}, nil
+}
+
+// ServiceID returns the IIIF id of an image service: base, the version's
+// prefix and the identifier with every reserved character (slashes
+// included) percent-encoded.
+func ServiceID(base string, v iiif.Version, id string) string {
+	return fmt.Sprintf("%s/iiif/%d/%s", strings.TrimSuffix(base, "/"), int(v), url.PathEscape(id))
+}
+
+// imageInfo assembles info.json's facts: the source's own tiling (or the
+// configured tile size), the power-of-two scale factors down to a single
+// tile, the cheaply available sizes, limits and capabilities.
+func (s *Service) imageInfo(id string, hdr probe.Info) iiif.ImageInfo {
+	l0 := hdr.Levels[0]
+	tw, th := l0.TileWidth, l0.TileHeight
+	if tw <= 0 || th <= 0 {
+		tw, th = s.cfg.TileSize, s.cfg.TileSize
+	}
+	lim := s.cfg.Limits
+	ii := iiif.ImageInfo{
+		ID:        id,
+		Width:     hdr.Width,
+		Height:    hdr.Height,
+		MaxWidth:  lim.MaxWidth,
+		MaxHeight: lim.MaxHeight,
+		MaxArea:   lim.MaxArea,
+		Tiles: []iiif.Tile{{
+			Width: tw, Height: th,
+			ScaleFactors: iiif.ScaleFactors(hdr.Width, hdr.Height, tw, th),
+		}},
+		Sizes:            s.sizes(hdr),
+		PreferredFormats: []iiif.Format{iiif.FormatJPG},
+	}
+	for _, f := range s.formats {
+		if f != iiif.FormatJPG && f != iiif.FormatPNG {
+			ii.ExtraFormats = append(ii.ExtraFormats, f)
+		}
+	}
+	if slices.Contains(s.formats, iiif.FormatWebP) {
+		ii.PreferredFormats = append(ii.PreferredFormats, iiif.FormatWebP)
+	}
+	ii.ExtraQualities = []iiif.Quality{iiif.QualityColor, iiif.QualityGray, iiif.QualityBitonal}
+	return ii
+}
+
+// sizes lists halvings of the full image, smallest first, that are within
+// the limits; viewers use them for thumbnails and the first view.
+func (s *Service) sizes(hdr probe.Info) []iiif.SizeEntry {
+	var out []iiif.SizeEntry
+	lim := s.cfg.Limits
+	for f := 1; ; f *= 2 {
+		w, h := ceilDiv(hdr.Width, f), ceilDiv(hdr.Height, f)
+		if (lim.MaxWidth == 0 || w <= lim.MaxWidth) && (lim.MaxHeight == 0 || h <= lim.MaxHeight) &&
+			(lim.MaxArea == 0 || int64(w)*int64(h) <= lim.MaxArea) {
+			out = append(out, iiif.SizeEntry{Width: w, Height: h})
+		}
+		if w <= 64 || h <= 64 || f >= 1<<20 {
+			break
+		}
+	}
+	slices.Reverse(out)
+	return out
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// Job is an image request planned and ready to render: everything a
+// response's headers need is known before any pixel is decoded.
+type Job struct {
+	Plan        plan.Plan
+	ContentType string
+	ModTime     time.Time
+	ETag        string // strong, quoted
+	// Canonical is the canonical path of the request after the
+	// identifier, e.g. "full/max/0/default.jpg".
+	Canonical string
+
+	obj    *source.Object
+	input  pixels.Input
+	render Renderer
+}
+
+// Image resolves, describes and plans an image request. The caller must
+// Close the job, rendered or not.
+func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job, error) {
+	if !slices.Contains(s.formats, req.Format) {
+		return nil, fault.New(fault.Unsupported, "format %q is not supported by this server; it can write %s", string(req.Format), formatList(s.formats))
+	}
+	obj, err := s.resolver.Open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	hdr, err := s.describe(ctx, obj)
+	if err != nil {
+		obj.Close()
+		return nil, err
+	}
+	p, err := plan.Make(req, planImage(hdr), s.cfg.Limits)
+	if err != nil {
+		obj.Close()
+		return nil, err
+	}
+	canon := p.Canonical.String()
+	return &Job{
+		Plan:        p,
+		ContentType: pixels.ContentType(req.Format),
+		ModTime:     obj.ModTime,
+		ETag:        etag("image", obj.Key, canon, obj.Version, s.cfg.Variant),
+		Canonical:   canon,
+		obj:         obj,
+		input:       pixels.Input{Path: obj.Path, Level: hdr.Levels[p.Level]},
+		render:      s.render,
+	}, nil
+}
+
+// Render writes the encoded image to w.
+func (j *Job) Render(ctx context.Context, w io.Writer) error {
+	if j.input.Path == "" {
+		return fault.New(fault.NotImplemented, "this source cannot be decoded yet")
+	}
+	return j.render.Render(ctx, j.input, &j.Plan, w)
+}
+
+// Close releases the source.
+func (j *Job) Close() error { return j.obj.Close() }
+
+func planImage(hdr probe.Info) plan.Image {
+	img := plan.Image{Width: hdr.Width, Height: hdr.Height}
+	for _, l := range hdr.Levels {
+		img.Levels = append(img.Levels, plan.Level{Width: l.Width, Height: l.Height})
+	}
+	return img
+}
+
+// describe returns the header facts of obj, from the cache when the same
+// version of the object was described before.
+func (s *Service) describe(ctx context.Context, obj *source.Object) (probe.Info, error) {
+	key := obj.Key + "\x00" + obj.Version
+	if hdr, ok := s.headers.get(key); ok {
+		return hdr, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return probe.Info{}, err
+	}
+	hdr, err := probe.Read(obj, obj.Size)
+	if err != nil || len(hdr.Levels) == 0 {
+		// The pure-Go probe does not size every format (HEIF, AVIF);
+		// libvips reads the header of anything it can decode.
+		if obj.Path == "" {
+			return probe.Info{}, headerError(err)
+		}
+		vh, verr := s.render.Header(obj.Path)
+		if verr != nil {
+			if err == nil {
+				err = verr
+			}
+			return probe.Info{}, headerError(err)
+		}
+		hdr = vh
+	}
+	s.headers.put(key, hdr)
+	return hdr, nil
+}
+
+func headerError(err error) error {
+	if errors.Is(err, probe.ErrUnknownFormat) {
+		return fault.Wrap(fault.NotImplemented, err, "the source image is in a format this server cannot read")
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	return fault.Wrap(fault.Internal, err, "the source image is damaged or unreadable")
+}
+
+func formatList(fs []iiif.Format) string {
+	s := make([]string, len(fs))
+	for i, f := range fs {
+		s[i] = string(f)
+	}
+	return strings.Join(s, ", ")
+}
+
+// etag hashes the parts that fully determine a response's bytes.
+func etag(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
+}

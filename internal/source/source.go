@@ -1,0 +1,40 @@
+// Package source defines where image bytes come from: an Object is one
+// stored image, opened by key, readable at any offset. Backends live in
+// subpackages (fs for local disk); they all pass the conformance tests in
+// sourcetest.
+package source
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) when no object has the key.
+var ErrNotFound = errors.New("source: not found")
+
+// Object is an opened source image. Callers must Close it.
+type Object struct {
+	io.ReaderAt
+	io.Closer
+	Key     string    // the key it was opened by
+	Size    int64     // size in bytes
+	ModTime time.Time // last modification, zero when unknown
+	// Version changes whenever the bytes change (an ETag, or size and
+	// modification time); caches and HTTP validators key on it.
+	Version string
+	// Path is the object's file on local disk, for decoders that read files
+	// themselves; empty for remote objects.
+	Path string
+}
+
+// Source opens objects by key. Keys are slash-separated relative paths
+// that have already been checked by the resolver.
+type Source interface {
+	Open(ctx context.Context, key string) (*Object, error)
+	// Siblings returns the keys in key's folder whose name starts with
+	// key's base name followed by a dot (photo → photo.tif, photo.jpg),
+	// for identifiers given without their extension.
+	Siblings(ctx context.Context, key string) ([]string, error)
+}

@@ -1,0 +1,66 @@
+# shellcheck shell=bash
+# Sourced by the other scripts: makes sure the build and test tools are
+# present, installing what is missing (Debian packages with apt-get, the Go
+# toolchain from the Go module proxy), and puts them on PATH.
+set -euo pipefail
+
+GO_VERSION=$(awk '/^go /{print $2; exit}' "$(dirname "${BASH_SOURCE[0]}")/../go.mod")
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+		echo "need root to run: $*" >&2
+		return 1
+	fi
+}
+
+apt_install() {
+	local missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "==> installing ${missing[*]}" >&2
+	if [ ! -f /var/lib/apt/periodic/iiifd-updated ] || ! apt-cache policy "${missing[0]}" | grep -q Candidate:; then
+		as_root apt-get update -qq
+		as_root mkdir -p /var/lib/apt/periodic && as_root touch /var/lib/apt/periodic/iiifd-updated
+	fi
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+go_ok() {
+	command -v go >/dev/null || return 1
+	local have
+	have=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
+	[ "$(printf '%s\n%s\n' "$GO_VERSION" "$have" | sort -V | head -1)" = "$GO_VERSION" ]
+}
+
+ensure_go() {
+	for d in /usr/local/go/bin "$HOME/.cache/iiifd/go/bin"; do
+		[ -x "$d/go" ] && case ":$PATH:" in *":$d:"*) ;; *) PATH="$d:$PATH" ;; esac
+	done
+	export PATH
+	go_ok && return 0
+	# The Go toolchain is published as a module on the Go module proxy; this
+	# is what GOTOOLCHAIN=auto downloads too.
+	apt_install curl ca-certificates unzip
+	local proxy arch dest
+	proxy=$(printf '%s' "${GOPROXY:-https://proxy.golang.org}" | cut -d, -f1 | cut -d'|' -f1)
+	arch=$(dpkg --print-architecture)
+	dest="$HOME/.cache/iiifd"
+	echo "==> fetching Go $GO_VERSION from the module proxy" >&2
+	mkdir -p "$dest"
+	curl -fsSL "$proxy/golang.org/toolchain/@v/v0.0.1-go$GO_VERSION.linux-$arch.zip" -o "$dest/go.zip"
+	rm -rf "$dest/go" "$dest/golang.org"
+	unzip -q "$dest/go.zip" -d "$dest"
+	mv "$dest/golang.org/toolchain@v0.0.1-go$GO_VERSION.linux-$arch" "$dest/go"
+	rm -rf "$dest/go.zip" "$dest/golang.org"
+	chmod +x "$dest/go/bin/"* "$dest/go/pkg/tool/"*/* 2>/dev/null || true
+	PATH="$dest/go/bin:$PATH"
+	export PATH
+	go_ok
+}
+
+# Build dependencies: a C compiler for cgo, libvips and pkg-config.
+apt_install gcc libc6-dev pkg-config libvips-dev
+ensure_go
+export CGO_ENABLED=1
