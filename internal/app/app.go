@@ -62,9 +62,9 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("libvips: %w", err)
 	}
-	eng := engine{opt: pixels.EncodeOptions{
+	eng := Engine(pixels.EncodeOptions{
 		JPEGQuality: cfg.JPEGQuality, WebPQuality: cfg.WebPQuality, AVIFQuality: cfg.AVIFQuality,
-	}}
+	})
 	svc, err := service.New(service.Config{
 		Limits:   Limits(cfg),
 		TileSize: cfg.TileSize,
@@ -146,6 +146,10 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	return nil
 }
+
+// Engine returns the libvips pixel engine as a service.Renderer, encoding
+// with opt. pixels.Startup must have been called.
+func Engine(opt pixels.EncodeOptions) service.Renderer { return engine{opt: opt} }
 
 // engine adapts the libvips package to service.Renderer.
 type engine struct{ opt pixels.EncodeOptions }

@@ -144,20 +144,28 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	w.Write(info.Body)
 }
 
-// infoContentType negotiates JSON-LD: clients that ask for
-// application/ld+json get it with the version's context as profile, others
-// plain application/json.
+// infoContentType negotiates JSON-LD. Version 3 (§5.1) answers JSON-LD
+// with the context as profile unless the client asks for plain JSON only;
+// version 2.1 (§5.1) must answer application/json unless the client asks
+// for JSON-LD.
 func infoContentType(v iiif.Version, accept string) string {
+	var ld, plain bool
 	for _, part := range strings.Split(accept, ",") {
 		mt, _, _ := strings.Cut(part, ";")
-		if strings.EqualFold(strings.TrimSpace(mt), "application/ld+json") {
-			if v == iiif.V2 {
-				return iiif.MediaTypeJSONLD2
-			}
-			return iiif.MediaTypeJSONLD3
+		switch strings.ToLower(strings.TrimSpace(mt)) {
+		case "application/ld+json":
+			ld = true
+		case "application/json":
+			plain = true
 		}
 	}
-	return "application/json"
+	switch {
+	case ld:
+		return iiif.JSONLDMediaType(v)
+	case v == iiif.V3 && !plain:
+		return iiif.MediaTypeJSONLD3
+	}
+	return iiif.MediaTypeJSON
 }
 
 func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Version, id, region, size, rotation, qf string) {

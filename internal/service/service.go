@@ -118,6 +118,7 @@ func (s *Service) imageInfo(id string, hdr probe.Info) iiif.ImageInfo {
 		tw, th = s.cfg.TileSize, s.cfg.TileSize
 	}
 	lim := s.cfg.Limits
+	tw, th = fitTile(tw, th, lim)
 	ii := iiif.ImageInfo{
 		ID:        id,
 		Width:     hdr.Width,
@@ -165,6 +166,26 @@ func (s *Service) sizes(hdr probe.Info) []iiif.SizeEntry {
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
+// fitTile shrinks a tile size to the output limits, because info.json
+// must not advertise tiles that the server would refuse. A maxHeight left
+// unset takes maxWidth's value, as 3.0 §5.2 tells clients to assume.
+func fitTile(tw, th int, lim plan.Limits) (int, int) {
+	maxH := lim.MaxHeight
+	if maxH == 0 {
+		maxH = lim.MaxWidth
+	}
+	if lim.MaxWidth > 0 && tw > lim.MaxWidth {
+		tw = lim.MaxWidth
+	}
+	if maxH > 0 && th > maxH {
+		th = maxH
+	}
+	for lim.MaxArea > 0 && int64(tw)*int64(th) > lim.MaxArea && tw > 1 && th > 1 {
+		tw, th = max(tw/2, 1), max(th/2, 1)
+	}
+	return tw, th
+}
+
 // Job is an image request planned and ready to render: everything a
 // response's headers need is known before any pixel is decoded.
 type Job struct {
@@ -185,7 +206,8 @@ type Job struct {
 // Close the job, rendered or not.
 func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job, error) {
 	if !slices.Contains(s.formats, req.Format) {
-		return nil, fault.New(fault.Unsupported, "format %q is not supported by this server; it can write %s", string(req.Format), formatList(s.formats))
+		// 3.0 §4.5 and 2.1 §4.5: an unsupported format should be a 400.
+		return nil, fault.New(fault.BadRequest, "format: %q is not supported by this server; it can write %s", string(req.Format), formatList(s.formats))
 	}
 	obj, err := s.resolver.Open(ctx, id)
 	if err != nil {

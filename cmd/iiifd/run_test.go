@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeEmbeddedDefault is the README's first command as a new user
+// meets it: no root, no configuration, the sample images served; then a
+// graceful stop that exits 0.
+func TestServeEmbeddedDefault(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- serve(ctx, []string{"--addr", "127.0.0.1:0"}, io.Discard, &stderr, func(a net.Addr) { addrc <- a })
+	}()
+	var base string
+	select {
+	case a := <-addrc:
+		base = "http://" + a.String()
+	case code := <-done:
+		t.Fatalf("serve exited %d: %s", code, stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	for _, id := range []string{"mandelbrot", "julia", "testchart", "zoneplate"} {
+		res, err := http.Get(base + "/iiif/3/" + id + "/info.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info struct{ Width, Height int }
+		json.NewDecoder(res.Body).Decode(&info)
+		res.Body.Close()
+		if res.StatusCode != 200 || info.Width == 0 {
+			t.Errorf("%s: status %d, info %+v", id, res.StatusCode, info)
+		}
+		res, err = http.Get(base + "/iiif/3/" + id + "/full/!256,256/0/default.jpg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("%s thumbnail: status %d", id, res.StatusCode)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d after shutdown: %s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no shutdown")
+	}
+	if !strings.Contains(stderr.String(), "embedded sample images") {
+		t.Errorf("the log does not say it serves the samples: %s", stderr.String())
+	}
+}
+
+func TestRunCommands(t *testing.T) {
+	cases := []struct {
+		args    []string
+		code    int
+		out     string // in stdout or stderr
+		withEnv map[string]string
+	}{
+		{[]string{"help"}, 0, "iiifd serve", nil},
+		{[]string{"version"}, 0, "iiifd", nil},
+		{[]string{"frobnicate"}, 2, "unknown command", nil},
+		{[]string{"serve", "-h"}, 0, "-max-width", nil},
+		{[]string{"help", "serve"}, 0, "IIIFD_", nil},
+		{[]string{"serve", "--no-such-flag"}, 2, "no-such-flag", nil},
+		{[]string{"serve", "--tile-size", "1"}, 2, "tile-size", nil},
+		{[]string{"serve", "extra"}, 2, "unexpected", nil},
+		{[]string{"serve", "--root", "/does/not/exist", "--addr", "127.0.0.1:0"}, 1, "root", nil},
+		{[]string{"serve", "--addr", "127.0.0.1:0"}, 2, "IIIFD_MAX_AREA", map[string]string{"IIIFD_MAX_AREA": "lots"}},
+	}
+	for _, tc := range cases {
+		for k, v := range tc.withEnv {
+			t.Setenv(k, v)
+		}
+		var out bytes.Buffer
+		code := run(context.Background(), tc.args, &out, &out)
+		if code != tc.code || !strings.Contains(out.String(), tc.out) {
+			t.Errorf("run %v: exit %d, want %d; output %q lacks %q", tc.args, code, tc.code, out.String(), tc.out)
+		}
+		for k := range tc.withEnv {
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func TestServeConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "iiifd.toml")
+	os.WriteFile(cfg, []byte("addr = \"127.0.0.1:0\"\nmax-width = 300\n"), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	done := make(chan int, 1)
+	go func() { done <- serve(ctx, []string{"--config", cfg}, io.Discard, io.Discard, func(a net.Addr) { addrc <- a }) }()
+	var a net.Addr
+	select {
+	case a = <-addrc:
+	case code := <-done:
+		t.Fatalf("exit %d", code)
+	}
+	res, err := http.Get("http://" + a.String() + "/iiif/3/julia/info.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct{ MaxWidth int }
+	json.NewDecoder(res.Body).Decode(&info)
+	res.Body.Close()
+	if info.MaxWidth != 300 {
+		t.Errorf("maxWidth from the config file: %d", info.MaxWidth)
+	}
+	cancel()
+	<-done
+}

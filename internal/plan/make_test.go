@@ -1,0 +1,478 @@
+package plan
+
+import (
+	"errors"
+	"image"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/iiifd/iiifd/internal/iiif"
+)
+
+// spec is the 300×200 image of the spec's examples.
+var spec = Image{Width: 300, Height: 200}
+
+// plan parses a "region/size/rotation/quality.format" path and plans it.
+func plan(t testing.TB, v iiif.Version, path string, img Image, lim Limits) (Plan, error) {
+	t.Helper()
+	seg := strings.Split(path, "/")
+	if len(seg) != 4 {
+		t.Fatalf("bad test path %q", path)
+	}
+	req, err := iiif.ParseImage(v, seg[0], seg[1], seg[2], seg[3])
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return Make(req, img, lim)
+}
+
+func TestRegion(t *testing.T) {
+	tests := []struct {
+		path string
+		img  Image
+		want image.Rectangle
+	}{
+		// 3.0 §4.1 and 2.1 §4.1 examples on the 300×200 image.
+		{"full/max/0/default.jpg", spec, image.Rect(0, 0, 300, 200)},
+		{"square/max/0/default.jpg", spec, image.Rect(50, 0, 250, 200)},
+		{"125,15,120,140/max/0/default.jpg", spec, image.Rect(125, 15, 245, 155)},
+		{"pct:41.6,7.5,40,70/max/0/default.jpg", spec, image.Rect(125, 15, 245, 155)},
+		// "N.B. Returned image is 175,185 px".
+		{"125,15,200,200/max/0/default.jpg", spec, image.Rect(125, 15, 300, 200)},
+		{"pct:41.6,7.5,66.6,100/max/0/default.jpg", spec, image.Rect(125, 15, 300, 200)},
+		{"299,199,10,10/max/0/default.jpg", spec, image.Rect(299, 199, 300, 200)},
+		{"0,0,999999999,999999999/max/0/default.jpg", spec, image.Rect(0, 0, 300, 200)},
+		{"square/max/0/default.jpg", Image{Width: 200, Height: 301}, image.Rect(0, 50, 200, 250)},
+		{"square/max/0/default.jpg", Image{Width: 7, Height: 7}, image.Rect(0, 0, 7, 7)},
+		// Adjacent pct regions share edges exactly.
+		{"pct:0,0,33.3333333333,100/max/0/default.jpg", Image{Width: 100, Height: 10}, image.Rect(0, 0, 33, 10)},
+		{"pct:33.3333333333,0,33.3333333333,100/max/0/default.jpg", Image{Width: 100, Height: 10}, image.Rect(33, 0, 67, 10)},
+		{"pct:66.6666666666,0,33.3333333334,100/max/0/default.jpg", Image{Width: 100, Height: 10}, image.Rect(67, 0, 100, 10)},
+		// A tiny pct region inside the image keeps one pixel.
+		{"pct:50,50,0.0001,0.0001/max/0/default.jpg", spec, image.Rect(150, 100, 151, 101)},
+		{"pct:99.9,99.9,50,50/max/0/default.jpg", spec, image.Rect(299, 199, 300, 200)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			for _, v := range []iiif.Version{iiif.V2, iiif.V3} {
+				path := tt.path
+				if v == iiif.V2 {
+					path = strings.Replace(path, "/max/", "/full/", 1)
+				}
+				p, err := plan(t, v, path, tt.img, Limits{})
+				if err != nil {
+					t.Fatalf("v%d: %v", v, err)
+				}
+				if p.Region != tt.want {
+					t.Errorf("v%d: region %v, want %v", v, p.Region, tt.want)
+				}
+				if p.Width != tt.want.Dx() || p.Height != tt.want.Dy() {
+					t.Errorf("v%d: size %dx%d, want the region's", v, p.Width, p.Height)
+				}
+			}
+		})
+	}
+}
+
+func TestRegionOutside(t *testing.T) {
+	for _, path := range []string{
+		"300,0,10,10/max/0/default.jpg",
+		"0,200,10,10/max/0/default.jpg",
+		"999999999,0,1,1/max/0/default.jpg",
+		"pct:100,0,10,10/max/0/default.jpg",
+		"pct:0,100,10,10/max/0/default.jpg",
+		"pct:1000000000,0,1,1/max/0/default.jpg",
+	} {
+		_, err := plan(t, iiif.V3, path, spec, Limits{})
+		wantErr(t, path, err, "region", 400, "outside")
+	}
+}
+
+func TestSize3(t *testing.T) {
+	tests := []struct {
+		path string
+		img  Image
+		lim  Limits
+		w, h int
+	}{
+		// 3.0 §4.2 examples on the 300×200 image.
+		{"full/max/0/default.jpg", spec, Limits{}, 300, 200},
+		{"full/max/0/default.jpg", spec, Limits{MaxWidth: 200}, 200, 133},  // "Assuming ... maxWidth of 200px"
+		{"full/^max/0/default.jpg", spec, Limits{MaxWidth: 360}, 360, 240}, // "Assuming ... maxWidth of 360px"
+		{"full/150,/0/default.jpg", spec, Limits{}, 150, 100},
+		{"full/^360,/0/default.jpg", spec, Limits{MaxWidth: 360}, 360, 240},
+		{"full/,150/0/default.jpg", spec, Limits{}, 225, 150},
+		{"full/^,240/0/default.jpg", spec, Limits{MaxWidth: 360}, 360, 240},
+		{"full/pct:50/0/default.jpg", spec, Limits{}, 150, 100},
+		{"full/^pct:120/0/default.jpg", spec, Limits{MaxWidth: 360}, 360, 240},
+		{"full/225,100/0/default.jpg", spec, Limits{}, 225, 100},
+		{"full/^360,360/0/default.jpg", spec, Limits{MaxWidth: 360}, 360, 360},
+		{"full/!225,100/0/default.jpg", spec, Limits{}, 150, 100},               // "Returned image is 150,100 px"
+		{"full/^!360,360/0/default.jpg", spec, Limits{MaxWidth: 360}, 360, 240}, // "Returned image is 360,240 px"
+		// The §4.6 example: a 120×140 region at 90 wide.
+		{"125,15,120,140/90,/!345/gray.jpg", spec, Limits{}, 90, 105},
+		// !w,h never upscales: the 1000×1000 image at !2000,3000.
+		{"full/!2000,3000/0/default.jpg", Image{Width: 1000, Height: 1000}, Limits{}, 1000, 1000},
+		{"full/!2000,3000/0/default.jpg", Image{Width: 1000, Height: 1000}, Limits{MaxWidth: 5000}, 1000, 1000},
+		{"full/^!2000,3000/0/default.jpg", Image{Width: 1000, Height: 1000}, Limits{MaxWidth: 5000}, 2000, 2000},
+		{"full/!500,3000/0/default.jpg", Image{Width: 1000, Height: 1000}, Limits{}, 500, 500},
+		// ^ that does not need to upscale needs no limits.
+		{"full/^max/0/default.jpg", spec, Limits{}, 300, 200},
+		{"full/^150,/0/default.jpg", spec, Limits{}, 150, 100},
+		{"full/^!100,100/0/default.jpg", spec, Limits{}, 100, 67},
+		{"full/^pct:100/0/default.jpg", spec, Limits{}, 300, 200},
+		// ^max is bounded by every limit; area alone scales both sides.
+		{"full/^max/0/default.jpg", spec, Limits{MaxArea: 240000}, 600, 400},
+		{"full/^max/0/default.jpg", spec, Limits{MaxWidth: 1000, MaxHeight: 300}, 450, 300},
+		{"full/^max/0/default.jpg", spec, Limits{MaxWidth: 100}, 100, 67},
+		// ±1 px: one pixel over the region is served at the region's size.
+		{"full/301,/0/default.jpg", spec, Limits{}, 300, 200},
+		{"full/,201/0/default.jpg", spec, Limits{}, 300, 200},
+		{"full/301,201/0/default.jpg", spec, Limits{}, 300, 200},
+		{"full/301,100/0/default.jpg", spec, Limits{}, 300, 100},
+		{"125,15,120,140/121,141/0/default.jpg", spec, Limits{}, 120, 140},
+		// max and !w,h shrink to the limits instead of failing.
+		{"full/max/0/default.jpg", Image{Width: 40000, Height: 30000}, Limits{MaxArea: 1_000_000}, 1154, 866},
+		{"full/max/0/default.jpg", Image{Width: 40000, Height: 30000}, Limits{MaxWidth: 5000, MaxHeight: 2000}, 2667, 2000},
+		{"full/!4000,4000/0/default.jpg", Image{Width: 40000, Height: 30000}, Limits{MaxWidth: 3000}, 3000, 2250},
+		{"full/max/0/default.gif", Image{Width: 4000, Height: 3000}, Limits{PerFormat: map[iiif.Format]FormatLimits{iiif.FormatGIF: {MaxWidth: 800}}}, 800, 600},
+		{"full/max/0/default.jpg", Image{Width: 4000, Height: 3000}, Limits{PerFormat: map[iiif.Format]FormatLimits{iiif.FormatGIF: {MaxWidth: 800}}}, 4000, 3000},
+		// Extreme shapes still get at least one pixel per side.
+		{"full/max/0/default.jpg", Image{Width: 1, Height: 100000}, Limits{MaxArea: 100}, 1, 100},
+		{"full/max/0/default.jpg", Image{Width: 100000, Height: 1}, Limits{MaxWidth: 10}, 10, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			p, err := plan(t, iiif.V3, tt.path, tt.img, tt.lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Width != tt.w || p.Height != tt.h {
+				t.Errorf("size %dx%d, want %dx%d", p.Width, p.Height, tt.w, tt.h)
+			}
+		})
+	}
+}
+
+func TestSize2(t *testing.T) {
+	up := Limits{MaxWidth: 10000}
+	tests := []struct {
+		path string
+		img  Image
+		lim  Limits
+		w, h int
+	}{
+		// 2.1 §4.2 examples on the 300×200 image.
+		{"full/full/0/default.jpg", spec, Limits{}, 300, 200},
+		{"full/max/0/default.jpg", spec, Limits{MaxWidth: 200}, 200, 133},
+		{"full/150,/0/default.jpg", spec, Limits{}, 150, 100},
+		{"full/,150/0/default.jpg", spec, Limits{}, 225, 150},
+		{"full/pct:50/0/default.jpg", spec, Limits{}, 150, 100},
+		{"full/225,100/0/default.jpg", spec, Limits{}, 225, 100},
+		{"full/!225,100/0/default.jpg", spec, Limits{}, 150, 100},
+		// Version 2 upscales without "^" where upscaling is served.
+		{"full/600,/0/default.jpg", spec, up, 600, 400},
+		{"full/,400/0/default.jpg", spec, up, 600, 400},
+		{"full/pct:150/0/default.jpg", spec, up, 450, 300},
+		{"full/600,600/0/default.jpg", spec, up, 600, 600},
+		{"full/!600,600/0/default.jpg", spec, up, 600, 400},
+		// !w,h without upscaling support stays at the region's size.
+		{"full/!600,600/0/default.jpg", spec, Limits{}, 300, 200},
+		// "full" over the limits shrinks like max.
+		{"full/full/0/default.jpg", spec, Limits{MaxWidth: 200}, 200, 133},
+		{"full/full/0/default.jpg", Image{Width: 40000, Height: 30000}, Limits{MaxArea: 1_000_000}, 1154, 866},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			p, err := plan(t, iiif.V2, tt.path, tt.img, tt.lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Width != tt.w || p.Height != tt.h {
+				t.Errorf("size %dx%d, want %dx%d", p.Width, p.Height, tt.w, tt.h)
+			}
+		})
+	}
+}
+
+func TestSizeErrors(t *testing.T) {
+	big := Image{Width: 10000, Height: 10000}
+	tall := Image{Width: 10000, Height: 20000}
+	gif := Limits{MaxWidth: 5000, PerFormat: map[iiif.Format]FormatLimits{iiif.FormatGIF: {MaxWidth: 800, MaxArea: 100000}}}
+	tests := []struct {
+		v      iiif.Version
+		path   string
+		img    Image
+		lim    Limits
+		status int
+		msg    string
+	}{
+		// 3.0 §4.2: above the region without ^ is 400 (beyond the 1 px
+		// tolerance).
+		{iiif.V3, "full/302,/0/default.jpg", spec, Limits{}, 400, "larger than the region"},
+		{iiif.V3, "full/,202/0/default.jpg", spec, Limits{}, 400, "larger than the region"},
+		{iiif.V3, "full/300,202/0/default.jpg", spec, Limits{}, 400, "height 202"},
+		{iiif.V3, "125,15,120,140/122,/0/default.jpg", spec, Limits{}, 400, "width 122"},
+		// Below 1 pixel: 400.
+		{iiif.V3, "full/pct:0.01/0/default.jpg", spec, Limits{}, 400, "less than 1 pixel"},
+		{iiif.V3, "full/,1/0/default.jpg", Image{Width: 1, Height: 1000}, Limits{}, 400, "less than 1 pixel"},
+		{iiif.V2, "full/1,/0/default.jpg", Image{Width: 1000, Height: 1}, Limits{}, 400, "less than 1 pixel"},
+		// Upscaling without a width or area limit: 501.
+		{iiif.V3, "full/^360,/0/default.jpg", spec, Limits{}, 501, "upscaling"},
+		{iiif.V3, "full/^pct:120/0/default.jpg", spec, Limits{}, 501, "upscaling"},
+		{iiif.V3, "full/^!360,360/0/default.jpg", spec, Limits{}, 501, "upscaling"},
+		{iiif.V3, "full/^300,201/0/default.jpg", spec, Limits{MaxHeight: 1000}, 501, "upscaling"},
+		{iiif.V2, "full/600,/0/default.jpg", spec, Limits{}, 501, "upscaling"},
+		{iiif.V2, "full/pct:150/0/default.jpg", spec, Limits{}, 501, "upscaling"},
+		// Limits: 400 in version 3, 404 in version 2; the message names
+		// the limit.
+		{iiif.V3, "full/6000,/0/default.jpg", big, Limits{MaxWidth: 5000}, 400, "requested width 6000 exceeds maxWidth 5000"},
+		{iiif.V3, "full/,6000/0/default.jpg", tall, Limits{MaxWidth: 5000}, 400, "requested height 6000 exceeds maxHeight 5000"},
+		{iiif.V3, "full/,6000/0/default.jpg", tall, Limits{MaxWidth: 8000, MaxHeight: 5000}, 400, "requested height 6000 exceeds maxHeight 5000"},
+		{iiif.V3, "full/3000,3000/0/default.jpg", big, Limits{MaxArea: 1_000_000}, 400, "requested area 9000000 exceeds maxArea 1000000"},
+		{iiif.V3, "full/pct:60/0/default.jpg", big, Limits{MaxWidth: 5000}, 400, "requested width 6000 exceeds maxWidth 5000"},
+		{iiif.V3, "full/^6000,/0/default.jpg", spec, Limits{MaxWidth: 5000}, 400, "requested width 6000 exceeds maxWidth 5000"},
+		{iiif.V3, "full/^pct:1000000000/0/default.jpg", spec, Limits{MaxWidth: 5000}, 400, "exceeds maxWidth 5000"},
+		{iiif.V3, "full/1000,/0/default.gif", big, gif, 400, "requested width 1000 exceeds maxWidth 800 for format gif"},
+		{iiif.V3, "full/500,500/0/default.gif", big, gif, 400, "requested area 250000 exceeds maxArea 100000 for format gif"},
+		{iiif.V3, "full/6000,/0/default.gif", big, gif, 400, "requested width 6000 exceeds maxWidth 800 for format gif"},
+		{iiif.V2, "full/6000,/0/default.jpg", big, Limits{MaxWidth: 5000}, 404, "requested width 6000 exceeds maxWidth 5000"},
+		{iiif.V2, "full/^max/0/default.jpg", spec, Limits{}, 0, ""}, // not reached: parse error
+	}
+	for _, tt := range tests {
+		if tt.status == 0 {
+			continue
+		}
+		t.Run(tt.path, func(t *testing.T) {
+			_, err := plan(t, tt.v, tt.path, tt.img, tt.lim)
+			wantErr(t, tt.path, err, "size", tt.status, tt.msg)
+		})
+	}
+	// The same gif request is fine as a jpg.
+	if _, err := plan(t, iiif.V3, "full/1000,/0/default.jpg", big, gif); err != nil {
+		t.Errorf("jpg: %v", err)
+	}
+}
+
+func TestRotation(t *testing.T) {
+	tests := []struct {
+		rot    string
+		w, h   int // in: 300×200 at max
+		ow, oh int
+		deg    float64
+		mirror bool
+	}{
+		// 3.0 §4.3 and 2.1 §4.3 examples.
+		{"0", 300, 200, 300, 200, 0, false},
+		{"180", 300, 200, 300, 200, 180, false},
+		{"90", 300, 200, 200, 300, 90, false},
+		{"270", 300, 200, 200, 300, 270, false},
+		{"22.5", 300, 200, 354, 300, 22.5, false},
+		{"!0", 300, 200, 300, 200, 0, true},
+		{"!180", 300, 200, 300, 200, 180, true},
+		{"360", 300, 200, 300, 200, 0, false},
+		{"!360", 300, 200, 300, 200, 0, true},
+		{"45", 300, 200, 354, 354, 45, false},
+		{"135", 300, 200, 354, 354, 135, false},
+		{"0.0000000001", 300, 200, 300, 200, 1e-10, false},
+		{"359.9999999999", 300, 200, 300, 200, 359.9999999999, false},
+	}
+	for _, tt := range tests {
+		p, err := plan(t, iiif.V3, "full/max/"+tt.rot+"/default.png", spec, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.OutWidth != tt.ow || p.OutHeight != tt.oh || p.Rotation != tt.deg || p.Mirror != tt.mirror {
+			t.Errorf("%s: out %dx%d rot %v mirror %v, want %dx%d %v %v", tt.rot, p.OutWidth, p.OutHeight, p.Rotation, p.Mirror, tt.ow, tt.oh, tt.deg, tt.mirror)
+		}
+		if p.Width != tt.w || p.Height != tt.h {
+			t.Errorf("%s: rotation changed the scaled size to %dx%d", tt.rot, p.Width, p.Height)
+		}
+	}
+	// 22.5° of 300×200: |300cos|+|200sin| = 277.16+76.54, 200cos+300sin = 184.78+114.81.
+	rad := 22.5 * math.Pi / 180
+	if w := int(math.Round(300*math.Cos(rad) + 200*math.Sin(rad))); w != 354 {
+		t.Errorf("formula check %d", w)
+	}
+}
+
+// pyramid is a 40,000×30,000 image with halving levels, each
+// ceil(previous/2), down to below 256 pixels.
+func pyramid() Image {
+	img := Image{Width: 40000, Height: 30000}
+	w, h := img.Width, img.Height
+	for {
+		img.Levels = append(img.Levels, Level{Width: w, Height: h})
+		if w < 256 && h < 256 {
+			return img
+		}
+		w, h = (w+1)/2, (h+1)/2
+	}
+}
+
+func TestLevel(t *testing.T) {
+	pyr := pyramid()
+	jpeg := Image{Width: 1001, Height: 1001, Levels: []Level{{1001, 1001}, {501, 501}, {251, 251}, {126, 126}}}
+	tests := []struct {
+		path        string
+		img         Image
+		lim         Limits
+		level       int
+		levelRegion image.Rectangle
+		w, h        int
+	}{
+		// A 1024 thumbnail of the whole pyramid reads the 1250×938 level,
+		// the smallest one still at least 1024×768.
+		{"full/!1024,1024/0/default.jpg", pyr, Limits{}, 5, image.Rect(0, 0, 1250, 938), 1024, 768},
+		{"full/1250,/0/default.jpg", pyr, Limits{}, 5, image.Rect(0, 0, 1250, 938), 1250, 938},
+		{"full/1251,/0/default.jpg", pyr, Limits{}, 4, image.Rect(0, 0, 2500, 1875), 1251, 938},
+		{"full/max/0/default.jpg", pyr, Limits{MaxArea: 1_000_000}, 5, image.Rect(0, 0, 1250, 938), 1154, 866},
+		{"full/max/0/default.jpg", pyr, Limits{}, 0, image.Rect(0, 0, 40000, 30000), 40000, 30000},
+		// A tile: 2000×2000 at 10000,10000 scaled to 500 reads level 2.
+		{"10000,10000,2000,2000/500,/0/default.jpg", pyr, Limits{}, 2, image.Rect(2500, 2500, 3000, 3000), 500, 500},
+		// The bottom-right edge tile of a tile grid at scale factor 64.
+		{"32768,16384,7232,13616/113,213/0/default.jpg", pyr, Limits{}, 6, image.Rect(512, 256, 625, 469), 113, 213},
+		// Upscaling reads the full level.
+		{"0,0,100,100/^200,/0/default.jpg", pyr, Limits{MaxWidth: 1000}, 0, image.Rect(0, 0, 100, 100), 200, 200},
+		// JPEG shrink-on-load levels are ceil(W/s): the level's own ratio
+		// is used and the region is rounded outward.
+		{"full/126,/0/default.jpg", jpeg, Limits{}, 3, image.Rect(0, 0, 126, 126), 126, 126},
+		{"full/127,/0/default.jpg", jpeg, Limits{}, 2, image.Rect(0, 0, 251, 251), 127, 127},
+		{"1000,1000,1,1/max/0/default.jpg", jpeg, Limits{}, 0, image.Rect(1000, 1000, 1001, 1001), 1, 1},
+		// A 1-pixel region is not read from a level where it is half a
+		// pixel.
+		{"1000,1000,1,1/pct:50/0/default.jpg", jpeg, Limits{}, 0, image.Rect(1000, 1000, 1001, 1001), 1, 1},
+		// Edge tiles of the JPEG's own tile grid at factor 8: ceil(201/8)
+		// = 26 from 201·126/1001 = 25.3 pixels is too much of a shortfall,
+		// ceil(1001/8) = 126 from the whole level is exact.
+		{"800,800,201,201/26,26/0/default.jpg", jpeg, Limits{}, 2, image.Rect(200, 200, 251, 251), 26, 26},
+		{"full/126,126/0/default.jpg", jpeg, Limits{}, 3, image.Rect(0, 0, 126, 126), 126, 126},
+		{"1,1,999,999/125,/0/default.jpg", jpeg, Limits{}, 3, image.Rect(0, 0, 126, 126), 125, 125},
+		// No levels: level 0, the region itself.
+		{"10,10,20,20/10,/0/default.jpg", spec, Limits{}, 0, image.Rect(10, 10, 30, 30), 10, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			p, err := plan(t, iiif.V3, tt.path, tt.img, tt.lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Level != tt.level || p.LevelRegion != tt.levelRegion || p.Width != tt.w || p.Height != tt.h {
+				t.Errorf("level %d %v size %dx%d, want %d %v %dx%d", p.Level, p.LevelRegion, p.Width, p.Height, tt.level, tt.levelRegion, tt.w, tt.h)
+			}
+		})
+	}
+}
+
+func TestCanonical(t *testing.T) {
+	lim := Limits{MaxWidth: 1000}
+	tests := []struct {
+		v    iiif.Version
+		path string
+		img  Image
+		lim  Limits
+		want string
+	}{
+		// 3.0 §4.8.
+		{iiif.V3, "full/max/0/default.jpg", spec, Limits{}, "full/max/0/default.jpg"},
+		{iiif.V3, "0,0,300,200/300,/0/default.jpg", spec, Limits{}, "full/max/0/default.jpg"},
+		{iiif.V3, "pct:0,0,100,100/pct:100/360/default.jpg", spec, Limits{}, "full/max/0/default.jpg"},
+		{iiif.V3, "0,0,999,999/301,201/0.0/default.jpg", spec, Limits{}, "full/max/0/default.jpg"},
+		{iiif.V3, "full/^max/0/default.jpg", spec, Limits{}, "full/max/0/default.jpg"},
+		{iiif.V3, "full/^300,/0/default.jpg", spec, lim, "full/max/0/default.jpg"},
+		{iiif.V3, "full/max/0/default.jpg", spec, Limits{MaxWidth: 200}, "full/max/0/default.jpg"},
+		{iiif.V3, "full/200,/0/default.jpg", spec, Limits{MaxWidth: 200}, "full/max/0/default.jpg"},
+		{iiif.V3, "full/^max/0/default.jpg", spec, Limits{MaxWidth: 360}, "full/^max/0/default.jpg"},
+		{iiif.V3, "full/^!360,360/0/default.jpg", spec, Limits{MaxWidth: 360}, "full/^max/0/default.jpg"},
+		{iiif.V3, "full/^360,/0/default.jpg", spec, lim, "full/^360,240/0/default.jpg"},
+		{iiif.V3, "full/^150,/0/default.jpg", spec, lim, "full/150,100/0/default.jpg"},
+		{iiif.V3, "full/!225,100/0/default.jpg", spec, Limits{}, "full/150,100/0/default.jpg"},
+		{iiif.V3, "full/pct:50/!90.50/color.png", spec, Limits{}, "full/150,100/!90.5/color.png"},
+		{iiif.V3, "125,15,120,140/90,/!345/gray.jpg", spec, Limits{}, "125,15,120,140/90,105/!345/gray.jpg"},
+		{iiif.V3, "pct:41.6,7.5,40,70/max/0/default.jpg", spec, Limits{}, "125,15,120,140/max/0/default.jpg"},
+		{iiif.V3, "125,15,200,200/max/0/default.jpg", spec, Limits{}, "125,15,175,185/max/0/default.jpg"},
+		{iiif.V3, "square/max/0/default.jpg", spec, Limits{}, "50,0,200,200/max/0/default.jpg"},
+		{iiif.V3, "square/max/0/default.jpg", Image{Width: 200, Height: 200}, Limits{}, "full/max/0/default.jpg"},
+		// 2.1 §4.7 and the 2.1.1 change log.
+		{iiif.V2, "full/full/0/default.jpg", spec, Limits{}, "full/full/0/default.jpg"},
+		{iiif.V2, "full/max/0/default.jpg", spec, Limits{}, "full/full/0/default.jpg"},
+		{iiif.V2, "0,0,300,200/300,/360/default.jpg", spec, Limits{}, "full/full/0/default.jpg"},
+		{iiif.V2, "full/max/0/default.jpg", spec, Limits{MaxWidth: 200}, "full/200,/0/default.jpg"},
+		{iiif.V2, "full/full/0/default.jpg", spec, Limits{MaxWidth: 200}, "full/200,/0/default.jpg"},
+		{iiif.V2, "full/,100/0/default.jpg", spec, Limits{}, "full/150,/0/default.jpg"},
+		{iiif.V2, "full/!225,100/0/default.jpg", spec, Limits{}, "full/150,/0/default.jpg"},
+		{iiif.V2, "full/pct:200/0/default.jpg", spec, lim, "full/600,/0/default.jpg"},
+		{iiif.V2, "full/225,100/0/default.jpg", spec, Limits{}, "full/225,100/0/default.jpg"},
+		{iiif.V2, "125,15,120,140/90,/!345/gray.jpg", spec, Limits{}, "125,15,120,140/90,/!345/gray.jpg"},
+		{iiif.V2, "square/full/0/default.jpg", Image{Width: 200, Height: 200}, Limits{}, "full/full/0/default.jpg"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			p, err := plan(t, tt.v, tt.path, tt.img, tt.lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Canonical.String(); got != tt.want {
+				t.Errorf("canonical %q, want %q", got, tt.want)
+			}
+			q, err := plan(t, tt.v, p.Canonical.String(), tt.img, tt.lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q != p {
+				t.Errorf("canonical plans differently:\n%+v\n%+v", q, p)
+			}
+		})
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	req := iiif.Request{Version: iiif.V3, Region: iiif.Region{Kind: iiif.RegionPercent, X: math.NaN(), W: 1, H: 1}, Quality: "default", Format: "jpg"}
+	_, err := Make(req, spec, Limits{})
+	var e *iiif.Error
+	if !errors.As(err, &e) || e.HTTPStatus() != 400 || e.Part != "region" {
+		t.Errorf("NaN region: %v", err)
+	}
+	req = iiif.Request{Version: iiif.V3, Size: iiif.Size{Kind: iiif.SizeWidth, W: -5}, Quality: "default", Format: "jpg"}
+	if _, err := Make(req, spec, Limits{}); !errors.As(err, &e) || e.Part != "size" {
+		t.Errorf("negative width: %v", err)
+	}
+	req = iiif.Request{Version: iiif.V3, Quality: "default", Format: "bmp"}
+	if _, err := Make(req, spec, Limits{}); !errors.As(err, &e) || e.Part != "format" {
+		t.Errorf("bmp: %v", err)
+	}
+	// Stray fields that String ignores are dropped, not refused.
+	req = iiif.Request{Version: iiif.V3, Region: iiif.Region{X: 5}, Size: iiif.Size{W: 7}, Quality: "default", Format: "jpg"}
+	if p, err := Make(req, spec, Limits{}); err != nil || p.Width != 300 {
+		t.Errorf("stray fields: %v %+v", err, p)
+	}
+
+	full := iiif.Request{Version: iiif.V3, Quality: "default", Format: "jpg"}
+	for name, img := range map[string]Image{
+		"zero":            {},
+		"huge":            {Width: MaxDim + 1, Height: 1},
+		"level 0 differs": {Width: 10, Height: 10, Levels: []Level{{5, 5}}},
+		"level too big":   {Width: 10, Height: 10, Levels: []Level{{10, 10}, {11, 5}}},
+		"empty level":     {Width: 10, Height: 10, Levels: []Level{{10, 10}, {0, 5}}},
+	} {
+		_, err := Make(full, img, Limits{})
+		wantErr(t, name, err, "image", 500, "")
+	}
+}
+
+func wantErr(t *testing.T, name string, err error, part string, status int, msg string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: no error", name)
+		return
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Errorf("%s: error %T %v is not *Error", name, err, err)
+		return
+	}
+	if e.Part != part || e.HTTPStatus() != status || !strings.Contains(e.Error(), msg) || !strings.HasPrefix(e.Error(), part+": ") {
+		t.Errorf("%s: got %q (part %q, status %d), want part %q status %d containing %q", name, err, e.Part, e.HTTPStatus(), part, status, msg)
+	}
+}

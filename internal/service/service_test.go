@@ -1,0 +1,305 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/iiifd/iiifd/internal/app"
+	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/samples"
+	"github.com/iiifd/iiifd/internal/service"
+	"github.com/iiifd/iiifd/internal/source/fs"
+)
+
+// quadrants are the colours of the chart's quarters: top-left, top-right,
+// bottom-left, bottom-right.
+var quadrants = [4]color.RGBA{{220, 40, 40, 255}, {40, 170, 60, 255}, {40, 80, 210, 255}, {235, 200, 40, 255}}
+
+func chart(w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			q := 0
+			if x >= w/2 {
+				q++
+			}
+			if y >= h/2 {
+				q += 2
+			}
+			img.SetRGBA(x, y, quadrants[q])
+		}
+	}
+	return img
+}
+
+func newService(t *testing.T, root string) *service.Service {
+	t.Helper()
+	if err := pixels.Startup(pixels.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := fs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	svc, err := service.New(service.Config{Limits: app.Limits(cfg), TileSize: 512}, src, app.Engine(pixels.EncodeOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+func vips(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command("vips", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("vips %v: %v\n%s", args, err, out)
+	}
+}
+
+// TestSourceFormats serves every source format libvips reads here: each
+// one gives the right size in info.json and the right colours in every
+// quadrant of a rendered region.
+func TestSourceFormats(t *testing.T) {
+	if _, err := exec.LookPath("vips"); err != nil {
+		t.Fatal("the vips command-line tool is needed to make test sources (scripts/test installs it)")
+	}
+	root := t.TempDir()
+	const w, h = 1600, 1200
+	var buf bytes.Buffer
+	png.Encode(&buf, chart(w, h))
+	master := filepath.Join(root, "master.png")
+	os.WriteFile(master, buf.Bytes(), 0o644)
+	p := func(name string) string { return filepath.Join(root, name) }
+	vips(t, "copy", master, p("plain.jpg"))
+	vips(t, "copy", master, p("strip.tif"))
+	vips(t, "tiffsave", master, p("tiled.tif"), "--tile", "--tile-width", "128", "--tile-height", "128")
+	vips(t, "tiffsave", master, p("pyramid.tif"), "--tile", "--pyramid", "--compression", "jpeg", "--tile-width", "256", "--tile-height", "256")
+	vips(t, "tiffsave", master, p("subifd.tif"), "--tile", "--pyramid", "--subifd", "--compression", "deflate")
+	vips(t, "tiffsave", master, p("big.tif"), "--tile", "--pyramid", "--bigtiff", "--compression", "lzw")
+	vips(t, "jp2ksave", master, p("tiled.jp2"), "--tile-width", "256", "--tile-height", "256")
+	vips(t, "webpsave", master, p("lossy.webp"))
+	vips(t, "webpsave", master, p("lossless.webp"), "--lossless")
+	vips(t, "gifsave", master, p("anim.gif"))
+	vips(t, "heifsave", master, p("photo.avif"), "--compression", "av1")
+	vips(t, "heifsave", master, p("photo.heic"))
+	writeDeepPNG(t, p("deep16.png"), chart(w, h))
+	vips(t, "colourspace", master, p("gray.png"), "b-w")
+
+	svc := newService(t, root)
+	ctx := context.Background()
+	for _, name := range []string{
+		"master.png", "plain.jpg", "strip.tif", "tiled.tif", "pyramid.tif", "subifd.tif", "big.tif",
+		"tiled.jp2", "lossy.webp", "lossless.webp", "anim.gif", "photo.avif", "photo.heic", "deep16.png", "gray.png",
+	} {
+		t.Run(name, func(t *testing.T) {
+			info, err := svc.Info(ctx, iiif.V3, name, "http://x")
+			if err != nil {
+				t.Fatalf("info: %v", err)
+			}
+			if !bytes.Contains(info.Body, []byte(`"width":1600`)) || !bytes.Contains(info.Body, []byte(`"height":1200`)) {
+				t.Errorf("info.json size wrong: %s", info.Body)
+			}
+			// A region around the centre at a reduced size: every
+			// quadrant must keep its colour.
+			req, err := iiif.ParseImage(iiif.V3, "400,300,800,600", "200,", "0", "default.png")
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := render(t, svc, name, req)
+			if b := img.Bounds(); b.Dx() != 200 || b.Dy() != 150 {
+				t.Fatalf("size %v, want 200x150", b)
+			}
+			gray := name == "gray.png"
+			for q, pt := range []image.Point{{50, 37}, {150, 37}, {50, 112}, {150, 112}} {
+				want := quadrants[q]
+				if gray {
+					// libvips' b-w conversion is perceptual; take the
+					// expected value from the gray source itself.
+					src := decodeFile(t, p("gray.png"))
+					want = color.RGBAModel.Convert(src.At(400+4*pt.X, 300+4*pt.Y)).(color.RGBA)
+				}
+				got := color.RGBAModel.Convert(img.At(pt.X, pt.Y)).(color.RGBA)
+				tol := 12
+				if name == "anim.gif" {
+					tol = 40 // palette quantisation
+				}
+				if diff(got, want) > tol {
+					t.Errorf("quadrant %d: got %v, want %v", q, got, want)
+				}
+			}
+		})
+	}
+}
+
+func decodeFile(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// writeDeepPNG writes img as a 16-bit-per-channel PNG.
+func writeDeepPNG(t *testing.T, path string, img *image.RGBA) {
+	t.Helper()
+	deep := image.NewRGBA64(img.Bounds())
+	for y := 0; y < img.Bounds().Dy(); y++ {
+		for x := 0; x < img.Bounds().Dx(); x++ {
+			c := img.RGBAAt(x, y)
+			deep.SetRGBA64(x, y, color.RGBA64{uint16(c.R) * 257, uint16(c.G) * 257, uint16(c.B) * 257, 0xffff})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, deep); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+func diff(a, b color.RGBA) int {
+	d := 0
+	for _, x := range [][2]uint8{{a.R, b.R}, {a.G, b.G}, {a.B, b.B}} {
+		v := int(x[0]) - int(x[1])
+		if v < 0 {
+			v = -v
+		}
+		d = max(d, v)
+	}
+	return d
+}
+
+func render(t *testing.T, svc *service.Service, id string, req iiif.Request) image.Image {
+	t.Helper()
+	job, err := svc.Image(context.Background(), id, req)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	defer job.Close()
+	var out bytes.Buffer
+	if err := job.Render(context.Background(), &out); err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	img, _, err := image.Decode(&out)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return img
+}
+
+// TestThumbnailReadsSmallLevel checks that a thumbnail of a pyramid is
+// planned on a small stored level, not on the full image.
+func TestThumbnailReadsSmallLevel(t *testing.T) {
+	root := t.TempDir()
+	if err := samples.Extract(root); err != nil {
+		t.Fatal(err)
+	}
+	svc := newService(t, root)
+	req, _ := iiif.ParseImage(iiif.V3, "full", "!1024,1024", "0", "default.jpg")
+	job, err := svc.Image(context.Background(), "mandelbrot", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer job.Close()
+	// 6144×4608 with halving levels: 1536×1152 is the smallest ≥ 1024×768.
+	lr := job.Plan.LevelRegion
+	if job.Plan.Level != 2 || lr.Dx() != 1536 || lr.Dy() != 1152 {
+		t.Errorf("level %d region %v, want level 2 (1536×1152)", job.Plan.Level, lr)
+	}
+	if job.Plan.Width != 1024 || job.Plan.Height != 768 {
+		t.Errorf("size %dx%d", job.Plan.Width, job.Plan.Height)
+	}
+	// A JPEG thumbnail uses shrink-on-load: 2400×1600 at 256 wide reads
+	// the 1/8 reduction (300×200).
+	req, _ = iiif.ParseImage(iiif.V3, "full", "256,", "0", "default.jpg")
+	job2, err := svc.Image(context.Background(), "julia", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer job2.Close()
+	if lr := job2.Plan.LevelRegion; lr.Dx() != 300 || lr.Dy() != 200 {
+		t.Errorf("JPEG shrink-on-load: level region %v, want 300×200", lr)
+	}
+}
+
+// TestSourceReplaced checks that a file replaced in place is described
+// and rendered anew (the header cache is keyed by version).
+func TestSourceReplaced(t *testing.T) {
+	root := t.TempDir()
+	write := func(w, h int) {
+		var buf bytes.Buffer
+		png.Encode(&buf, chart(w, h))
+		p := filepath.Join(root, "c.png")
+		os.WriteFile(p, buf.Bytes(), 0o644)
+	}
+	write(100, 50)
+	svc := newService(t, root)
+	ctx := context.Background()
+	a, err := svc.Info(ctx, iiif.V3, "c", "http://x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(120, 60)
+	b, err := svc.Info(ctx, iiif.V3, "c", "http://x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b.Body, []byte(`"width":120`)) || a.ETag == b.ETag {
+		t.Errorf("stale info after replacing the file: %s (etags %s %s)", b.Body, a.ETag, b.ETag)
+	}
+}
+
+// TestBrokenSources answers damaged or foreign files with clean errors.
+func TestBrokenSources(t *testing.T) {
+	root := t.TempDir()
+	var buf bytes.Buffer
+	png.Encode(&buf, chart(64, 64))
+	good := buf.Bytes()
+	files := map[string][]byte{
+		"empty.jpg":     {},
+		"random.tif":    bytes.Repeat([]byte{0x13, 0x37, 0xde, 0xad}, 1000),
+		"truncated.png": good[:len(good)/2],
+		"text.png":      []byte("this is not a png at all"),
+	}
+	for name, b := range files {
+		os.WriteFile(filepath.Join(root, name), b, 0o644)
+	}
+	svc := newService(t, root)
+	req, _ := iiif.ParseImage(iiif.V3, "full", "max", "0", "default.jpg")
+	for name := range files {
+		_, errInfo := svc.Info(context.Background(), iiif.V3, name, "http://x")
+		var errImg error
+		if job, err := svc.Image(context.Background(), name, req); err != nil {
+			errImg = err
+		} else {
+			errImg = job.Render(context.Background(), &bytes.Buffer{})
+			job.Close()
+		}
+		if errInfo == nil && errImg == nil {
+			t.Errorf("%s: served without error", name)
+		}
+		for _, err := range []error{errInfo, errImg} {
+			if err == nil {
+				continue
+			}
+			if s := err.Error(); bytes.Contains([]byte(s), []byte(root)) {
+				t.Errorf("%s: error leaks the path: %s", name, s)
+			}
+		}
+	}
+}
