@@ -111,7 +111,9 @@ func TestServeConfigFile(t *testing.T) {
 	defer cancel()
 	addrc := make(chan net.Addr, 1)
 	done := make(chan int, 1)
-	go func() { done <- serve(ctx, []string{"--config", cfg}, io.Discard, io.Discard, func(a net.Addr) { addrc <- a }) }()
+	go func() {
+		done <- serve(ctx, []string{"--config", cfg}, io.Discard, io.Discard, func(a net.Addr) { addrc <- a })
+	}()
 	var a net.Addr
 	select {
 	case a = <-addrc:
