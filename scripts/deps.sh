@@ -20,11 +20,12 @@ apt_install() {
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
 	echo "==> installing ${missing[*]}" >&2
-	if [ ! -f /var/lib/apt/periodic/iiifd-updated ] || ! apt-cache policy "${missing[0]}" | grep -q Candidate:; then
+	# Install from the package lists as they are; refresh them only when
+	# that fails (a fresh machine has none, an old one may be stale).
+	if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2; then
 		as_root apt-get update -qq
-		as_root mkdir -p /var/lib/apt/periodic && as_root touch /var/lib/apt/periodic/iiifd-updated
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 	fi
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 go_ok() {
@@ -44,8 +45,16 @@ ensure_go() {
 	# is what GOTOOLCHAIN=auto downloads too.
 	apt_install curl ca-certificates unzip
 	local proxy arch dest
-	proxy=$(printf '%s' "${GOPROXY:-https://proxy.golang.org}" | cut -d, -f1 | cut -d'|' -f1)
-	arch=$(dpkg --print-architecture)
+	proxy=$(printf '%s' "${GOPROXY:-}" | tr ',|' '\n\n' | grep -m1 '^https\?://' || true)
+	proxy=${proxy:-https://proxy.golang.org}
+	case "$(dpkg --print-architecture)" in
+	amd64) arch=amd64 ;;
+	arm64) arch=arm64 ;;
+	*)
+		echo "no Go toolchain for $(dpkg --print-architecture) here: install Go $GO_VERSION by hand" >&2
+		return 1
+		;;
+	esac
 	dest="$HOME/.cache/iiifd"
 	echo "==> fetching Go $GO_VERSION from the module proxy" >&2
 	mkdir -p "$dest"
@@ -57,7 +66,10 @@ ensure_go() {
 	chmod +x "$dest/go/bin/"* "$dest/go/pkg/tool/"*/* 2>/dev/null || true
 	PATH="$dest/go/bin:$PATH"
 	export PATH
-	go_ok
+	go_ok || {
+		echo "Go $GO_VERSION could not be installed" >&2
+		return 1
+	}
 }
 
 # Build dependencies: a C compiler for cgo, libvips and pkg-config.

@@ -106,12 +106,21 @@ func (c *Config) Validate() error {
 	}
 	if c.BaseURL != "" {
 		u, err := url.Parse(c.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 			errs = append(errs, fmt.Errorf("base-url: %q is not an absolute http(s) URL", c.BaseURL))
 		}
 	}
 	if c.MaxWidth < 0 || c.MaxHeight < 0 || c.MaxArea < 0 {
 		errs = append(errs, errors.New("max-width, max-height, max-area: must not be negative"))
+	}
+	if c.MaxHeight > 0 && c.MaxWidth == 0 {
+		// IIIF 3.0 §5.2: maxHeight MUST NOT appear without maxWidth.
+		errs = append(errs, errors.New("max-height: needs max-width too (IIIF publishes maxHeight only with maxWidth)"))
+	}
+	for f := range c.FormatLimits {
+		if !f.Valid() {
+			errs = append(errs, fmt.Errorf("format-limits: %q is not an output format", string(f)))
+		}
 	}
 	if c.TileSize < 16 || c.TileSize > 8192 {
 		errs = append(errs, fmt.Errorf("tile-size: %d is outside 16..8192", c.TileSize))
@@ -127,6 +136,7 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log-format: %q is neither text nor json", c.LogFormat))
 	}
+	c.LogLevel = strings.ToLower(c.LogLevel)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -304,7 +314,8 @@ func ParseFormatLimits(s string) (map[iiif.Format]Limit, error) {
 }
 
 // formatLimitsValue is the flag.Value of --format-limits: entries it
-// parses tighten the format's entry, other formats keep theirs.
+// parses replace the format's entry (within its built-in limits), other
+// formats keep theirs.
 type formatLimitsValue struct{ m *map[iiif.Format]Limit }
 
 func (v formatLimitsValue) String() string {
@@ -331,8 +342,15 @@ func (v formatLimitsValue) Set(s string) error {
 	if *v.m == nil {
 		*v.m = map[iiif.Format]Limit{}
 	}
+	builtin := DefaultFormatLimits()
 	for f, l := range m {
-		(*v.m)[f] = tighter((*v.m)[f], l)
+		if !f.Valid() {
+			return fmt.Errorf("%q is not an output format", string(f))
+		}
+		// Each setting replaces an earlier one for its format (so flags
+		// win over the environment and the file), but never lifts the
+		// encoder's own limit.
+		(*v.m)[f] = tighter(builtin[f], l)
 	}
 	return nil
 }

@@ -112,6 +112,9 @@ func TestErrors(t *testing.T) {
 		{"log format", []string{"--log-format", "xml"}, nil, "log-format"},
 		{"base url", []string{"--base-url", "example.org"}, nil, "base-url"},
 		{"format limits", []string{"--format-limits", "gif=10"}, nil, "FMT=WxH"},
+		{"format name", []string{"--format-limits", "jpeg=10x10"}, nil, "not an output format"},
+		{"height alone", []string{"--max-height", "500"}, nil, "needs max-width"},
+		{"base url query", []string{"--base-url", "https://ex.org/p?q=1"}, nil, "base-url"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,6 +139,18 @@ func TestFormatLimitsOnlyTighten(t *testing.T) {
 	}
 	if got := c.FormatLimits[iiif.FormatPNG]; got != (Limit{0, 0, 9}) {
 		t.Errorf("png: got %+v", got)
+	}
+}
+
+func TestFormatLimitsPrecedence(t *testing.T) {
+	file := writeFile(t, `format-limits = "png=0x0x50000000"`)
+	c, err := load(t, []string{"--config", file, "--format-limits", "png=0x0x90000000"},
+		map[string]string{"IIIFD_FORMAT_LIMITS": "png=0x0x80000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.FormatLimits[iiif.FormatPNG].MaxArea; got != 90000000 {
+		t.Errorf("png area %d, want the flag's 90000000", got)
 	}
 }
 

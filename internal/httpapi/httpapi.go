@@ -16,6 +16,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/service"
 )
 
@@ -96,30 +97,30 @@ func (h *Handler) serveIIIF(w http.ResponseWriter, r *http.Request) {
 		}
 		segs[i] = u
 	}
+	if len(segs) > 1 && segs[len(segs)-1] == "" {
+		segs = segs[:len(segs)-1] // a trailing slash is forgiven
+	}
 	n := len(segs)
 	switch {
-	case n >= 5 && isImageFile(segs[n-1]):
-		id := strings.Join(segs[:n-4], "/")
-		h.serveImage(w, r, v, id, segs[n-4], segs[n-3], segs[n-2], segs[n-1])
+	case n == 0 || segs[0] == "":
+		h.fail(w, r, fault.New(fault.NotFound, "no identifier in the URL"))
 	case n >= 2 && segs[n-1] == "info.json":
 		h.serveInfo(w, r, v, strings.Join(segs[:n-1], "/"))
-	case n >= 1 && segs[0] != "":
-		// The base URI of an image redirects to its info.json (a trailing
-		// slash is forgiven).
-		id := strings.TrimSuffix(strings.Join(segs, "/"), "/")
-		loc := service.ServiceID(h.base(r), v, id) + "/info.json"
-		w.Header().Set("Location", loc)
-		w.WriteHeader(http.StatusSeeOther)
+	case n >= 5:
+		// An image request; an identifier with unencoded slashes is
+		// everything before the last four segments.
+		h.serveImage(w, r, v, strings.Join(segs[:n-4], "/"), segs[n-4], segs[n-3], segs[n-2], segs[n-1])
 	default:
-		h.fail(w, r, fault.New(fault.NotFound, "no identifier in the URL"))
+		// The base URI of an image redirects to its info.json.
+		id := strings.Join(segs, "/")
+		if !resolve.ValidIdentifier(id) {
+			h.fail(w, r, resolve.ErrInvalidIdentifier)
+			return
+		}
+		h.varyForwarded(w.Header())
+		w.Header().Set("Location", service.ServiceID(h.base(r), v, id)+"/info.json")
+		w.WriteHeader(http.StatusSeeOther)
 	}
-}
-
-// isImageFile reports whether the last segment looks like quality.format,
-// telling image requests from identifiers with unencoded slashes.
-func isImageFile(s string) bool {
-	q, f, ok := strings.Cut(s, ".")
-	return ok && q != "" && f != "" && !strings.Contains(f, ".")
 }
 
 func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Version, id string) {
@@ -131,10 +132,11 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	hd := w.Header()
 	hd.Set("Content-Type", infoContentType(v, r.Header.Get("Accept")))
 	hd.Add("Vary", "Accept")
+	h.varyForwarded(hd)
 	hd.Set("Link", fmt.Sprintf("<%s>;rel=\"profile\"", iiif.ProfileURI(v)))
 	h.validators(hd, info.ETag, info.ModTime)
-	if notModified(r, info.ETag, info.ModTime) {
-		w.WriteHeader(http.StatusNotModified)
+	if status := preconditions(r, info.ETag, info.ModTime); status != 0 {
+		w.WriteHeader(status)
 		return
 	}
 	hd.Set("Content-Length", strconv.Itoa(len(info.Body)))
@@ -151,7 +153,10 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 func infoContentType(v iiif.Version, accept string) string {
 	var ld, plain bool
 	for _, part := range strings.Split(accept, ",") {
-		mt, _, _ := strings.Cut(part, ";")
+		mt, params, _ := strings.Cut(part, ";")
+		if refused(params) {
+			continue
+		}
 		switch strings.ToLower(strings.TrimSpace(mt)) {
 		case "application/ld+json":
 			ld = true
@@ -166,6 +171,19 @@ func infoContentType(v iiif.Version, accept string) string {
 		return iiif.MediaTypeJSONLD3
 	}
 	return iiif.MediaTypeJSON
+}
+
+// refused reports whether media-type parameters carry q=0, which RFC 9110
+// §12.4.2 defines as "not acceptable".
+func refused(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(k, "q") {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return err == nil && f == 0
+		}
+	}
+	return false
 }
 
 func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Version, id, region, size, rotation, qf string) {
@@ -185,9 +203,10 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 	hd.Set("Link", fmt.Sprintf("<%s/%s>;rel=\"canonical\", <%s>;rel=\"profile\"",
 		service.ServiceID(h.base(r), v, id), job.Canonical, iiif.ProfileURI(v)))
 	hd.Set("X-Content-Type-Options", "nosniff")
+	h.varyForwarded(hd)
 	h.validators(hd, job.ETag, job.ModTime)
-	if notModified(r, job.ETag, job.ModTime) {
-		w.WriteHeader(http.StatusNotModified)
+	if status := preconditions(r, job.ETag, job.ModTime); status != 0 {
+		w.WriteHeader(status)
 		return
 	}
 	if r.Method == http.MethodHead {
@@ -206,7 +225,11 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 		}
 		// The status line is gone; abort the connection so that the client
 		// sees a broken response rather than a short image it might cache.
-		logFailure(h.log, r, err)
+		// A client that hung up (viewers cancel tiles all the time while
+		// panning) is not a fault of ours.
+		if r.Context().Err() == nil && !cw.writeFailed {
+			logFailure(h.log, r, err)
+		}
 		panic(http.ErrAbortHandler)
 	}
 }
@@ -214,15 +237,20 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 // committingWriter records whether any byte reached the client, after
 // which an error can no longer change the status.
 type committingWriter struct {
-	w       http.ResponseWriter
-	started bool
+	w           http.ResponseWriter
+	started     bool
+	writeFailed bool // the client connection failed
 }
 
 func (c *committingWriter) Write(p []byte) (int, error) {
 	if len(p) > 0 {
 		c.started = true
 	}
-	return c.w.Write(p)
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.writeFailed = true
+	}
+	return n, err
 }
 
 func (h *Handler) validators(hd http.Header, etag string, mod time.Time) {
@@ -235,23 +263,61 @@ func (h *Handler) validators(hd http.Header, etag string, mod time.Time) {
 	}
 }
 
-// notModified evaluates If-None-Match (which wins when present) and
-// If-Modified-Since as RFC 9110 says for GET and HEAD.
-func notModified(r *http.Request, etag string, mod time.Time) bool {
-	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		for _, t := range strings.Split(inm, ",") {
-			t = strings.TrimSpace(t)
-			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-				return true
-			}
+// preconditions evaluates the conditional headers of a GET or HEAD in the
+// order of RFC 9110 §13.2.2 and returns 412 or 304 when one decides the
+// response, 0 when the full response is due.
+func preconditions(r *http.Request, etag string, mod time.Time) int {
+	mod = mod.Truncate(time.Second)
+	if im := r.Header.Get("If-Match"); im != "" {
+		// Strong comparison (§13.1.1).
+		if !matchETag(im, etag, false) {
+			return http.StatusPreconditionFailed
 		}
-		return false
+	} else if ius := r.Header.Get("If-Unmodified-Since"); ius != "" && !mod.IsZero() {
+		if t, err := http.ParseTime(ius); err == nil && mod.After(t) {
+			return http.StatusPreconditionFailed
+		}
+	}
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		// Weak comparison (§13.1.2); If-Modified-Since is then ignored.
+		if matchETag(inm, etag, true) {
+			return http.StatusNotModified
+		}
+		return 0
 	}
 	if ims := r.Header.Get("If-Modified-Since"); ims != "" && !mod.IsZero() {
-		t, err := http.ParseTime(ims)
-		return err == nil && !mod.Truncate(time.Second).After(t)
+		if t, err := http.ParseTime(ims); err == nil && !mod.After(t) {
+			return http.StatusNotModified
+		}
+	}
+	return 0
+}
+
+// matchETag reports whether the list of entity tags in a conditional
+// header matches etag ("*" matches any).
+func matchETag(list, etag string, weak bool) bool {
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return true
+		}
+		if weak {
+			t = strings.TrimPrefix(t, "W/")
+		}
+		if t == etag {
+			return true
+		}
 	}
 	return false
+}
+
+// varyForwarded declares that a response built from the request's own
+// address varies with the forwarding headers, so that a shared cache
+// never serves ids made from one client's headers to another client.
+func (h *Handler) varyForwarded(hd http.Header) {
+	if h.opt.BaseURL == "" {
+		hd.Add("Vary", "X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Prefix")
+	}
 }
 
 // base returns the public URL of the server for r: the configured one, or
@@ -275,10 +341,30 @@ func (h *Handler) base(r *http.Request) string {
 		host = "localhost"
 	}
 	prefix := strings.TrimSuffix(firstValue(r.Header.Get("X-Forwarded-Prefix")), "/")
-	if prefix != "" && (!strings.HasPrefix(prefix, "/") || strings.ContainsAny(prefix, "\"<>\\ ") || strings.Contains(prefix, "//")) {
+	if !validPrefix(prefix) {
 		prefix = ""
 	}
 	return scheme + "://" + host + prefix
+}
+
+// validPrefix accepts an absolute URL path of RFC 3986 path characters (no
+// query, fragment, quotes or angle brackets), or the empty prefix.
+func validPrefix(p string) bool {
+	if p == "" {
+		return true
+	}
+	if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") || len(p) > 512 {
+		return false
+	}
+	for _, c := range p {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.ContainsRune("/-._~%!$&'()*+,;=:@", c):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func firstValue(s string) string {
@@ -310,7 +396,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer. 499 is logged.
-		status, msg = 499, "client closed request"
+		status, msg = statusClientClosed, "client closed request"
 	case errors.Is(err, context.DeadlineExceeded):
 		status, msg = http.StatusServiceUnavailable, "the request took too long"
 	}
@@ -318,14 +404,25 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		logFailure(h.log, r, err)
 	}
 	hd := w.Header()
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		hd.Set("Retry-After", "1")
+	}
 	hd.Set("Content-Type", "text/plain; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
-		fmt.Fprintf(w, "%d %s: %s\n", status, http.StatusText(status), msg)
+		text := http.StatusText(status)
+		if status == statusClientClosed {
+			text = "Client Closed Request"
+		}
+		fmt.Fprintf(w, "%d %s: %s\n", status, text, msg)
 	}
 }
+
+// statusClientClosed is logged for requests whose client hung up (nginx's
+// convention); the client never sees it.
+const statusClientClosed = 499
 
 func logFailure(log *slog.Logger, r *http.Request, err error) {
 	detail := err.Error()

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	_ "image/jpeg"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -490,5 +492,178 @@ func TestPanicRecovered(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "secret detail") {
 		t.Errorf("panic not logged: %s", logs.String())
+	}
+}
+
+// TestViewerTiles requests every tile of the pyramid sample at every
+// scale factor the way the spec's tile algorithm (and OpenSeadragon)
+// computes them, in the 3.0 "w,h" form and the 2.1 "w," form: all must
+// succeed with the size asked for, edge tiles included.
+func TestViewerTiles(t *testing.T) {
+	srv, _ := server(t, nil)
+	var info struct {
+		Width, Height int
+		Tiles         []struct {
+			Width        int
+			ScaleFactors []int
+		}
+	}
+	r := get(t, srv.URL+"/iiif/3/mandelbrot/info.json")
+	if err := json.Unmarshal(r.body, &info); err != nil {
+		t.Fatal(err)
+	}
+	tw := info.Tiles[0].Width
+	n := 0
+	for _, sf := range info.Tiles[0].ScaleFactors {
+		for y := 0; y < info.Height; y += tw * sf {
+			for x := 0; x < info.Width; x += tw * sf {
+				w, h := min(tw*sf, info.Width-x), min(tw*sf, info.Height-y)
+				sw, sh := (w+sf-1)/sf, (h+sf-1)/sf
+				region := fmt.Sprintf("%d,%d,%d,%d", x, y, w, h)
+				for _, tc := range []struct{ url string }{
+					{fmt.Sprintf("/iiif/3/mandelbrot/%s/%d,%d/0/default.jpg", region, sw, sh)},
+					{fmt.Sprintf("/iiif/2/mandelbrot/%s/%d,/0/default.jpg", region, sw)},
+				} {
+					n++
+					if n%7 != 0 && sf == 1 {
+						continue // every 7th full-resolution tile keeps the test short
+					}
+					r := get(t, srv.URL+tc.url)
+					if r.status != 200 {
+						t.Errorf("%s: %d %s", tc.url, r.status, r.body)
+						continue
+					}
+					b := decode(t, r.body).Bounds()
+					if b.Dx() != sw || b.Dy() < sh-1 || b.Dy() > sh+1 {
+						t.Errorf("%s: %dx%d, want %dx%d", tc.url, b.Dx(), b.Dy(), sw, sh)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestUpscalingNeedsALimit: with no maxWidth or maxArea the server may
+// not upscale (3.0 §5.7), answers 501, and does not claim the feature.
+func TestUpscalingNeedsALimit(t *testing.T) {
+	srv, _ := server(t, func(c *config.Config) { c.MaxArea = 0 })
+	if r := get(t, srv.URL+"/iiif/3/julia/full/^4800,/0/default.jpg"); r.status != http.StatusNotImplemented {
+		t.Errorf("upscaling without limits: %d %s", r.status, r.body)
+	}
+	r := get(t, srv.URL+"/iiif/3/julia/info.json")
+	if bytes.Contains(r.body, []byte("sizeUpscaling")) {
+		t.Errorf("info.json claims sizeUpscaling without limits: %s", r.body)
+	}
+	if r := get(t, srv.URL+"/iiif/3/julia/full/max/0/default.jpg"); r.status != 200 {
+		t.Errorf("max without limits: %d", r.status)
+	}
+}
+
+// TestForwardedHeaders: ids built from forwarding headers vary with them,
+// and a prefix that is not a plain path is ignored.
+func TestForwardedHeaders(t *testing.T) {
+	srv, _ := server(t, nil)
+	r := do(t, "GET", srv.URL+"/iiif/3/julia/info.json", map[string]string{"X-Forwarded-Prefix": "/x?y#z"})
+	var info map[string]any
+	json.Unmarshal(r.body, &info)
+	if id := info["id"].(string); strings.ContainsAny(id, "?#") {
+		t.Errorf("prefix with query or fragment used: %s", id)
+	}
+	if !strings.Contains(strings.Join(r.header.Values("Vary"), ","), "X-Forwarded-Host") {
+		t.Errorf("Vary %q lacks the forwarding headers", r.header.Values("Vary"))
+	}
+	img := get(t, srv.URL+"/iiif/3/julia/full/32,/0/default.jpg")
+	if !strings.Contains(strings.Join(img.header.Values("Vary"), ","), "X-Forwarded-Host") {
+		t.Errorf("image Vary %q lacks the forwarding headers", img.header.Values("Vary"))
+	}
+	srv2, _ := server(t, func(c *config.Config) { c.BaseURL = "https://iiif.example.net" })
+	if v := get(t, srv2.URL+"/iiif/3/julia/info.json").header.Get("Vary"); strings.Contains(v, "Forwarded") {
+		t.Errorf("with --base-url nothing varies with forwarding headers: %q", v)
+	}
+}
+
+func TestPreconditions(t *testing.T) {
+	srv, _ := server(t, nil)
+	path := srv.URL + "/iiif/3/julia/full/32,/0/default.jpg"
+	etag := get(t, path).header.Get("ETag")
+	for _, tc := range []struct {
+		hdr    map[string]string
+		status int
+	}{
+		{map[string]string{"If-Match": etag}, 200},
+		{map[string]string{"If-Match": "*"}, 200},
+		{map[string]string{"If-Match": `"nope"`}, 412},
+		{map[string]string{"If-Match": "W/" + etag}, 412}, // If-Match compares strongly
+		{map[string]string{"If-None-Match": "W/" + etag}, 304},
+		{map[string]string{"If-Unmodified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}, 412},
+		{map[string]string{"If-Unmodified-Since": time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}, 200},
+	} {
+		if r := do(t, "GET", path, tc.hdr); r.status != tc.status {
+			t.Errorf("%v: %d, want %d", tc.hdr, r.status, tc.status)
+		}
+	}
+}
+
+func TestAcceptQZero(t *testing.T) {
+	srv, _ := server(t, nil)
+	r := do(t, "GET", srv.URL+"/iiif/3/julia/info.json", map[string]string{"Accept": "application/ld+json;q=0, application/json"})
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("q=0 JSON-LD still chosen: %s", ct)
+	}
+}
+
+// TestHostileFiles: names the file system refuses, FIFOs, hidden files and
+// loops of links are all plain 404s (or 400s), never 500s or hangs.
+func TestHostileFiles(t *testing.T) {
+	srv, root := server(t, nil)
+	if err := syscall.Mkfifo(filepath.Join(root, "fifo.jpg"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink("loop-b.jpg", filepath.Join(root, "loop-a.jpg"))
+	os.Symlink("loop-a.jpg", filepath.Join(root, "loop-b.jpg"))
+	os.WriteFile(filepath.Join(root, ".hidden.png"), []byte("x"), 0o644)
+	for _, id := range []string{"fifo.jpg", "fifo", "loop-a.jpg", ".hidden.png", "sub%2F.hidden.png", strings.Repeat("a", 300) + ".jpg"} {
+		done := make(chan resp, 1)
+		go func() { done <- get(t, srv.URL+"/iiif/3/"+id+"/info.json") }()
+		select {
+		case r := <-done:
+			if r.status != 404 && r.status != 400 {
+				t.Errorf("%s: %d %s", id, r.status, r.body)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: request hangs", id)
+		}
+	}
+}
+
+// TestPanicAfterWriteAborts: a panic once the body has started must not
+// leave a clean, cacheable, truncated 200.
+func TestPanicAfterWriteAborts(t *testing.T) {
+	h := httpapi.Wrap(slog.New(slog.NewTextHandler(io.Discard, nil)), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"x"`)
+		w.Write([]byte("partial"))
+		w.(http.Flusher).Flush()
+		panic("boom")
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err == nil {
+		_, err = io.ReadAll(res.Body)
+		res.Body.Close()
+	}
+	if err == nil {
+		t.Error("a torn response was delivered as complete")
+	}
+	// Before any write: a clean 500 without the success headers.
+	h = httpapi.Wrap(slog.New(slog.NewTextHandler(io.Discard, nil)), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"x"`)
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		panic("boom")
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != 500 || rec.Header().Get("ETag") != "" || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("500 after panic: %d %v", rec.Code, rec.Header())
 	}
 }

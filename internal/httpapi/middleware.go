@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"time"
 )
 
@@ -51,12 +52,20 @@ func Wrap(log *slog.Logger, next http.Handler) http.Handler {
 					panic(v)
 				}
 				log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
-					slog.String("request_id", id), slog.Any("panic", v))
-				if !rec.wrote {
-					hd.Set("Content-Type", "text/plain; charset=utf-8")
-					rec.WriteHeader(http.StatusInternalServerError)
-					rec.Write([]byte("500 Internal Server Error: internal server error\n"))
+					slog.String("request_id", id), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+				if rec.wrote {
+					// Part of a response is out: abort the connection so
+					// that nobody takes the torn body for a whole one.
+					logRequest(log, r, rec, start, id)
+					panic(http.ErrAbortHandler)
 				}
+				for _, k := range []string{"ETag", "Last-Modified", "Link", "Content-Length", "Content-Disposition"} {
+					hd.Del(k)
+				}
+				hd.Set("Cache-Control", "no-store")
+				hd.Set("Content-Type", "text/plain; charset=utf-8")
+				rec.WriteHeader(http.StatusInternalServerError)
+				rec.Write([]byte("500 Internal Server Error: internal server error\n"))
 			}
 			logRequest(log, r, rec, start, id)
 		}()

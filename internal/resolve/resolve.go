@@ -25,6 +25,14 @@ var ImageExtensions = map[string]bool{
 	"heic": true, "heif": true, "avif": true,
 }
 
+// ErrInvalidIdentifier is the answer to identifiers that are not safe
+// relative paths.
+var ErrInvalidIdentifier = fault.New(fault.BadRequest, "invalid identifier: it must be a relative path without empty, '.' or '..' segments, backslashes or control characters")
+
+// ValidIdentifier reports whether id is a safe relative path that may name
+// an image: see fs.ValidKey.
+func ValidIdentifier(id string) bool { return fs.ValidKey(id) }
+
 // Resolver opens the object an identifier names.
 type Resolver struct {
 	src source.Source
@@ -43,8 +51,11 @@ func HasImageExtension(key string) bool {
 // percent-decoded). The error is a fault: 400 for identifiers that are not
 // safe relative paths, 404 for unknown or ambiguous ones.
 func (r *Resolver) Open(ctx context.Context, id string) (*source.Object, error) {
-	if !fs.ValidKey(id) {
-		return nil, fault.New(fault.BadRequest, "invalid identifier: it must be a relative path without empty, '.' or '..' segments, backslashes or control characters")
+	if !ValidIdentifier(id) {
+		return nil, ErrInvalidIdentifier
+	}
+	if hidden(id) {
+		return nil, notFound(id)
 	}
 	if HasImageExtension(id) {
 		obj, err := r.src.Open(ctx, id)
@@ -54,6 +65,7 @@ func (r *Resolver) Open(ctx context.Context, id string) (*source.Object, error) 
 		if !errors.Is(err, source.ErrNotFound) {
 			return nil, openError(err)
 		}
+		// A missing "photo.tif" may still be "photo.tif.jp2"; fall through.
 	}
 	keys, err := r.src.Siblings(ctx, id)
 	if err != nil {
@@ -67,10 +79,13 @@ func (r *Resolver) Open(ctx context.Context, id string) (*source.Object, error) 
 	}
 	switch len(match) {
 	case 0:
-		return nil, fault.New(fault.NotFound, "no image with identifier %q", truncate(id))
+		return nil, notFound(id)
 	case 1:
 		obj, err := r.src.Open(ctx, match[0])
 		if err != nil {
+			if errors.Is(err, source.ErrNotFound) {
+				return nil, notFound(id)
+			}
 			return nil, openError(err)
 		}
 		return obj, nil
@@ -78,12 +93,21 @@ func (r *Resolver) Open(ctx context.Context, id string) (*source.Object, error) 
 	return nil, fault.New(fault.NotFound, "identifier %q is ambiguous: %d image files match; add the extension", truncate(id), len(match))
 }
 
+// notFound is the one answer for every identifier that names no image, so
+// that the reason (absent, hidden, a link leading out) is not revealed.
+func notFound(id string) error {
+	return fault.New(fault.NotFound, "no image with identifier %q", truncate(id))
+}
+
+// hidden reports whether a segment of id starts with a dot: hidden files
+// and folders are never served.
+func hidden(id string) bool {
+	return strings.HasPrefix(id, ".") || strings.Contains(id, "/.")
+}
+
 func openError(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
-	}
-	if errors.Is(err, source.ErrNotFound) {
-		return fault.New(fault.NotFound, "image not found")
 	}
 	return fault.Wrap(fault.Internal, err, "the image could not be opened")
 }

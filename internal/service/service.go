@@ -228,7 +228,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		Plan:        p,
 		ContentType: pixels.ContentType(req.Format),
 		ModTime:     obj.ModTime,
-		ETag:        etag("image", obj.Key, canon, obj.Version, s.cfg.Variant),
+		ETag:        etag("image", obj.Key, canon, obj.Version, s.cfg.Variant, fmt.Sprint(s.cfg.Limits)),
 		Canonical:   canon,
 		obj:         obj,
 		input:       pixels.Input{Path: obj.Path, Level: hdr.Levels[p.Level]},
@@ -266,20 +266,21 @@ func (s *Service) describe(ctx context.Context, obj *source.Object) (probe.Info,
 		return probe.Info{}, err
 	}
 	hdr, err := probe.Read(obj, obj.Size)
-	if err != nil || len(hdr.Levels) == 0 {
-		// The pure-Go probe does not size every format (HEIF, AVIF);
-		// libvips reads the header of anything it can decode.
+	if errors.Is(err, probe.ErrUnknownFormat) || errors.Is(err, probe.ErrSizeUnknown) {
+		// The pure-Go probe does not size every format (some HEIF);
+		// libvips reads the header of anything it can decode. Files the
+		// probe found malformed do not get this second chance: its
+		// sanity bounds are the point.
 		if obj.Path == "" {
 			return probe.Info{}, headerError(err)
 		}
-		vh, verr := s.render.Header(obj.Path)
-		if verr != nil {
-			if err == nil {
-				err = verr
-			}
-			return probe.Info{}, headerError(err)
-		}
-		hdr = vh
+		hdr, err = s.render.Header(obj.Path)
+	}
+	if err != nil {
+		return probe.Info{}, headerError(err)
+	}
+	if len(hdr.Levels) == 0 {
+		return probe.Info{}, fault.New(fault.Internal, "the source image is damaged or unreadable")
 	}
 	s.headers.put(key, hdr)
 	return hdr, nil

@@ -57,12 +57,12 @@ func (s *FS) locate(key string) (string, error) {
 	p := filepath.Join(s.root, filepath.FromSlash(key))
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
-		if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, iofs.ErrPermission) || isNotDir(err) {
+		if absent(err) {
 			return "", fmt.Errorf("%w: %s", source.ErrNotFound, key)
 		}
 		return "", err
 	}
-	if real != s.root && !strings.HasPrefix(real, s.root+string(filepath.Separator)) {
+	if !within(s.root, real) {
 		// A link that leads out of the root is treated as absent, so that
 		// its existence is not revealed either.
 		return "", fmt.Errorf("%w: %s", source.ErrNotFound, key)
@@ -70,7 +70,32 @@ func (s *FS) locate(key string) (string, error) {
 	return real, nil
 }
 
-func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
+// absent reports whether err means that a path names nothing we can
+// serve: missing, unreadable, through a non-directory, too long, or a
+// loop of links. Clients cause these; they are 404s, not faults.
+func absent(err error) bool {
+	if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, iofs.ErrPermission) {
+		return true
+	}
+	for _, e := range []syscall.Errno{syscall.ENOTDIR, syscall.ENAMETOOLONG, syscall.ELOOP, syscall.EINVAL} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	// filepath.EvalSymlinks reports a loop without an errno.
+	return strings.Contains(err.Error(), "too many links")
+}
+
+// within reports whether path is root or inside it.
+func within(root, path string) bool {
+	if path == root {
+		return true
+	}
+	if !strings.HasSuffix(root, string(filepath.Separator)) {
+		root += string(filepath.Separator)
+	}
+	return strings.HasPrefix(path, root)
+}
 
 // Open opens the regular file at key.
 func (s *FS) Open(ctx context.Context, key string) (*source.Object, error) {
@@ -81,9 +106,11 @@ func (s *FS) Open(ctx context.Context, key string) (*source.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(real)
+	// O_NONBLOCK: opening a FIFO or device must not hang the request; it
+	// changes nothing for regular files, and others are refused below.
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, iofs.ErrPermission) {
+		if absent(err) {
 			return nil, fmt.Errorf("%w: %s", source.ErrNotFound, key)
 		}
 		return nil, err
@@ -103,9 +130,21 @@ func (s *FS) Open(ctx context.Context, key string) (*source.Object, error) {
 		Key:      key,
 		Size:     st.Size(),
 		ModTime:  st.ModTime(),
-		Version:  strconv.FormatInt(st.Size(), 36) + "-" + strconv.FormatInt(st.ModTime().UnixNano(), 36),
+		Version:  version(st),
 		Path:     real,
 	}, nil
+}
+
+// version identifies the bytes of a file: size and modification time, plus
+// inode and change time where the system has them, so that a replacement
+// with the same size and a copied modification time (cp -p, rsync -t)
+// still gets a new version.
+func version(st iofs.FileInfo) string {
+	v := strconv.FormatInt(st.Size(), 36) + "-" + strconv.FormatInt(st.ModTime().UnixNano(), 36)
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		v += "-" + strconv.FormatUint(sys.Ino, 36) + "-" + strconv.FormatInt(sys.Ctim.Nano(), 36)
+	}
+	return v
 }
 
 // Siblings lists the files named key's base name plus an extension.
@@ -154,7 +193,7 @@ func ValidKey(key string) bool {
 		}
 	}
 	for _, el := range strings.Split(key, "/") {
-		if el == "" || el == "." || el == ".." {
+		if el == "" || el == "." || el == ".." || len(el) > 255 {
 			return false
 		}
 	}
