@@ -1,0 +1,102 @@
+package pixels
+
+import (
+	"context"
+	"image"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/probe"
+)
+
+// The benchmark source: a 10000x8000 pyramidal TIFF, JPEG-compressed in
+// 512x512 tiles, made once per run by the vips command from a smooth,
+// noisy picture (so that JPEG has real work to do).
+const benchW, benchH = 10000, 8000
+
+var (
+	benchOnce sync.Once
+	benchDir  string
+	benchPath string
+	benchErr  error
+)
+
+func benchPyramid(b *testing.B) string {
+	b.Helper()
+	needVips(b)
+	benchOnce.Do(func() {
+		benchDir, benchErr = os.MkdirTemp("", "pixels-bench-")
+		if benchErr != nil {
+			return
+		}
+		src := image.NewNRGBA(image.Rect(0, 0, benchW/4, benchH/4))
+		rng := rand.New(rand.NewPCG(3, 4))
+		for y := range benchH / 4 {
+			for x := range benchW / 4 {
+				fx, fy := float64(x), float64(y)
+				v := func(a, b, c float64) uint8 {
+					s := 128 + 60*math.Sin(fx/a+fy/b) + 40*math.Cos(fy/c) + float64(rng.IntN(41)-20)
+					return uint8(max(0, min(255, s)))
+				}
+				i := src.PixOffset(x, y)
+				src.Pix[i], src.Pix[i+1], src.Pix[i+2], src.Pix[i+3] = v(37, 91, 53), v(71, 29, 113), v(19, 67, 41), 255
+			}
+		}
+		png := filepath.Join(benchDir, "src.png")
+		if benchErr = os.WriteFile(png, encodePNG(b, src), 0o644); benchErr != nil {
+			return
+		}
+		benchPath = filepath.Join(benchDir, "pyramid.tif")
+		vipsCmd(b, "resize", png,
+			benchPath+"[tile,pyramid,compression=jpeg,Q=85,tile-width=512,tile-height=512]", "4")
+	})
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	return benchPath
+}
+
+func benchRender(b *testing.B, in Input, p *plan.Plan) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := Render(context.Background(), in, p, EncodeOptions{}, io.Discard); err != nil {
+			b.Fatal(detail(err))
+		}
+	}
+}
+
+// BenchmarkTile renders a 512x512 tile, aligned with the stored tiles, at
+// full resolution, as JPEG.
+func BenchmarkTile(b *testing.B) {
+	path := benchPyramid(b)
+	r := image.Rect(2048, 2048, 2560, 2560)
+	p := &plan.Plan{
+		Region: r, LevelRegion: r,
+		Width: 512, Height: 512, OutWidth: 512, OutHeight: 512,
+		Quality: iiif.QualityDefault, Format: iiif.FormatJPG,
+	}
+	benchRender(b, Input{Path: path, Level: probe.Level{Width: benchW, Height: benchH, SubIFD: -1}}, p)
+}
+
+// BenchmarkThumbnail renders the whole image at 1024 pixels on the long
+// side (!1024,1024) as JPEG, from the smallest level at least that big:
+// page 3, 1250x1000.
+func BenchmarkThumbnail(b *testing.B) {
+	path := benchPyramid(b)
+	p := &plan.Plan{
+		Region:      image.Rect(0, 0, benchW, benchH),
+		Level:       3,
+		LevelRegion: image.Rect(0, 0, benchW/8, benchH/8),
+		Width:       1024, Height: 819, OutWidth: 1024, OutHeight: 819,
+		Quality: iiif.QualityDefault, Format: iiif.FormatJPG,
+	}
+	benchRender(b, Input{Path: path, Level: probe.Level{Width: benchW / 8, Height: benchH / 8, Page: 3, SubIFD: -1}}, p)
+}
