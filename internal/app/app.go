@@ -58,7 +58,11 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	if err := pixels.Startup(pixels.Config{Concurrency: cfg.VipsConcurrency}); err != nil {
+	vipsLog := log.With("component", "libvips")
+	if err := pixels.Startup(pixels.Config{
+		Concurrency: cfg.VipsConcurrency,
+		Warn:        func(msg string) { vipsLog.Debug(msg) },
+	}); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("libvips: %w", err)
 	}
