@@ -1,0 +1,216 @@
+package limit
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func mustNew(t *testing.T, c Config) *Admitter {
+	t.Helper()
+	a, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestWorkersBound(t *testing.T) {
+	a := mustNew(t, Config{Workers: 2, Queue: 10})
+	ctx := context.Background()
+	r1, _ := a.Acquire(ctx, 0)
+	r2, _ := a.Acquire(ctx, 0)
+	got := make(chan func(), 1)
+	go func() {
+		r, err := a.Acquire(ctx, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- r
+	}()
+	select {
+	case <-got:
+		t.Fatal("a third worker started while two run")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if s := a.Stats(); s.Running != 2 || s.Waiting != 1 {
+		t.Errorf("stats %+v", s)
+	}
+	r1()
+	r3 := <-got
+	r2()
+	r3()
+	r3() // a second release is a no-op
+	if s := a.Stats(); s.Running != 0 || s.Waiting != 0 {
+		t.Errorf("after release: %+v", s)
+	}
+}
+
+func TestQueueFullRefusesAtOnce(t *testing.T) {
+	a := mustNew(t, Config{Workers: 1, Queue: 1})
+	ctx := context.Background()
+	r, _ := a.Acquire(ctx, 0)
+	defer r()
+	go a.Acquire(ctx, 0) // takes the only queue place
+	waitFor(t, func() bool { return a.Stats().Waiting == 1 })
+	start := time.Now()
+	_, err := a.Acquire(ctx, 0)
+	if !errors.Is(err, ErrQueueFull) || time.Since(start) > 100*time.Millisecond {
+		t.Errorf("got %v after %v, want ErrQueueFull at once", err, time.Since(start))
+	}
+	if st := ErrQueueFull.HTTPStatus(); st != 503 {
+		t.Errorf("status %d", st)
+	}
+}
+
+func TestQueueTimeout(t *testing.T) {
+	a := mustNew(t, Config{Workers: 1, Queue: 5, QueueTimeout: 30 * time.Millisecond})
+	r, _ := a.Acquire(context.Background(), 0)
+	defer r()
+	if _, err := a.Acquire(context.Background(), 0); !errors.Is(err, ErrQueueTimeout) {
+		t.Errorf("got %v, want ErrQueueTimeout", err)
+	}
+	if s := a.Stats(); s.Waiting != 0 {
+		t.Errorf("a timed-out waiter stayed queued: %+v", s)
+	}
+}
+
+func TestContextEnds(t *testing.T) {
+	a := mustNew(t, Config{Workers: 1})
+	r, _ := a.Acquire(context.Background(), 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, err := a.Acquire(ctx, 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v", err)
+	}
+	r()
+	if _, err := a.Acquire(ctx, 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("an ended context was admitted: %v", err)
+	}
+}
+
+func TestMemoryBudget(t *testing.T) {
+	a := mustNew(t, Config{Memory: 100})
+	ctx := context.Background()
+	r60, _ := a.Acquire(ctx, 60)
+	done := make(chan struct{})
+	go func() {
+		r, _ := a.Acquire(ctx, 50) // 60+50 > 100: waits
+		close(done)
+		r()
+	}()
+	select {
+	case <-done:
+		t.Fatal("admitted over the budget")
+	case <-time.After(50 * time.Millisecond):
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	r30, err := a.Acquire(short, 30)
+	if err == nil {
+		// Strict arrival order: the cheap request must not overtake.
+		t.Error("a later cheap request overtook a waiting one")
+		r30()
+	}
+	r60()
+	<-done
+	// A unit larger than the whole budget runs, alone.
+	big, err := a.Acquire(ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big()
+}
+
+func TestFIFO(t *testing.T) {
+	a := mustNew(t, Config{Workers: 1, Queue: 100})
+	ctx := context.Background()
+	r, _ := a.Acquire(ctx, 0)
+	var order []int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			rel, err := a.Acquire(ctx, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			rel()
+		}(i)
+		waitFor(t, func() bool { return a.Stats().Waiting == i+1 })
+	}
+	r()
+	wg.Wait()
+	for i, v := range order {
+		if v != i {
+			t.Fatalf("order %v, want arrival order", order)
+		}
+	}
+}
+
+// TestStress hammers the admitter from many goroutines, some cancelling,
+// and checks the bounds are never exceeded and everything is released.
+func TestStress(t *testing.T) {
+	a := mustNew(t, Config{Workers: 3, Queue: 20, QueueTimeout: 20 * time.Millisecond, Memory: 1000})
+	var running, peak atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 50; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%7)*time.Millisecond)
+				rel, err := a.Acquire(ctx, int64(100+g*7%300))
+				if err == nil {
+					n := running.Add(1)
+					for {
+						p := peak.Load()
+						if n <= p || peak.CompareAndSwap(p, n) {
+							break
+						}
+					}
+					if s := a.Stats(); s.Memory > 1000 {
+						t.Errorf("memory %d over budget", s.Memory)
+					}
+					time.Sleep(time.Duration(i%3) * 100 * time.Microsecond)
+					running.Add(-1)
+					rel()
+				}
+				cancel()
+			}
+		}(g)
+	}
+	wg.Wait()
+	if peak.Load() > 3 {
+		t.Errorf("peak %d workers, bound 3", peak.Load())
+	}
+	if s := a.Stats(); s != (Stats{}) {
+		t.Errorf("leftover state %+v", s)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if _, err := New(Config{Workers: -1}); err == nil {
+		t.Error("negative workers accepted")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
