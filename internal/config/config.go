@@ -17,6 +17,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,6 +51,15 @@ type Config struct {
 
 	LogFormat string // text or json
 	LogLevel  string // debug, info, warn, error
+
+	// Admission control: pixel work running at once, waiting at once, the
+	// longest wait, and the memory budget of running work.
+	Workers      int
+	Queue        int
+	QueueTimeout time.Duration
+	MemoryLimit  ByteSize
+	// RequestTimeout bounds the work of one request (0 = none).
+	RequestTimeout time.Duration
 
 	ReadHeaderTimeout time.Duration
 	WriteTimeout      time.Duration
@@ -91,11 +101,25 @@ func Default() Config {
 		CacheControl:      "public, max-age=86400",
 		LogFormat:         "text",
 		LogLevel:          "info",
+		Workers:           2 * runtime.NumCPU(),
+		Queue:             16 * runtime.NumCPU(),
+		QueueTimeout:      10 * time.Second,
+		MemoryLimit:       defaultMemoryLimit(),
+		RequestTimeout:    60 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
 		WriteTimeout:      5 * time.Minute,
 		ShutdownTimeout:   30 * time.Second,
 		FormatLimits:      DefaultFormatLimits(),
 	}
+}
+
+// defaultMemoryLimit is half of the memory the process may use (the rest
+// is for the Go heap, the OS and the page cache), or 2 GiB when unknown.
+func defaultMemoryLimit() ByteSize {
+	if m := MachineMemory(); m > 0 {
+		return ByteSize(m / 2)
+	}
+	return 2 << 30
 }
 
 // Validate reports the first problem with c, naming the setting.
@@ -142,6 +166,12 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", c.LogLevel))
 	}
+	if c.Workers < 1 {
+		errs = append(errs, errors.New("workers: must be at least 1"))
+	}
+	if c.Queue < 0 || c.QueueTimeout < 0 || c.MemoryLimit < 0 || c.RequestTimeout < 0 {
+		errs = append(errs, errors.New("queue, queue-timeout, memory-limit, request-timeout: must not be negative"))
+	}
 	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
@@ -167,6 +197,11 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.CacheControl, "cache-control", c.CacheControl, "Cache-Control `header` for images and info.json")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "image `operations` running at once")
+	fs.IntVar(&c.Queue, "queue", c.Queue, "image operations waiting at once; more are refused with 503 (0 = unbounded)")
+	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait for a worker before 503 (0 = until the request ends)")
+	fs.Var(&c.MemoryLimit, "memory-limit", "memory `size` (e.g. 4GiB) the estimated cost of running image operations may add up to (0 = no budget)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "longest time for the work of one request (0 = none)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read request headers")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time allowed to write a whole response")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time allowed for in-flight requests on shutdown")

@@ -154,6 +154,27 @@ func TestFormatLimitsPrecedence(t *testing.T) {
 	}
 }
 
+func TestByteSize(t *testing.T) {
+	for s, want := range map[string]ByteSize{"512MiB": 512 << 20, "2GiB": 2 << 30, "1.5gb": 1.5e9, "1048576": 1 << 20, "64k": 64 << 10, "0": 0} {
+		got, err := ParseByteSize(s)
+		if err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "lots", "-1GiB", "1e9", "GiB", "1..2MiB"} {
+		if _, err := ParseByteSize(s); err == nil {
+			t.Errorf("ParseByteSize(%q) accepted", s)
+		}
+	}
+	c, err := load(t, []string{"--memory-limit", "3GiB"}, nil)
+	if err != nil || c.MemoryLimit != 3<<30 {
+		t.Errorf("--memory-limit: %v %v", c.MemoryLimit, err)
+	}
+	if d := Default().MemoryLimit; d <= 0 {
+		t.Errorf("default memory limit %v", d)
+	}
+}
+
 func TestEnvName(t *testing.T) {
 	if got := EnvName("max-width"); got != "IIIFD_MAX_WIDTH" {
 		t.Errorf("got %s", got)
@@ -173,6 +194,25 @@ func FuzzParseFormatLimits(f *testing.F) {
 			if l.MaxWidth < 0 || l.MaxHeight < 0 || l.MaxArea < 0 {
 				t.Fatalf("negative limit from %q: %+v", s, l)
 			}
+		}
+	})
+}
+
+func FuzzParseByteSize(f *testing.F) {
+	for _, s := range []string{"512MiB", "2GiB", "1.5gb", "1048576", "", "k", "9999999999999TiB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := ParseByteSize(s)
+		if err != nil {
+			return
+		}
+		if b < 0 {
+			t.Fatalf("negative size %d from %q", b, s)
+		}
+		// What String prints parses back to the same size.
+		if b2, err := ParseByteSize(b.String()); err != nil || b2 != b {
+			t.Fatalf("round trip of %q: %v -> %q -> %v, %v", s, b, b.String(), b2, err)
 		}
 	})
 }
