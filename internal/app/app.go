@@ -162,6 +162,10 @@ func (e engine) Render(ctx context.Context, in pixels.Input, p *plan.Plan, w io.
 	return pixels.Render(ctx, in, p, e.opt, w)
 }
 
+func (e engine) RenderMosaic(ctx context.Context, m pixels.Mosaic, p *plan.Plan, w io.Writer) error {
+	return pixels.RenderMosaic(ctx, m, p, e.opt, w)
+}
+
 func (engine) Header(path string) (probe.Info, error) { return pixels.Header(path) }
 
 func (engine) Formats() []iiif.Format { return pixels.Formats() }

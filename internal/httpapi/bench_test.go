@@ -3,7 +3,9 @@ package httpapi_test
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 
 	"github.com/iiifd/iiifd/internal/app"
@@ -19,6 +21,10 @@ func benchHandler(b *testing.B) *app.App {
 	if err := samples.Extract(root); err != nil {
 		b.Fatal(err)
 	}
+	return benchApp(b, root)
+}
+
+func benchApp(b *testing.B, root string) *app.App {
 	cfg := config.Default()
 	cfg.Root = root
 	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError})))
@@ -30,7 +36,10 @@ func benchHandler(b *testing.B) *app.App {
 }
 
 func benchRequest(b *testing.B, path string) {
-	h := benchHandler(b).Handler()
+	benchServe(b, benchHandler(b).Handler(), path)
+}
+
+func benchServe(b *testing.B, h http.Handler, path string) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var bytes int64
@@ -49,6 +58,34 @@ func benchRequest(b *testing.B, path string) {
 // the pyramidal TIFF sample, as a viewer asks for it.
 func BenchmarkTileRequest(b *testing.B) {
 	benchRequest(b, "/iiif/3/mandelbrot/2048,1024,256,256/256,/0/default.jpg")
+}
+
+// BenchmarkTileRequestReencoded is the tile of BenchmarkTileRequest
+// mirrored, which cannot pass through: decode, flip, encode.
+func BenchmarkTileRequestReencoded(b *testing.B) {
+	benchRequest(b, "/iiif/3/mandelbrot/2048,1024,256,256/256,/!0/default.jpg")
+}
+
+// BenchmarkTileDirPassthrough is an aligned 256×256 tile of a tile
+// directory (dzsave of the pyramidal TIFF sample): the stored file as it is.
+func BenchmarkTileDirPassthrough(b *testing.B) {
+	benchServe(b, tileDirHandler(b), "/iiif/3/tiles/2048,1024,256,256/256,256/0/default.jpg")
+}
+
+// BenchmarkTileDirStitched is a 256×256 region of the same tile directory
+// across four stored tiles: fetch, decode, join, crop, encode.
+func BenchmarkTileDirStitched(b *testing.B) {
+	benchServe(b, tileDirHandler(b), "/iiif/3/tiles/2176,1152,256,256/256,256/0/default.jpg")
+}
+
+func tileDirHandler(b *testing.B) http.Handler {
+	root := b.TempDir()
+	if err := samples.Extract(root); err != nil {
+		b.Fatal(err)
+	}
+	run(b, "vips", "dzsave", filepath.Join(root, "mandelbrot.tif"), filepath.Join(root, "tiles"),
+		"--layout", "iiif3", "--tile-size", "256", "--suffix", ".jpg[Q=85]")
+	return benchApp(b, root).Handler()
 }
 
 // BenchmarkTileRequestScaled is a 256×256 tile at scale factor 4 (a 1024×1024

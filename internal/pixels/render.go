@@ -69,6 +69,18 @@ var errNotStarted = fault.Wrap(fault.Internal,
 // whose public messages name no path. Some bytes may have been written
 // to w when Render fails.
 func Render(ctx context.Context, in Input, p *plan.Plan, opt EncodeOptions, w io.Writer) error {
+	return execute(ctx, p, func(r *render) error {
+		img, ld, err := r.load(in)
+		if err != nil {
+			return err
+		}
+		return r.process(img, ld.random, p, opt, w)
+	})
+}
+
+// execute checks what every render needs, then runs run on one OS thread
+// with a fresh render whose images are all released when it returns.
+func execute(ctx context.Context, p *plan.Plan, run func(r *render) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -88,7 +100,7 @@ func Render(ctx context.Context, in Input, p *plan.Plan, opt EncodeOptions, w io
 
 	r := newRender(ctx)
 	defer r.close()
-	return r.run(in, p, opt, w)
+	return run(r)
 }
 
 func checkPlan(p *plan.Plan) error {
@@ -232,12 +244,10 @@ func (r *render) failure(step, public string) error {
 	return fault.Wrap(fault.Internal, fmt.Errorf("pixels: %s: %s", step, text), "%s", public)
 }
 
-func (r *render) run(in Input, p *plan.Plan, opt EncodeOptions, w io.Writer) error {
-	img, ld, err := r.load(in)
-	if err != nil {
-		return err
-	}
-
+// process executes p on img, the loaded level (random says it can be read
+// out of order), and encodes the result to w: every step of a render after
+// the load, shared by files and stitched tiles.
+func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt EncodeOptions, w io.Writer) error {
 	// Crop. The planner's level sizes come from the header probe; clip to
 	// what the decoder really produced in case they differ by a pixel.
 	bounds := image.Rect(0, 0, int(img.Xsize), int(img.Ysize))
@@ -270,7 +280,7 @@ func (r *render) run(in Input, p *plan.Plan, opt EncodeOptions, w io.Writer) err
 		})
 	}
 	if p.Rotation != 0 {
-		if !ld.random {
+		if !random {
 			// Rotation reads its input out of order, which a sequential
 			// decoder cannot serve. The scaled image is bounded by the
 			// planner's size limits: hold it in memory.

@@ -13,6 +13,7 @@ import (
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/fs"
+	"github.com/iiifd/iiifd/internal/source/pyramid"
 )
 
 // ImageExtensions are the file extensions (lower case, without the dot)
@@ -47,7 +48,46 @@ func HasImageExtension(key string) bool {
 	return ext != "" && ImageExtensions[strings.ToLower(ext)]
 }
 
-// Open returns the opened object for the identifier id (already
+// Target is what an identifier names: an image file, or a tile pyramid
+// stored in the IIIF level-0 static layout (a folder with an info.json).
+type Target struct {
+	// Object is the image file, or the pyramid's info.json. The caller
+	// must Close it.
+	Object *source.Object
+	// Dir is the key of the pyramid's folder; empty for image files.
+	// Tiles are opened through the source as keys inside it.
+	Dir string
+}
+
+// Resolve returns what the identifier id (already percent-decoded) names:
+// an image file as Open finds it, else a folder id holding an info.json
+// (a tile pyramid). Files win: "photo" names photo.tif even when a folder
+// photo/ holds a pyramid. The error is a fault, as for Open.
+func (r *Resolver) Resolve(ctx context.Context, id string) (Target, error) {
+	if !ValidIdentifier(id) {
+		return Target{}, ErrInvalidIdentifier
+	}
+	if hidden(id) {
+		return Target{}, notFound(id)
+	}
+	obj, err := r.Open(ctx, id)
+	if err == nil {
+		return Target{Object: obj}, nil
+	}
+	if !errors.Is(err, errNoImage) {
+		return Target{}, err
+	}
+	info, perr := r.src.Open(ctx, id+"/"+pyramid.InfoFile)
+	if perr == nil {
+		return Target{Object: info, Dir: id}, nil
+	}
+	if !errors.Is(perr, source.ErrNotFound) {
+		return Target{}, openError(perr)
+	}
+	return Target{}, err
+}
+
+// Open returns the opened image file for the identifier id (already
 // percent-decoded). The error is a fault: 400 for identifiers that are not
 // safe relative paths, 404 for unknown or ambiguous ones.
 func (r *Resolver) Open(ctx context.Context, id string) (*source.Object, error) {
@@ -93,10 +133,14 @@ func (r *Resolver) Open(ctx context.Context, id string) (*source.Object, error) 
 	return nil, fault.New(fault.NotFound, "identifier %q is ambiguous: %d image files match; add the extension", truncate(id), len(match))
 }
 
+// errNoImage marks the answer of notFound, so that Resolve can tell "no
+// such file" from other failures.
+var errNoImage = errors.New("resolve: no image file")
+
 // notFound is the one answer for every identifier that names no image, so
 // that the reason (absent, hidden, a link leading out) is not revealed.
 func notFound(id string) error {
-	return fault.New(fault.NotFound, "no image with identifier %q", truncate(id))
+	return fault.Wrap(fault.NotFound, errNoImage, "no image with identifier %q", truncate(id))
 }
 
 // hidden reports whether a segment of id starts with a dot: hidden files

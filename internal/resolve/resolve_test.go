@@ -68,3 +68,50 @@ func TestOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestResolvePyramid finds tile pyramids: folders holding an info.json.
+func TestResolvePyramid(t *testing.T) {
+	root := t.TempDir()
+	for _, name := range []string{"maps/sheet/info.json", "maps/sheet/0,0,256,256/256,256/0/default.jpg",
+		"both.tif", "both/info.json", "plain/readme.txt", ".hidden/info.json", "dir.jpg/info.json"} {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := fs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(src)
+	for _, tc := range []struct {
+		id, key, dir string
+		status       int
+	}{
+		{"maps/sheet", "maps/sheet/info.json", "maps/sheet", 0},
+		{"dir.jpg", "dir.jpg/info.json", "dir.jpg", 0},
+		{"both", "both.tif", "", 0}, // files win
+		{"plain", "", "", 404},
+		{".hidden", "", "", 404},
+		{"maps", "", "", 404},
+		{"maps/sheet/0,0,256,256/256,256/0/default.jpg", "maps/sheet/0,0,256,256/256,256/0/default.jpg", "", 0},
+		{"maps/../maps/sheet", "", "", 400},
+	} {
+		tgt, err := r.Resolve(context.Background(), tc.id)
+		if tc.status != 0 {
+			if got, _ := fault.Status(err); err == nil || got != tc.status {
+				t.Errorf("Resolve(%q): %v, want %d", tc.id, err, tc.status)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Resolve(%q): %v", tc.id, err)
+			continue
+		}
+		if tgt.Object.Key != tc.key || tgt.Dir != tc.dir {
+			t.Errorf("Resolve(%q) = %q in %q, want %q in %q", tc.id, tgt.Object.Key, tgt.Dir, tc.key, tc.dir)
+		}
+		tgt.Object.Close()
+	}
+}

@@ -3,8 +3,6 @@ package service
 import (
 	"container/list"
 	"sync"
-
-	"github.com/iiifd/iiifd/internal/probe"
 )
 
 // headerCache keeps the header facts of recently used sources, keyed by
@@ -20,25 +18,25 @@ type headerCache struct {
 
 type headerEntry struct {
 	key  string
-	info probe.Info
+	info header
 }
 
 func newHeaderCache(max int) *headerCache {
 	return &headerCache{max: max, order: list.New(), items: make(map[string]*list.Element)}
 }
 
-func (c *headerCache) get(key string) (probe.Info, bool) {
+func (c *headerCache) get(key string) (header, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[key]
 	if !ok {
-		return probe.Info{}, false
+		return header{}, false
 	}
 	c.order.MoveToFront(el)
 	return el.Value.(*headerEntry).info, true
 }
 
-func (c *headerCache) put(key string, info probe.Info) {
+func (c *headerCache) put(key string, info header) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {

@@ -24,6 +24,7 @@ import (
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/pyramid"
 )
 
 // Renderer produces the pixels of a plan. The libvips engine in package
@@ -33,6 +34,9 @@ type Renderer interface {
 	Render(ctx context.Context, in pixels.Input, p *plan.Plan, w io.Writer) error
 	// Header describes files that the pure-Go probe cannot size.
 	Header(path string) (probe.Info, error)
+	// RenderMosaic executes p on the image that the tiles of m form
+	// (p.LevelRegion is in its pixels) and writes the encoded image to w.
+	RenderMosaic(ctx context.Context, m pixels.Mosaic, p *plan.Plan, w io.Writer) error
 	// Formats lists the output formats the engine can write.
 	Formats() []iiif.Format
 }
@@ -50,6 +54,7 @@ type Config struct {
 // Service runs requests through the pipeline.
 type Service struct {
 	cfg      Config
+	src      source.Source
 	resolver *resolve.Resolver
 	render   Renderer
 	formats  []iiif.Format
@@ -63,6 +68,7 @@ func New(cfg Config, src source.Source, r Renderer) (*Service, error) {
 	}
 	return &Service{
 		cfg:      cfg,
+		src:      src,
 		resolver: resolve.New(src),
 		render:   r,
 		formats:  r.Formats(),
@@ -80,12 +86,13 @@ type Info struct {
 // Info returns the info.json of the identifier id for API version v, with
 // its id under base (the public URL of the server, without trailing slash).
 func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*Info, error) {
-	obj, err := s.resolver.Open(ctx, id)
+	tgt, err := s.resolver.Resolve(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	obj := tgt.Object
 	defer obj.Close()
-	hdr, err := s.describe(ctx, obj)
+	hdr, err := s.describe(ctx, tgt)
 	if err != nil {
 		return nil, err
 	}
@@ -109,16 +116,25 @@ func ServiceID(base string, v iiif.Version, id string) string {
 }
 
 // imageInfo assembles info.json's facts: the source's own tiling (or the
-// configured tile size), the power-of-two scale factors down to a single
-// tile, the cheaply available sizes, limits and capabilities.
-func (s *Service) imageInfo(id string, hdr probe.Info) iiif.ImageInfo {
+// configured tile size) and the scale factors whose tiles are stored (see
+// scaleFactors), the cheaply available sizes, limits and capabilities.
+func (s *Service) imageInfo(id string, h header) iiif.ImageInfo {
+	hdr := h.info
 	l0 := hdr.Levels[0]
 	tw, th := l0.TileWidth, l0.TileHeight
 	if tw <= 0 || th <= 0 {
 		tw, th = s.cfg.TileSize, s.cfg.TileSize
 	}
 	lim := s.cfg.Limits
-	tw, th = fitTile(tw, th, lim)
+	ftw, fth := fitTile(tw, th, lim)
+	factors := iiif.ScaleFactors(hdr.Width, hdr.Height, ftw, fth)
+	if f := scaleFactors(h); f != nil && ftw == tw && fth == th {
+		factors = f
+	}
+	sizes := s.sizes(hdr)
+	if h.pyramid != nil {
+		sizes = s.storedSizes(h.pyramid)
+	}
 	ii := iiif.ImageInfo{
 		ID:        id,
 		Width:     hdr.Width,
@@ -127,10 +143,10 @@ func (s *Service) imageInfo(id string, hdr probe.Info) iiif.ImageInfo {
 		MaxHeight: lim.MaxHeight,
 		MaxArea:   lim.MaxArea,
 		Tiles: []iiif.Tile{{
-			Width: tw, Height: th,
-			ScaleFactors: iiif.ScaleFactors(hdr.Width, hdr.Height, tw, th),
+			Width: ftw, Height: fth,
+			ScaleFactors: factors,
 		}},
-		Sizes:            s.sizes(hdr),
+		Sizes:            sizes,
 		PreferredFormats: []iiif.Format{iiif.FormatJPG},
 	}
 	for _, f := range s.formats {
@@ -196,52 +212,93 @@ type Job struct {
 	// Canonical is the canonical path of the request after the
 	// identifier, e.g. "full/max/0/default.jpg".
 	Canonical string
+	// Passthrough says the response is a stored tile sent as it is
+	// stored (or, for a JPEG-compressed TIFF, completed with the file's
+	// JPEG tables), without decoding or encoding.
+	Passthrough bool
 
-	obj    *source.Object
-	input  pixels.Input
-	render Renderer
+	obj *source.Object
+	run func(ctx context.Context, w io.Writer) error
 }
 
-// Image resolves, describes and plans an image request. The caller must
-// Close the job, rendered or not.
+// Image resolves, describes and plans an image request, and decides how
+// to produce it: stored bytes as they are (passthrough), tiles of a tile
+// pyramid stitched together, or libvips on the source file. The caller
+// must Close the job, rendered or not.
 func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job, error) {
 	if !slices.Contains(s.formats, req.Format) {
 		// 3.0 §4.5 and 2.1 §4.5: an unsupported format should be a 400.
 		return nil, fault.New(fault.BadRequest, "format: %q is not supported by this server; it can write %s", string(req.Format), formatList(s.formats))
 	}
-	obj, err := s.resolver.Open(ctx, id)
+	tgt, err := s.resolver.Resolve(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	hdr, err := s.describe(ctx, obj)
+	obj := tgt.Object
+	hdr, err := s.describe(ctx, tgt)
 	if err != nil {
 		obj.Close()
 		return nil, err
 	}
-	p, err := plan.Make(req, planImage(hdr), s.cfg.Limits)
+	p, err := plan.Make(req, planImage(hdr.info), s.cfg.Limits)
 	if err != nil {
 		obj.Close()
 		return nil, err
 	}
 	canon := p.Canonical.String()
-	return &Job{
+	j := &Job{
 		Plan:        p,
 		ContentType: pixels.ContentType(req.Format),
 		ModTime:     obj.ModTime,
 		ETag:        etag("image", obj.Key, canon, obj.Version, s.cfg.Variant, fmt.Sprint(s.cfg.Limits)),
 		Canonical:   canon,
 		obj:         obj,
-		input:       pixels.Input{Path: obj.Path, Level: hdr.Levels[p.Level]},
-		render:      s.render,
-	}, nil
+	}
+	switch {
+	case hdr.pyramid != nil:
+		s.pyramidJob(j, tgt.Dir, hdr.pyramid)
+	default:
+		s.fileJob(j, hdr.info)
+	}
+	return j, nil
+}
+
+// fileJob makes j render an image file with libvips, or pass a stored
+// JPEG tile of a TIFF through when the plan is exactly that tile.
+func (s *Service) fileJob(j *Job, hdr probe.Info) {
+	in := pixels.Input{Path: j.obj.Path, Level: hdr.Levels[j.Plan.Level]}
+	render := func(ctx context.Context, w io.Writer) error {
+		if in.Path == "" {
+			return fault.New(fault.NotImplemented, "this source cannot be decoded yet")
+		}
+		return s.render.Render(ctx, in, &j.Plan, w)
+	}
+	j.run = render
+	tile, ok := tiffTile(hdr, &j.Plan)
+	if !ok {
+		return
+	}
+	j.Passthrough = true
+	j.run = func(ctx context.Context, w io.Writer) error {
+		b, err := spliceTIFFTile(ctx, j.obj, tile)
+		if errors.Is(err, errNoPassthrough) {
+			// The tile is not what its tags promised; nothing is
+			// written yet, so libvips can still do it.
+			return render(ctx, w)
+		}
+		if err != nil {
+			return err
+		}
+		return write(w, b)
+	}
 }
 
 // Render writes the encoded image to w.
 func (j *Job) Render(ctx context.Context, w io.Writer) error {
-	if j.input.Path == "" {
-		return fault.New(fault.NotImplemented, "this source cannot be decoded yet")
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return j.render.Render(ctx, j.input, &j.Plan, w)
+	return j.run(ctx, w)
 }
 
 // Close releases the source.
@@ -255,16 +312,39 @@ func planImage(hdr probe.Info) plan.Image {
 	return img
 }
 
-// describe returns the header facts of obj, from the cache when the same
-// version of the object was described before.
-func (s *Service) describe(ctx context.Context, obj *source.Object) (probe.Info, error) {
+// header is what the service knows of a source from its header: the
+// probe's facts, and for a tile pyramid its stored description.
+type header struct {
+	info    probe.Info
+	pyramid *pyramid.Pyramid // nil for image files
+}
+
+// describe returns the header facts of the target, from the cache when the
+// same version of the object was described before.
+func (s *Service) describe(ctx context.Context, tgt resolve.Target) (header, error) {
+	obj := tgt.Object
 	key := obj.Key + "\x00" + obj.Version
 	if hdr, ok := s.headers.get(key); ok {
 		return hdr, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return probe.Info{}, err
+		return header{}, err
 	}
+	var hdr header
+	var err error
+	if tgt.Dir != "" {
+		hdr, err = describePyramid(obj)
+	} else {
+		hdr.info, err = s.probe(obj)
+	}
+	if err != nil {
+		return header{}, err
+	}
+	s.headers.put(key, hdr)
+	return hdr, nil
+}
+
+func (s *Service) probe(obj *source.Object) (probe.Info, error) {
 	hdr, err := probe.Read(obj, obj.Size)
 	if errors.Is(err, probe.ErrUnknownFormat) || errors.Is(err, probe.ErrSizeUnknown) {
 		// The pure-Go probe does not size every format (some HEIF);
@@ -282,7 +362,6 @@ func (s *Service) describe(ctx context.Context, obj *source.Object) (probe.Info,
 	if len(hdr.Levels) == 0 {
 		return probe.Info{}, fault.New(fault.Internal, "the source image is damaged or unreadable")
 	}
-	s.headers.put(key, hdr)
 	return hdr, nil
 }
 

@@ -303,3 +303,48 @@ func TestBrokenSources(t *testing.T) {
 		}
 	}
 }
+
+// TestPassthroughDecision checks which requests on the JPEG pyramidal TIFF
+// sample (256-pixel tiles, 6144×4608: no edge tiles at full size) are
+// answered with stored tiles.
+func TestPassthroughDecision(t *testing.T) {
+	root := t.TempDir()
+	if err := samples.Extract(root); err != nil {
+		t.Fatal(err)
+	}
+	svc := newService(t, root)
+	for _, tc := range []struct {
+		region, size, rotation, qf string
+		pass                       bool
+	}{
+		{"2048,1024,256,256", "256,", "0", "default.jpg", true},
+		{"2048,1024,256,256", "256,256", "0", "color.jpg", true},
+		{"2048,1024,512,512", "256,", "0", "default.jpg", true}, // a tile of the 1/2 level
+		{"0,0,4096,4096", "256,", "0", "default.jpg", true},     // a tile of the 1/16 level
+		{"2048,1024,256,256", "256,", "0", "default.png", false},
+		{"2048,1024,256,256", "256,", "0", "gray.jpg", false},
+		{"2048,1024,256,256", "256,", "90", "default.jpg", false},
+		{"2048,1024,256,256", "256,", "!0", "default.jpg", false},
+		{"2048,1024,256,256", "128,", "0", "default.jpg", false},
+		{"2049,1024,256,256", "256,", "0", "default.jpg", false},
+		{"2048,1024,512,256", "512,", "0", "default.jpg", false},
+		{"5888,4352,256,256", "256,", "0", "default.jpg", true}, // the last whole tile
+	} {
+		req, err := iiif.ParseImage(iiif.V3, tc.region, tc.size, tc.rotation, tc.qf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		job, err := svc.Image(context.Background(), "mandelbrot", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.Passthrough != tc.pass {
+			t.Errorf("%s/%s/%s/%s: passthrough %v, want %v", tc.region, tc.size, tc.rotation, tc.qf, job.Passthrough, tc.pass)
+		}
+		var out bytes.Buffer
+		if err := job.Render(context.Background(), &out); err != nil {
+			t.Errorf("%s: %v", tc.region, err)
+		}
+		job.Close()
+	}
+}

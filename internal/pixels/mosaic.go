@@ -1,0 +1,147 @@
+package pixels
+
+/*
+#include "bridge.h"
+#include "mosaic.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unsafe"
+
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/plan"
+)
+
+// Tile is one encoded stored tile of a Mosaic and the size its pixels
+// must have.
+type Tile struct {
+	Data          []byte
+	Width, Height int
+}
+
+// Mosaic is a block of stored tiles of one grid, all encoded (JPEG, PNG,
+// WebP...: whatever an allow-listed loader reads), that together form one
+// image: the level region a plan is cropped from.
+type Mosaic struct {
+	// Tiles lists the tiles row by row, Across to a row. Every tile is
+	// TileWidth×TileHeight but those of the last column and row, which
+	// may be narrower and shorter.
+	Tiles                 []Tile
+	Across                int
+	TileWidth, TileHeight int
+}
+
+// size returns the size of the image the tiles form.
+func (m *Mosaic) size() (w, h int) {
+	down := len(m.Tiles) / m.Across
+	last := m.Tiles[len(m.Tiles)-1]
+	return (m.Across-1)*m.TileWidth + last.Width, (down-1)*m.TileHeight + last.Height
+}
+
+func (m *Mosaic) check() error {
+	if m.Across < 1 || len(m.Tiles) == 0 || len(m.Tiles)%m.Across != 0 || m.TileWidth < 1 || m.TileHeight < 1 {
+		return fmt.Errorf("pixels: mosaic of %d tiles, %d across, grid %dx%d", len(m.Tiles), m.Across, m.TileWidth, m.TileHeight)
+	}
+	down := len(m.Tiles) / m.Across
+	// The last column and row may be narrower and shorter, alike in
+	// every row and column.
+	lastW, lastH := m.Tiles[m.Across-1].Width, m.Tiles[len(m.Tiles)-1].Height
+	if lastW < 1 || lastW > m.TileWidth || lastH < 1 || lastH > m.TileHeight {
+		return fmt.Errorf("pixels: mosaic edge tiles %dx%d in a %dx%d grid", lastW, lastH, m.TileWidth, m.TileHeight)
+	}
+	for i, t := range m.Tiles {
+		wantW, wantH := m.TileWidth, m.TileHeight
+		if i%m.Across == m.Across-1 {
+			wantW = lastW
+		}
+		if i/m.Across == down-1 {
+			wantH = lastH
+		}
+		if t.Width != wantW || t.Height != wantH {
+			return fmt.Errorf("pixels: mosaic tile %d is %dx%d, want %dx%d", i, t.Width, t.Height, wantW, wantH)
+		}
+	}
+	return nil
+}
+
+// RenderMosaic decodes the tiles of m, joins them into one image and
+// executes p on it exactly as Render does on a loaded level:
+// p.LevelRegion is in the pixels of the joined image. Each tile must
+// decode to the size m gives it; a tile that does not, or does not
+// decode, fails the render with a fault that names no path.
+func RenderMosaic(ctx context.Context, m Mosaic, p *plan.Plan, opt EncodeOptions, w io.Writer) error {
+	if err := m.check(); err != nil {
+		return fault.Wrap(fault.Internal, err, msgProcess)
+	}
+	return execute(ctx, p, func(r *render) error {
+		imgs := make([]*C.VipsImage, len(m.Tiles))
+		for i, t := range m.Tiles {
+			img, err := r.loadBytes(t.Data)
+			if err != nil {
+				return err
+			}
+			if int(img.Xsize) != t.Width || int(img.Ysize) != t.Height {
+				return fault.Wrap(fault.Internal,
+					fmt.Errorf("pixels: tile %d is %dx%d, want %dx%d", i, img.Xsize, img.Ysize, t.Width, t.Height),
+					msgUndecodable)
+			}
+			imgs[i] = img
+		}
+		var joined *C.VipsImage
+		if C.iiifd_arrayjoin(&imgs[0], C.int(len(imgs)), C.int(m.Across),
+			C.int(m.TileWidth), C.int(m.TileHeight), &joined) != 0 {
+			return r.failure("arrayjoin", msgProcess)
+		}
+		r.keep(joined)
+		// arrayjoin gives every cell the full grid size; the last column
+		// and row may hold less.
+		img := joined
+		if w, h := m.size(); int(img.Xsize) != w || int(img.Ysize) != h {
+			img = r.step(img, "crop", func(in *C.VipsImage, out **C.VipsImage) C.int {
+				return C.iiifd_extract_area(in, out, 0, 0, C.int(w), C.int(h))
+			})
+		}
+		if r.err != nil {
+			return r.err
+		}
+		// Tiles are loaded for random access (each is decoded whole, into
+		// memory, when first read), so the joined image is too.
+		return r.process(img, true, p, opt, w)
+	})
+}
+
+// loadBytes loads an encoded image held in memory with an allow-listed
+// loader, for random access. The render owns the image.
+func (r *render) loadBytes(data []byte) (*C.VipsImage, error) {
+	if err := r.ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(data) == 0 {
+		return nil, fault.Wrap(fault.Internal, errors.New("pixels: empty tile"), msgUndecodable)
+	}
+	src := C.iiifd_source_from_bytes(unsafe.Pointer(&data[0]), C.size_t(len(data)))
+	if src == nil {
+		return nil, r.failure("source", msgProcess)
+	}
+	defer C.g_object_unref(C.gpointer(src))
+	name := C.iiifd_find_load_source(src)
+	if name == nil {
+		return nil, fault.Wrap(fault.Internal, fmt.Errorf("pixels: tile: no loader: %s", vipsError()), msgUndecodable)
+	}
+	nick := C.GoString(name)
+	if _, ok := loaders[strings.TrimSuffix(nick, "_source")]; !ok || !strings.HasSuffix(nick, "_source") {
+		return nil, fault.Wrap(fault.Unsupported, fmt.Errorf("pixels: tile loader %s is not allowed", nick), msgUnsupported)
+	}
+	var img *C.VipsImage
+	if C.iiifd_load_source(name, src, C.VIPS_ACCESS_RANDOM, C.VIPS_FAIL_ON_ERROR, &img) != 0 {
+		return nil, r.failure("tile load", msgUndecodable)
+	}
+	r.keep(img)
+	return img, nil
+}

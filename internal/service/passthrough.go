@@ -1,0 +1,131 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/probe"
+)
+
+// errNoPassthrough says a stored tile turned out not to be usable as it
+// is; the job then renders with libvips instead.
+var errNoPassthrough = errors.New("service: stored tile cannot pass through")
+
+// tiffTileRef names one stored tile of a TIFF level.
+type tiffTileRef struct {
+	level *probe.TIFFLevel
+	index int
+}
+
+// tiffTile reports whether the plan is exactly one whole stored JPEG tile
+// of its TIFF level, unscaled and unchanged, and which. Edge tiles do not
+// qualify: TIFF pads them to the full tile size, so their stored pixels
+// are more than the request's.
+//
+// Only 8-bit JPEG tiles of three-sample RGB or YCbCr levels and of grey
+// (min-is-black) levels pass through; anything else (CMYK, alpha, planar
+// storage) goes through libvips. An embedded ICC profile is not looked
+// at: libvips would convert such a source to sRGB, the stored tile keeps
+// its own colours.
+func tiffTile(hdr probe.Info, p *plan.Plan) (tiffTileRef, bool) {
+	lv := hdr.Levels[p.Level]
+	t := lv.TIFF
+	if t == nil || !t.Tiled() || lv.Shrink > 1 || t.Compression != 7 || t.PlanarConfig != 1 ||
+		t.BitsPerSample != 8 || t.SampleFormat != 1 {
+		return tiffTileRef{}, false
+	}
+	var gray bool
+	switch {
+	case t.SamplesPerPixel == 3 && (t.Photometric == 2 || t.Photometric == 6):
+	case t.SamplesPerPixel == 1 && t.Photometric == 1:
+		gray = true
+	default:
+		return tiffTileRef{}, false
+	}
+	if !unchanged(p, gray) {
+		return tiffTileRef{}, false
+	}
+	r, tw, tl := p.LevelRegion, t.TileWidth, t.TileLength
+	if r.Dx() != tw || r.Dy() != tl || r.Min.X%tw != 0 || r.Min.Y%tl != 0 ||
+		r.Max.X > t.Width || r.Max.Y > t.Height || p.Width != tw || p.Height != tl {
+		return tiffTileRef{}, false
+	}
+	across, _ := t.Grid()
+	return tiffTileRef{level: t, index: r.Min.Y/tl*across + r.Min.X/tw}, true
+}
+
+// spliceTIFFTile reads a stored JPEG tile and its level's JPEG tables from
+// the TIFF file r and returns them as one complete JPEG (see spliceJPEG).
+func spliceTIFFTile(ctx context.Context, r io.ReaderAt, t tiffTileRef) ([]byte, error) {
+	damaged := func(err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return fault.Wrap(fault.Internal, err, "the source image is damaged or unreadable")
+	}
+	br, err := t.level.TileRange(r, t.index)
+	if err != nil {
+		return nil, damaged(err)
+	}
+	if br.Length < 4 || br.Length > maxTileBytes {
+		return nil, errNoPassthrough // sparse, or implausible: let libvips judge
+	}
+	tile := make([]byte, br.Length)
+	if n, err := r.ReadAt(tile, br.Offset); n < len(tile) {
+		return nil, damaged(fmt.Errorf("service: reading tile %d: %w", t.index, err))
+	}
+	tables, err := t.level.JPEGTables(r)
+	if err != nil {
+		return nil, damaged(err)
+	}
+	return spliceJPEG(tables, tile, t.level.Photometric == 2)
+}
+
+var (
+	soi = []byte{0xFF, 0xD8}
+	eoi = []byte{0xFF, 0xD9}
+	// adobeRGB is an Adobe APP14 segment with transform 0: the three
+	// components are R, G and B, not YCbCr. TIFF's JPEG tiles carry no
+	// JFIF or Adobe marker, and without one decoders guess YCbCr for
+	// three components unless the component ids spell "RGB".
+	adobeRGB = []byte{0xFF, 0xEE, 0x00, 0x0E, 'A', 'd', 'o', 'b', 'e', 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00}
+)
+
+// spliceJPEG makes a complete JPEG of a TIFF JPEG tile without decoding
+// it: SOI, an Adobe marker for RGB-coded tiles, the tables of the TIFF's
+// JPEGTables tag (an abbreviated stream: its own SOI and EOI dropped) and
+// the tile after its SOI. tables may be nil when the tile holds its own.
+func spliceJPEG(tables, tile []byte, rgb bool) ([]byte, error) {
+	if len(tile) < 4 || !bytes.HasPrefix(tile, soi) {
+		return nil, errNoPassthrough
+	}
+	if len(tables) > 0 && (len(tables) < 4 || !bytes.HasPrefix(tables, soi) || !bytes.HasSuffix(tables, eoi)) {
+		return nil, errNoPassthrough
+	}
+	out := make([]byte, 0, len(tables)+len(tile)+len(adobeRGB))
+	out = append(out, soi...)
+	if rgb {
+		out = append(out, adobeRGB...)
+	}
+	if len(tables) > 0 {
+		out = append(out, tables[2:len(tables)-2]...)
+	}
+	return append(out, tile[2:]...), nil
+}
+
+// write writes b to w whole.
+func write(w io.Writer, b []byte) error {
+	n, err := w.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return fmt.Errorf("service: writing a stored tile: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"sync"
+
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/probe"
+	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/pyramid"
+)
+
+// Bounds on the work one request on a tile pyramid may cause.
+const (
+	// fetchConcurrency is how many tiles one request reads at once.
+	fetchConcurrency = 8
+	// maxStitchTiles bounds the tiles one stitched image is made of:
+	// 8192 tiles of 256×256 are 537 megapixels of level, a little more
+	// than the default 100-megapixel output limit can ask for.
+	maxStitchTiles = 8192
+	// maxTileBytes bounds one stored tile.
+	maxTileBytes = 64 << 20
+)
+
+// Public messages of tile pyramid failures; they name no key or path.
+const (
+	msgTileMissing = "a stored tile of the image is missing"
+	msgTileRead    = "a stored tile of the image could not be read"
+	msgInfoBroken  = "the stored description (info.json) of the image is damaged or unreadable"
+)
+
+// describePyramid reads and parses a pyramid's info.json, and describes
+// the pyramid as the planner sees an image: its levels are the scale
+// factors, level k being ceil(W/sf)×ceil(H/sf).
+func describePyramid(obj *source.Object) (header, error) {
+	if obj.Size > pyramid.MaxInfoSize {
+		return header{}, fault.Wrap(fault.Internal, fmt.Errorf("info.json of %d bytes", obj.Size), msgInfoBroken)
+	}
+	b := make([]byte, obj.Size)
+	if _, err := obj.ReadAt(b, 0); err != nil && !(errors.Is(err, io.EOF) && len(b) == int(obj.Size)) {
+		return header{}, fault.Wrap(fault.Internal, err, msgInfoBroken)
+	}
+	pyr, err := pyramid.Parse(b)
+	if err != nil {
+		return header{}, fault.Wrap(fault.Internal, err, msgInfoBroken)
+	}
+	info := probe.Info{Format: probe.JPEG, Width: pyr.Width, Height: pyr.Height}
+	for _, sf := range pyr.ScaleFactors {
+		w, h := pyr.Level(sf)
+		info.Levels = append(info.Levels, probe.Level{
+			Width: w, Height: h, TileWidth: pyr.TileWidth, TileHeight: pyr.TileHeight, SubIFD: -1,
+		})
+	}
+	return header{info: info, pyramid: pyr}, nil
+}
+
+// storedSizes lists the pyramid's stored full sizes within the limits.
+func (s *Service) storedSizes(pyr *pyramid.Pyramid) []iiif.SizeEntry {
+	var out []iiif.SizeEntry
+	lim := s.cfg.Limits
+	for _, z := range pyr.Sizes {
+		if (lim.MaxWidth == 0 || z.Width <= lim.MaxWidth) && (lim.MaxHeight == 0 || z.Height <= lim.MaxHeight) &&
+			(lim.MaxArea == 0 || int64(z.Width)*int64(z.Height) <= lim.MaxArea) {
+			out = append(out, iiif.SizeEntry{Width: z.Width, Height: z.Height})
+		}
+	}
+	return out
+}
+
+// scaleFactors returns the scale factors info.json advertises with the
+// tiling of level 0: for a tile pyramid the stored ones; for a tiled
+// pyramidal file the factor of every stored level tiled like level 0
+// (so that viewers ask for tiles that can pass through), followed by
+// doublings down to a single tile; nil for anything else.
+func scaleFactors(h header) []int {
+	hdr := h.info
+	l0 := hdr.Levels[0]
+	if h.pyramid != nil {
+		return h.pyramid.ScaleFactors
+	}
+	tw, th := l0.TileWidth, l0.TileHeight
+	if tw <= 0 || th <= 0 || len(hdr.Levels) < 2 {
+		return nil // the caller uses powers of two
+	}
+	out := []int{1}
+	for _, l := range hdr.Levels[1:] {
+		if l.TileWidth != tw || l.TileHeight != th {
+			continue
+		}
+		sf := (hdr.Width + l.Width/2) / l.Width
+		if sf <= out[len(out)-1] || !levelOf(hdr.Width, sf, l.Width) || !levelOf(hdr.Height, sf, l.Height) {
+			continue
+		}
+		out = append(out, sf)
+	}
+	for s := out[len(out)-1]; ceilDiv(hdr.Width, s) > tw || ceilDiv(hdr.Height, s) > th; {
+		s *= 2
+		out = append(out, s)
+	}
+	return out
+}
+
+// levelOf reports whether n is full scaled by 1/sf, rounded either way.
+func levelOf(full, sf, n int) bool { return n == full/sf || n == ceilDiv(full, sf) }
+
+// passQuality reports whether a quality leaves a source of the given
+// kind unchanged: default always, color for colour sources, gray for grey.
+func passQuality(q iiif.Quality, gray bool) bool {
+	switch q {
+	case iiif.QualityDefault:
+		return true
+	case iiif.QualityColor:
+		return !gray
+	case iiif.QualityGray:
+		return gray
+	}
+	return false
+}
+
+// unchanged reports whether p keeps the stored pixels' orientation and
+// encoding, the conditions of every passthrough besides geometry.
+func unchanged(p *plan.Plan, gray bool) bool {
+	return p.Rotation == 0 && !p.Mirror && p.Format == iiif.FormatJPG && passQuality(p.Quality, gray)
+}
+
+// pyramidJob makes j answer from the tile pyramid in the folder dir: the
+// stored file as it is when the plan is exactly one (an aligned tile at a
+// declared scale factor, or a stored size), else the tiles of the chosen
+// level under the region, stitched and processed by the renderer.
+func (s *Service) pyramidJob(j *Job, dir string, pyr *pyramid.Pyramid) {
+	p := &j.Plan
+	if unchanged(p, false) {
+		if key, ok := pyr.Match(p.Region, p.Width, p.Height); ok {
+			j.Passthrough = true
+			j.run = func(ctx context.Context, w io.Writer) error {
+				// Read whole before writing: a read error is then a
+				// clean 500, not a response cut short.
+				b, err := s.readTile(ctx, dir+"/"+key)
+				if err != nil {
+					return err
+				}
+				return write(w, b)
+			}
+			return
+		}
+	}
+	j.run = func(ctx context.Context, w io.Writer) error {
+		return s.stitch(ctx, dir, pyr, p, w)
+	}
+}
+
+// stitch reads the tiles of the plan's level under its region,
+// concurrently, and has the renderer execute the plan on them.
+func (s *Service) stitch(ctx context.Context, dir string, pyr *pyramid.Pyramid, p *plan.Plan, w io.Writer) error {
+	sf := pyr.ScaleFactors[p.Level]
+	span := pyr.Cover(sf, p.LevelRegion)
+	if span.Cols*span.Rows == 0 {
+		return fault.Wrap(fault.Internal, fmt.Errorf("service: region %v outside level %d", p.LevelRegion, sf), "the image could not be processed")
+	}
+	if span.Cols*span.Rows > maxStitchTiles {
+		return fault.New(fault.NotImplemented, "the region needs %d stored tiles, more than the %d this server joins for one image; ask for a smaller region or size", span.Cols*span.Rows, maxStitchTiles)
+	}
+	keys := pyr.Keys(span)
+	data, err := s.fetch(ctx, dir, keys)
+	if err != nil {
+		return err
+	}
+	m := pixels.Mosaic{Across: span.Cols, TileWidth: pyr.TileWidth, TileHeight: pyr.TileHeight, Tiles: make([]pixels.Tile, len(keys))}
+	for i := range keys {
+		r := pyr.TileRegion(sf, span.Col0+i%span.Cols, span.Row0+i/span.Cols)
+		m.Tiles[i] = pixels.Tile{Data: data[i], Width: ceilDiv(r.Dx(), sf), Height: ceilDiv(r.Dy(), sf)}
+	}
+	// The plan's level region, moved into the pixels of the mosaic.
+	q := *p
+	origin := pyr.Rect(span).Min
+	q.LevelRegion = p.LevelRegion.Sub(origin).Intersect(image.Rect(0, 0, pyr.Rect(span).Dx(), pyr.Rect(span).Dy()))
+	return s.render.RenderMosaic(ctx, m, &q, w)
+}
+
+// fetch reads the objects dir/key for every key, at most fetchConcurrency
+// at once, and stops at the first failure.
+func (s *Service) fetch(ctx context.Context, dir string, keys []string) ([][]byte, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	out := make([][]byte, len(keys))
+	sem := make(chan struct{}, fetchConcurrency)
+	var wg sync.WaitGroup
+	for i, key := range keys {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			b, err := s.readTile(ctx, dir+"/"+key)
+			if err != nil {
+				cancel(err)
+				return
+			}
+			out[i] = b
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// openTile opens a stored tile; a missing one is a fault of the source.
+func (s *Service) openTile(ctx context.Context, key string) (*source.Object, error) {
+	obj, err := s.src.Open(ctx, key)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		if errors.Is(err, source.ErrNotFound) {
+			return nil, fault.Wrap(fault.Internal, err, msgTileMissing)
+		}
+		return nil, fault.Wrap(fault.Internal, err, msgTileRead)
+	}
+	return obj, nil
+}
+
+func (s *Service) readTile(ctx context.Context, key string) ([]byte, error) {
+	obj, err := s.openTile(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	if obj.Size > maxTileBytes || obj.Size == 0 {
+		return nil, fault.Wrap(fault.Internal, fmt.Errorf("tile %s: %d bytes", key, obj.Size), msgTileRead)
+	}
+	b := make([]byte, obj.Size)
+	if n, err := obj.ReadAt(b, 0); n < len(b) {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, fault.Wrap(fault.Internal, fmt.Errorf("tile %s: %w", key, err), msgTileRead)
+	}
+	return b, nil
+}
