@@ -17,6 +17,7 @@ import (
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/probe"
@@ -69,7 +70,15 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	eng := Engine(pixels.EncodeOptions{
 		JPEGQuality: cfg.JPEGQuality, WebPQuality: cfg.WebPQuality, AVIFQuality: cfg.AVIFQuality,
 	})
+	admit, err := limit.New(limit.Config{
+		Workers: cfg.Workers, Queue: cfg.Queue, QueueTimeout: cfg.QueueTimeout, Memory: int64(cfg.MemoryLimit),
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	svc, err := service.New(service.Config{
+		Admit:    admit,
 		Limits:   Limits(cfg),
 		TileSize: cfg.TileSize,
 		Variant:  fmt.Sprintf("q%d/%d/%d", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality),
@@ -78,8 +87,22 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	a.handler = httpapi.New(svc, httpapi.Options{BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, Logger: log})
+	a.handler = withTimeout(cfg.RequestTimeout,
+		httpapi.New(svc, httpapi.Options{BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, Logger: log}))
 	return a, nil
+}
+
+// withTimeout bounds the work of each request: when d passes, the
+// request's context ends, the pipeline stops, and the client gets a 503.
+func withTimeout(d time.Duration, h http.Handler) http.Handler {
+	if d <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // Limits converts the configured output limits to the planner's.

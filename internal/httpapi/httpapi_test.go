@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -665,5 +666,45 @@ func TestPanicAfterWriteAborts(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	if rec.Code != 500 || rec.Header().Get("ETag") != "" || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Errorf("500 after panic: %d %v", rec.Code, rec.Header())
+	}
+}
+
+// TestOverload floods a server that admits one render at a time with one
+// waiting: every answer is a 200 or a clean 503 with Retry-After, and
+// passthrough tiles are served whatever the load.
+func TestOverload(t *testing.T) {
+	srv, _ := server(t, func(c *config.Config) {
+		c.Workers, c.Queue, c.QueueTimeout = 1, 1, 50*time.Millisecond
+	})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[int]int{}
+	for i := 0; i < 12; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := get(t, fmt.Sprintf("%s/iiif/3/julia/full/%d,/0/default.png", srv.URL, 2000+i))
+			mu.Lock()
+			counts[r.status]++
+			mu.Unlock()
+			if r.status == 503 && r.header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			if r.status != 200 && r.status != 503 {
+				t.Errorf("status %d: %s", r.status, r.body)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if counts[200] == 0 || counts[503] == 0 {
+		t.Errorf("statuses %v: want some served and some refused", counts)
+	}
+}
+
+func TestRequestTimeout(t *testing.T) {
+	srv, _ := server(t, func(c *config.Config) { c.RequestTimeout = time.Millisecond })
+	r := get(t, srv.URL+"/iiif/3/julia/full/max/90/default.png")
+	if r.status != 503 || !strings.Contains(string(r.body), "too long") {
+		t.Errorf("got %d %s", r.status, r.body)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/probe"
@@ -49,6 +50,10 @@ type Config struct {
 	// Variant distinguishes settings that change output bytes (encoder
 	// qualities): it is part of every ETag.
 	Variant string
+	// Admit, when set, admits every render that decodes pixels (stored
+	// tiles passed through need no admission): a worker slot and the
+	// plan's estimated memory.
+	Admit *limit.Admitter
 }
 
 // Service runs requests through the pipeline.
@@ -217,8 +222,9 @@ type Job struct {
 	// JPEG tables), without decoding or encoding.
 	Passthrough bool
 
-	obj *source.Object
-	run func(ctx context.Context, w io.Writer) error
+	obj   *source.Object
+	run   func(ctx context.Context, w io.Writer) error
+	admit *limit.Admitter
 }
 
 // Image resolves, describes and plans an image request, and decides how
@@ -253,6 +259,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		ETag:        etag("image", obj.Key, canon, obj.Version, s.cfg.Variant, fmt.Sprint(s.cfg.Limits)),
 		Canonical:   canon,
 		obj:         obj,
+		admit:       s.cfg.Admit,
 	}
 	switch {
 	case hdr.pyramid != nil:
@@ -293,12 +300,31 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	}
 }
 
-// Render writes the encoded image to w.
+// Render writes the encoded image to w. Pixel work waits for admission
+// first; it fails with a 503 when the server is saturated.
 func (j *Job) Render(ctx context.Context, w io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if j.admit != nil && !j.Passthrough {
+		release, err := j.admit.Acquire(ctx, Cost(&j.Plan))
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	return j.run(ctx, w)
+}
+
+// Cost estimates the memory a render of p may hold at once: libvips'
+// per-operation buffers, plus four bytes a pixel for the region read from
+// the chosen level and for the output (sequential decoders, stitched
+// tiles, rotation and encoders that seek, such as TIFF and JPEG 2000,
+// hold whole images). It errs high for tiled sources read on demand.
+func Cost(p *plan.Plan) int64 {
+	const base = 4 << 20
+	lr := p.LevelRegion
+	return base + 4*(int64(lr.Dx())*int64(lr.Dy())+int64(p.OutWidth)*int64(p.OutHeight))
 }
 
 // Close releases the source.
