@@ -225,7 +225,14 @@ func formatList() string {
 }
 
 // splitInts parses exactly len(dst) comma-separated non-negative integers.
-func splitInts(s string, dst []int) string {
+func splitInts(s string, dst []int) string { return splitNumbers(s, dst, parseInt) }
+
+// splitFloats parses exactly len(dst) comma-separated non-negative decimals.
+func splitFloats(s string, dst []float64) string { return splitNumbers(s, dst, parseFloat) }
+
+// splitNumbers parses exactly len(dst) comma-separated numbers with parse,
+// returning the first problem as a message ("" when all parsed).
+func splitNumbers[T any](s string, dst []T, parse func(string) (T, string)) string {
 	for i := range dst {
 		field := s
 		if i < len(dst)-1 {
@@ -237,33 +244,11 @@ func splitInts(s string, dst []int) string {
 		} else if strings.Contains(s, ",") {
 			return "expected " + strconv.Itoa(len(dst)) + " comma-separated numbers"
 		}
-		n, msg := parseInt(field)
+		n, msg := parse(field)
 		if msg != "" {
 			return msg
 		}
 		dst[i] = n
-	}
-	return ""
-}
-
-// splitFloats parses exactly len(dst) comma-separated non-negative decimals.
-func splitFloats(s string, dst []float64) string {
-	for i := range dst {
-		field := s
-		if i < len(dst)-1 {
-			var ok bool
-			field, s, ok = strings.Cut(s, ",")
-			if !ok {
-				return "expected " + strconv.Itoa(len(dst)) + " comma-separated numbers"
-			}
-		} else if strings.Contains(s, ",") {
-			return "expected " + strconv.Itoa(len(dst)) + " comma-separated numbers"
-		}
-		f, msg := parseFloat(field)
-		if msg != "" {
-			return msg
-		}
-		dst[i] = f
 	}
 	return ""
 }
