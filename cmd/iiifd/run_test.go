@@ -133,3 +133,51 @@ func TestServeConfigFile(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestGracefulShutdown stops the server while a request is in flight: the
+// request completes with its whole body, /readyz turns 503 during the
+// drain delay, and the process exits 0.
+func TestGracefulShutdown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	done := make(chan int, 1)
+	go func() {
+		done <- serve(ctx, []string{"--addr", "127.0.0.1:0", "--drain-delay", "300ms"}, io.Discard, io.Discard, func(a net.Addr) { addrc <- a })
+	}()
+	base := "http://" + (<-addrc).String()
+	if res, err := http.Get(base + "/readyz"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("readyz before shutdown: %v %v", res, err)
+	}
+	type result struct {
+		status int
+		n      int
+		err    error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		res, err := http.Get(base + "/iiif/3/julia/full/max/33/default.png")
+		if err != nil {
+			inflight <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		inflight <- result{res.StatusCode, len(b), err}
+	}()
+	time.Sleep(30 * time.Millisecond) // let the request start
+	// A second connection made before the drain ends sees "not ready".
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	if res, err := c.Get(base + "/readyz"); err != nil || res.StatusCode != 503 {
+		t.Errorf("readyz while draining: %v %v", res, err)
+	}
+	r := <-inflight
+	if r.err != nil || r.status != 200 || r.n < 1000 {
+		t.Errorf("in-flight request: %+v", r)
+	}
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/iiifd/iiifd/internal/config"
@@ -33,6 +34,7 @@ type App struct {
 	handler http.Handler
 	root    string
 	cleanup []func()
+	ready   atomic.Bool
 }
 
 // New builds the server from cfg. Close releases what it holds.
@@ -88,7 +90,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.handler = withTimeout(cfg.RequestTimeout,
-		httpapi.New(svc, httpapi.Options{BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, Logger: log}))
+		httpapi.New(svc, httpapi.Options{BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, Logger: log, Ready: a.ready.Load}))
 	return a, nil
 }
 
@@ -152,6 +154,7 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	a.ready.Store(true)
 	a.log.Info("iiifd listening", "addr", ln.Addr().String(), "root", a.root)
 	if ready != nil {
 		ready(ln.Addr())
@@ -161,7 +164,11 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		return err
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
+	// Not ready from now on: load balancers polling /readyz stop sending
+	// traffic while in-flight requests finish.
+	a.ready.Store(false)
+	a.log.Info("shutting down", "drain_delay", a.cfg.DrainDelay.String(), "timeout", a.cfg.ShutdownTimeout.String())
+	time.Sleep(a.cfg.DrainDelay)
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -64,6 +64,9 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	WriteTimeout      time.Duration
 	ShutdownTimeout   time.Duration
+	// DrainDelay is how long /readyz answers 503 before the listener
+	// closes on shutdown, so load balancers stop sending traffic first.
+	DrainDelay time.Duration
 }
 
 // Limit is an output size limit; zero fields are unlimited.
@@ -172,7 +175,7 @@ func (c *Config) Validate() error {
 	if c.Queue < 0 || c.QueueTimeout < 0 || c.MemoryLimit < 0 || c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("queue, queue-timeout, memory-limit, request-timeout: must not be negative"))
 	}
-	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 {
+	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 || c.DrainDelay < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
 	return errors.Join(errs...)
@@ -205,6 +208,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read request headers")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time allowed to write a whole response")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time allowed for in-flight requests on shutdown")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on shutdown, time /readyz answers 503 before new connections are refused")
 }
 
 // Load fills the flags of fs from the config file, then the environment,

@@ -34,6 +34,9 @@ type Options struct {
 	// CacheControl is sent with successful image and info.json responses.
 	CacheControl string
 	Logger       *slog.Logger
+	// Ready reports whether the server takes traffic (/readyz); nil means
+	// always.
+	Ready func() bool
 }
 
 // Handler serves the IIIF routes and the health check.
@@ -53,11 +56,24 @@ func New(images Images, opt Options) http.Handler {
 	h := &Handler{images: images, opt: opt, log: opt.Logger, mux: http.NewServeMux()}
 	h.mux.HandleFunc("/iiif/", h.serveIIIF)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		fmt.Fprintln(w, "ok")
+		plain(w, http.StatusOK, "ok")
+	})
+	h.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if opt.Ready != nil && !opt.Ready() {
+			plain(w, http.StatusServiceUnavailable, "not ready: shutting down")
+			return
+		}
+		plain(w, http.StatusOK, "ready")
 	})
 	return Wrap(h.log, h.mux)
+}
+
+// plain writes a short uncacheable text answer (health checks).
+func plain(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	fmt.Fprintln(w, msg)
 }
 
 // serveIIIF routes /iiif/{2|3}/... by hand rather than through ServeMux
