@@ -1,0 +1,290 @@
+package redis_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/cache"
+	"github.com/iiifd/iiifd/internal/cache/cachetest"
+	"github.com/iiifd/iiifd/internal/cache/memory"
+	"github.com/iiifd/iiifd/internal/cache/redis"
+)
+
+// server is a real redis-server on a loopback port, owned by one test.
+type server struct {
+	t    *testing.T
+	dir  string
+	port int
+	cmd  *exec.Cmd
+}
+
+func startServer(t *testing.T) *server {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &server{t: t, dir: t.TempDir(), port: port}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
+
+func (s *server) start() {
+	s.t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		s.t.Fatal("redis-server not found in PATH: the Redis tier is tested against a real server (apt-get install redis-server)")
+	}
+	s.cmd = exec.Command(bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning")
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", fmt.Sprint("127.0.0.1:", s.port), 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			s.t.Fatalf("redis-server did not listen on port %d: %v", s.port, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *server) stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+var prefixes atomic.Int64
+
+func newTier(t *testing.T, cfg redis.Config) *redis.Tier {
+	t.Helper()
+	if cfg.Prefix == "" {
+		cfg.Prefix = fmt.Sprintf("test%d:", prefixes.Add(1)) // an empty cache per test
+	}
+	r, err := redis.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func TestConformance(t *testing.T) {
+	s := startServer(t)
+	cachetest.Run(t, cachetest.Options{
+		New:      func(t *testing.T) cache.Tier { return newTier(t, redis.Config{URL: s.url(), Timeout: 2 * time.Second}) },
+		MaxEntry: 4 << 20,
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []redis.Config{{}, {URL: "http://x"}, {URL: "redis://x", TTL: -1}, {URL: "redis://x", TTL: time.Microsecond}, {URL: "redis://x", Timeout: -1}} {
+		if _, err := redis.New(c); err == nil {
+			t.Errorf("New(%+v): no error", c)
+		}
+	}
+}
+
+func TestTTL(t *testing.T) {
+	s := startServer(t)
+	r := newTier(t, redis.Config{URL: s.url(), TTL: 300 * time.Millisecond})
+	k := cache.Key{ID: "a", Name: "b"}
+	if err := cachetest.Put(t, r, k, []byte("short-lived")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := cachetest.Read(t, r, k); !ok {
+		t.Fatal("miss right after Put")
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, _, ok := cachetest.Read(t, r, k); ok {
+		t.Fatal("hit after TTL")
+	}
+}
+
+func TestPurgeAcrossReplicas(t *testing.T) {
+	s := startServer(t)
+	cfg := redis.Config{URL: s.url(), Prefix: "shared:"}
+	ra, rb := newTier(t, cfg), newTier(t, cfg)
+	mem := func() cache.Tier {
+		m, err := memory.New(memory.Config{MaxBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	ca, _ := cache.New(cache.Config{}, mem(), ra)
+	cb, _ := cache.New(cache.Config{}, mem(), rb)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ca.Watch(ctx)
+	go cb.Watch(ctx)
+	time.Sleep(100 * time.Millisecond) // let the subscriptions start
+
+	k := cache.Key{ID: "img.tif", Name: "full/max/0/default.jpg v1"}
+	other := cache.Key{ID: "other.tif", Name: "x"}
+	for _, key := range []cache.Key{k, other} {
+		_, fill, _ := ca.Lookup(ctx, key)
+		fill.Write(cachetest.Body(key, 1000))
+		fill.Commit(cachetest.Meta(key))
+	}
+	// Replica B finds it in Redis and promotes it into its memory.
+	for _, want := range []string{"redis", "memory"} {
+		h, _, err := cb.Lookup(ctx, k)
+		if err != nil || h == nil || h.Tier != want {
+			t.Fatalf("replica B: %+v %v, want a hit from %s", h, err, want)
+		}
+		io.Copy(io.Discard, h.Body)
+		h.Body.Close()
+	}
+	// A purge on replica A removes it from Redis and from B's memory.
+	if err := ca.Purge(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		h, fill, err := cb.Lookup(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fill != nil {
+			fill.Abort()
+			break
+		}
+		h.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("replica B still answers from %s after a purge on A", h.Tier)
+		}
+	}
+	if h, _, _ := cb.Lookup(ctx, other); h == nil {
+		t.Fatal("purge removed another identifier")
+	} else {
+		h.Body.Close()
+	}
+}
+
+func TestCommitAfterPurgeOnAnotherReplicaIsDropped(t *testing.T) {
+	s := startServer(t)
+	cfg := redis.Config{URL: s.url(), Prefix: "shared:"}
+	ra, rb := newTier(t, cfg), newTier(t, cfg)
+	k := cache.Key{ID: "img.tif", Name: "tile"}
+	w, err := ra.Create(context.Background(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("computed from the old source"))
+	rb.Purge(context.Background(), k.ID)
+	w.Commit(cachetest.Meta(k))
+	if _, _, ok := cachetest.Read(t, rb, k); ok {
+		t.Fatal("an entry begun before a purge was stored after it")
+	}
+}
+
+func TestOutageDegradesToMiss(t *testing.T) {
+	s := startServer(t)
+	const timeout, backoff = 200 * time.Millisecond, 300 * time.Millisecond
+	r := newTier(t, redis.Config{URL: s.url(), Timeout: timeout, Backoff: backoff})
+	m, _ := memory.New(memory.Config{MaxBytes: 1 << 20})
+	c, _ := cache.New(cache.Config{}, m, r)
+	k := cache.Key{ID: "a", Name: "b"}
+	if err := cachetest.Put(t, r, k, []byte("stored")); err != nil {
+		t.Fatal(err)
+	}
+
+	s.stop()
+	ctx := context.Background()
+	for i := range 5 {
+		start := time.Now()
+		if _, err := r.Get(ctx, k); err == nil || errors.Is(err, cache.ErrMiss) {
+			t.Fatalf("Get during an outage: %v, want a fault", err)
+		}
+		if _, err := r.Create(ctx, k); err == nil {
+			t.Fatal("Create during an outage: no error")
+		}
+		// Through the Cache it is just a miss, and filling works.
+		h, fill, err := c.Lookup(ctx, cache.Key{ID: "a", Name: strconv.Itoa(i)})
+		if err != nil || h != nil || fill == nil {
+			t.Fatalf("Lookup during an outage: %v %v %v", h, fill, err)
+		}
+		fill.Write([]byte("pixels"))
+		fill.Commit(cachetest.Meta(k))
+		if d := time.Since(start); d > 3*timeout {
+			t.Fatalf("operations took %v during an outage, want < %v", d, 3*timeout)
+		}
+	}
+
+	s.start()
+	time.Sleep(backoff + 50*time.Millisecond)
+	// The first call after the back-off may meet a dead pooled connection;
+	// the tier must work again within a few calls.
+	var err error
+	for range 3 {
+		if err = cachetest.Put(t, r, k, []byte("again")); err == nil {
+			break
+		}
+		time.Sleep(backoff + 50*time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("Put after Redis came back: %v", err)
+	}
+	if got, _, ok := cachetest.Read(t, r, k); !ok || !bytes.Equal(got, []byte("again")) {
+		t.Fatal("Get after Redis came back: miss")
+	}
+}
+
+func TestUnresponsiveServerTimesOut(t *testing.T) {
+	// A server that accepts connections and never answers, as a hung or
+	// partitioned Redis does.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	const timeout = 150 * time.Millisecond
+	r := newTier(t, redis.Config{URL: "redis://" + l.Addr().String() + "/0", Timeout: timeout, Backoff: time.Minute})
+	k := cache.Key{ID: "a", Name: "b"}
+	start := time.Now()
+	if _, err := r.Get(context.Background(), k); err == nil || errors.Is(err, cache.ErrMiss) {
+		t.Fatalf("Get from a hung server: %v", err)
+	}
+	if d := time.Since(start); d > 4*timeout {
+		t.Fatalf("Get from a hung server took %v", d)
+	}
+	// Within the back-off the tier does not wait at all.
+	start = time.Now()
+	if _, err := r.Get(context.Background(), k); !errors.Is(err, cache.ErrUnavailable) {
+		t.Fatalf("Get during back-off: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 10*time.Millisecond {
+		t.Fatalf("Get during back-off took %v", d)
+	}
+}
