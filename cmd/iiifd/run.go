@@ -19,6 +19,8 @@ const usage = `iiifd is a IIIF Image API 3.0 and 2.1 server.
 
 Usage:
   iiifd serve [flags]     serve images (default: the embedded sample images)
+  iiifd ingest [flags] SRC DST  convert an image to a pyramidal TIFF or IIIF tiles
+  iiifd check [flags]     check every image under --root as the server would serve it
   iiifd version           print the version
   iiifd help [command]    show help
 
@@ -37,6 +39,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return serve(ctx, rest, stdout, stderr, nil)
+	case "ingest":
+		return ingestCmd(ctx, rest, stdout, stderr)
+	case "check":
+		return check(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "iiifd", version())
 		return 0

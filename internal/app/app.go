@@ -15,6 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/cache"
+	"github.com/iiifd/iiifd/internal/cache/disk"
+	"github.com/iiifd/iiifd/internal/cache/memory"
+	"github.com/iiifd/iiifd/internal/cache/redis"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/iiif"
@@ -33,6 +37,7 @@ type App struct {
 	log     *slog.Logger
 	handler http.Handler
 	root    string
+	svc     *service.Service
 	cleanup []func()
 	ready   atomic.Bool
 }
@@ -79,7 +84,13 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	dc, err := a.buildCache(cfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	svc, err := service.New(service.Config{
+		Cache:    dc,
 		Admit:    admit,
 		Limits:   Limits(cfg),
 		TileSize: cfg.TileSize,
@@ -89,9 +100,60 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	a.svc = svc
 	a.handler = withTimeout(cfg.RequestTimeout,
-		httpapi.New(svc, httpapi.Options{BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, Logger: log, Ready: a.ready.Load}))
+		httpapi.New(svc, httpapi.Options{
+			BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, Logger: log,
+			Ready: a.ready.Load, AdminToken: cfg.AdminToken,
+		}))
 	return a, nil
+}
+
+// buildCache builds the configured derivative cache tiers, fastest
+// first; nil when none is configured. Tier faults are logged and served
+// as misses.
+func (a *App) buildCache(cfg config.Config) (*cache.Cache, error) {
+	var tiers []cache.Tier
+	if cfg.CacheMemory > 0 {
+		t, err := memory.New(memory.Config{MaxBytes: int64(cfg.CacheMemory)})
+		if err != nil {
+			return nil, fmt.Errorf("cache-memory: %w", err)
+		}
+		tiers = append(tiers, t)
+	}
+	if cfg.CacheDir != "" {
+		t, err := disk.New(disk.Config{
+			Dir: cfg.CacheDir, MaxBytes: int64(cfg.CacheSize),
+			OnError: func(op string, err error) { a.log.Warn("disk cache", "op", op, "error", err) },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cache-dir: %w", err)
+		}
+		a.cleanup = append(a.cleanup, func() { t.Close() })
+		tiers = append(tiers, t)
+	}
+	if cfg.CacheRedis != "" {
+		t, err := redis.New(redis.Config{URL: cfg.CacheRedis})
+		if err != nil {
+			return nil, fmt.Errorf("cache-redis: %w", err)
+		}
+		a.cleanup = append(a.cleanup, func() { t.Close() })
+		tiers = append(tiers, t)
+	}
+	if len(tiers) == 0 {
+		return nil, nil
+	}
+	c, err := cache.New(cache.Config{OnError: func(tier, op string, k cache.Key, err error) {
+		a.log.Warn("cache tier fault, served as a miss", "tier", tier, "op", op, "error", err)
+	}}, tiers...)
+	if err != nil {
+		return nil, err
+	}
+	// Purges made by other replicas reach this one's local tiers.
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cleanup = append(a.cleanup, cancel)
+	go c.Watch(ctx)
+	return c, nil
 }
 
 // withTimeout bounds the work of each request: when d passes, the
@@ -121,6 +183,10 @@ func Limits(cfg config.Config) plan.Limits {
 
 // Handler returns the server's HTTP handler.
 func (a *App) Handler() http.Handler { return a.handler }
+
+// Service returns the request pipeline, for commands that use it without
+// HTTP (iiifd check).
+func (a *App) Service() *service.Service { return a.svc }
 
 // Root returns the directory being served.
 func (a *App) Root() string { return a.root }

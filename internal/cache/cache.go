@@ -125,4 +125,3 @@ func (c *Counters) Snapshot() Stats {
 		Errors:    c.Errors.Load(),
 	}
 }
-

@@ -295,4 +295,3 @@ func TestBrokenTierIsAMiss(t *testing.T) {
 		t.Fatal("healthy tier not purged when another tier failed")
 	}
 }
-

@@ -49,6 +49,16 @@ type Config struct {
 
 	CacheControl string // Cache-Control of successful image and info.json responses
 
+	// Derivative cache tiers: memory (0 = off), disk (off without a
+	// directory), Redis (off without a URL).
+	CacheMemory ByteSize
+	CacheDir    string
+	CacheSize   ByteSize
+	CacheRedis  string
+	// AdminToken enables the admin routes (cache purge) for clients that
+	// send it as a bearer token; empty disables them.
+	AdminToken string
+
 	LogFormat string // text or json
 	LogLevel  string // debug, info, warn, error
 
@@ -102,6 +112,8 @@ func Default() Config {
 		WebPQuality:       80,
 		AVIFQuality:       60,
 		CacheControl:      "public, max-age=86400",
+		CacheMemory:       256 << 20,
+		CacheSize:         10 << 30,
 		LogFormat:         "text",
 		LogLevel:          "info",
 		Workers:           2 * runtime.NumCPU(),
@@ -169,6 +181,20 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", c.LogLevel))
 	}
+	if c.CacheMemory < 0 || c.CacheSize < 0 {
+		errs = append(errs, errors.New("cache-memory, cache-size: must not be negative"))
+	}
+	if c.CacheDir != "" && c.CacheSize == 0 {
+		errs = append(errs, errors.New("cache-size: the disk cache needs a size"))
+	}
+	if c.CacheRedis != "" {
+		if u, err := url.Parse(c.CacheRedis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("cache-redis: %q is not a redis://HOST:PORT/DB URL", c.CacheRedis))
+		}
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		errs = append(errs, errors.New("admin-token: use at least 16 characters"))
+	}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("workers: must be at least 1"))
 	}
@@ -198,6 +224,11 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.AVIFQuality, "avif-quality", c.AVIFQuality, "AVIF/HEIC encoding `quality` 1..100")
 	fs.IntVar(&c.VipsConcurrency, "vips-concurrency", c.VipsConcurrency, "libvips worker `threads` per image operation (0 = libvips' default)")
 	fs.StringVar(&c.CacheControl, "cache-control", c.CacheControl, "Cache-Control `header` for images and info.json")
+	fs.Var(&c.CacheMemory, "cache-memory", "in-process derivative cache `size`, e.g. 256MiB (0 = off)")
+	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "disk derivative cache `directory` (empty = off)")
+	fs.Var(&c.CacheSize, "cache-size", "size bound of the disk cache, e.g. 10GiB")
+	fs.StringVar(&c.CacheRedis, "cache-redis", c.CacheRedis, "shared derivative cache, `redis://HOST:PORT/DB` (empty = off)")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer `token` for the admin routes (DELETE /admin/cache/{identifier}); empty = no admin routes")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "image `operations` running at once")

@@ -30,6 +30,7 @@ const (
 	TooMany                      // 429
 	Unsupported                  // 415: unsupported media type
 	MethodNotAllowed             // 405
+	Unauthorized                 // 401
 )
 
 // Status returns the HTTP status code of the kind.
@@ -55,6 +56,8 @@ func (k Kind) Status() int {
 		return http.StatusUnsupportedMediaType
 	case MethodNotAllowed:
 		return http.StatusMethodNotAllowed
+	case Unauthorized:
+		return http.StatusUnauthorized
 	}
 	return http.StatusInternalServerError
 }

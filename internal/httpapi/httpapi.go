@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 type Images interface {
 	Info(ctx context.Context, v iiif.Version, id, base string) (*service.Info, error)
 	Image(ctx context.Context, id string, req iiif.Request) (*service.Job, error)
+	Purge(ctx context.Context, id string) error
 }
 
 // Options configure the handler.
@@ -37,6 +39,9 @@ type Options struct {
 	// Ready reports whether the server takes traffic (/readyz); nil means
 	// always.
 	Ready func() bool
+	// AdminToken, when set, enables the admin routes for requests that
+	// carry it as a bearer token.
+	AdminToken string
 }
 
 // Handler serves the IIIF routes and the health check.
@@ -58,6 +63,9 @@ func New(images Images, opt Options) http.Handler {
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusOK, "ok")
 	})
+	if opt.AdminToken != "" {
+		h.mux.HandleFunc("DELETE /admin/cache/", h.purge)
+	}
 	h.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if opt.Ready != nil && !opt.Ready() {
 			plain(w, http.StatusServiceUnavailable, "not ready: shutting down")
@@ -66,6 +74,28 @@ func New(images Images, opt Options) http.Handler {
 		plain(w, http.StatusOK, "ready")
 	})
 	return Wrap(h.log, h.mux)
+}
+
+// purge serves DELETE /admin/cache/{identifier}: every cached derivative
+// and the info.json of the identifier go, in every tier.
+func (h *Handler) purge(w http.ResponseWriter, r *http.Request) {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.opt.AdminToken)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="iiifd admin"`)
+		h.fail(w, r, fault.New(fault.Unauthorized, "a valid admin bearer token is required"))
+		return
+	}
+	id, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), "/admin/cache/"))
+	if err != nil || id == "" {
+		h.fail(w, r, fault.New(fault.BadRequest, "give the identifier to purge: DELETE /admin/cache/{identifier}"))
+		return
+	}
+	if err := h.images.Purge(r.Context(), id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // plain writes a short uncacheable text answer (health checks).
@@ -156,6 +186,7 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 		return
 	}
 	hd.Set("Content-Length", strconv.Itoa(len(info.Body)))
+	hd.Set("X-Cache", info.CacheStatus)
 	if r.Method == http.MethodHead {
 		return
 	}
@@ -229,7 +260,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	cw := &committingWriter{w: w}
+	cw := &committingWriter{w: w, before: func() { hd.Set("X-Cache", job.CacheStatus) }}
 	if err := job.Render(r.Context(), cw); err != nil {
 		if !cw.started {
 			hd.Del("ETag")
@@ -254,13 +285,17 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 // which an error can no longer change the status.
 type committingWriter struct {
 	w           http.ResponseWriter
+	before      func() // sets headers known only once the body starts
 	started     bool
 	writeFailed bool // the client connection failed
 }
 
 func (c *committingWriter) Write(p []byte) (int, error) {
-	if len(p) > 0 {
+	if len(p) > 0 && !c.started {
 		c.started = true
+		if c.before != nil {
+			c.before()
+		}
 	}
 	n, err := c.w.Write(p)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/cache"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/limit"
@@ -54,6 +55,10 @@ type Config struct {
 	// tiles passed through need no admission): a worker slot and the
 	// plan's estimated memory.
 	Admit *limit.Admitter
+	// Cache, when set, keeps rendered images and info.json documents:
+	// looked up before admission, filled with the bytes as they are
+	// streamed to the client.
+	Cache *cache.Cache
 }
 
 // Service runs requests through the pipeline.
@@ -86,6 +91,8 @@ type Info struct {
 	Body    []byte
 	ModTime time.Time
 	ETag    string // strong, quoted
+	// CacheStatus is "HIT <tier>" or "MISS".
+	CacheStatus string
 }
 
 // Info returns the info.json of the identifier id for API version v, with
@@ -97,20 +104,59 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 	}
 	obj := tgt.Object
 	defer obj.Close()
+	info := &Info{
+		ModTime:     obj.ModTime,
+		ETag:        etag("info", fmt.Sprint(int(v)), id, obj.Key, obj.Version, base, s.cfg.Variant, fmt.Sprint(s.cfg.Limits, s.cfg.TileSize)),
+		CacheStatus: "MISS",
+	}
+	var fill *cache.Fill
+	if s.cfg.Cache != nil {
+		hit, f, err := s.cfg.Cache.Lookup(ctx, cache.Key{ID: obj.Key, Name: info.ETag})
+		if err != nil {
+			return nil, err
+		}
+		if hit != nil {
+			defer hit.Body.Close()
+			if info.Body, err = io.ReadAll(hit.Body); err == nil {
+				info.CacheStatus = "HIT " + hit.Tier
+				return info, nil
+			}
+		} else {
+			fill = f
+			defer fill.Abort()
+		}
+	}
 	hdr, err := s.describe(ctx, tgt)
 	if err != nil {
 		return nil, err
 	}
 	ii := s.imageInfo(ServiceID(base, v, id), hdr)
-	body, err := iiif.MarshalInfo(v, ii)
-	if err != nil {
+	if info.Body, err = iiif.MarshalInfo(v, ii); err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "info.json could not be written")
 	}
-	return &Info{
-		Body:    body,
-		ModTime: obj.ModTime,
-		ETag:    etag("info", fmt.Sprint(int(v)), id, obj.Key, obj.Version, base, s.cfg.Variant, fmt.Sprint(s.cfg.Limits, s.cfg.TileSize)),
-	}, nil
+	if fill != nil {
+		fill.Write(info.Body)
+		fill.Commit(cache.Meta{ContentType: "application/json", ETag: info.ETag, LastModified: info.ModTime})
+	}
+	return info, nil
+}
+
+// Purge removes every cached derivative and info.json of the identifier
+// id, in every tier (and so for every replica sharing a tier).
+func (s *Service) Purge(ctx context.Context, id string) error {
+	if s.cfg.Cache == nil {
+		return nil
+	}
+	// Entries are filed under the resolved key ("photo" → "photo.tif");
+	// an identifier that no longer resolves is purged as written.
+	key := id
+	if tgt, err := s.resolver.Resolve(ctx, id); err == nil {
+		key = tgt.Object.Key
+		tgt.Object.Close()
+	} else if !resolve.ValidIdentifier(id) {
+		return err
+	}
+	return s.cfg.Cache.Purge(ctx, key)
 }
 
 // ServiceID returns the IIIF id of an image service: base, the version's
@@ -222,9 +268,14 @@ type Job struct {
 	// JPEG tables), without decoding or encoding.
 	Passthrough bool
 
+	// CacheStatus is "HIT <tier>" or "MISS" once Render has started
+	// writing.
+	CacheStatus string
+
 	obj   *source.Object
 	run   func(ctx context.Context, w io.Writer) error
 	admit *limit.Admitter
+	cache *cache.Cache
 }
 
 // Image resolves, describes and plans an image request, and decides how
@@ -260,6 +311,8 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		Canonical:   canon,
 		obj:         obj,
 		admit:       s.cfg.Admit,
+		cache:       s.cfg.Cache,
+		CacheStatus: "MISS",
 	}
 	switch {
 	case hdr.pyramid != nil:
@@ -300,12 +353,61 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	}
 }
 
-// Render writes the encoded image to w. Pixel work waits for admission
-// first; it fails with a 503 when the server is saturated.
+// Render writes the encoded image to w: from the cache when it holds it,
+// else computed (once for all concurrent identical requests) while it is
+// streamed to w and into the cache. Pixel work waits for admission first;
+// it fails with a 503 when the server is saturated. Stored tiles passed
+// through are read as they are, never cached twice.
 func (j *Job) Render(ctx context.Context, w io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if j.cache == nil || j.Passthrough {
+		return j.compute(ctx, w)
+	}
+	hit, fill, err := j.cache.Lookup(ctx, cache.Key{ID: j.obj.Key, Name: j.ETag})
+	if err != nil {
+		return err
+	}
+	if hit != nil {
+		defer hit.Body.Close()
+		j.CacheStatus = "HIT " + hit.Tier
+		_, err := io.Copy(w, hit.Body)
+		return err
+	}
+	defer fill.Abort()
+	// The fill goes first: its writes never fail, so only the client's
+	// connection can stop the encoder.
+	cw := &clientWriter{w: w}
+	if err := j.compute(ctx, io.MultiWriter(fill, cw)); err != nil {
+		if cw.err == nil && ctx.Err() == nil {
+			// The source or the plan failed, not the client: every
+			// waiter would fail the same way.
+			fill.Fail(err)
+		}
+		return err
+	}
+	fill.Commit(cache.Meta{ContentType: j.ContentType, ETag: j.ETag, LastModified: j.ModTime})
+	return nil
+}
+
+// clientWriter remembers the client's write error, telling a client that
+// went away from a render that failed.
+type clientWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *clientWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// compute produces the image: admitted first when it decodes pixels.
+func (j *Job) compute(ctx context.Context, w io.Writer) error {
 	if j.admit != nil && !j.Passthrough {
 		release, err := j.admit.Acquire(ctx, Cost(&j.Plan))
 		if err != nil {

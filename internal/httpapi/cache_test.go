@@ -1,0 +1,147 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/config"
+)
+
+func TestCacheHitsAndCanonicalSharing(t *testing.T) {
+	srv, _ := server(t, nil)
+	a := get(t, srv.URL+"/iiif/3/julia/full/max/0/default.jpg")
+	b := get(t, srv.URL+"/iiif/3/julia.jpg/0,0,2400,1600/2400,/0/default.jpg")
+	if a.header.Get("X-Cache") != "MISS" || b.header.Get("X-Cache") != "HIT memory" {
+		t.Errorf("X-Cache %q then %q, want MISS then HIT memory (one canonical entry)", a.header.Get("X-Cache"), b.header.Get("X-Cache"))
+	}
+	if !bytes.Equal(a.body, b.body) {
+		t.Error("the hit differs from the computed image")
+	}
+	i1 := get(t, srv.URL+"/iiif/3/julia/info.json")
+	i2 := get(t, srv.URL+"/iiif/3/julia/info.json")
+	if i1.header.Get("X-Cache") != "MISS" || i2.header.Get("X-Cache") != "HIT memory" || !bytes.Equal(i1.body, i2.body) {
+		t.Errorf("info.json X-Cache %q then %q", i1.header.Get("X-Cache"), i2.header.Get("X-Cache"))
+	}
+}
+
+// TestCacheStaleSource replaces a source in place: the next request is a
+// miss with the new pixels, never the old derivative.
+func TestCacheStaleSource(t *testing.T) {
+	srv, root := server(t, nil)
+	path := srv.URL + "/iiif/3/sub%2Fdir%2Fchart/full/max/0/default.png"
+	first := get(t, path)
+	writePNG(t, filepath.Join(root, "sub", "dir", "chart.png"), 320, 200)
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(filepath.Join(root, "sub", "dir", "chart.png"), later, later)
+	second := get(t, path)
+	if second.header.Get("X-Cache") != "MISS" || decode(t, second.body).Bounds().Dx() != 320 {
+		t.Errorf("after replacing the source: X-Cache %q, width %d", second.header.Get("X-Cache"), decode(t, second.body).Bounds().Dx())
+	}
+	if first.header.Get("ETag") == second.header.Get("ETag") {
+		t.Error("the ETag did not change with the source")
+	}
+}
+
+// TestStampede sends many identical requests for a new derivative at once:
+// it is computed once, every client gets the same bytes.
+func TestStampede(t *testing.T) {
+	srv, _ := server(t, nil)
+	const n = 12
+	var wg sync.WaitGroup
+	res := make([]resp, n)
+	for i := range n {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			res[i] = get(t, srv.URL+"/iiif/3/julia/full/1800,/90/default.png")
+		}(i)
+	}
+	wg.Wait()
+	misses := 0
+	for _, r := range res {
+		if r.status != 200 {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		if r.header.Get("X-Cache") == "MISS" {
+			misses++
+		}
+		if !bytes.Equal(r.body, res[0].body) {
+			t.Error("clients got different bytes")
+		}
+	}
+	if misses != 1 {
+		t.Errorf("%d computations for %d identical concurrent requests, want 1", misses, n)
+	}
+}
+
+func TestPurge(t *testing.T) {
+	const token = "s3cret-token-for-tests"
+	srv, _ := server(t, func(c *config.Config) { c.AdminToken = token })
+	img := srv.URL + "/iiif/3/julia/full/100,/0/default.jpg"
+	get(t, img)
+	get(t, srv.URL+"/iiif/3/julia/info.json")
+	if r := get(t, img); r.header.Get("X-Cache") != "HIT memory" {
+		t.Fatalf("not cached: %q", r.header.Get("X-Cache"))
+	}
+	for _, tc := range []struct {
+		auth   string
+		status int
+	}{
+		{"", 401}, {"Bearer wrong", 401}, {"Basic " + token, 401}, {"Bearer " + token, 204},
+	} {
+		r := do(t, "DELETE", srv.URL+"/admin/cache/julia", map[string]string{"Authorization": tc.auth})
+		if r.status != tc.status {
+			t.Errorf("auth %q: %d, want %d", tc.auth, r.status, tc.status)
+		}
+	}
+	if r := get(t, img); r.header.Get("X-Cache") != "MISS" {
+		t.Errorf("after purge: %q", r.header.Get("X-Cache"))
+	}
+	if r := get(t, srv.URL+"/iiif/3/julia/info.json"); r.header.Get("X-Cache") != "MISS" {
+		t.Errorf("info after purge: %q", r.header.Get("X-Cache"))
+	}
+	// Purging by another spelling of the identifier reaches the same entries.
+	get(t, img)
+	do(t, "DELETE", srv.URL+"/admin/cache/julia.jpg", map[string]string{"Authorization": "Bearer " + token})
+	if r := get(t, img); r.header.Get("X-Cache") != "MISS" {
+		t.Errorf("after purge by full name: %q", r.header.Get("X-Cache"))
+	}
+
+	// Without a token there are no admin routes at all.
+	srv2, _ := server(t, nil)
+	if r := do(t, "DELETE", srv2.URL+"/admin/cache/julia", map[string]string{"Authorization": "Bearer " + token}); r.status != http.StatusNotFound && r.status != http.StatusMethodNotAllowed {
+		t.Errorf("admin route without a token: %d", r.status)
+	}
+}
+
+// TestDiskCacheSurvivesRestart: a second server on the same cache
+// directory serves the first one's derivative from disk.
+func TestDiskCacheSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	mut := func(c *config.Config) { c.CacheMemory, c.CacheDir, c.CacheSize = 0, dir, 1<<30 }
+	srv, _ := server(t, mut)
+	path := "/iiif/3/julia/full/200,/0/default.jpg"
+	a := get(t, srv.URL+path)
+	srv.Close()
+	srv2, _ := server(t, mut)
+	var b resp
+	for i := 0; i < 50; i++ { // the index of the directory is built in the background
+		if b = get(t, srv2.URL+path); b.header.Get("X-Cache") == "HIT disk" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if b.header.Get("X-Cache") != "HIT disk" || !bytes.Equal(a.body, b.body) {
+		t.Errorf("after restart: %q", b.header.Get("X-Cache"))
+	}
+	if !strings.HasPrefix(fmt.Sprint(b.header.Get("Content-Type")), "image/jpeg") {
+		t.Errorf("content type of the hit: %q", b.header.Get("Content-Type"))
+	}
+}
