@@ -8,10 +8,10 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/iiifd/iiifd/internal/ingest"
+	"github.com/iiifd/iiifd/internal/progress"
 )
 
 const ingestUsage = `Usage: iiifd ingest [flags] SRC DST
@@ -96,15 +96,15 @@ func ingestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "iiifd ingest: %v\n", err)
 		return 1
 	}
-	var bar *progressBar
+	var bar *progress.Reporter
 	if !*quiet {
-		bar = newProgressBar(stderr, isTerminal(stderr))
-		opt.Progress = bar.report
+		bar = progress.New(stderr, "ingest")
+		opt.Progress = func(percent int) { bar.Update(int64(percent), 100) }
 	}
 	start := time.Now()
 	err = ingest.Run(ctx, src, dst, opt, build)
 	if bar != nil {
-		bar.finish(err == nil)
+		bar.Done()
 	}
 	if err != nil && ctx.Err() != nil {
 		fmt.Fprintf(stderr, "iiifd ingest: interrupted; %s was not written\n", dst)
@@ -134,64 +134,4 @@ func oneLine(s string) string {
 		return s[:i]
 	}
 	return s
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// progressBar shows an ingest's progress: a bar redrawn in place on a
-// terminal, otherwise a line at every 10 %. report is called from libvips'
-// threads.
-type progressBar struct {
-	w     io.Writer
-	tty   bool
-	start time.Time
-
-	mu    sync.Mutex
-	last  int // last percentage shown; -1 for none
-	drawn bool
-}
-
-func newProgressBar(w io.Writer, tty bool) *progressBar {
-	return &progressBar{w: w, tty: tty, start: time.Now(), last: -1}
-}
-
-const barWidth = 40
-
-func (b *progressBar) report(percent int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.tty {
-		if percent == b.last {
-			return
-		}
-		n := percent * barWidth / 100
-		fmt.Fprintf(b.w, "\r[%s%s] %3d%%  %s ", strings.Repeat("#", n), strings.Repeat(".", barWidth-n),
-			percent, time.Since(b.start).Round(time.Second))
-		b.drawn = true
-	} else {
-		step := percent / 10 * 10
-		if step <= b.last {
-			return
-		}
-		percent = step
-		fmt.Fprintf(b.w, "ingest: %d%% (%s)\n", step, time.Since(b.start).Round(time.Second))
-	}
-	b.last = percent
-}
-
-// finish ends the bar's line, so that what follows starts on its own.
-func (b *progressBar) finish(ok bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.tty && b.drawn {
-		fmt.Fprintln(b.w)
-	}
 }

@@ -211,38 +211,3 @@ func TestIngestInterrupted(t *testing.T) {
 		}
 	}
 }
-
-func TestProgressBar(t *testing.T) {
-	var buf bytes.Buffer
-	b := newProgressBar(&buf, true)
-	for p := range 101 {
-		b.report(p)
-	}
-	b.finish(true)
-	s := buf.String()
-	if !strings.Contains(s, "\r["+strings.Repeat("#", barWidth)+"] 100%") || !strings.HasSuffix(s, "\n") {
-		t.Errorf("terminal bar: %q", s[max(0, len(s)-120):])
-	}
-	if n := strings.Count(s, "\r"); n != 101 {
-		t.Errorf("%d redraws, want 101", n)
-	}
-
-	buf.Reset()
-	b = newProgressBar(&buf, false)
-	for _, p := range []int{0, 3, 9, 10, 15, 37, 99, 100} {
-		b.report(p)
-	}
-	want := []string{"0%", "10%", "30%", "90%", "100%"}
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != len(want) {
-		t.Fatalf("lines %q", lines)
-	}
-	for i, l := range lines {
-		if !strings.HasPrefix(l, "ingest: "+want[i]+" ") {
-			t.Errorf("line %d: %q, want %s", i, l, want[i])
-		}
-	}
-	if isTerminal(&buf) {
-		t.Error("a buffer is a terminal")
-	}
-}
