@@ -23,6 +23,7 @@ import (
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/limit"
+	"github.com/iiifd/iiifd/internal/obs"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/probe"
@@ -101,10 +102,12 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.svc = svc
+	metrics := obs.New(obs.Sources{Cache: dc, Admit: admit, Vips: true})
 	a.handler = withTimeout(cfg.RequestTimeout,
 		httpapi.New(svc, httpapi.Options{
-			BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, Logger: log,
+			BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
 			Ready: a.ready.Load, AdminToken: cfg.AdminToken,
+			Metrics: metrics.Handler(), Observe: metrics.Observe,
 		}))
 	return a, nil
 }

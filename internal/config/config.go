@@ -47,7 +47,11 @@ type Config struct {
 	JPEGQuality, WebPQuality, AVIFQuality int
 	VipsConcurrency                       int // libvips threads per operation, 0 = libvips' default
 
-	CacheControl string // Cache-Control of successful image and info.json responses
+	// CacheControl is sent with image responses: a long lifetime by
+	// default, since the URL and the source's version determine the
+	// bytes. InfoCacheControl is sent with info.json, which also changes
+	// with configuration.
+	CacheControl, InfoCacheControl string
 
 	// Derivative cache tiers: memory (0 = off), disk (off without a
 	// directory), Redis (off without a URL).
@@ -111,7 +115,8 @@ func Default() Config {
 		JPEGQuality:       85,
 		WebPQuality:       80,
 		AVIFQuality:       60,
-		CacheControl:      "public, max-age=86400",
+		CacheControl:      "public, max-age=31536000",
+		InfoCacheControl:  "public, max-age=86400",
 		CacheMemory:       256 << 20,
 		CacheSize:         10 << 30,
 		LogFormat:         "text",
@@ -223,7 +228,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.WebPQuality, "webp-quality", c.WebPQuality, "WebP encoding `quality` 1..100")
 	fs.IntVar(&c.AVIFQuality, "avif-quality", c.AVIFQuality, "AVIF/HEIC encoding `quality` 1..100")
 	fs.IntVar(&c.VipsConcurrency, "vips-concurrency", c.VipsConcurrency, "libvips worker `threads` per image operation (0 = libvips' default)")
-	fs.StringVar(&c.CacheControl, "cache-control", c.CacheControl, "Cache-Control `header` for images and info.json")
+	fs.StringVar(&c.CacheControl, "cache-control", c.CacheControl, "Cache-Control `header` of image responses")
+	fs.StringVar(&c.InfoCacheControl, "info-cache-control", c.InfoCacheControl, "Cache-Control `header` of info.json responses")
 	fs.Var(&c.CacheMemory, "cache-memory", "in-process derivative cache `size`, e.g. 256MiB (0 = off)")
 	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "disk derivative cache `directory` (empty = off)")
 	fs.Var(&c.CacheSize, "cache-size", "size bound of the disk cache, e.g. 10GiB")

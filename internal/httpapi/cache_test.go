@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/cache/redis/redistest"
 	"github.com/iiifd/iiifd/internal/config"
 )
 
@@ -143,5 +144,71 @@ func TestDiskCacheSurvivesRestart(t *testing.T) {
 	}
 	if !strings.HasPrefix(fmt.Sprint(b.header.Get("Content-Type")), "image/jpeg") {
 		t.Errorf("content type of the hit: %q", b.header.Get("Content-Type"))
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	srv, _ := server(t, nil)
+	get(t, srv.URL+"/iiif/3/julia/full/64,/0/default.jpg")
+	get(t, srv.URL+"/iiif/3/julia/full/64,/0/default.jpg")
+	get(t, srv.URL+"/iiif/3/julia/info.json")
+	get(t, srv.URL+"/iiif/3/nope/info.json")
+	r := get(t, srv.URL+"/metrics")
+	if r.status != 200 {
+		t.Fatalf("metrics: %d", r.status)
+	}
+	body := string(r.body)
+	for _, want := range []string{
+		`iiifd_http_requests_total{code="200",route="image"} 2`,
+		`iiifd_http_requests_total{code="404",route="info"} 1`,
+		`iiifd_responses_by_cache_total{cache="hit_memory",route="image"} 1`,
+		`iiifd_responses_by_cache_total{cache="miss",route="image"} 1`,
+		`iiifd_cache_hits_total{tier="memory"}`,
+		`iiifd_cache_evictions_total{tier="memory"}`,
+		"iiifd_http_request_duration_seconds_bucket",
+		"iiifd_work_running", "iiifd_work_waiting", "iiifd_vips_memory_bytes", "go_goroutines", "process_resident_memory_bytes",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(body, "julia") || strings.Contains(body, "nope") {
+		t.Error("identifiers leak into metric labels")
+	}
+}
+
+// TestPurgeAcrossReplicas runs two servers sharing one real Redis (each
+// with its own memory tier): a purge sent to one clears the derivative on
+// both.
+func TestPurgeAcrossReplicas(t *testing.T) {
+	rs := redistest.Start(t)
+	const token = "shared-admin-token-123"
+	mut := func(c *config.Config) { c.CacheRedis, c.AdminToken = rs.URL(), token }
+	// The replicas read the same storage (one root).
+	a, root := server(t, mut)
+	b, _ := server(t, func(c *config.Config) { mut(c); c.Root = root })
+	path := "/iiif/3/julia/full/120,/0/default.jpg"
+	if x := get(t, a.URL+path).header.Get("X-Cache"); x != "MISS" {
+		t.Fatalf("first request on a: %q", x)
+	}
+	if x := get(t, b.URL+path).header.Get("X-Cache"); x != "HIT redis" {
+		t.Fatalf("replica b did not find a's derivative in Redis: %q", x)
+	}
+	if x := get(t, b.URL+path).header.Get("X-Cache"); x != "HIT memory" {
+		t.Fatalf("the Redis hit was not promoted to b's memory: %q", x)
+	}
+	if r := do(t, "DELETE", a.URL+"/admin/cache/julia", map[string]string{"Authorization": "Bearer " + token}); r.status != 204 {
+		t.Fatalf("purge: %d", r.status)
+	}
+	// b learns of the purge through Redis pub/sub.
+	var x string
+	for i := 0; i < 100; i++ {
+		if x = get(t, b.URL+path).header.Get("X-Cache"); x == "MISS" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if x != "MISS" {
+		t.Errorf("after a purge on replica a, replica b still answers %q", x)
 	}
 }

@@ -33,15 +33,21 @@ type Options struct {
 	// BaseURL is the public URL of the server (before /iiif/); empty
 	// derives it from each request.
 	BaseURL string
-	// CacheControl is sent with successful image and info.json responses.
-	CacheControl string
-	Logger       *slog.Logger
+	// CacheControl is sent with successful image responses, and
+	// InfoCacheControl with info.json.
+	CacheControl, InfoCacheControl string
+	Logger                         *slog.Logger
 	// Ready reports whether the server takes traffic (/readyz); nil means
 	// always.
 	Ready func() bool
 	// AdminToken, when set, enables the admin routes for requests that
 	// carry it as a bearer token.
 	AdminToken string
+	// Metrics, when set, is served at GET /metrics.
+	Metrics http.Handler
+	// Observe, when set, is told about every answered request (after
+	// it is logged): its status, body bytes, duration and X-Cache.
+	Observe func(r *http.Request, status int, bytes int64, d time.Duration, xcache string)
 }
 
 // Handler serves the IIIF routes and the health check.
@@ -73,7 +79,10 @@ func New(images Images, opt Options) http.Handler {
 		}
 		plain(w, http.StatusOK, "ready")
 	})
-	return Wrap(h.log, h.mux)
+	if opt.Metrics != nil {
+		h.mux.Handle("GET /metrics", opt.Metrics)
+	}
+	return wrap(h.log, opt.Observe, h.mux)
 }
 
 // purge serves DELETE /admin/cache/{identifier}: every cached derivative
@@ -180,7 +189,7 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	hd.Add("Vary", "Accept")
 	h.varyForwarded(hd)
 	hd.Set("Link", fmt.Sprintf("<%s>;rel=\"profile\"", iiif.ProfileURI(v)))
-	h.validators(hd, info.ETag, info.ModTime)
+	validators(hd, info.ETag, info.ModTime, h.opt.InfoCacheControl)
 	if status := preconditions(r, info.ETag, info.ModTime); status != 0 {
 		w.WriteHeader(status)
 		return
@@ -251,7 +260,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 		service.ServiceID(h.base(r), v, id), job.Canonical, iiif.ProfileURI(v)))
 	hd.Set("X-Content-Type-Options", "nosniff")
 	h.varyForwarded(hd)
-	h.validators(hd, job.ETag, job.ModTime)
+	validators(hd, job.ETag, job.ModTime, h.opt.CacheControl)
 	if status := preconditions(r, job.ETag, job.ModTime); status != 0 {
 		w.WriteHeader(status)
 		return
@@ -304,13 +313,13 @@ func (c *committingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (h *Handler) validators(hd http.Header, etag string, mod time.Time) {
+func validators(hd http.Header, etag string, mod time.Time, cacheControl string) {
 	hd.Set("ETag", etag)
 	if !mod.IsZero() {
 		hd.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
 	}
-	if h.opt.CacheControl != "" {
-		hd.Set("Cache-Control", h.opt.CacheControl)
+	if cacheControl != "" {
+		hd.Set("Cache-Control", cacheControl)
 	}
 }
 

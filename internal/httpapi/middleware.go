@@ -23,7 +23,15 @@ func RequestID(ctx context.Context) string {
 // Wrap wraps next with the server's middleware, from the outside in: a
 // request id (taken from a sane X-Request-Id or made), CORS headers, panic
 // recovery, and one access log line per request to log.
-func Wrap(log *slog.Logger, next http.Handler) http.Handler {
+func Wrap(log *slog.Logger, next http.Handler) http.Handler { return wrap(log, nil, next) }
+
+func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duration, string), next http.Handler) http.Handler {
+	done := func(r *http.Request, rec *recorder, start time.Time, id string) {
+		logRequest(log, r, rec, start, id)
+		if observe != nil {
+			observe(r, rec.statusCode(), rec.bytes, time.Since(start), rec.Header().Get("X-Cache"))
+		}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -48,7 +56,7 @@ func Wrap(log *slog.Logger, next http.Handler) http.Handler {
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
-					logRequest(log, r, rec, start, id)
+					done(r, rec, start, id)
 					panic(v)
 				}
 				log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
@@ -56,7 +64,7 @@ func Wrap(log *slog.Logger, next http.Handler) http.Handler {
 				if rec.wrote {
 					// Part of a response is out: abort the connection so
 					// that nobody takes the torn body for a whole one.
-					logRequest(log, r, rec, start, id)
+					done(r, rec, start, id)
 					panic(http.ErrAbortHandler)
 				}
 				for _, k := range []string{"ETag", "Last-Modified", "Link", "Content-Length", "Content-Disposition"} {
@@ -67,22 +75,19 @@ func Wrap(log *slog.Logger, next http.Handler) http.Handler {
 				rec.WriteHeader(http.StatusInternalServerError)
 				rec.Write([]byte("500 Internal Server Error: internal server error\n"))
 			}
-			logRequest(log, r, rec, start, id)
+			done(r, rec, start, id)
 		}()
 		next.ServeHTTP(rec, r)
 	})
 }
 
 func logRequest(log *slog.Logger, r *http.Request, rec *recorder, start time.Time, id string) {
-	status := rec.status
-	if status == 0 {
-		status = http.StatusOK
-	}
 	log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 		slog.String("request_id", id),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.EscapedPath()),
-		slog.Int("status", status),
+		slog.Int("status", rec.statusCode()),
+		slog.String("cache", rec.Header().Get("X-Cache")),
 		slog.Int64("bytes", rec.bytes),
 		slog.Duration("duration", time.Since(start)),
 		slog.String("remote", r.RemoteAddr))
@@ -98,6 +103,14 @@ func saneID(s string) bool {
 		}
 	}
 	return true
+}
+
+// statusCode is the status sent (200 when the handler wrote none).
+func (r *recorder) statusCode() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
 }
 
 // recorder remembers the status and counts the bytes of a response.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os/exec"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -17,64 +16,10 @@ import (
 	"github.com/iiifd/iiifd/internal/cache/cachetest"
 	"github.com/iiifd/iiifd/internal/cache/memory"
 	"github.com/iiifd/iiifd/internal/cache/redis"
+	"github.com/iiifd/iiifd/internal/cache/redis/redistest"
 )
 
-// server is a real redis-server on a loopback port, owned by one test.
-type server struct {
-	t    *testing.T
-	dir  string
-	port int
-	cmd  *exec.Cmd
-}
-
-func startServer(t *testing.T) *server {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &server{t: t, dir: t.TempDir(), port: port}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
-
-func (s *server) start() {
-	s.t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		s.t.Fatal("redis-server not found in PATH: the Redis tier is tested against a real server (apt-get install redis-server)")
-	}
-	s.cmd = exec.Command(bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning")
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", fmt.Sprint("127.0.0.1:", s.port), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			s.t.Fatalf("redis-server did not listen on port %d: %v", s.port, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (s *server) stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-		s.cmd = nil
-	}
-}
+func startServer(t *testing.T) *redistest.Server { return redistest.Start(t) }
 
 var prefixes atomic.Int64
 
@@ -94,7 +39,7 @@ func newTier(t *testing.T, cfg redis.Config) *redis.Tier {
 func TestConformance(t *testing.T) {
 	s := startServer(t)
 	cachetest.Run(t, cachetest.Options{
-		New:      func(t *testing.T) cache.Tier { return newTier(t, redis.Config{URL: s.url(), Timeout: 2 * time.Second}) },
+		New:      func(t *testing.T) cache.Tier { return newTier(t, redis.Config{URL: s.URL(), Timeout: 2 * time.Second}) },
 		MaxEntry: 4 << 20,
 	})
 }
@@ -109,7 +54,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestTTL(t *testing.T) {
 	s := startServer(t)
-	r := newTier(t, redis.Config{URL: s.url(), TTL: 300 * time.Millisecond})
+	r := newTier(t, redis.Config{URL: s.URL(), TTL: 300 * time.Millisecond})
 	k := cache.Key{ID: "a", Name: "b"}
 	if err := cachetest.Put(t, r, k, []byte("short-lived")); err != nil {
 		t.Fatal(err)
@@ -125,7 +70,7 @@ func TestTTL(t *testing.T) {
 
 func TestPurgeAcrossReplicas(t *testing.T) {
 	s := startServer(t)
-	cfg := redis.Config{URL: s.url(), Prefix: "shared:"}
+	cfg := redis.Config{URL: s.URL(), Prefix: "shared:"}
 	ra, rb := newTier(t, cfg), newTier(t, cfg)
 	mem := func() cache.Tier {
 		m, err := memory.New(memory.Config{MaxBytes: 1 << 20})
@@ -185,7 +130,7 @@ func TestPurgeAcrossReplicas(t *testing.T) {
 
 func TestCommitAfterPurgeOnAnotherReplicaIsDropped(t *testing.T) {
 	s := startServer(t)
-	cfg := redis.Config{URL: s.url(), Prefix: "shared:"}
+	cfg := redis.Config{URL: s.URL(), Prefix: "shared:"}
 	ra, rb := newTier(t, cfg), newTier(t, cfg)
 	k := cache.Key{ID: "img.tif", Name: "tile"}
 	w, err := ra.Create(context.Background(), k)
@@ -203,7 +148,7 @@ func TestCommitAfterPurgeOnAnotherReplicaIsDropped(t *testing.T) {
 func TestOutageDegradesToMiss(t *testing.T) {
 	s := startServer(t)
 	const timeout, backoff = 200 * time.Millisecond, 300 * time.Millisecond
-	r := newTier(t, redis.Config{URL: s.url(), Timeout: timeout, Backoff: backoff})
+	r := newTier(t, redis.Config{URL: s.URL(), Timeout: timeout, Backoff: backoff})
 	m, _ := memory.New(memory.Config{MaxBytes: 1 << 20})
 	c, _ := cache.New(cache.Config{}, m, r)
 	k := cache.Key{ID: "a", Name: "b"}
@@ -211,7 +156,7 @@ func TestOutageDegradesToMiss(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s.stop()
+	s.Stop()
 	ctx := context.Background()
 	for i := range 5 {
 		start := time.Now()
@@ -233,7 +178,7 @@ func TestOutageDegradesToMiss(t *testing.T) {
 		}
 	}
 
-	s.start()
+	s.Restart()
 	time.Sleep(backoff + 50*time.Millisecond)
 	// The first call after the back-off may meet a dead pooled connection;
 	// the tier must work again within a few calls.

@@ -135,16 +135,13 @@ func (s *FS) Open(ctx context.Context, key string) (*source.Object, error) {
 	}, nil
 }
 
-// version identifies the bytes of a file: size and modification time, plus
-// inode and change time where the system has them, so that a replacement
-// with the same size and a copied modification time (cp -p, rsync -t)
-// still gets a new version.
+// version identifies the bytes of a file by its size and modification
+// time (to the nanosecond). Inode and change time would also catch a
+// replacement that copies both, but they differ between copies of the
+// same file on different replicas, which then could not share cached
+// derivatives; copying tools keep size and mtime (rsync -t, cp -p).
 func version(st iofs.FileInfo) string {
-	v := strconv.FormatInt(st.Size(), 36) + "-" + strconv.FormatInt(st.ModTime().UnixNano(), 36)
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		v += "-" + strconv.FormatUint(sys.Ino, 36) + "-" + strconv.FormatInt(sys.Ctim.Nano(), 36)
-	}
-	return v
+	return strconv.FormatInt(st.Size(), 36) + "-" + strconv.FormatInt(st.ModTime().UnixNano(), 36)
 }
 
 // Siblings lists the files named key's base name plus an extension.

@@ -1,0 +1,158 @@
+// Package obs is what operators see of the server: Prometheus metrics
+// (every name starts iiifd_), fed by the HTTP edge and read from the
+// cache, the admission controller and libvips when scraped.
+package obs
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/iiifd/iiifd/internal/cache"
+	"github.com/iiifd/iiifd/internal/limit"
+	"github.com/iiifd/iiifd/internal/pixels"
+)
+
+// Sources are the components whose state is read at each scrape; any may
+// be nil.
+type Sources struct {
+	Cache *cache.Cache
+	Admit *limit.Admitter
+	Vips  bool // report libvips' tracked memory and files
+}
+
+// Metrics holds the server's metrics in a registry of its own (not the
+// global one, so tests and several servers in one process do not clash).
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	bytes    *prometheus.CounterVec
+	images   *prometheus.CounterVec
+}
+
+// New returns the metrics of one server.
+func New(src Sources) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "iiifd_http_requests_total", Help: "HTTP requests answered, by route and status code.",
+	}, []string{"route", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "iiifd_http_request_duration_seconds", Help: "Time to answer HTTP requests, by route.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"route"})
+	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "iiifd_http_response_bytes_total", Help: "Body bytes sent, by route.",
+	}, []string{"route"})
+	m.images = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "iiifd_responses_by_cache_total", Help: "Image and info.json responses by where they came from (X-Cache: hit tier or miss).",
+	}, []string{"route", "cache"})
+	m.reg.MustRegister(m.requests, m.duration, m.bytes, m.images,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if src.Cache != nil {
+		m.reg.MustRegister(cacheCollector{src.Cache})
+	}
+	if a := src.Admit; a != nil {
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_work_running", Help: "Image operations running."},
+				func() float64 { return float64(a.Stats().Running) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_work_waiting", Help: "Image operations waiting for admission."},
+				func() float64 { return float64(a.Stats().Waiting) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_work_memory_bytes", Help: "Estimated memory of running image operations."},
+				func() float64 { return float64(a.Stats().Memory) }),
+		)
+	}
+	if src.Vips {
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_vips_memory_bytes", Help: "Pixel memory libvips holds now."},
+				func() float64 { return float64(pixels.ReadStats().TrackedMem) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_vips_memory_highwater_bytes", Help: "The most pixel memory libvips has held."},
+				func() float64 { return float64(pixels.ReadStats().MemHighwater) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_vips_open_files", Help: "Files libvips holds open."},
+				func() float64 { return float64(pixels.ReadStats().TrackedFiles) }),
+		)
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Observe records one answered request; it has the signature of
+// httpapi.Options.Observe.
+func (m *Metrics) Observe(r *http.Request, status int, bytes int64, d time.Duration, xcache string) {
+	route := Route(r.URL.Path)
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	m.bytes.WithLabelValues(route).Add(float64(bytes))
+	if xcache != "" {
+		res := "miss"
+		if tier, ok := strings.CutPrefix(xcache, "HIT "); ok {
+			res = "hit_" + tier
+		}
+		m.images.WithLabelValues(route, res).Inc()
+	}
+}
+
+// Route names a path's route with a small fixed set of values, so that
+// identifiers never become label values.
+func Route(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/iiif/"):
+		if strings.HasSuffix(path, "/info.json") {
+			return "info"
+		}
+		if strings.Count(path, "/") >= 6 {
+			return "image"
+		}
+		return "redirect"
+	case path == "/healthz", path == "/readyz", path == "/metrics":
+		return strings.TrimPrefix(path, "/")
+	case strings.HasPrefix(path, "/admin/"):
+		return "admin"
+	}
+	return "other"
+}
+
+// cacheCollector reads the cache's counters at each scrape.
+type cacheCollector struct{ c *cache.Cache }
+
+var (
+	cacheHits      = prometheus.NewDesc("iiifd_cache_hits_total", "Cache lookups that found an entry, by tier.", []string{"tier"}, nil)
+	cacheMisses    = prometheus.NewDesc("iiifd_cache_misses_total", "Cache lookups that found none, by tier.", []string{"tier"}, nil)
+	cachePuts      = prometheus.NewDesc("iiifd_cache_puts_total", "Entries stored, by tier.", []string{"tier"}, nil)
+	cacheEvictions = prometheus.NewDesc("iiifd_cache_evictions_total", "Entries evicted to respect the size bound, by tier.", []string{"tier"}, nil)
+	cacheErrors    = prometheus.NewDesc("iiifd_cache_errors_total", "Tier faults served as misses, by tier.", []string{"tier"}, nil)
+	cacheBytes     = prometheus.NewDesc("iiifd_cache_bytes", "Bytes held, by tier (where the tier knows).", []string{"tier"}, nil)
+	cacheEntries   = prometheus.NewDesc("iiifd_cache_entries", "Entries held, by tier (where the tier knows).", []string{"tier"}, nil)
+	cacheFills     = prometheus.NewDesc("iiifd_cache_fills_total", "Lookups that computed the entry.", nil, nil)
+	cacheCoalesced = prometheus.NewDesc("iiifd_cache_coalesced_total", "Lookups answered by a concurrent identical request's computation.", nil, nil)
+)
+
+func (cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cacheHits, cacheMisses, cachePuts, cacheEvictions, cacheErrors, cacheBytes, cacheEntries, cacheFills, cacheCoalesced} {
+		ch <- d
+	}
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.c.Stats()
+	ch <- prometheus.MustNewConstMetric(cacheFills, prometheus.CounterValue, float64(st.Fills))
+	ch <- prometheus.MustNewConstMetric(cacheCoalesced, prometheus.CounterValue, float64(st.Coalesced))
+	for _, t := range st.Tiers {
+		ch <- prometheus.MustNewConstMetric(cacheHits, prometheus.CounterValue, float64(t.Hits), t.Tier)
+		ch <- prometheus.MustNewConstMetric(cacheMisses, prometheus.CounterValue, float64(t.Misses), t.Tier)
+		ch <- prometheus.MustNewConstMetric(cachePuts, prometheus.CounterValue, float64(t.Puts), t.Tier)
+		ch <- prometheus.MustNewConstMetric(cacheEvictions, prometheus.CounterValue, float64(t.Evictions), t.Tier)
+		ch <- prometheus.MustNewConstMetric(cacheErrors, prometheus.CounterValue, float64(t.Errors), t.Tier)
+		ch <- prometheus.MustNewConstMetric(cacheBytes, prometheus.GaugeValue, float64(t.Bytes), t.Tier)
+		ch <- prometheus.MustNewConstMetric(cacheEntries, prometheus.GaugeValue, float64(t.Entries), t.Tier)
+	}
+}
