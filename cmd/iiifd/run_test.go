@@ -181,3 +181,48 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// TestAdminAddr: pprof is served on the admin address only.
+func TestAdminAddr(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	done := make(chan int, 1)
+	go func() {
+		done <- serve(ctx, []string{"--addr", "127.0.0.1:0", "--admin-addr", admin}, io.Discard, io.Discard, func(a net.Addr) { addrc <- a })
+	}()
+	var main net.Addr
+	select {
+	case main = <-addrc:
+	case code := <-done:
+		t.Fatalf("exit %d", code)
+	}
+	status := func(u string) int {
+		res, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if s := status("http://" + admin + "/debug/pprof/"); s != 200 {
+		t.Errorf("pprof on the admin address: %d", s)
+	}
+	if s := status("http://" + admin + "/metrics"); s != 200 {
+		t.Errorf("metrics on the admin address: %d", s)
+	}
+	if s := status("http://" + main.String() + "/debug/pprof/"); s != 404 {
+		t.Errorf("pprof on the public address: %d", s)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

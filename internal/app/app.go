@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,7 @@ type App struct {
 	svc     *service.Service
 	cleanup []func()
 	ready   atomic.Bool
+	metrics http.Handler
 }
 
 // New builds the server from cfg. Close releases what it holds.
@@ -103,11 +105,12 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 	a.svc = svc
 	metrics := obs.New(obs.Sources{Cache: dc, Admit: admit, Vips: true})
+	a.metrics = metrics.Handler()
 	a.handler = withTimeout(cfg.RequestTimeout,
 		httpapi.New(svc, httpapi.Options{
 			BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
 			Ready: a.ready.Load, AdminToken: cfg.AdminToken,
-			Metrics: metrics.Handler(), Observe: metrics.Observe,
+			Metrics: a.metrics, Observe: metrics.Observe,
 		}))
 	return a, nil
 }
@@ -223,6 +226,19 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if a.cfg.AdminAddr != "" {
+		// Profiling and debugging only on the admin address, which is
+		// meant to be reachable by operators alone.
+		aln, err := net.Listen("tcp", a.cfg.AdminAddr)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("admin-addr: %w", err)
+		}
+		admin := &http.Server{Handler: adminMux(a.metrics), ReadHeaderTimeout: 10 * time.Second}
+		go admin.Serve(aln)
+		defer admin.Close()
+		a.log.Info("admin endpoints listening", "addr", aln.Addr().String())
+	}
 	a.ready.Store(true)
 	a.log.Info("iiifd listening", "addr", ln.Addr().String(), "root", a.root)
 	if ready != nil {
@@ -248,6 +264,18 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		return err
 	}
 	return nil
+}
+
+// adminMux serves pprof and the metrics on the admin address.
+func adminMux(metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/metrics", metrics)
+	return mux
 }
 
 // Engine returns the libvips pixel engine as a service.Renderer, encoding

@@ -62,6 +62,9 @@ type Config struct {
 	// AdminToken enables the admin routes (cache purge) for clients that
 	// send it as a bearer token; empty disables them.
 	AdminToken string
+	// AdminAddr, when set, serves pprof (and the metrics) on a separate
+	// address meant for operators only.
+	AdminAddr string
 
 	LogFormat string // text or json
 	LogLevel  string // debug, info, warn, error
@@ -235,6 +238,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var(&c.CacheSize, "cache-size", "size bound of the disk cache, e.g. 10GiB")
 	fs.StringVar(&c.CacheRedis, "cache-redis", c.CacheRedis, "shared derivative cache, `redis://HOST:PORT/DB` (empty = off)")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer `token` for the admin routes (DELETE /admin/cache/{identifier}); empty = no admin routes")
+	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "serve pprof profiles and metrics on this operators-only `HOST:PORT` (empty = off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "image `operations` running at once")
