@@ -109,3 +109,9 @@ func BenchmarkThumbnailJPEG(b *testing.B) {
 func BenchmarkInfo(b *testing.B) {
 	benchRequest(b, "/iiif/3/mandelbrot/info.json")
 }
+
+// BenchmarkCacheHit is a derivative served from the memory cache, with an
+// identifier given without its extension, as viewers send them.
+func BenchmarkCacheHit(b *testing.B) {
+	benchRequest(b, "/iiif/3/mandelbrot/1792,2304,256,256/256,256/0/gray.jpg")
+}

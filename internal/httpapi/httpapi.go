@@ -460,7 +460,14 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.DeadlineExceeded):
 		status, msg = http.StatusServiceUnavailable, "the request took too long"
 	}
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		// Refusals under overload are expected and counted in the
+		// metrics; logging each as an error would flood the log when it
+		// matters most.
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "request refused",
+			slog.String("request_id", RequestID(r.Context())), slog.String("reason", msg))
+	case status >= 500:
 		logFailure(h.log, r, err)
 	}
 	hd := w.Header()

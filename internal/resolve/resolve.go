@@ -9,6 +9,8 @@ import (
 	"errors"
 	"path"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/source"
@@ -37,10 +39,52 @@ func ValidIdentifier(id string) bool { return fs.ValidKey(id) }
 // Resolver opens the object an identifier names.
 type Resolver struct {
 	src source.Source
+
+	// found remembers, for a short time, the key each recently resolved
+	// identifier led to (and whether it is a pyramid), so that the
+	// folder listing behind an identifier without extension is not done
+	// on every request. The object is still opened (and its version
+	// read) every time.
+	mu    sync.Mutex
+	found map[string]resolved
 }
 
+type resolved struct {
+	key, dir string
+	at       time.Time
+}
+
+// rememberFor is how long a resolution is reused: a file added next to
+// an extensionless identifier's file is noticed within this time.
+const rememberFor = 2 * time.Second
+
 // New returns a resolver over src.
-func New(src source.Source) *Resolver { return &Resolver{src: src} }
+func New(src source.Source) *Resolver { return &Resolver{src: src, found: map[string]resolved{}} }
+
+// recall opens the key id resolved to recently, if it still exists.
+func (r *Resolver) recall(ctx context.Context, id string) (Target, bool) {
+	r.mu.Lock()
+	res, ok := r.found[id]
+	r.mu.Unlock()
+	if !ok || time.Since(res.at) > rememberFor {
+		return Target{}, false
+	}
+	obj, err := r.src.Open(ctx, res.key)
+	if err != nil {
+		return Target{}, false
+	}
+	return Target{Object: obj, Dir: res.dir}, true
+}
+
+func (r *Resolver) remember(id string, t Target) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.found) >= 10000 {
+		// Bounded: forget everything rather than track ages.
+		clear(r.found)
+	}
+	r.found[id] = resolved{key: t.Object.Key, dir: t.Dir, at: time.Now()}
+}
 
 // HasImageExtension reports whether key ends in a known image extension.
 func HasImageExtension(key string) bool {
@@ -70,6 +114,17 @@ func (r *Resolver) Resolve(ctx context.Context, id string) (Target, error) {
 	if hidden(id) {
 		return Target{}, notFound(id)
 	}
+	if t, ok := r.recall(ctx, id); ok {
+		return t, nil
+	}
+	t, err := r.resolve(ctx, id)
+	if err == nil {
+		r.remember(id, t)
+	}
+	return t, err
+}
+
+func (r *Resolver) resolve(ctx context.Context, id string) (Target, error) {
 	obj, err := r.Open(ctx, id)
 	if err == nil {
 		return Target{Object: obj}, nil

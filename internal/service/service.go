@@ -408,15 +408,26 @@ func (c *clientWriter) Write(p []byte) (int, error) {
 
 // compute produces the image: admitted first when it decodes pixels.
 func (j *Job) compute(ctx context.Context, w io.Writer) error {
-	if j.admit != nil && !j.Passthrough {
-		release, err := j.admit.Acquire(ctx, Cost(&j.Plan))
+	if j.Passthrough {
+		return j.run(ctx, w)
+	}
+	cost := Cost(&j.Plan)
+	if j.admit != nil {
+		release, err := j.admit.Acquire(ctx, cost)
 		if err != nil {
 			return err
 		}
 		defer release()
 	}
+	if cost >= trimCost {
+		defer pixels.Trim()
+	}
 	return j.run(ctx, w)
 }
+
+// trimCost is the estimated size of a render after which freed memory is
+// handed back to the operating system.
+const trimCost = 64 << 20
 
 // Cost estimates the memory a render of p may hold at once: libvips'
 // per-operation buffers, plus four bytes a pixel for the region read from
