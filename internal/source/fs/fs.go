@@ -18,9 +18,17 @@ import (
 	"github.com/iiifd/iiifd/internal/source"
 )
 
-// FS serves files under one directory.
+// FS serves files under one directory. Files are opened through an
+// os.Root, which resolves every path component inside the directory (links
+// included) and refuses any that leads out, without a window between
+// checking a path and opening it.
 type FS struct {
-	root string // absolute, symbolic links resolved
+	root string   // absolute, symbolic links resolved
+	dir  *os.Root // the root, opened
+	// procFD: decoders that open files themselves are given the opened
+	// descriptor's /proc path, so they read exactly the file that was
+	// checked, whatever happens to the path meanwhile.
+	procFD bool
 }
 
 var _ source.Source = (*FS)(nil)
@@ -42,32 +50,33 @@ func New(dir string) (*FS, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("root %s: not a directory", dir)
 	}
-	return &FS{root: real}, nil
+	r, err := os.OpenRoot(real)
+	if err != nil {
+		return nil, fmt.Errorf("root %s: %w", dir, err)
+	}
+	_, err = os.Stat("/proc/self/fd")
+	return &FS{root: real, dir: r, procFD: err == nil}, nil
 }
 
 // Root returns the absolute root directory.
 func (s *FS) Root() string { return s.root }
 
-// locate maps key to a file inside the root, following symbolic links but
-// refusing any that lead outside it.
-func (s *FS) locate(key string) (string, error) {
+// open opens key inside the root. A link that leads out of the root is
+// treated as absent, so that its existence is not revealed either.
+func (s *FS) open(key string) (*os.File, error) {
 	if !ValidKey(key) {
-		return "", source.ErrNotFound
+		return nil, source.ErrNotFound
 	}
-	p := filepath.Join(s.root, filepath.FromSlash(key))
-	real, err := filepath.EvalSymlinks(p)
+	// O_NONBLOCK: opening a FIFO or device must not hang the request; it
+	// changes nothing for regular files, and Open refuses the others.
+	f, err := s.dir.OpenFile(filepath.FromSlash(key), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if absent(err) {
-			return "", fmt.Errorf("%w: %s", source.ErrNotFound, key)
+			return nil, fmt.Errorf("%w: %s", source.ErrNotFound, key)
 		}
-		return "", err
+		return nil, err
 	}
-	if !within(s.root, real) {
-		// A link that leads out of the root is treated as absent, so that
-		// its existence is not revealed either.
-		return "", fmt.Errorf("%w: %s", source.ErrNotFound, key)
-	}
-	return real, nil
+	return f, nil
 }
 
 // absent reports whether err means that a path names nothing we can
@@ -82,19 +91,8 @@ func absent(err error) bool {
 			return true
 		}
 	}
-	// filepath.EvalSymlinks reports a loop without an errno.
-	return strings.Contains(err.Error(), "too many links")
-}
-
-// within reports whether path is root or inside it.
-func within(root, path string) bool {
-	if path == root {
-		return true
-	}
-	if !strings.HasSuffix(root, string(filepath.Separator)) {
-		root += string(filepath.Separator)
-	}
-	return strings.HasPrefix(path, root)
+	// os.Root reports a path that leads out of the root without an errno.
+	return strings.Contains(err.Error(), "escapes from parent") || strings.Contains(err.Error(), "too many links")
 }
 
 // Open opens the regular file at key.
@@ -102,17 +100,8 @@ func (s *FS) Open(ctx context.Context, key string) (*source.Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	real, err := s.locate(key)
+	f, err := s.open(key)
 	if err != nil {
-		return nil, err
-	}
-	// O_NONBLOCK: opening a FIFO or device must not hang the request; it
-	// changes nothing for regular files, and others are refused below.
-	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		if absent(err) {
-			return nil, fmt.Errorf("%w: %s", source.ErrNotFound, key)
-		}
 		return nil, err
 	}
 	st, err := f.Stat()
@@ -131,8 +120,16 @@ func (s *FS) Open(ctx context.Context, key string) (*source.Object, error) {
 		Size:     st.Size(),
 		ModTime:  st.ModTime(),
 		Version:  version(st),
-		Path:     real,
+		Path:     s.path(f, key),
 	}, nil
+}
+
+// path is the file name decoders are given for the open file f.
+func (s *FS) path(f *os.File, key string) string {
+	if s.procFD {
+		return "/proc/self/fd/" + strconv.FormatUint(uint64(f.Fd()), 10)
+	}
+	return filepath.Join(s.root, filepath.FromSlash(key))
 }
 
 // version identifies the bytes of a file by its size and modification
@@ -153,9 +150,12 @@ func (s *FS) Siblings(ctx context.Context, key string) ([]string, error) {
 		return nil, nil
 	}
 	dir, base := path.Split(key)
-	realDir, err := s.root, error(nil)
-	if dir != "" {
-		realDir, err = s.locate(strings.TrimSuffix(dir, "/"))
+	var d *os.File
+	var err error
+	if dir == "" {
+		d, err = s.dir.Open(".")
+	} else {
+		d, err = s.open(strings.TrimSuffix(dir, "/"))
 	}
 	if err != nil {
 		if errors.Is(err, source.ErrNotFound) {
@@ -163,7 +163,8 @@ func (s *FS) Siblings(ctx context.Context, key string) ([]string, error) {
 		}
 		return nil, err
 	}
-	entries, err := os.ReadDir(realDir)
+	entries, err := d.ReadDir(-1)
+	d.Close()
 	if err != nil {
 		return nil, nil
 	}
