@@ -58,8 +58,11 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "iiifd check: --jobs must be at least 1")
 		return 2
 	}
-	// Checking is the only work: no queue limit, no request deadline.
+	// Checking is the only work: no queue limit, no request deadline; and
+	// no caches, so that every image is really decoded (a cached
+	// derivative would hide a file that rotted since).
 	cfg.Queue, cfg.QueueTimeout, cfg.RequestTimeout = 0, 0, 0
+	cfg.CacheMemory, cfg.CacheDir, cfg.CacheRedis = 0, "", ""
 	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		fmt.Fprintf(stderr, "iiifd check: %v\n", err)

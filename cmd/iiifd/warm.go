@@ -203,6 +203,9 @@ func tilePaths(ctx context.Context, client *http.Client, base string, version in
 		if th == 0 {
 			th = t.Width
 		}
+		if t.Width <= 0 || th <= 0 {
+			return nil, fmt.Errorf("info.json: tiles of %d×%d", t.Width, th)
+		}
 		sfs := append([]int(nil), t.ScaleFactors...)
 		sort.Sort(sort.Reverse(sort.IntSlice(sfs)))
 		for _, sf := range sfs[:min(zoom, len(sfs))] {

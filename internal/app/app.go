@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -97,7 +98,12 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		Admit:    admit,
 		Limits:   Limits(cfg),
 		TileSize: cfg.TileSize,
-		Variant:  fmt.Sprintf("q%d/%d/%d", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality),
+		// Everything that changes output bytes besides the request and the
+		// source: encoder settings, this build, libvips and what it can
+		// write. Caches that outlive an upgrade (disk, Redis) then never
+		// serve bytes of another build under the same ETag.
+		Variant: fmt.Sprintf("q%d/%d/%d %s vips-%s %v", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality,
+			buildVersion(), pixels.Version(), pixels.Formats()),
 	}, src, eng)
 	if err != nil {
 		a.Close()
@@ -160,6 +166,22 @@ func (a *App) buildCache(cfg config.Config) (*cache.Cache, error) {
 	a.cleanup = append(a.cleanup, cancel)
 	go c.Watch(ctx)
 	return c, nil
+}
+
+// buildVersion identifies this build: its module version and VCS
+// revision (with a dirty mark), when the toolchain recorded them.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+			v += " " + s.Value
+		}
+	}
+	return v
 }
 
 // withTimeout bounds the work of each request: when d passes, the

@@ -212,3 +212,40 @@ func TestPurgeAcrossReplicas(t *testing.T) {
 		t.Errorf("after a purge on replica a, replica b still answers %q", x)
 	}
 }
+
+// TestPurgeGoneSource purges the derivatives of an image whose file was
+// removed since, then restored: they must not come back from the cache.
+func TestPurgeGoneSource(t *testing.T) {
+	const token = "s3cret-token-for-tests"
+	srv, root := server(t, func(c *config.Config) { c.AdminToken = token })
+	img := srv.URL + "/iiif/3/julia/full/90,/0/default.jpg"
+	get(t, img)
+	src, moved := filepath.Join(root, "julia.jpg"), filepath.Join(t.TempDir(), "julia.jpg")
+	if err := os.Rename(src, moved); err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, "DELETE", srv.URL+"/admin/cache/julia", map[string]string{"Authorization": "Bearer " + token}); r.status != 204 {
+		t.Fatalf("purge: %d", r.status)
+	}
+	if err := os.Rename(moved, src); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // past the resolver's memory of "julia"
+	if x := get(t, img).header.Get("X-Cache"); x != "MISS" {
+		t.Errorf("a purged derivative came back: %q", x)
+	}
+}
+
+// TestInfoCacheIgnoresHost: info.json for many Host headers is one cache
+// entry, each answer with its own id.
+func TestInfoCacheIgnoresHost(t *testing.T) {
+	srv, _ := server(t, nil)
+	get(t, srv.URL+"/iiif/3/julia/info.json")
+	r := do(t, "GET", srv.URL+"/iiif/3/julia/info.json", map[string]string{"Host": "other.example:8080"})
+	if x := r.header.Get("X-Cache"); x != "HIT memory" {
+		t.Errorf("another Host made a new entry: %q", x)
+	}
+	if !strings.Contains(string(r.body), `"id":"http://other.example:8080/iiif/3/julia"`) {
+		t.Errorf("id not filled in for the Host: %s", r.body)
+	}
+}

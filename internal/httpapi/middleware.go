@@ -45,7 +45,7 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 		hd := w.Header()
 		hd.Set("X-Request-Id", id)
 		hd.Set("Access-Control-Allow-Origin", "*")
-		hd.Set("Access-Control-Expose-Headers", "Link, ETag, Last-Modified, X-Request-Id, Content-Length")
+		hd.Set("Access-Control-Expose-Headers", "Link, ETag, Last-Modified, X-Request-Id, X-Cache, Content-Length")
 		if r.Method == http.MethodOptions {
 			hd.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
 			if ah := r.Header.Get("Access-Control-Request-Headers"); ah != "" {

@@ -2,6 +2,7 @@ package pixels
 
 /*
 #include <malloc.h>
+#include <vips/vips.h>
 */
 import "C"
 
@@ -25,3 +26,7 @@ func Trim() {
 	}
 	C.malloc_trim(0)
 }
+
+// Version returns the version of the libvips the process runs with, e.g.
+// "8.14.1". Rendered bytes depend on it, so it is part of cache keys.
+func Version() string { return C.GoString(C.vips_version_string()) }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"container/list"
+	"strings"
 	"sync"
 )
 
@@ -49,5 +50,19 @@ func (c *headerCache) put(key string, info header) {
 		old := c.order.Back()
 		c.order.Remove(old)
 		delete(c.items, old.Value.(*headerEntry).key)
+	}
+}
+
+// drop forgets every version of the source key (entries are keyed
+// "key\x00version").
+func (c *headerCache) drop(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prefix := key + "\x00"
+	for k, el := range c.items {
+		if strings.HasPrefix(k, prefix) {
+			c.order.Remove(el)
+			delete(c.items, k)
+		}
 	}
 }

@@ -6,9 +6,11 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -104,21 +106,27 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 	}
 	obj := tgt.Object
 	defer obj.Close()
+	facts := []string{"info", fmt.Sprint(int(v)), id, obj.Key, obj.Version, s.cfg.Variant, fmt.Sprint(s.cfg.Limits, s.cfg.TileSize)}
 	info := &Info{
 		ModTime:     obj.ModTime,
-		ETag:        etag("info", fmt.Sprint(int(v)), id, obj.Key, obj.Version, base, s.cfg.Variant, fmt.Sprint(s.cfg.Limits, s.cfg.TileSize)),
+		ETag:        etag(append(facts, base)...),
 		CacheStatus: "MISS",
 	}
+	// The document is cached with a placeholder for the base URL, which
+	// is filled in on the way out: the base may come from each request's
+	// Host and X-Forwarded-* headers, and they must not multiply entries.
+	var body []byte
 	var fill *cache.Fill
 	if s.cfg.Cache != nil {
-		hit, f, err := s.cfg.Cache.Lookup(ctx, cache.Key{ID: obj.Key, Name: info.ETag})
+		hit, f, err := s.cfg.Cache.Lookup(ctx, cache.Key{ID: obj.Key, Name: etag(facts...)})
 		if err != nil {
 			return nil, err
 		}
 		if hit != nil {
 			defer hit.Body.Close()
-			if info.Body, err = io.ReadAll(hit.Body); err == nil {
+			if body, err = io.ReadAll(hit.Body); err == nil {
 				info.CacheStatus = "HIT " + hit.Tier
+				info.Body = withBase(body, base)
 				return info, nil
 			}
 		} else {
@@ -130,15 +138,27 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 	if err != nil {
 		return nil, err
 	}
-	ii := s.imageInfo(ServiceID(base, v, id), hdr)
-	if info.Body, err = iiif.MarshalInfo(v, ii); err != nil {
+	ii := s.imageInfo(ServiceID(basePlaceholder, v, id), hdr)
+	if body, err = iiif.MarshalInfo(v, ii); err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "info.json could not be written")
 	}
 	if fill != nil {
-		fill.Write(info.Body)
+		fill.Write(body)
 		fill.Commit(cache.Meta{ContentType: "application/json", ETag: info.ETag, LastModified: info.ModTime})
 	}
+	info.Body = withBase(body, base)
 	return info, nil
+}
+
+// basePlaceholder stands for the public base URL in cached info.json
+// documents; it is plain ASCII, so JSON keeps it as it is.
+const basePlaceholder = "https://base.iiifd.invalid"
+
+// withBase fills the base URL into a document holding basePlaceholder,
+// JSON-escaped as the encoder would have written it.
+func withBase(body []byte, base string) []byte {
+	enc, _ := json.Marshal(strings.TrimSuffix(base, "/"))
+	return bytes.ReplaceAll(body, []byte(basePlaceholder), enc[1:len(enc)-1])
 }
 
 // Purge removes every cached derivative and info.json of the identifier
@@ -147,16 +167,30 @@ func (s *Service) Purge(ctx context.Context, id string) error {
 	if s.cfg.Cache == nil {
 		return nil
 	}
-	// Entries are filed under the resolved key ("photo" → "photo.tif");
-	// an identifier that no longer resolves is purged as written.
-	key := id
-	if tgt, err := s.resolver.Resolve(ctx, id); err == nil {
-		key = tgt.Object.Key
-		tgt.Object.Close()
-	} else if !resolve.ValidIdentifier(id) {
-		return err
+	if !resolve.ValidIdentifier(id) {
+		return resolve.ErrInvalidIdentifier
 	}
-	return s.cfg.Cache.Purge(ctx, key)
+	// Entries are filed under the key the identifier resolved to
+	// ("photo" → "photo.tif", a pyramid → "photo/info.json"). The source
+	// may be gone or ambiguous by now, so every key it could have
+	// resolved to is purged, with the header facts kept for it.
+	keys := map[string]bool{id: true, id + "/" + pyramid.InfoFile: true}
+	for ext := range resolve.ImageExtensions {
+		keys[id+"."+ext] = true
+		keys[id+"."+strings.ToUpper(ext)] = true
+	}
+	if tgt, err := s.resolver.Resolve(ctx, id); err == nil {
+		keys[tgt.Object.Key] = true
+		tgt.Object.Close()
+	}
+	var errs []error
+	for key := range keys {
+		s.headers.drop(key)
+		if err := s.cfg.Cache.Purge(ctx, key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ServiceID returns the IIIF id of an image service: base, the version's
@@ -343,7 +377,15 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 		b, err := spliceTIFFTile(ctx, j.obj, tile)
 		if errors.Is(err, errNoPassthrough) {
 			// The tile is not what its tags promised; nothing is
-			// written yet, so libvips can still do it.
+			// written yet, so libvips can still do it, admitted as
+			// any other render.
+			if j.admit != nil {
+				release, err := j.admit.Acquire(ctx, Cost(&j.Plan))
+				if err != nil {
+					return err
+				}
+				defer release()
+			}
 			return render(ctx, w)
 		}
 		if err != nil {
@@ -379,16 +421,20 @@ func (j *Job) Render(ctx context.Context, w io.Writer) error {
 	// The fill goes first: its writes never fail, so only the client's
 	// connection can stop the encoder.
 	cw := &clientWriter{w: w}
-	if err := j.compute(ctx, io.MultiWriter(fill, cw)); err != nil {
-		if cw.err == nil && ctx.Err() == nil {
-			// The source or the plan failed, not the client: every
-			// waiter would fail the same way.
-			fill.Fail(err)
-		}
-		return err
+	err = j.compute(ctx, io.MultiWriter(fill, cw))
+	switch {
+	case err == nil && cw.err == nil:
+		fill.Commit(cache.Meta{ContentType: j.ContentType, ETag: j.ETag, LastModified: j.ModTime})
+	case err == nil:
+		// The encoder ignored the client's failure: the body may be
+		// short, so nothing is kept (the deferred Abort).
+		err = cw.err
+	case cw.err == nil && ctx.Err() == nil && !errors.Is(err, limit.ErrQueueFull) && !errors.Is(err, limit.ErrQueueTimeout):
+		// The source or the plan failed, not the client nor the
+		// admission queue: every waiter would fail the same way.
+		fill.Fail(err)
 	}
-	fill.Commit(cache.Meta{ContentType: j.ContentType, ETag: j.ETag, LastModified: j.ModTime})
-	return nil
+	return err
 }
 
 // clientWriter remembers the client's write error, telling a client that
