@@ -12,16 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
-	"github.com/iiifd/iiifd/internal/progress"
 	"github.com/iiifd/iiifd/internal/resolve"
 )
 
@@ -41,18 +37,8 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"failed. Takes the serve flags too, so limits apply as in production.\n\n")
 		fs.PrintDefaults()
 	}
-	cfg.Bind(fs)
-	rest, err := config.Load(fs, args, os.Getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "iiifd check: %v\n", err)
-		return 2
-	}
-	if len(rest) > 0 {
-		fmt.Fprintf(stderr, "iiifd check: unexpected arguments %q\n", rest)
-		return 2
+	if code, ok := loadConfig(fs, &cfg, args, stderr); !ok {
+		return code
 	}
 	if *jobs < 1 {
 		fmt.Fprintln(stderr, "iiifd check: --jobs must be at least 1")
@@ -75,45 +61,13 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "iiifd check: %v\n", err)
 		return 1
 	}
-	type failure struct{ id, reason string }
-	var (
-		mu       sync.Mutex
-		failures []failure
-		done     atomic.Int64
-		wg       sync.WaitGroup
-		next     = make(chan string)
-	)
-	bar := progress.New(stderr, "checking")
-	for i := 0; i < *jobs; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range next {
-				if reason := checkImage(ctx, a, id); reason != "" {
-					mu.Lock()
-					failures = append(failures, failure{id, reason})
-					mu.Unlock()
-				}
-				bar.Update(done.Add(1), int64(len(ids)))
-			}
-		}()
-	}
-	for _, id := range ids {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- id
-	}
-	close(next)
-	wg.Wait()
-	bar.Done()
+	failures := forEach(ctx, ids, *jobs, "checking", stderr, func(id string) string { return checkImage(ctx, a, id) })
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "iiifd check: interrupted")
 		return 1
 	}
-	sort.Slice(failures, func(i, j int) bool { return failures[i].id < failures[j].id })
 	for _, f := range failures {
-		fmt.Fprintf(stdout, "FAIL %s: %s\n", f.id, f.reason)
+		fmt.Fprintln(stdout, "FAIL", f)
 	}
 	fmt.Fprintf(stdout, "checked %d images under %s: %d ok, %d failed\n", len(ids), a.Root(), len(ids)-len(failures), len(failures))
 	if len(failures) > 0 {

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"runtime/debug"
 
 	"github.com/iiifd/iiifd/internal/app"
@@ -83,22 +81,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		fmt.Fprintf(fs.Output(), "Usage: iiifd serve [flags]\n\nFlags (each also IIIFD_<NAME> in the environment, or NAME in --config):\n")
 		fs.PrintDefaults()
 	}
-	cfg.Bind(fs)
-	rest, err := config.Load(fs, args, os.Getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "iiifd serve: %v\n", err)
-		return 2
-	}
-	if len(rest) > 0 {
-		fmt.Fprintf(stderr, "iiifd serve: unexpected arguments %q\n", rest)
-		return 2
-	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "iiifd serve: invalid configuration:\n%v\n", err)
-		return 2
+	if code, ok := loadConfig(fs, &cfg, args, stderr); !ok {
+		return code
 	}
 	log := newLogger(cfg, stderr)
 	a, err := app.New(cfg, log)

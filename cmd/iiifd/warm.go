@@ -15,11 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/iiifd/iiifd/internal/progress"
 )
 
 // listFlag is a repeatable string flag.
@@ -83,46 +79,12 @@ func warm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		paths = append(paths, p...)
 	}
 
-	var (
-		ok, failed atomic.Int64
-		mu         sync.Mutex
-		failures   []string
-		wg         sync.WaitGroup
-		next       = make(chan string)
-		bar        = progress.New(stderr, "warming")
-	)
-	for i := 0; i < *conc; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range next {
-				if msg := fetch(ctx, client, base.String()+p); msg != "" {
-					failed.Add(1)
-					mu.Lock()
-					failures = append(failures, p+": "+msg)
-					mu.Unlock()
-				} else {
-					ok.Add(1)
-				}
-				bar.Update(ok.Load()+failed.Load(), int64(len(paths)))
-			}
-		}()
-	}
-	for _, p := range paths {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- p
-	}
-	close(next)
-	wg.Wait()
-	bar.Done()
-	sort.Strings(failures)
+	failures := forEach(ctx, paths, *conc, "warming", stderr, func(p string) string { return fetch(ctx, client, base.String()+p) })
 	for _, f := range failures {
 		fmt.Fprintln(stdout, "FAIL", f)
 	}
-	fmt.Fprintf(stdout, "warmed %d of %d URLs (%d failed)\n", ok.Load(), len(paths), failed.Load())
-	if failed.Load() > 0 || ctx.Err() != nil {
+	fmt.Fprintf(stdout, "warmed %d of %d URLs (%d failed)\n", len(paths)-len(failures), len(paths), len(failures))
+	if len(failures) > 0 || ctx.Err() != nil {
 		return 1
 	}
 	return 0
