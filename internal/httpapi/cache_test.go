@@ -13,6 +13,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/cache/redis/redistest"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/source/fs"
 )
 
 func TestCacheHitsAndCanonicalSharing(t *testing.T) {
@@ -41,6 +42,7 @@ func TestCacheStaleSource(t *testing.T) {
 	writePNG(t, filepath.Join(root, "sub", "dir", "chart.png"), 320, 200)
 	later := time.Now().Add(time.Minute)
 	os.Chtimes(filepath.Join(root, "sub", "dir", "chart.png"), later, later)
+	time.Sleep(fs.OpenFor + 100*time.Millisecond) // opened files are shared for OpenFor
 	second := get(t, path)
 	if second.header.Get("X-Cache") != "MISS" || decode(t, second.body).Bounds().Dx() != 320 {
 		t.Errorf("after replacing the source: X-Cache %q, width %d", second.header.Get("X-Cache"), decode(t, second.body).Bounds().Dx())

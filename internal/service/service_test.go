@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
@@ -255,6 +256,7 @@ func TestSourceReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(120, 60)
+	time.Sleep(fs.OpenFor + 100*time.Millisecond) // opened files are shared for OpenFor
 	b, err := svc.Info(ctx, iiif.V3, "c", "http://x")
 	if err != nil {
 		t.Fatal(err)

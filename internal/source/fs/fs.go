@@ -29,6 +29,7 @@ type FS struct {
 	// descriptor's /proc path, so they read exactly the file that was
 	// checked, whatever happens to the path meanwhile.
 	procFD bool
+	files  openFiles
 }
 
 var _ source.Source = (*FS)(nil)
@@ -100,6 +101,9 @@ func (s *FS) Open(ctx context.Context, key string) (*source.Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if obj, ok := s.files.get(key); ok {
+		return obj, nil
+	}
 	f, err := s.open(key)
 	if err != nil {
 		return nil, err
@@ -113,15 +117,14 @@ func (s *FS) Open(ctx context.Context, key string) (*source.Object, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s is not a file", source.ErrNotFound, key)
 	}
-	return &source.Object{
+	return s.files.put(f, source.Object{
 		ReaderAt: f,
-		Closer:   f,
 		Key:      key,
 		Size:     st.Size(),
 		ModTime:  st.ModTime(),
 		Version:  version(st),
 		Path:     s.path(f, key),
-	}, nil
+	}), nil
 }
 
 // path is the file name decoders are given for the open file f.
