@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +72,10 @@ type Service struct {
 	render   Renderer
 	formats  []iiif.Format
 	headers  *headerCache
+	// variant is everything besides the request and the source that
+	// output bytes depend on (Config.Variant and the limits), computed
+	// once for every ETag and cache key.
+	variant string
 }
 
 // New returns a service reading sources through src and rendering with r.
@@ -85,6 +90,7 @@ func New(cfg Config, src source.Source, r Renderer) (*Service, error) {
 		render:   r,
 		formats:  r.Formats(),
 		headers:  newHeaderCache(4096),
+		variant:  cfg.Variant + "\x00" + limitsKey(cfg.Limits),
 	}, nil
 }
 
@@ -106,7 +112,7 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 	}
 	obj := tgt.Object
 	defer obj.Close()
-	facts := []string{"info", fmt.Sprint(int(v)), id, obj.Key, obj.Version, s.cfg.Variant, fmt.Sprint(s.cfg.Limits, s.cfg.TileSize)}
+	facts := []string{"info", strconv.Itoa(int(v)), id, obj.Key, obj.Version, s.variant, strconv.Itoa(s.cfg.TileSize)}
 	info := &Info{
 		ModTime:     obj.ModTime,
 		ETag:        etag(append(facts, base)...),
@@ -341,7 +347,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		Plan:        p,
 		ContentType: pixels.ContentType(req.Format),
 		ModTime:     obj.ModTime,
-		ETag:        etag("image", obj.Key, canon, obj.Version, s.cfg.Variant, fmt.Sprint(s.cfg.Limits)),
+		ETag:        etag("image", obj.Key, canon, obj.Version, s.variant),
 		Canonical:   canon,
 		obj:         obj,
 		admit:       s.cfg.Admit,
@@ -568,6 +574,9 @@ func formatList(fs []iiif.Format) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// limitsKey writes limits in a stable order (maps print sorted).
+func limitsKey(l plan.Limits) string { return fmt.Sprint(l) }
 
 // etag hashes the parts that fully determine a response's bytes.
 func etag(parts ...string) string {
