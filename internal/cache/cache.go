@@ -11,6 +11,8 @@ package cache
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"strconv"
@@ -124,4 +126,16 @@ func (c *Counters) Snapshot() Stats {
 		Evictions: c.Evictions.Load(),
 		Errors:    c.Errors.Load(),
 	}
+}
+
+// Hash returns a 128-bit hex digest of parts (each ended by a NUL, so that
+// ("ab","c") and ("a","bc") differ): the one way cache keys, file names
+// and ETags are derived from their inputs.
+func Hash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -8,8 +8,6 @@ package service
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -578,12 +576,6 @@ func formatList(fs []iiif.Format) string {
 // limitsKey writes limits in a stable order (maps print sorted).
 func limitsKey(l plan.Limits) string { return fmt.Sprint(l) }
 
-// etag hashes the parts that fully determine a response's bytes.
-func etag(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
-}
+// etag is the strong entity tag of the parts that fully determine a
+// response's bytes.
+func etag(parts ...string) string { return `"` + cache.Hash(parts...) + `"` }

@@ -20,7 +20,6 @@ import (
 	"container/list"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -167,21 +166,12 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func hash16(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}
-
 // paths returns the data-relative directory of key's identifier and the
 // data-relative path of its file.
 func paths(key cache.Key) (idDir, rel string) {
-	id := hash16(key.ID)
+	id := cache.Hash(key.ID)
 	idDir = filepath.Join(id[:2], id)
-	return idDir, filepath.Join(idDir, hash16(key.ID, key.Name))
+	return idDir, filepath.Join(idDir, cache.Hash(key.ID, key.Name))
 }
 
 func (t *Tier) fault(op string, err error) {

@@ -19,7 +19,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -134,20 +133,11 @@ func (t *Tier) Close() error { return t.client.Close() }
 // Name returns "redis".
 func (t *Tier) Name() string { return "redis" }
 
-func hash16(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}
-
 // keys returns the generation key of key's identifier and the two halves
 // of its entry key, between which the generation goes.
 func (t *Tier) keys(key cache.Key) (gen, before, after string) {
-	base := t.prefix + "{" + hash16(key.ID) + "}:"
-	return base + "gen", base + "e:", ":" + hash16(key.ID, key.Name)
+	base := t.prefix + "{" + cache.Hash(key.ID) + "}:"
+	return base + "gen", base + "e:", ":" + cache.Hash(key.ID, key.Name)
 }
 
 var (
