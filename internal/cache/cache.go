@@ -139,3 +139,13 @@ func Hash(parts ...string) string {
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// EntryLimit is the largest entry a tier bounded by maxBytes stores:
+// fraction of the bound, 1/8 when fraction is zero, so that one huge image
+// cannot flush the whole tier.
+func EntryLimit(maxBytes int64, fraction float64) int64 {
+	if fraction == 0 {
+		fraction = 1.0 / 8
+	}
+	return int64(float64(maxBytes) * fraction)
+}

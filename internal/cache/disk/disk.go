@@ -117,16 +117,12 @@ func New(cfg Config) (*Tier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	frac := cfg.MaxEntryFraction
-	if frac == 0 {
-		frac = 1.0 / 8
-	}
 	t := &Tier{
 		data:     filepath.Join(cfg.Dir, "data"),
 		tmp:      filepath.Join(cfg.Dir, "tmp"),
 		run:      randomHex(8),
 		maxBytes: cfg.MaxBytes,
-		maxEntry: int64(float64(cfg.MaxBytes) * frac),
+		maxEntry: cache.EntryLimit(cfg.MaxBytes, cfg.MaxEntryFraction),
 		sync:     cfg.Sync,
 		onError:  cfg.OnError,
 		lru:      list.New(),

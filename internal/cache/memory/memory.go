@@ -69,13 +69,9 @@ func New(cfg Config) (*Tier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	frac := cfg.MaxEntryFraction
-	if frac == 0 {
-		frac = 1.0 / 8
-	}
 	return &Tier{
 		maxBytes: cfg.MaxBytes,
-		maxEntry: int64(float64(cfg.MaxBytes) * frac),
+		maxEntry: cache.EntryLimit(cfg.MaxBytes, cfg.MaxEntryFraction),
 		lru:      list.New(),
 		items:    make(map[cache.Key]*list.Element),
 		byID:     make(map[string]map[cache.Key]struct{}),
