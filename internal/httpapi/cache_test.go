@@ -26,6 +26,9 @@ func TestCacheHitsAndCanonicalSharing(t *testing.T) {
 	if !bytes.Equal(a.body, b.body) {
 		t.Error("the hit differs from the computed image")
 	}
+	if cl := b.header.Get("Content-Length"); cl != fmt.Sprint(len(b.body)) {
+		t.Errorf("a hit's Content-Length %q, body %d bytes", cl, len(b.body))
+	}
 	i1 := get(t, srv.URL+"/iiif/3/julia/info.json")
 	i2 := get(t, srv.URL+"/iiif/3/julia/info.json")
 	if i1.header.Get("X-Cache") != "MISS" || i2.header.Get("X-Cache") != "HIT memory" || !bytes.Equal(i1.body, i2.body) {

@@ -309,6 +309,9 @@ type Job struct {
 	// CacheStatus is "HIT <tier>" or "MISS" once Render has started
 	// writing.
 	CacheStatus string
+	// Size is the length of the body when it is known before the first
+	// byte is written (a cache hit, a stored tile), else 0.
+	Size int64
 
 	obj   *source.Object
 	run   func(ctx context.Context, w io.Writer) error
@@ -395,6 +398,7 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 		if err != nil {
 			return err
 		}
+		j.Size = int64(len(b))
 		return write(w, b)
 	}
 }
@@ -418,6 +422,7 @@ func (j *Job) Render(ctx context.Context, w io.Writer) error {
 	if hit != nil {
 		defer hit.Body.Close()
 		j.CacheStatus = "HIT " + hit.Tier
+		j.Size = hit.Size
 		_, err := io.Copy(w, hit.Body)
 		return err
 	}

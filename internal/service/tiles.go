@@ -146,6 +146,7 @@ func (s *Service) pyramidJob(j *Job, dir string, pyr *pyramid.Pyramid) {
 				if err != nil {
 					return err
 				}
+				j.Size = int64(len(b))
 				return write(w, b)
 			}
 			return
