@@ -7,12 +7,30 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"sync/atomic"
 	"time"
 )
 
 type ctxKey int
 
 const requestIDKey ctxKey = 0
+
+// Request ids are a random prefix per process and a counter: unique across
+// replicas and restarts for practical purposes, without a system call for
+// randomness on every request.
+var (
+	idPrefix = func() string {
+		var b [6]byte
+		rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}()
+	idCounter atomic.Uint64
+)
+
+func newRequestID() string {
+	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
+}
 
 // RequestID returns the id of the request carried by ctx, or "".
 func RequestID(ctx context.Context) string {
@@ -36,9 +54,7 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
 		if !saneID(id) {
-			var b [8]byte
-			rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
+			id = newRequestID()
 		}
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		rec := &recorder{ResponseWriter: w}
