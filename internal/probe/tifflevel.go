@@ -193,6 +193,20 @@ func readTIFF(src *source) (Info, error) {
 		info.Levels = append(info.Levels, tiffLevel(l, page, sub))
 	}
 
+	// readLevel reads the IFD at off, refusing one seen before (a cycle).
+	readLevel := func(what string, off uint64) (*ifd, *TIFFLevel, error) {
+		if seen[off] {
+			return nil, nil, malformed(-1, "%s at offset %d was seen before (IFD cycle)", what, off)
+		}
+		seen[off] = true
+		d, err := t.readIFD(off)
+		if err != nil {
+			return nil, nil, err
+		}
+		l, err := t.level(d)
+		return d, l, err
+	}
+
 	// Sub-IFDs of IFD 0, as libvips and bfconvert write pyramids. libvips'
 	// subifd=N indexes this array, so the index is kept even when
 	// entries are skipped.
@@ -203,15 +217,7 @@ func readTIFF(src *source) (Info, error) {
 			if err != nil {
 				return Info{}, err
 			}
-			if seen[off] {
-				return Info{}, malformed(-1, "sub-IFD %d at offset %d was seen before (IFD cycle)", i, off)
-			}
-			seen[off] = true
-			d, err := t.readIFD(off)
-			if err != nil {
-				return Info{}, err
-			}
-			l, err := t.level(d)
+			_, l, err := readLevel(fmt.Sprintf("sub-IFD %d", i), off)
 			if err != nil {
 				return Info{}, err
 			}
@@ -224,15 +230,7 @@ func readTIFF(src *source) (Info, error) {
 	// after it will be a level either: stop there instead of walking
 	// hundreds of pages, each of which may cost a ranged read.
 	for page, off := 1, d0.next; off != 0 && page < maxPages; page++ {
-		if seen[off] {
-			return Info{}, malformed(-1, "IFD %d at offset %d was seen before (IFD cycle)", page, off)
-		}
-		seen[off] = true
-		d, err := t.readIFD(off)
-		if err != nil {
-			return Info{}, err
-		}
-		l, err := t.level(d)
+		d, l, err := readLevel(fmt.Sprintf("IFD %d", page), off)
 		if err != nil {
 			return Info{}, err
 		}
