@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/iiifd/iiifd/internal/cache"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
@@ -28,6 +30,7 @@ import (
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
+	"github.com/iiifd/iiifd/internal/tracing"
 )
 
 // Renderer produces the pixels of a plan. The libvips engine in package
@@ -104,7 +107,7 @@ type Info struct {
 // Info returns the info.json of the identifier id for API version v, with
 // its id under base (the public URL of the server, without trailing slash).
 func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*Info, error) {
-	tgt, err := s.resolver.Resolve(ctx, id)
+	tgt, err := s.resolve(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +125,7 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 	var body []byte
 	var fill *cache.Fill
 	if s.cfg.Cache != nil {
-		hit, f, err := s.cfg.Cache.Lookup(ctx, cache.Key{ID: obj.Key, Name: etag(facts...)})
+		hit, f, err := lookup(ctx, s.cfg.Cache, cache.Key{ID: obj.Key, Name: etag(facts...)})
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +151,7 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 	}
 	if fill != nil {
 		fill.Write(body)
-		fill.Commit(cache.Meta{ContentType: "application/json", ETag: info.ETag, LastModified: info.ModTime})
+		commit(ctx, fill, cache.Meta{ContentType: "application/json", ETag: info.ETag, LastModified: info.ModTime})
 	}
 	info.Body = withBase(body, base)
 	return info, nil
@@ -328,7 +331,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		// 3.0 §4.5 and 2.1 §4.5: an unsupported format should be a 400.
 		return nil, fault.New(fault.BadRequest, "format: %q is not supported by this server; it can write %s", string(req.Format), formatList(s.formats))
 	}
-	tgt, err := s.resolver.Resolve(ctx, id)
+	tgt, err := s.resolve(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +341,9 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		obj.Close()
 		return nil, err
 	}
+	_, span := tracing.Start(ctx, "plan")
 	p, err := plan.Make(req, planImage(hdr.info), s.cfg.Limits)
+	tracing.End(span, err)
 	if err != nil {
 		obj.Close()
 		return nil, err
@@ -381,13 +386,15 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	}
 	j.Passthrough = true
 	j.run = func(ctx context.Context, w io.Writer) error {
+		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
 		b, err := spliceTIFFTile(ctx, j.obj, tile)
+		tracing.End(span, err)
 		if errors.Is(err, errNoPassthrough) {
 			// The tile is not what its tags promised; nothing is
 			// written yet, so libvips can still do it, admitted as
 			// any other render.
 			if j.admit != nil {
-				release, err := j.admit.Acquire(ctx, Cost(&j.Plan))
+				release, err := admit(ctx, j.admit, Cost(&j.Plan))
 				if err != nil {
 					return err
 				}
@@ -415,7 +422,7 @@ func (j *Job) Render(ctx context.Context, w io.Writer) error {
 	if j.cache == nil || j.Passthrough {
 		return j.compute(ctx, w)
 	}
-	hit, fill, err := j.cache.Lookup(ctx, cache.Key{ID: j.obj.Key, Name: j.ETag})
+	hit, fill, err := lookup(ctx, j.cache, cache.Key{ID: j.obj.Key, Name: j.ETag})
 	if err != nil {
 		return err
 	}
@@ -433,7 +440,7 @@ func (j *Job) Render(ctx context.Context, w io.Writer) error {
 	err = j.compute(ctx, io.MultiWriter(fill, cw))
 	switch {
 	case err == nil && cw.err == nil:
-		fill.Commit(cache.Meta{ContentType: j.ContentType, ETag: j.ETag, LastModified: j.ModTime})
+		commit(ctx, fill, cache.Meta{ContentType: j.ContentType, ETag: j.ETag, LastModified: j.ModTime})
 	case err == nil:
 		// The encoder ignored the client's failure: the body may be
 		// short, so nothing is kept (the deferred Abort).
@@ -468,7 +475,7 @@ func (j *Job) compute(ctx context.Context, w io.Writer) error {
 	}
 	cost := Cost(&j.Plan)
 	if j.admit != nil {
-		release, err := j.admit.Acquire(ctx, cost)
+		release, err := admit(ctx, j.admit, cost)
 		if err != nil {
 			return err
 		}
@@ -495,6 +502,43 @@ func Cost(p *plan.Plan) int64 {
 	return base + 4*(int64(lr.Dx())*int64(lr.Dy())+int64(p.OutWidth)*int64(p.OutHeight))
 }
 
+// resolve finds the object an identifier names.
+func (s *Service) resolve(ctx context.Context, id string) (tgt resolve.Target, err error) {
+	ctx, span := tracing.Start(ctx, "resolve")
+	tgt, err = s.resolver.Resolve(ctx, id)
+	if err == nil && span.IsRecording() {
+		span.SetAttributes(attribute.String("iiifd.source.key", tgt.Object.Key), attribute.Int64("iiifd.source.size", tgt.Object.Size))
+	}
+	tracing.End(span, err)
+	return tgt, err
+}
+
+// lookup asks the cache for k, in a span.
+func lookup(ctx context.Context, c *cache.Cache, k cache.Key) (*cache.Hit, *cache.Fill, error) {
+	ctx, span := tracing.Start(ctx, "cache.lookup")
+	hit, fill, err := c.Lookup(ctx, k)
+	if hit != nil && span.IsRecording() {
+		span.SetAttributes(attribute.String("iiifd.cache.tier", hit.Tier))
+	}
+	tracing.End(span, err)
+	return hit, fill, err
+}
+
+// commit stores a filled cache entry, in a span.
+func commit(ctx context.Context, fill *cache.Fill, m cache.Meta) {
+	_, span := tracing.Start(ctx, "cache.store")
+	fill.Commit(m)
+	span.End()
+}
+
+// admit waits for admission of work costing cost bytes, in a span.
+func admit(ctx context.Context, a *limit.Admitter, cost int64) (func(), error) {
+	ctx, span := tracing.Start(ctx, "admit", attribute.Int64("iiifd.cost_bytes", cost))
+	release, err := a.Acquire(ctx, cost)
+	tracing.End(span, err)
+	return release, err
+}
+
 // Close releases the source.
 func (j *Job) Close() error { return j.obj.Close() }
 
@@ -515,17 +559,18 @@ type header struct {
 
 // describe returns the header facts of the target, from the cache when the
 // same version of the object was described before.
-func (s *Service) describe(ctx context.Context, tgt resolve.Target) (header, error) {
+func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header, err error) {
+	ctx, span := tracing.Start(ctx, "source.header")
+	defer func() { tracing.End(span, err) }()
 	obj := tgt.Object
 	key := obj.Key + "\x00" + obj.Version
 	if hdr, ok := s.headers.get(key); ok {
+		span.SetAttributes(attribute.Bool("iiifd.header_cached", true))
 		return hdr, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return header{}, err
 	}
-	var hdr header
-	var err error
 	if tgt.Dir != "" {
 		hdr, err = describePyramid(obj)
 	} else {
