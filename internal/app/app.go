@@ -199,7 +199,7 @@ func withTimeout(d time.Duration, h http.Handler) http.Handler {
 
 // Limits converts the configured output limits to the planner's.
 func Limits(cfg config.Config) plan.Limits {
-	l := plan.Limits{MaxWidth: cfg.MaxWidth, MaxHeight: cfg.MaxHeight, MaxArea: cfg.MaxArea}
+	l := plan.Limits{MaxWidth: cfg.MaxWidth, MaxHeight: cfg.MaxHeight, MaxArea: cfg.MaxArea, MaxSourcePixels: cfg.MaxSourcePixels}
 	if len(cfg.FormatLimits) > 0 {
 		l.PerFormat = make(map[iiif.Format]plan.FormatLimits, len(cfg.FormatLimits))
 		for f, fl := range cfg.FormatLimits {

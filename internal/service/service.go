@@ -141,7 +141,7 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 			defer fill.Abort()
 		}
 	}
-	hdr, err := s.describe(ctx, tgt)
+	hdr, err := s.describeServable(ctx, tgt)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +336,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		return nil, err
 	}
 	obj := tgt.Object
-	hdr, err := s.describe(ctx, tgt)
+	hdr, err := s.describeServable(ctx, tgt)
 	if err != nil {
 		obj.Close()
 		return nil, err
@@ -502,6 +502,25 @@ func Cost(p *plan.Plan) int64 {
 	return base + 4*(int64(lr.Dx())*int64(lr.Dy())+int64(p.OutWidth)*int64(p.OutHeight))
 }
 
+// describeServable describes the source, and refuses it when nothing of
+// it can be shown within the source pixel limit: a decompression bomb,
+// or a huge image with neither tiles nor smaller levels. The limit is
+// checked on the header alone; no pixel has been decoded.
+func (s *Service) describeServable(ctx context.Context, tgt resolve.Target) (header, error) {
+	hdr, err := s.describe(ctx, tgt)
+	if err != nil {
+		return hdr, err
+	}
+	if lim := s.cfg.Limits.MaxSourcePixels; lim > 0 {
+		if a := plan.SmallestDecode(planImage(hdr.info)); a > lim {
+			return header{}, fault.New(fault.NotImplemented,
+				"the source image is %dx%d pixels without tiles or smaller levels; showing it would decode %d pixels, more than this server's limit of %d (maxSourcePixels); store it as a tiled pyramid (iiifd ingest)",
+				hdr.info.Width, hdr.info.Height, a, lim)
+		}
+	}
+	return hdr, nil
+}
+
 // resolve finds the object an identifier names.
 func (s *Service) resolve(ctx context.Context, id string) (tgt resolve.Target, err error) {
 	ctx, span := tracing.Start(ctx, "resolve")
@@ -545,7 +564,7 @@ func (j *Job) Close() error { return j.obj.Close() }
 func planImage(hdr probe.Info) plan.Image {
 	img := plan.Image{Width: hdr.Width, Height: hdr.Height}
 	for _, l := range hdr.Levels {
-		img.Levels = append(img.Levels, plan.Level{Width: l.Width, Height: l.Height})
+		img.Levels = append(img.Levels, plan.Level{Width: l.Width, Height: l.Height, Tiled: l.TileWidth > 0 && l.TileHeight > 0})
 	}
 	return img
 }
