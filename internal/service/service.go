@@ -342,7 +342,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		return nil, err
 	}
 	_, span := tracing.Start(ctx, "plan")
-	p, err := plan.Make(req, planImage(hdr.info), s.cfg.Limits)
+	p, err := plan.Make(req, hdr.img, s.cfg.Limits)
 	tracing.End(span, err)
 	if err != nil {
 		obj.Close()
@@ -512,7 +512,7 @@ func (s *Service) describeServable(ctx context.Context, tgt resolve.Target) (hea
 		return hdr, err
 	}
 	if lim := s.cfg.Limits.MaxSourcePixels; lim > 0 {
-		if a := plan.SmallestDecode(planImage(hdr.info)); a > lim {
+		if a := plan.SmallestDecode(hdr.img); a > lim {
 			return header{}, fault.New(fault.NotImplemented,
 				"the source image is %dx%d pixels without tiles or smaller levels; showing it would decode %d pixels, more than this server's limit of %d (maxSourcePixels); store it as a tiled pyramid (iiifd ingest)",
 				hdr.info.Width, hdr.info.Height, a, lim)
@@ -573,6 +573,7 @@ func planImage(hdr probe.Info) plan.Image {
 // probe's facts, and for a tile pyramid its stored description.
 type header struct {
 	info    probe.Info
+	img     plan.Image       // info as the planner sees it
 	pyramid *pyramid.Pyramid // nil for image files
 }
 
@@ -598,6 +599,7 @@ func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header,
 	if err != nil {
 		return header{}, err
 	}
+	hdr.img = planImage(hdr.info)
 	s.headers.put(key, hdr)
 	return hdr, nil
 }

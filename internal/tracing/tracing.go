@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -21,6 +22,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // TracerName is the instrumentation scope of iiifd's spans.
@@ -31,11 +33,22 @@ const TracerName = "github.com/iiifd/iiifd"
 // of the span in ctx. With tracing off it costs a few nanoseconds: the
 // global provider is then OpenTelemetry's no-op one.
 func Start(ctx context.Context, stage string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if !on.Load() {
+		return ctx, noSpan
+	}
 	if len(attrs) == 0 {
 		return tracer.Start(ctx, stage)
 	}
 	return tracer.Start(ctx, stage, trace.WithAttributes(attrs...))
 }
+
+// on says Setup installed an exporting provider. Without one, stages make
+// no span at all (not even a no-op one in a new context), which keeps the
+// hot path of cache hits free of allocations for tracing.
+var on atomic.Bool
+
+// noSpan is the span of every stage when tracing is off.
+var noSpan trace.Span = noop.Span{}
 
 // tracer follows the global provider: spans go to the exporter Setup
 // installs, even from tracers taken before it ran.
@@ -102,13 +115,20 @@ func Setup(ctx context.Context, version string) (shutdown func(context.Context) 
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
-	return tp.Shutdown, true, nil
+	on.Store(true)
+	return func(ctx context.Context) error {
+		on.Store(false)
+		return tp.Shutdown(ctx)
+	}, true, nil
 }
 
 // StartRequest starts the server span of an HTTP request, continuing the
 // trace of the caller when the request carries a W3C traceparent. Its
 // name is the method and a route name, never the identifier.
 func StartRequest(r *http.Request, route, requestID string) (context.Context, trace.Span) {
+	if !on.Load() && r.Header.Get("traceparent") == "" {
+		return r.Context(), noSpan
+	}
 	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	return tracer.Start(ctx, r.Method+" "+route,
 		trace.WithSpanKind(trace.SpanKindServer),
