@@ -83,6 +83,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	})
 	admit, err := limit.New(limit.Config{
 		Workers: cfg.Workers, Queue: cfg.Queue, QueueTimeout: cfg.QueueTimeout, Memory: int64(cfg.MemoryLimit),
+		PerClient: cfg.ClientLimit,
 	})
 	if err != nil {
 		a.Close()
@@ -117,6 +118,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
 			Ready: a.ready.Load, AdminToken: cfg.AdminToken,
 			Metrics: a.metrics, Observe: metrics.Observe,
+			ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
 		}))
 	return a, nil
 }

@@ -78,6 +78,11 @@ type Config struct {
 	Queue        int
 	QueueTimeout time.Duration
 	MemoryLimit  ByteSize
+	// ClientLimit is the most image operations one client may have
+	// running and waiting (0 = no per-client share); ClientIPHeader names
+	// the header carrying the client's address behind a proxy.
+	ClientLimit    int
+	ClientIPHeader string
 	// RequestTimeout bounds the work of one request (0 = none).
 	RequestTimeout time.Duration
 
@@ -215,8 +220,8 @@ func (c *Config) Validate() error {
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("workers: must be at least 1"))
 	}
-	if c.Queue < 0 || c.QueueTimeout < 0 || c.MemoryLimit < 0 || c.RequestTimeout < 0 {
-		errs = append(errs, errors.New("queue, queue-timeout, memory-limit, request-timeout: must not be negative"))
+	if c.Queue < 0 || c.QueueTimeout < 0 || c.MemoryLimit < 0 || c.RequestTimeout < 0 || c.ClientLimit < 0 {
+		errs = append(errs, errors.New("queue, queue-timeout, memory-limit, request-timeout, client-limit: must not be negative"))
 	}
 	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 || c.DrainDelay < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
@@ -254,6 +259,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", c.Workers, "image `operations` running at once")
 	fs.IntVar(&c.Queue, "queue", c.Queue, "image operations waiting at once; more are refused with 503 (0 = unbounded)")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait for a worker before 503 (0 = until the request ends)")
+	fs.IntVar(&c.ClientLimit, "client-limit", c.ClientLimit, "image operations one client address may have running and waiting at once; more get 429 with Retry-After (0 = no per-client limit; leave it off behind a CDN, whose few addresses carry everyone's requests)")
+	fs.StringVar(&c.ClientIPHeader, "client-ip-header", c.ClientIPHeader, "`header` whose last value is the client address for --client-limit, e.g. X-Forwarded-For behind one trusted proxy (default: the peer address)")
 	fs.Var(&c.MemoryLimit, "memory-limit", "memory `size` (e.g. 4GiB) the estimated cost of running image operations may add up to (0 = no budget)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "longest time for the work of one request (0 = none)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read request headers")

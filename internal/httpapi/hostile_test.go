@@ -331,3 +331,39 @@ func TestHangUpStopsWork(t *testing.T) {
 		t.Errorf("CPU after the hang-up: %v in 1 s, want idle", idle)
 	}
 }
+
+// TestClientLimit: one client's burst beyond --client-limit gets 429 with
+// Retry-After, while another client is still served.
+func TestClientLimit(t *testing.T) {
+	srv, _ := server(t, func(c *config.Config) {
+		c.Workers, c.ClientLimit, c.ClientIPHeader = 1, 1, "X-Forwarded-For"
+	})
+	type result struct {
+		client string
+		r      resp
+	}
+	results := make(chan result, 5)
+	for i, client := range []string{"198.51.100.7", "198.51.100.7", "198.51.100.7", "198.51.100.7", "203.0.113.9"} {
+		go func() {
+			url := fmt.Sprintf("%s/iiif/3/julia.jpg/full/%d,/0/default.png", srv.URL, 1500+i)
+			results <- result{client, do(t, "GET", url, map[string]string{"X-Forwarded-For": "10.0.0.1, " + client})}
+		}()
+	}
+	got := map[string]map[int]int{}
+	for range 5 {
+		res := <-results
+		if got[res.client] == nil {
+			got[res.client] = map[int]int{}
+		}
+		got[res.client][res.r.status]++
+		if res.r.status == 429 && res.r.header.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+	}
+	if g := got["198.51.100.7"]; g[429] == 0 || g[200] == 0 || g[200]+g[429] != 4 {
+		t.Errorf("the greedy client's statuses: %v, want some 200 and the rest 429", g)
+	}
+	if g := got["203.0.113.9"]; g[200] != 1 {
+		t.Errorf("the other client's statuses: %v, want 200", g)
+	}
+}

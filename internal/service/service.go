@@ -445,7 +445,7 @@ func (j *Job) Render(ctx context.Context, w io.Writer) error {
 		// The encoder ignored the client's failure: the body may be
 		// short, so nothing is kept (the deferred Abort).
 		err = cw.err
-	case cw.err == nil && ctx.Err() == nil && !errors.Is(err, limit.ErrQueueFull) && !errors.Is(err, limit.ErrQueueTimeout):
+	case cw.err == nil && ctx.Err() == nil && !limit.Refused(err):
 		// The source or the plan failed, not the client nor the
 		// admission queue: every waiter would fail the same way.
 		fill.Fail(err)
