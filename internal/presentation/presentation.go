@@ -148,8 +148,17 @@ type CollectionDoc struct {
 const ThumbSize = 256
 
 // thumbnail references a JPEG thumbnail of img through our Image API,
-// with the size it will have.
+// with the size it will have when img's size is known (else with the
+// best-fit size form, and no size).
 func (u URLs) thumbnail(img Image) Resource {
+	if img.Width <= 0 || img.Height <= 0 {
+		return Resource{
+			ID:      fmt.Sprintf("%s/full/!%d,%d/0/default.jpg", u.Service(img.ID), ThumbSize, ThumbSize),
+			Type:    "Image",
+			Format:  "image/jpeg",
+			Service: []Service{u.service(img.ID)},
+		}
+	}
 	w, h := fit(img.Width, img.Height, ThumbSize)
 	return Resource{
 		ID:      fmt.Sprintf("%s/full/%d,%d/0/default.jpg", u.Service(img.ID), w, h),
@@ -285,7 +294,8 @@ func Collection(u URLs, title string, imgs []Image, total, per int) CollectionDo
 }
 
 // Page returns page p (from 1) of the collection, holding the manifests
-// of imgs, that page's images.
+// of imgs, that page's images. Their sizes may be left out (zero): only
+// the thumbnails use them.
 func Page(u URLs, title string, imgs []Image, p, total, per int) CollectionDoc {
 	first, last := (p-1)*per+1, min(p*per, total)
 	c := CollectionDoc{

@@ -202,11 +202,18 @@ func TestFit(t *testing.T) {
 		{4608, 6144, 256, 192, 256},
 		{100, 50, 256, 100, 50},
 		{10000, 1, 256, 256, 1},
-		{0, 0, 256, 1, 1},
+		{1, 1, 256, 1, 1},
 	}
 	for _, tc := range tests {
 		if w, h := fit(tc.w, tc.h, tc.n); w != tc.ww || h != tc.wh {
 			t.Errorf("fit(%d,%d,%d) = %d,%d, want %d,%d", tc.w, tc.h, tc.n, w, h, tc.ww, tc.wh)
 		}
+	}
+}
+
+func TestThumbnailWithoutSize(t *testing.T) {
+	r := URLs{Base: "http://h"}.thumbnail(Image{ID: "a/b"})
+	if r.ID != "http://h/iiif/3/a%2Fb/full/!256,256/0/default.jpg" || r.Width != 0 || r.Height != 0 {
+		t.Errorf("%+v", r)
 	}
 }
