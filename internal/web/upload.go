@@ -127,10 +127,19 @@ func incomplete(err error) error {
 // first bytes are checked against the image signatures probe knows
 // before the rest is read.
 func copyImage(dst io.Writer, src io.Reader, limit int64) (int64, error) {
+	// Not io.ReadFull: it reports a short body as io.ErrUnexpectedEOF,
+	// which is also what net/http reports for a body cut short.
 	head := make([]byte, sniffSize)
-	k, err := io.ReadFull(src, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return 0, incomplete(err)
+	k := 0
+	for k < sniffSize {
+		n, err := src.Read(head[k:])
+		k += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, incomplete(err)
+		}
 	}
 	head = head[:k]
 	if k == 0 {
