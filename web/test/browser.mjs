@@ -18,9 +18,10 @@ if (!base || !token || !tifyURL || !uploadFile) {
   process.exit(2);
 }
 
+const started = Date.now();
 function check(ok, what, detail) {
   if (!ok) throw new Error(what + (detail === undefined ? '' : ': ' + JSON.stringify(detail)));
-  console.log('ok   ' + what);
+  console.log(`ok   ${what} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 
 // watch records a page's console errors, uncaught exceptions and failed
@@ -92,11 +93,20 @@ function conforms(t, info) {
   return 0;
 }
 
-async function waitFullyLoaded(page) {
-  await page.waitForFunction(() => {
-    const v = window.iiifdViewer;
-    return v && v.world.getItemCount() > 0 && v.world.getItemAt(0).getFullyLoaded();
-  }, null, { timeout: 30000 });
+async function waitFullyLoaded(page, what) {
+  try {
+    await page.waitForFunction(() => {
+      const v = window.iiifdViewer;
+      return v && v.world.getItemCount() > 0 && v.world.getItemAt(0).getFullyLoaded();
+    }, null, { timeout: 60000 });
+  } catch (e) {
+    const state = await page.evaluate(() => ({
+      status: document.getElementById('status') && document.getElementById('status').textContent,
+      viewer: !!window.iiifdViewer,
+      items: window.iiifdViewer ? window.iiifdViewer.world.getItemCount() : -1,
+    }));
+    throw new Error(what + ': the viewer did not finish loading: ' + JSON.stringify(state));
+  }
 }
 
 const browser = await chromium.launch({
@@ -134,7 +144,7 @@ try {
     const tiles = [];
     page.on('request', (r) => { const t = tileRequest(r.url(), id); if (t) tiles.push(t); });
     await page.goto(base + '/view/' + id);
-    await waitFullyLoaded(page);
+    await waitFullyLoaded(page, 'opening');
     await page.waitForSelector('#status', { state: 'hidden' });
     check(tiles.length > 0, 'the viewer requested tiles', tiles.length);
     const bad = tiles.filter((t) => !conforms(t, info));
@@ -148,7 +158,7 @@ try {
       v.viewport.zoomTo(v.viewport.getMaxZoom(), null, true);
     });
     await page.waitForTimeout(300);
-    await waitFullyLoaded(page);
+    await waitFullyLoaded(page, 'zooming');
     const deeper = tiles.slice(seen);
     const after = Math.min(...deeper.map((t) => conforms(t, info)));
     check(deeper.length > 0 && after < before, `zooming in fetches deeper tiles (scale factor ${before} → ${after})`, deeper.length);
