@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -252,12 +253,25 @@ const uploadExt = ".tif"
 // ?name= names a raw (non-multipart) upload; ?wait=1 answers only when
 // the ingest has ended.
 func (h *Handler) upload(w http.ResponseWriter, r *http.Request) {
+	select {
+	case h.receiving <- struct{}{}:
+		defer func() { <-h.receiving }()
+	default:
+		w.Header().Set("Retry-After", "10")
+		h.failJSON(w, r, fault.New(fault.Unavailable, "%d uploads are being received already; try again shortly", cap(h.receiving)))
+		return
+	}
 	limit := h.cfg.UploadMaxSize
 	if r.ContentLength > limit+multipartSlack {
 		w.Header().Set("Connection", "close")
 		h.failJSON(w, r, refuse(http.StatusRequestEntityTooLarge, "the upload is larger than the limit of %s", size(limit)))
 		return
 	}
+	// A large upload outlasts the server's write timeout (which counts
+	// from the end of the request headers): give it an hour.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Now().Add(time.Hour))
 	body := http.MaxBytesReader(w, r.Body, limit+multipartSlack)
 	tmp, err := os.CreateTemp(h.cfg.Root, ".upload-")
 	if err != nil {
@@ -318,10 +332,11 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) {
 	loc := b + "/admin/images/" + j.id
 	w.Header().Set("Location", loc)
 	if r.URL.Query().Get("wait") != "" {
+		// Until the job ends or the request's time is up; then the
+		// answer is the job's state as it is.
 		select {
 		case <-j.done:
 		case <-r.Context().Done():
-			return
 		}
 	}
 	st := j.view(presentation.URLs{Base: b}, loc)
@@ -345,7 +360,6 @@ func (h *Handler) jobStatus(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-j.done:
 		case <-r.Context().Done():
-			return
 		}
 	}
 	b := base(r)

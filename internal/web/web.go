@@ -87,6 +87,9 @@ type Handler struct {
 	assets assets
 	jobs   *jobs
 	log    *slog.Logger
+	// receiving bounds the uploads being received at once (each may fill
+	// UploadMaxSize of disk).
+	receiving chan struct{}
 }
 
 // New returns the web front's handler.
@@ -115,7 +118,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, receiving: make(chan struct{}, maxReceiving)}
 	var err error
 	if h.assets, err = loadAssets(); err != nil {
 		return nil, err
@@ -146,6 +149,9 @@ func New(cfg Config) (*Handler, error) {
 	})
 	return h, nil
 }
+
+// maxReceiving is how many uploads may be received at once.
+const maxReceiving = 4
 
 // ServeHTTP serves the web front.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }

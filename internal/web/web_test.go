@@ -25,7 +25,6 @@ import (
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/ingest"
-	"github.com/iiifd/iiifd/internal/samples"
 )
 
 // workerArg makes the test binary the ingest worker of uploads, as
@@ -421,5 +420,4 @@ func TestUploadToSamples(t *testing.T) {
 	if !strings.Contains(gallery, "5 images") {
 		t.Errorf("gallery after upload: %s", gallery)
 	}
-	_ = samples.FS
 }
