@@ -421,3 +421,64 @@ func TestUploadToSamples(t *testing.T) {
 		t.Errorf("gallery after upload: %s", gallery)
 	}
 }
+
+// TestUploadsAtOnce holds four uploads open: a fifth is refused with 503
+// and Retry-After, and is taken again once they end.
+func TestUploadsAtOnce(t *testing.T) {
+	root := t.TempDir()
+	srv := server(t, root, nil)
+	img := pngBytes(t, 300, 200)
+	var pipes []*io.PipeWriter
+	done := make(chan int, 4)
+	for i := range 4 {
+		pr, pw := io.Pipe()
+		pipes = append(pipes, pw)
+		go func() {
+			req, _ := http.NewRequest("POST", srv.URL+fmt.Sprintf("/admin/images?name=held-%d.png", i), pr)
+			req.Header.Set("Authorization", "Bearer "+token)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0 // the client gave up on its broken body
+				return
+			}
+			res.Body.Close()
+			done <- res.StatusCode
+		}()
+		pw.Write(img[:100])
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest("POST", srv.URL+"/admin/images?name=fifth.png", bytes.NewReader(img))
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusServiceUnavailable {
+			if res.Header.Get("Retry-After") == "" {
+				t.Error("no Retry-After")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a fifth upload at once: %d, want 503", res.StatusCode)
+		}
+		os.Remove(filepath.Join(root, "fifth.tif"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, pw := range pipes {
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}
+	for range 4 {
+		if s := <-done; s != 0 && s != http.StatusBadRequest {
+			t.Errorf("held upload: %d", s)
+		}
+	}
+	for time.Now().Before(deadline) && len(leftovers(t, root)) > 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if l := leftovers(t, root); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+}
