@@ -94,7 +94,4 @@
     sessionStorage.setItem('iiifd-admin-token', token.value);
     Array.prototype.forEach.call(e.dataTransfer.files, send);
   });
-  drop.addEventListener('keydown', function (e) {
-    if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); input.click(); }
-  });
 }());

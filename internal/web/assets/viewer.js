@@ -36,6 +36,7 @@
         showRotationControl: true,
         showFullPageControl: true,
         showNavigator: true,
+        autoHideControls: false,
         navigatorPosition: 'BOTTOM_RIGHT',
         maxZoomPixelRatio: 2,
         crossOriginPolicy: 'Anonymous',
