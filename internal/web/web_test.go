@@ -105,15 +105,21 @@ func TestGallery(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "notes.txt"), []byte("not an image"), 0o644)
 	os.WriteFile(filepath.Join(root, ".hidden.png"), img, 0o644)
 	srv := server(t, root, nil)
+	// A tile pyramid (a folder with info.json) is one image.
+	src := filepath.Join(t.TempDir(), "src.png")
+	os.WriteFile(src, pngBytes(t, 600, 400), 0o644)
+	if err := ingest.Run(context.Background(), src, filepath.Join(root, "zz-pyramid"), ingest.Options{Format: ingest.FormatTiles, TileSize: 256}, nil); err != nil {
+		t.Fatal(err)
+	}
 	thumb := regexp.MustCompile(`<img src="([^"]+)" alt="Thumbnail of ([^"]+)"`)
 	tests := []struct {
 		query     string
 		wantNames []string
 		wantText  []string
 	}{
-		{"", []string{"img-00", "img-23"}, []string{"27 images", "page 1 of 2", `rel="next"`, "40 × 30 px"}},
-		{"?page=2", []string{"img-24", "img-25", "maps/sheet"}, []string{"page 2 of 2", `rel="prev"`}},
-		{"?page=99", []string{"img-24", "img-25", "maps/sheet"}, nil},
+		{"", []string{"img-00", "img-23"}, []string{"28 images", "page 1 of 2", `rel="next"`, "40 × 30 px"}},
+		{"?page=2", []string{"img-24", "img-25", "maps/sheet", "zz-pyramid"}, []string{"page 2 of 2", `rel="prev"`, "600 × 400 px"}},
+		{"?page=99", []string{"img-24", "img-25", "maps/sheet", "zz-pyramid"}, nil},
 		{"?q=SHEET", []string{"maps/sheet"}, []string{"1 image matching"}},
 		{"?q=nothing", nil, []string{"No images match this filter"}},
 	}
@@ -144,11 +150,16 @@ func TestGallery(t *testing.T) {
 		})
 	}
 	// The thumbnails are served by the Image API.
-	_, body := get(t, srv.URL+"/?q=maps")
-	m := thumb.FindStringSubmatch(body)
-	res, _ := get(t, strings.ReplaceAll(m[1], "&amp;", "&"))
-	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/jpeg" {
-		t.Errorf("thumbnail %s: %d %s", m[1], res.StatusCode, res.Header.Get("Content-Type"))
+	for _, q := range []string{"maps", "pyramid"} {
+		_, body := get(t, srv.URL+"/?q="+q)
+		m := thumb.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("?q=%s: no thumbnail", q)
+		}
+		res, _ := get(t, strings.ReplaceAll(m[1], "&amp;", "&"))
+		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/jpeg" {
+			t.Errorf("thumbnail %s: %d %s", m[1], res.StatusCode, res.Header.Get("Content-Type"))
+		}
 	}
 }
 
