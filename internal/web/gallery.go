@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
@@ -35,19 +36,60 @@ type item struct {
 // identifier contains q (case-insensitively), in lexical order, and
 // whether the listing stopped at its bound.
 func (h *Handler) images(ctx context.Context, q string) ([]string, bool, error) {
-	entries, err := h.cfg.List.List(ctx, h.cfg.MaxImages, resolve.HasImageExtension)
+	all, truncated, err := h.listing.get(ctx, h.cfg)
+	if err != nil {
+		return nil, false, err
+	}
+	q = strings.ToLower(strings.TrimSpace(q))
+	if q == "" {
+		return all, truncated, nil
+	}
+	ids := make([]string, 0, len(all))
+	for _, id := range all {
+		if strings.Contains(strings.ToLower(id), q) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, truncated, nil
+}
+
+// listingTTL is how long a listing of the root is reused: paging through
+// the gallery, or many clients at once, walk the root once.
+const listingTTL = 2 * time.Second
+
+// listing remembers the identifiers under the root for listingTTL;
+// callers that arrive during a walk wait for it rather than walk too.
+type listing struct {
+	mu        sync.Mutex
+	at        time.Time
+	ids       []string
+	truncated bool
+}
+
+func (l *listing) get(ctx context.Context, cfg Config) ([]string, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.at.IsZero() && time.Since(l.at) < listingTTL {
+		return l.ids, l.truncated, nil
+	}
+	entries, err := cfg.List.List(ctx, cfg.MaxImages, resolve.HasImageExtension)
 	truncated := errors.Is(err, fs.ErrListTruncated)
 	if err != nil && !truncated {
 		return nil, false, err
 	}
-	q = strings.ToLower(strings.TrimSpace(q))
-	ids := make([]string, 0, len(entries))
-	for _, e := range entries {
-		if q == "" || strings.Contains(strings.ToLower(e.Key), q) {
-			ids = append(ids, e.Key)
-		}
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.Key
 	}
+	l.ids, l.truncated, l.at = ids, truncated, time.Now()
 	return ids, truncated, nil
+}
+
+// forget drops the remembered listing (an image was added).
+func (l *listing) forget() {
+	l.mu.Lock()
+	l.at = time.Time{}
+	l.mu.Unlock()
 }
 
 // name is how an identifier is shown: without its image extension.

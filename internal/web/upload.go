@@ -314,6 +314,9 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) {
 	j := h.jobs.start(id, func(ctx context.Context, progress func(int)) error {
 		defer os.Remove(tmp.Name())
 		err := ingest.Run(ctx, tmp.Name(), dst, ingest.Options{Format: ingest.FormatPTIFF, Progress: progress}, h.cfg.Ingest)
+		if err == nil {
+			h.listing.forget()
+		}
 		if errors.Is(err, ingest.ErrExists) {
 			return refuse(http.StatusConflict, "an image named %q exists already", id)
 		}

@@ -81,12 +81,13 @@ type Config struct {
 
 // Handler serves the web front. Close stops uploads being ingested.
 type Handler struct {
-	cfg    Config
-	mux    *http.ServeMux
-	tmpl   map[string]*template.Template
-	assets assets
-	jobs   *jobs
-	log    *slog.Logger
+	cfg     Config
+	mux     *http.ServeMux
+	tmpl    map[string]*template.Template
+	assets  assets
+	jobs    *jobs
+	log     *slog.Logger
+	listing listing
 	// receiving bounds the uploads being received at once (each may fill
 	// UploadMaxSize of disk).
 	receiving chan struct{}
