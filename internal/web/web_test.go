@@ -25,6 +25,8 @@ import (
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/ingest"
+	"github.com/iiifd/iiifd/internal/source/fs"
+	"github.com/iiifd/iiifd/internal/web"
 )
 
 // workerArg makes the test binary the ingest worker of uploads, as
@@ -491,5 +493,65 @@ func TestUploadsAtOnce(t *testing.T) {
 	}
 	if l := leftovers(t, root); len(l) > 0 {
 		t.Errorf("left behind: %v", l)
+	}
+}
+
+// TestCollectionPages splits the collection into nested page collections.
+func TestCollectionPages(t *testing.T) {
+	root := t.TempDir()
+	img := pngBytes(t, 20, 10)
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		os.WriteFile(filepath.Join(root, n+".png"), img, 0o644)
+	}
+	cfg := config.Default()
+	cfg.Root = root
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	src, err := fs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := web.New(web.Config{Images: a.Service(), List: src, PerCollectionPage: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	type doc struct {
+		ID     string `json:"id"`
+		Type   string `json:"type"`
+		PartOf []struct{ ID string }
+		Items  []struct{ ID, Type string }
+	}
+	fetch := func(path string) (int, doc) {
+		res, body := get(t, srv.URL+path)
+		var d doc
+		json.Unmarshal([]byte(body), &d)
+		return res.StatusCode, d
+	}
+	status, top := fetch("/iiif/presentation/3/collection")
+	if status != 200 || len(top.Items) != 3 || top.Items[0].Type != "Collection" || top.Items[2].ID != srv.URL+"/iiif/presentation/3/collection/3" {
+		t.Fatalf("top: %d %+v", status, top)
+	}
+	want := [][]string{{"a", "b"}, {"c", "d"}, {"e"}}
+	for i, w := range want {
+		status, p := fetch(fmt.Sprintf("/iiif/presentation/3/collection/%d", i+1))
+		if status != 200 || len(p.Items) != len(w) || len(p.PartOf) != 1 || p.PartOf[0].ID != top.ID {
+			t.Fatalf("page %d: %d %+v", i+1, status, p)
+		}
+		for j, it := range p.Items {
+			if it.Type != "Manifest" || it.ID != srv.URL+"/iiif/presentation/3/"+w[j]+".png/manifest" {
+				t.Errorf("page %d item %d: %+v", i+1, j, it)
+			}
+		}
+	}
+	for _, p := range []string{"/iiif/presentation/3/collection/4", "/iiif/presentation/3/collection/0", "/iiif/presentation/3/collection/01"} {
+		if status, _ := fetch(p); status != 404 {
+			t.Errorf("%s: %d", p, status)
+		}
 	}
 }
