@@ -2,11 +2,13 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +50,9 @@ func TestBrowser(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		missing = append(missing, "node (Debian nodejs)")
+	} else if major := nodeMajor(node); major < 20 {
+		// playwright-core needs Node.js 20 or later.
+		missing = append(missing, fmt.Sprintf("Node.js 20 or later (have %d)", major))
 	}
 	if _, err := os.Stat(chromium); err != nil {
 		missing = append(missing, chromium+" (Debian chromium)")
@@ -96,4 +101,14 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser tests failed: %v", err)
 	}
+}
+
+// nodeMajor is the major version of the Node.js at node, 0 if unknown.
+func nodeMajor(node string) int {
+	out, err := exec.Command(node, "-p", "process.versions.node.split('.')[0]").Output()
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
 }
