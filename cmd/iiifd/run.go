@@ -104,6 +104,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 			log.Warn("trace export at shutdown", "error", err)
 		}
 	}()
+	// Uploads are ingested by this program run as the ingest worker, in a
+	// child process, as `iiifd ingest` does.
+	if exe, err := os.Executable(); err == nil {
+		cfg.IngestCommand = []string{exe, "ingest", workerFlag}
+	}
 	a, err := app.New(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "iiifd serve: %v\n", err)

@@ -24,6 +24,7 @@ import (
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/obs"
 	"github.com/iiifd/iiifd/internal/pixels"
@@ -32,6 +33,7 @@ import (
 	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/source/fs"
+	"github.com/iiifd/iiifd/internal/web"
 )
 
 // App is a built server, ready to serve.
@@ -113,14 +115,38 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	a.svc = svc
 	metrics := obs.New(obs.Sources{Cache: dc, Admit: admit, Vips: true})
 	a.metrics = metrics.Handler()
+	front, err := a.buildWeb(cfg, svc, src)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.handler = withTimeout(cfg.RequestTimeout,
 		httpapi.New(svc, httpapi.Options{
 			BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
 			Ready: a.ready.Load, AdminToken: cfg.AdminToken,
 			Metrics: a.metrics, Observe: metrics.Observe,
 			ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
+			Web: front,
 		}))
 	return a, nil
+}
+
+// buildWeb builds the web front: gallery, viewer, Presentation API
+// documents and uploads into the served root.
+func (a *App) buildWeb(cfg config.Config, svc *service.Service, src *fs.FS) (http.Handler, error) {
+	var build ingest.Builder
+	if len(cfg.IngestCommand) > 0 {
+		build = ingest.Subprocess(cfg.IngestCommand...)
+	}
+	front, err := web.New(web.Config{
+		Images: svc, List: src, Root: src.Root(), AdminToken: cfg.AdminToken,
+		UploadMaxSize: int64(cfg.UploadMaxSize), Ingest: build, Logger: a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.cleanup = append(a.cleanup, func() { front.Close() })
+	return front, nil
 }
 
 // buildCache builds the configured derivative cache tiers, fastest

@@ -65,6 +65,13 @@ type Config struct {
 	// AdminToken enables the admin routes (cache purge) for clients that
 	// send it as a bearer token; empty disables them.
 	AdminToken string
+	// UploadMaxSize is the largest image accepted by the upload route
+	// (POST /admin/images, on with AdminToken).
+	UploadMaxSize ByteSize
+	// IngestCommand runs the ingest worker of uploads in a child process
+	// (see ingest.Subprocess): the command and its first arguments. It is
+	// set by the program, not by a flag; empty ingests in this process.
+	IngestCommand []string
 	// AdminAddr, when set, serves pprof (and the metrics) on a separate
 	// address meant for operators only.
 	AdminAddr string
@@ -136,6 +143,7 @@ func Default() Config {
 		InfoCacheControl:  "public, max-age=86400",
 		CacheMemory:       256 << 20,
 		CacheSize:         10 << 30,
+		UploadMaxSize:     2 << 30,
 		LogFormat:         "text",
 		LogLevel:          "info",
 		Workers:           2 * runtime.NumCPU(),
@@ -214,6 +222,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("cache-redis: %q is not a redis://HOST:PORT/DB URL", c.CacheRedis))
 		}
 	}
+	if c.UploadMaxSize <= 0 {
+		errs = append(errs, errors.New("upload-max-size: must be positive"))
+	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("admin-token: use at least 16 characters"))
 	}
@@ -252,7 +263,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "disk derivative cache `directory` (empty = off)")
 	fs.Var(&c.CacheSize, "cache-size", "size bound of the disk cache, e.g. 10GiB")
 	fs.StringVar(&c.CacheRedis, "cache-redis", c.CacheRedis, "shared derivative cache, `redis://HOST:PORT/DB` (empty = off)")
-	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer `token` for the admin routes (DELETE /admin/cache/{identifier}); empty = no admin routes")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer `token` for the admin routes (DELETE /admin/cache/{identifier}, uploads); empty = no admin routes")
+	fs.Var(&c.UploadMaxSize, "upload-max-size", "largest image `size` accepted by uploads (POST /admin/images, /upload), e.g. 2GiB")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "serve pprof profiles and metrics on this operators-only `HOST:PORT` (empty = off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")

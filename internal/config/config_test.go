@@ -216,3 +216,26 @@ func FuzzParseByteSize(f *testing.F) {
 		}
 	})
 }
+
+func TestUploadMaxSize(t *testing.T) {
+	tests := []struct {
+		args    []string
+		env     map[string]string
+		want    ByteSize
+		wantErr bool
+	}{
+		{nil, nil, 2 << 30, false},
+		{[]string{"--upload-max-size", "500MiB"}, nil, 500 << 20, false},
+		{nil, map[string]string{"IIIFD_UPLOAD_MAX_SIZE": "1GiB"}, 1 << 30, false},
+		{[]string{"--upload-max-size", "0"}, nil, 0, true},
+	}
+	for _, tc := range tests {
+		c, err := load(t, tc.args, tc.env)
+		if err == nil {
+			err = c.Validate()
+		}
+		if (err != nil) != tc.wantErr || (!tc.wantErr && c.UploadMaxSize != tc.want) {
+			t.Errorf("%v %v: %d, %v", tc.args, tc.env, c.UploadMaxSize, err)
+		}
+	}
+}

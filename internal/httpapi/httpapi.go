@@ -58,6 +58,11 @@ type Options struct {
 	// ClientShares says the admission controller limits work per client,
 	// which then needs each request's client address.
 	ClientShares bool
+	// Web, when set, serves every path no other route takes (the web
+	// pages, assets, Presentation API documents and upload routes) and
+	// /iiif/presentation/. It finds the public base URL of each request
+	// with BaseURL.
+	Web http.Handler
 }
 
 // clientIP is the address of the client of r: the peer, or the last value
@@ -112,6 +117,11 @@ func New(images Images, opt Options) http.Handler {
 	})
 	if opt.Metrics != nil {
 		h.mux.Handle("GET /metrics", opt.Metrics)
+	}
+	if opt.Web != nil {
+		web := h.withBase(opt.Web)
+		h.mux.Handle("/", web)
+		h.mux.Handle("/iiif/presentation/", web)
 	}
 	return wrap(h.log, opt.Observe, h.mux)
 }
@@ -542,4 +552,26 @@ func logFailure(log *slog.Logger, r *http.Request, err error) {
 		slog.String("request_id", RequestID(r.Context())),
 		slog.String("path", r.URL.EscapedPath()),
 		slog.String("error", detail))
+}
+
+type baseKey struct{}
+
+// withBase gives next the public base URL of each request (BaseURL) and
+// marks responses as varying with the headers it comes from.
+func (h *Handler) withBase(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.varyForwarded(w.Header())
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, h.base(r))))
+	})
+}
+
+// BaseURL returns the public base URL of the server (before /iiif/, no
+// trailing slash) for a request served through Options.Web: --base-url,
+// or what the request's Host and X-Forwarded-* headers say. Outside
+// Options.Web it derives it from the Host header alone.
+func BaseURL(r *http.Request) string {
+	if b, ok := r.Context().Value(baseKey{}).(string); ok {
+		return b
+	}
+	return (&Handler{}).base(r)
 }

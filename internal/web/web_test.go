@@ -1,0 +1,557 @@
+package web_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/app"
+	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/ingest"
+	"github.com/iiifd/iiifd/internal/source/fs"
+	"github.com/iiifd/iiifd/internal/web"
+)
+
+// workerArg makes the test binary the ingest worker of uploads, as
+// `iiifd ingest --ingest-worker` is for the real program.
+const workerArg = "--ingest-worker"
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == workerArg {
+		os.Exit(ingest.ServeWorker(context.Background(), os.Args[2:], os.Stdout))
+	}
+	os.Exit(m.Run())
+}
+
+const token = "test-admin-token-0123456789"
+
+// server runs the whole app on root (the embedded samples when empty)
+// on loopback.
+func server(t testing.TB, root string, edit func(*config.Config)) *httptest.Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Root = root
+	cfg.AdminToken = token
+	cfg.CacheMemory = 0
+	cfg.IngestCommand = []string{os.Args[0], workerArg}
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		a.Close()
+	})
+	return srv
+}
+
+// pngBytes is a w×h PNG gradient.
+func pngBytes(t testing.TB, w, h int) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.RGBA{uint8(x), uint8(y), uint8(x ^ y), 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func get(t testing.TB, url string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+func TestGallery(t *testing.T) {
+	root := t.TempDir()
+	img := pngBytes(t, 40, 30)
+	for i := range 26 {
+		os.WriteFile(filepath.Join(root, fmt.Sprintf("img-%02d.png", i)), img, 0o644)
+	}
+	os.MkdirAll(filepath.Join(root, "maps"), 0o755)
+	os.WriteFile(filepath.Join(root, "maps", "sheet.png"), img, 0o644)
+	os.WriteFile(filepath.Join(root, "notes.txt"), []byte("not an image"), 0o644)
+	os.WriteFile(filepath.Join(root, ".hidden.png"), img, 0o644)
+	srv := server(t, root, nil)
+	// A tile pyramid (a folder with info.json) is one image.
+	src := filepath.Join(t.TempDir(), "src.png")
+	os.WriteFile(src, pngBytes(t, 600, 400), 0o644)
+	if err := ingest.Run(context.Background(), src, filepath.Join(root, "zz-pyramid"), ingest.Options{Format: ingest.FormatTiles, TileSize: 256}, nil); err != nil {
+		t.Fatal(err)
+	}
+	thumb := regexp.MustCompile(`<img src="([^"]+)" alt="Thumbnail of ([^"]+)"`)
+	tests := []struct {
+		query     string
+		wantNames []string
+		wantText  []string
+	}{
+		{"", []string{"img-00", "img-23"}, []string{"28 images", "page 1 of 2", `rel="next"`, "40 × 30 px"}},
+		{"?page=2", []string{"img-24", "img-25", "maps/sheet", "zz-pyramid"}, []string{"page 2 of 2", `rel="prev"`, "600 × 400 px"}},
+		{"?page=99", []string{"img-24", "img-25", "maps/sheet", "zz-pyramid"}, nil},
+		{"?q=SHEET", []string{"maps/sheet"}, []string{"1 image matching"}},
+		{"?q=nothing", nil, []string{"No images match this filter"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			res, body := get(t, srv.URL+"/"+tc.query)
+			if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+				t.Fatalf("%d %s", res.StatusCode, res.Header.Get("Content-Type"))
+			}
+			var names []string
+			for _, m := range thumb.FindAllStringSubmatch(body, -1) {
+				names = append(names, m[2])
+			}
+			if len(tc.wantNames) > 0 && (len(names) == 0 || names[0] != tc.wantNames[0] || names[len(names)-1] != tc.wantNames[len(tc.wantNames)-1]) {
+				t.Errorf("names %v, want from %v", names, tc.wantNames)
+			}
+			if len(tc.wantNames) == 0 && len(names) != 0 {
+				t.Errorf("names %v, want none", names)
+			}
+			for _, s := range tc.wantText {
+				if !strings.Contains(body, s) {
+					t.Errorf("page lacks %q", s)
+				}
+			}
+			if strings.Contains(body, "hidden") || strings.Contains(body, "notes") {
+				t.Error("hidden or non-image files are listed")
+			}
+		})
+	}
+	// The thumbnails are served by the Image API.
+	for _, q := range []string{"maps", "pyramid"} {
+		_, body := get(t, srv.URL+"/?q="+q)
+		m := thumb.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("?q=%s: no thumbnail", q)
+		}
+		res, _ := get(t, strings.ReplaceAll(m[1], "&amp;", "&"))
+		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/jpeg" {
+			t.Errorf("thumbnail %s: %d %s", m[1], res.StatusCode, res.Header.Get("Content-Type"))
+		}
+	}
+}
+
+func TestDocuments(t *testing.T) {
+	srv := server(t, "", nil)
+	tests := []struct {
+		path, accept string
+		status       int
+		ctype        string
+		want         []string
+	}{
+		{"/iiif/presentation/3/mandelbrot.tif/manifest", "", 200, "application/ld+json;profile=\"http://iiif.io/api/presentation/3/context.json\"",
+			[]string{`"type": "Manifest"`, `"width": 6144`, `"type": "ImageService3"`, srv.URL + "/iiif/3/mandelbrot.tif"}},
+		{"/iiif/presentation/3/mandelbrot/manifest", "application/json", 200, "application/json", []string{`"motivation": "painting"`}},
+		{"/iiif/presentation/3/nope/manifest", "", 404, "application/json", []string{`"status": 404`}},
+		{"/iiif/presentation/3/..%2Fetc/manifest", "", 400, "application/json", nil},
+		{"/iiif/presentation/3/mandelbrot.tif/other", "", 404, "application/json", nil},
+		{"/iiif/presentation/3/collection", "", 200, "application/ld+json;profile=\"http://iiif.io/api/presentation/3/context.json\"",
+			[]string{`"type": "Collection"`, "4 images", srv.URL + "/iiif/presentation/3/zoneplate.jp2/manifest"}},
+		{"/iiif/presentation/3/collection/1", "", 404, "application/json", nil},
+		{"/iiif/presentation/3/collection/x", "", 404, "application/json", nil},
+		{"/view/mandelbrot.tif", "", 200, "text/html; charset=utf-8",
+			[]string{srv.URL + "/iiif/3/mandelbrot.tif/info.json", "/iiif/presentation/3/mandelbrot.tif/manifest", "openseadragon", "6144 × 4608"}},
+		{"/view/nope.tif", "", 404, "text/html; charset=utf-8", []string{"no image with identifier"}},
+		{"/nowhere", "", 404, "text/html; charset=utf-8", nil},
+		{"/upload", "", 200, "text/html; charset=utf-8", []string{`id="upload-form"`, "2 GiB"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			res, body := get(t, srv.URL+tc.path, "Accept", tc.accept)
+			if res.StatusCode != tc.status || res.Header.Get("Content-Type") != tc.ctype {
+				t.Fatalf("%d %q, want %d %q: %s", res.StatusCode, res.Header.Get("Content-Type"), tc.status, tc.ctype, body)
+			}
+			if res.Header.Get("Access-Control-Allow-Origin") != "*" {
+				t.Error("no CORS header")
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(body, s) {
+					t.Errorf("body lacks %q:\n%s", s, body)
+				}
+			}
+			if strings.Contains(body, os.TempDir()) {
+				t.Error("a file path in the answer")
+			}
+		})
+	}
+	// Conditional manifest requests.
+	res, _ := get(t, srv.URL+"/iiif/presentation/3/julia.jpg/manifest")
+	res2, _ := get(t, srv.URL+"/iiif/presentation/3/julia.jpg/manifest", "If-None-Match", res.Header.Get("ETag"))
+	if res.Header.Get("ETag") == "" || res2.StatusCode != http.StatusNotModified {
+		t.Errorf("ETag %q, revalidation %d", res.Header.Get("ETag"), res2.StatusCode)
+	}
+	// CORS preflight.
+	req, _ := http.NewRequest("OPTIONS", srv.URL+"/iiif/presentation/3/julia.jpg/manifest", nil)
+	req.Header.Set("Origin", "http://elsewhere")
+	req.Header.Set("Access-Control-Request-Method", "GET")
+	pre, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre.Body.Close()
+	if pre.StatusCode != 204 || pre.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("preflight %d %v", pre.StatusCode, pre.Header)
+	}
+}
+
+func TestAssets(t *testing.T) {
+	srv := server(t, "", nil)
+	_, page := get(t, srv.URL+"/")
+	m := regexp.MustCompile(`href="[^"]*(/assets/([0-9a-f]+)/site\.css)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no stylesheet link in the page")
+	}
+	res, body := get(t, srv.URL+m[1])
+	if res.StatusCode != 200 || res.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" ||
+		!strings.HasPrefix(res.Header.Get("Content-Type"), "text/css") || !strings.Contains(body, "--fg") {
+		t.Fatalf("%d %v", res.StatusCode, res.Header)
+	}
+	res2, _ := get(t, srv.URL+m[1], "If-None-Match", res.Header.Get("ETag"))
+	if res2.StatusCode != http.StatusNotModified {
+		t.Errorf("revalidation %d", res2.StatusCode)
+	}
+	old, _ := get(t, srv.URL+"/assets/0000000000000000/site.css")
+	if old.StatusCode != 200 || old.Header.Get("Cache-Control") != "no-cache" {
+		t.Errorf("old digest: %d %q", old.StatusCode, old.Header.Get("Cache-Control"))
+	}
+	for _, p := range []string{"/assets/" + m[2] + "/nope.css", "/assets/" + m[2] + "/../web.go", "/assets/" + m[2] + "/osd"} {
+		if res, _ := get(t, srv.URL+p); res.StatusCode != 404 {
+			t.Errorf("%s: %d", p, res.StatusCode)
+		}
+	}
+}
+
+// post sends an upload; body as multipart when name is set, raw
+// otherwise (query carries its name).
+func post(t testing.TB, url, tok string, ctype string, body io.Reader) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, body)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	req.Header.Set("Content-Type", ctype)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+func multipartBody(name string, data []byte) (string, *bytes.Buffer) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	w, _ := mw.CreateFormFile("file", name)
+	w.Write(data)
+	mw.Close()
+	return mw.FormDataContentType(), &b
+}
+
+// leftovers lists hidden files (uploads in progress, work directories)
+// under root.
+func leftovers(t testing.TB, root string) []string {
+	var out []string
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func TestUpload(t *testing.T) {
+	root := t.TempDir()
+	srv := server(t, root, func(c *config.Config) { c.UploadMaxSize = 200 << 10 })
+	img := pngBytes(t, 300, 200)
+	os.WriteFile(filepath.Join(root, "taken.tif"), img, 0o644)
+	huge := append(append([]byte{}, img[:64]...), make([]byte, 300<<10)...)
+	ct, _ := multipartBody("x", nil)
+	tests := []struct {
+		name    string
+		query   string
+		tok     string
+		ctype   string
+		body    func() io.Reader
+		status  int
+		wantID  string
+		wantErr string
+	}{
+		{"no token", "", "", "", func() io.Reader { return bytes.NewReader(img) }, 401, "", "bearer token"},
+		{"wrong token", "", "wrong-token-wrong-token", "", func() io.Reader { return bytes.NewReader(img) }, 401, "", "bearer token"},
+		{"multipart", "?wait=1", token, "", func() io.Reader { _, b := multipartBody("My photo.png", img); return b }, 201, "My-photo.tif", ""},
+		{"raw", "?wait=1&name=raw.png", token, "image/png", func() io.Reader { return bytes.NewReader(img) }, 201, "raw.tif", ""},
+		{"exists", "?wait=1", token, "", func() io.Reader { _, b := multipartBody("taken.png", img); return b }, 409, "", "exists already"},
+		{"not an image", "?name=a.txt", token, "text/plain", func() io.Reader { return strings.NewReader("hello, world") }, 415, "", "not an image format"},
+		{"too big", "?name=big.png", token, "image/png", func() io.Reader { return bytes.NewReader(huge) }, 413, "", "larger than the limit of 200 KiB"},
+		{"too big, unknown length", "?name=big.png", token, "image/png", func() io.Reader { return io.MultiReader(bytes.NewReader(huge)) }, 413, "", "larger than"},
+		{"cut short", "", token, "", func() io.Reader {
+			_, b := multipartBody("cut.png", img)
+			return bytes.NewReader(b.Bytes()[:b.Len()-20])
+		}, 400, "", "incomplete"},
+		{"damaged image", "?wait=1&name=damaged.png", token, "image/png", func() io.Reader { return bytes.NewReader(img[:len(img)/2]) }, 400, "", "damaged or incomplete"},
+		{"empty", "?name=e.png", token, "image/png", func() io.Reader { return bytes.NewReader(nil) }, 400, "", "empty"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctype := tc.ctype
+			if ctype == "" {
+				ctype = ct
+			}
+			body := tc.body()
+			if tc.ctype == "" && tc.tok != "" {
+				// A fresh boundary per body: take it from the body itself.
+				b, _ := io.ReadAll(body)
+				ctype = "multipart/form-data; boundary=" + strings.TrimPrefix(strings.SplitN(string(b), "\r\n", 2)[0], "--")
+				body = bytes.NewReader(b)
+			}
+			status, out := post(t, srv.URL+"/admin/images"+tc.query, tc.tok, ctype, body)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %v", status, tc.status, out)
+			}
+			if tc.wantErr != "" && !strings.Contains(fmt.Sprint(out["error"]), tc.wantErr) {
+				t.Errorf("error %v, want %q", out["error"], tc.wantErr)
+			}
+			if tc.wantID != "" {
+				if out["identifier"] != tc.wantID || out["state"] != "done" || out["percent"] != 100.0 {
+					t.Fatalf("%v", out)
+				}
+				res, info := get(t, fmt.Sprint(out["info"]))
+				if res.StatusCode != 200 || !strings.Contains(info, `"width": 300`) && !strings.Contains(info, `"width":300`) {
+					t.Errorf("info.json of the upload: %d %s", res.StatusCode, info)
+				}
+				_, gallery := get(t, srv.URL+"/")
+				if !strings.Contains(gallery, "/view/"+tc.wantID) {
+					t.Errorf("the upload is not in the gallery")
+				}
+				res, _ = get(t, fmt.Sprint(out["url"]), "Authorization", "Bearer "+token)
+				if res.StatusCode != 200 {
+					t.Errorf("job status %d", res.StatusCode)
+				}
+			}
+			if l := leftovers(t, root); len(l) > 0 {
+				t.Errorf("left behind: %v", l)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(root, "damaged.tif")); err == nil {
+		t.Error("a damaged upload was published")
+	}
+}
+
+// TestUploadTruncatedConnection sends a body shorter than its
+// Content-Length and closes the connection: nothing stays behind.
+func TestUploadTruncatedConnection(t *testing.T) {
+	root := t.TempDir()
+	srv := server(t, root, nil)
+	img := pngBytes(t, 300, 200)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /admin/images?name=cut.png HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n", token, len(img)+5000)
+	conn.Write(img)
+	conn.(*net.TCPConn).CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 400 {
+		t.Errorf("status %d, want 400", res.StatusCode)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(leftovers(t, root)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if l := leftovers(t, root); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Errorf("root holds %v", entries)
+	}
+}
+
+func TestUploadsOff(t *testing.T) {
+	srv := server(t, "", func(c *config.Config) { c.AdminToken = "" })
+	status, _ := post(t, srv.URL+"/admin/images?name=a.png", token, "image/png", bytes.NewReader(pngBytes(t, 10, 10)))
+	if status != 404 {
+		t.Errorf("POST /admin/images without a configured token: %d, want 404", status)
+	}
+	_, page := get(t, srv.URL+"/upload")
+	if !strings.Contains(page, "Uploads are off") {
+		t.Errorf("upload page: %s", page)
+	}
+}
+
+// The embedded sample root takes uploads too.
+func TestUploadToSamples(t *testing.T) {
+	srv := server(t, "", nil)
+	ct, b := multipartBody("new.png", pngBytes(t, 64, 64))
+	status, out := post(t, srv.URL+"/admin/images?wait=1", token, ct, b)
+	if status != 201 {
+		t.Fatalf("%d %v", status, out)
+	}
+	_, gallery := get(t, srv.URL+"/")
+	if !strings.Contains(gallery, "5 images") {
+		t.Errorf("gallery after upload: %s", gallery)
+	}
+}
+
+// TestUploadsAtOnce holds four uploads open: a fifth is refused with 503
+// and Retry-After, and is taken again once they end.
+func TestUploadsAtOnce(t *testing.T) {
+	root := t.TempDir()
+	srv := server(t, root, nil)
+	img := pngBytes(t, 300, 200)
+	var pipes []*io.PipeWriter
+	done := make(chan int, 4)
+	for i := range 4 {
+		pr, pw := io.Pipe()
+		pipes = append(pipes, pw)
+		go func() {
+			req, _ := http.NewRequest("POST", srv.URL+fmt.Sprintf("/admin/images?name=held-%d.png", i), pr)
+			req.Header.Set("Authorization", "Bearer "+token)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0 // the client gave up on its broken body
+				return
+			}
+			res.Body.Close()
+			done <- res.StatusCode
+		}()
+		pw.Write(img[:100])
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest("POST", srv.URL+"/admin/images?name=fifth.png", bytes.NewReader(img))
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusServiceUnavailable {
+			if res.Header.Get("Retry-After") == "" {
+				t.Error("no Retry-After")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a fifth upload at once: %d, want 503", res.StatusCode)
+		}
+		os.Remove(filepath.Join(root, "fifth.tif"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, pw := range pipes {
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}
+	for range 4 {
+		if s := <-done; s != 0 && s != http.StatusBadRequest {
+			t.Errorf("held upload: %d", s)
+		}
+	}
+	for time.Now().Before(deadline) && len(leftovers(t, root)) > 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if l := leftovers(t, root); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+}
+
+// TestCollectionPages splits the collection into nested page collections.
+func TestCollectionPages(t *testing.T) {
+	root := t.TempDir()
+	img := pngBytes(t, 20, 10)
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		os.WriteFile(filepath.Join(root, n+".png"), img, 0o644)
+	}
+	cfg := config.Default()
+	cfg.Root = root
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	src, err := fs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := web.New(web.Config{Images: a.Service(), List: src, PerCollectionPage: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	type doc struct {
+		ID     string `json:"id"`
+		Type   string `json:"type"`
+		PartOf []struct{ ID string }
+		Items  []struct{ ID, Type string }
+	}
+	fetch := func(path string) (int, doc) {
+		res, body := get(t, srv.URL+path)
+		var d doc
+		json.Unmarshal([]byte(body), &d)
+		return res.StatusCode, d
+	}
+	status, top := fetch("/iiif/presentation/3/collection")
+	if status != 200 || len(top.Items) != 3 || top.Items[0].Type != "Collection" || top.Items[2].ID != srv.URL+"/iiif/presentation/3/collection/3" {
+		t.Fatalf("top: %d %+v", status, top)
+	}
+	want := [][]string{{"a", "b"}, {"c", "d"}, {"e"}}
+	for i, w := range want {
+		status, p := fetch(fmt.Sprintf("/iiif/presentation/3/collection/%d", i+1))
+		if status != 200 || len(p.Items) != len(w) || len(p.PartOf) != 1 || p.PartOf[0].ID != top.ID {
+			t.Fatalf("page %d: %d %+v", i+1, status, p)
+		}
+		for j, it := range p.Items {
+			if it.Type != "Manifest" || it.ID != srv.URL+"/iiif/presentation/3/"+w[j]+".png/manifest" {
+				t.Errorf("page %d item %d: %+v", i+1, j, it)
+			}
+		}
+	}
+	for _, p := range []string{"/iiif/presentation/3/collection/4", "/iiif/presentation/3/collection/0", "/iiif/presentation/3/collection/01"} {
+		if status, _ := fetch(p); status != 404 {
+			t.Errorf("%s: %d", p, status)
+		}
+	}
+}
