@@ -1,0 +1,41 @@
+// Command auth-token is an iiifd plugin that allows requests carrying
+// "Authorization: Bearer TOKEN" and answers 401 to the others. The token
+// comes from the plugin configuration (auth-token.token), "letmein" by
+// default.
+package main
+
+import (
+	"crypto/subtle"
+	"errors"
+
+	"github.com/iiifd/iiifd/sdk/go/iiifdplugin"
+)
+
+var token = "letmein"
+
+func init() {
+	iiifdplugin.Configure(func(cfg iiifdplugin.Fields) error {
+		if t := cfg.Get("token"); t != "" {
+			token = t
+		}
+		if token == "" {
+			return errors.New("token must not be empty")
+		}
+		return nil
+	})
+}
+
+//go:wasmexport authorize
+func authorize(ptr, size uint32) uint64 { return iiifdplugin.Authorize(ptr, size, check) }
+
+func check(req iiifdplugin.Fields) iiifdplugin.Decision {
+	const prefix = "Bearer "
+	h := req.Header("authorization")
+	if len(h) > len(prefix) && h[:len(prefix)] == prefix &&
+		subtle.ConstantTimeCompare([]byte(h[len(prefix):]), []byte(token)) == 1 {
+		return iiifdplugin.Allow()
+	}
+	return iiifdplugin.Deny(401, "a valid bearer token is required", `Bearer realm="iiifd"`)
+}
+
+func main() {}
