@@ -36,6 +36,8 @@ type Input struct {
 	// shrink-on-load; 0 or 1 for none). Width, Height and the tiling are
 	// not used.
 	Level probe.Level
+	// Overlay, when set, is composited over the output.
+	Overlay *Overlay
 }
 
 // Public messages. They never contain paths or libvips' text, which go to
@@ -74,7 +76,7 @@ func Render(ctx context.Context, in Input, p *plan.Plan, opt EncodeOptions, w io
 		if err != nil {
 			return err
 		}
-		return r.process(img, ld.random, p, opt, w)
+		return r.process(img, ld.random, p, opt, in.Overlay, w)
 	})
 }
 
@@ -247,7 +249,7 @@ func (r *render) failure(step, public string) error {
 // process executes p on img, the loaded level (random says it can be read
 // out of order), and encodes the result to w: every step of a render after
 // the load, shared by files and stitched tiles.
-func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt EncodeOptions, w io.Writer) error {
+func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt EncodeOptions, ov *Overlay, w io.Writer) error {
 	// Crop. The planner's level sizes come from the header probe; clip to
 	// what the decoder really produced in case they differ by a pixel.
 	bounds := image.Rect(0, 0, int(img.Xsize), int(img.Ysize))
@@ -298,6 +300,7 @@ func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt Encode
 		})
 	}
 	img = r.fit(img, p.OutWidth, p.OutHeight, C.VIPS_EXTEND_BACKGROUND, background(hasAlphaFormat))
+	img = r.overlay(img, ov, p.Quality)
 	if r.err != nil {
 		return r.err
 	}
