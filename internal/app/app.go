@@ -28,6 +28,7 @@ import (
 	"github.com/iiifd/iiifd/internal/obs"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/plugin"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/service"
@@ -93,7 +94,13 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	plugins, err := a.buildPlugins(cfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	svc, err := service.New(service.Config{
+		Plugins:  plugins,
 		Cache:    dc,
 		Admit:    admit,
 		Limits:   Limits(cfg),
@@ -117,8 +124,36 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
 			Ready: a.ready.Load, AdminToken: cfg.AdminToken,
 			Metrics: a.metrics, Observe: metrics.Observe,
+			Private: plugins.Has(plugin.HookAuthorize),
 		}))
 	return a, nil
+}
+
+// buildPlugins loads the configured WebAssembly extensions; nil when
+// there are none.
+func (a *App) buildPlugins(cfg config.Config) (*plugin.Host, error) {
+	if len(cfg.Plugins.Files) == 0 {
+		return nil, nil
+	}
+	specs := make([]plugin.Spec, len(cfg.Plugins.Files))
+	for i, f := range cfg.Plugins.Files {
+		specs[i] = plugin.Spec{Path: f}
+		specs[i].Config = cfg.Plugins.Config[specs[i].Name()]
+	}
+	reload := cfg.PluginReload
+	if reload == 0 {
+		reload = -1 // off
+	}
+	h, err := plugin.New(context.Background(), specs, plugin.Options{
+		Timeout: cfg.PluginTimeout, MemoryLimit: int64(cfg.PluginMemory), Reload: reload,
+		Logger: a.log.With("component", "plugin"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.cleanup = append(a.cleanup, func() { h.Close() })
+	a.log.Info("plugins loaded", "plugins", h.String())
+	return h, nil
 }
 
 // buildCache builds the configured derivative cache tiers, fastest

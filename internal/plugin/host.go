@@ -482,7 +482,10 @@ func (p *Plugin) callError(ctx context.Context, hook string, err error, oom bool
 		reason = "trapped"
 	}
 	p.log.Error("plugin call failed; instance discarded", "hook", hook, "reason", reason, "error", err)
-	return fault.Wrap(fault.Internal, err, "plugin %s: %s %s", p.name, hook, reason)
+	// The cause is kept as text only: wazero's exit error matches
+	// context.DeadlineExceeded, which would read as the request's own
+	// deadline (a 503) rather than the plugin's fault.
+	return fault.Wrap(fault.Internal, errors.New(err.Error()), "plugin %s: %s %s", p.name, hook, reason)
 }
 
 func (m *module) acquire() bool {

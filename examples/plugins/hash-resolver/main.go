@@ -1,3 +1,5 @@
+//go:build wasip1
+
 // Command hash-resolver is an iiifd plugin for the hash-prefix key
 // layout: the image of identifier ID is stored as AA/BB/ID, where AABB...
 // is the hex SHA-256 of ID. The number of prefix folders is

@@ -1,3 +1,5 @@
+//go:build wasip1
+
 // Command memhog is a misbehaving iiifd plugin for tests: its authorize
 // allocates memory without end. The host must stop it at the instance's
 // memory limit.

@@ -1,3 +1,5 @@
+//go:build wasip1
+
 // Command rights is an iiifd plugin that adds a rights statement to
 // info.json: "rights" in Image API 3.0, "license" in 2.1. The URL is
 // rights.url (default CC BY 4.0).

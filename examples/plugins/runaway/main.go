@@ -1,3 +1,5 @@
+//go:build wasip1
+
 // Command runaway is a misbehaving iiifd plugin for tests: its authorize
 // never returns. The host must stop it at the call's time limit.
 package main

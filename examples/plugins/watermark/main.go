@@ -1,3 +1,5 @@
+//go:build wasip1
+
 // Command watermark is an iiifd plugin that stamps a watermark on images
 // larger than watermark.min-size pixels (default 400) on their longer
 // side: a square of diagonal stripes in the bottom-right corner, a
