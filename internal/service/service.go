@@ -344,14 +344,15 @@ type Job struct {
 	// byte is written (a cache hit, a stored tile), else 0.
 	Size int64
 
-	obj *source.Object
-	run func(ctx context.Context, w io.Writer) error
+	obj   *source.Object
+	run   func(ctx context.Context, w io.Writer) error
+	admit *limit.Admitter
+	cache *cache.Cache
+
 	// overlay, when set, asks the overlay hook for an image to put over
 	// the output, on a cache miss only; ov holds its answer for run.
 	overlay func(ctx context.Context) (*pixels.Overlay, error)
 	ov      *pixels.Overlay
-	admit   *limit.Admitter
-	cache   *cache.Cache
 }
 
 // Image resolves, describes and plans an image request, and decides how
