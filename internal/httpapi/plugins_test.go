@@ -16,7 +16,7 @@ import (
 
 // withPlugins configures the example plugins names (with settings
 // "NAME.KEY=VALUE"), built for the test.
-func withPlugins(t *testing.T, names []string, settings ...string) func(*config.Config) {
+func withPlugins(t testing.TB, names []string, settings ...string) func(*config.Config) {
 	t.Helper()
 	var files []string
 	for _, n := range names {

@@ -123,9 +123,14 @@ func (h *Host) Authorize(ctx context.Context, r *Request) (Access, error) {
 		if payload == nil {
 			payload = r.fields()
 		}
-		reply, err := p.Call(ctx, HookAuthorize, payload)
-		if err != nil {
-			return Access{}, err
+		m := p.cur.Load()
+		reply, ok := m.decisions.get(payload)
+		if !ok {
+			var err error
+			if reply, err = p.Call(ctx, HookAuthorize, payload); err != nil {
+				return Access{}, err
+			}
+			m.decisions.put(payload, reply)
 		}
 		switch action := reply.Get("action"); action {
 		case "", "allow":

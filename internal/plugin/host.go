@@ -241,6 +241,9 @@ type module struct {
 	hooks    map[string]bool
 	idle     chan *instance
 	slots    chan struct{} // one per running call
+	// decisions remembers authorize replies that said how long they hold
+	// and which request fields they depend on.
+	decisions decisionCache
 
 	mu      sync.Mutex
 	calls   int  // in flight
@@ -331,6 +334,10 @@ type instance struct {
 	hooks map[string]api.Function
 	out   *logWriter
 	stack []uint64
+	// buf and bufCap are the guest's input buffer, from its last
+	// iiifd_alloc: payloads that fit are written there without asking
+	// again (one guest call per hook call, not two).
+	buf, bufCap uint32
 }
 
 func (m *module) instantiate(ctx context.Context) (*instance, error) {
@@ -381,11 +388,15 @@ func (m *module) instantiate(ctx context.Context) (*instance, error) {
 // call hands payload to the guest function f and returns its reply.
 func (i *instance) call(ctx context.Context, f api.Function, payload []byte) (Fields, error) {
 	s := i.stack
-	s[0] = uint64(len(payload))
-	if err := i.alloc.CallWithStack(ctx, s[:1]); err != nil {
-		return nil, err
+	if uint64(len(payload)) > uint64(i.bufCap) || i.bufCap == 0 {
+		size := max(len(payload), 4096)
+		s[0] = uint64(size)
+		if err := i.alloc.CallWithStack(ctx, s[:1]); err != nil {
+			return nil, err
+		}
+		i.buf, i.bufCap = uint32(s[0]), uint32(size)
 	}
-	ptr := uint32(s[0])
+	ptr := i.buf
 	if !i.mod.Memory().Write(ptr, payload) {
 		return nil, fmt.Errorf("%s returned %d, outside memory for %d bytes", exportAlloc, ptr, len(payload))
 	}
@@ -441,16 +452,40 @@ func (p *Plugin) Call(ctx context.Context, hook string, payload Fields) (Fields,
 			return nil, fault.Wrap(fault.Internal, err, "plugin %s could not start", p.name)
 		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, p.host.opt.Timeout)
-	reply, err := inst.call(cctx, inst.hooks[hook], payload.AppendEncode(make([]byte, 0, payload.Size())))
-	cancel()
+	reply, err, intact := inst.callBounded(ctx, p.host.opt.Timeout, inst.hooks[hook], payload.AppendEncode(make([]byte, 0, payload.Size())))
 	if err != nil {
 		oom := inst.outOfMemory(p.host.opt.MemoryLimit)
 		inst.mod.Close(context.Background())
 		return nil, p.callError(ctx, hook, err, oom)
 	}
-	m.put(inst)
+	if !intact {
+		// The deadline passed as the call returned: the instance may be
+		// closing; the reply was read before, so it stands.
+		inst.mod.Close(context.Background())
+	} else {
+		m.put(inst)
+	}
 	return reply, nil
+}
+
+// callBounded is call with the guest stopped when d passes or ctx ends.
+// The guest is called with a context that has no Done channel, and a
+// timer and a context callback close the module instead: wazero then
+// starts no watcher goroutine per call, which would cost a goroutine
+// switch (tens of microseconds on a busy machine) on every call. The
+// compiled code checks for a closed module at function entries and loop
+// heads (WithCloseOnContextDone), so a runaway guest stops either way.
+// intact is false when the instance may have been closed.
+func (i *instance) callBounded(ctx context.Context, d time.Duration, f api.Function, payload []byte) (reply Fields, err error, intact bool) {
+	bg := context.Background()
+	timer := time.AfterFunc(d, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeDeadlineExceeded) })
+	stop := context.AfterFunc(ctx, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeContextCanceled) })
+	reply, err = i.call(bg, f, payload)
+	intact = timer.Stop()
+	if !stop() && ctx.Err() != nil {
+		intact = false
+	}
+	return reply, err, intact
 }
 
 // outOfMemory tells whether a failed instance ran out of memory: its

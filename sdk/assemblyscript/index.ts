@@ -21,15 +21,34 @@ export function iiifd_alloc(size: u32): usize {
   return changetype<usize>(inBuf);
 }
 
-// Fields is a decoded payload: keys and values in order.
+// Fields is a request's payload, read where the host wrote it: only the
+// values asked for are decoded, so a hook pays for what it reads. Fields
+// are valid during the call that received them only.
 export class Fields {
-  keys: string[] = [];
-  values: string[] = [];
+  constructor(public base: usize, public size: u32) {}
 
   // get returns the value of the first field named key, or "".
   get(key: string): string {
-    for (let i = 0; i < this.keys.length; i++) {
-      if (this.keys[i] == key) return this.values[i];
+    const kb = String.UTF8.encode(key);
+    const kp = changetype<usize>(kb);
+    const kl = <u32>kb.byteLength;
+    const base = this.base;
+    const size = this.size;
+    let off: u32 = 0;
+    while (off + 4 <= size) {
+      const n = load<u32>(base + off);
+      off += 4;
+      if (n > size - off) break;
+      const k = off;
+      off += n;
+      if (off + 4 > size) break;
+      const m = load<u32>(base + off);
+      off += 4;
+      if (m > size - off) break;
+      if (n == kl && memory.compare(base + k, kp, n) == 0) {
+        return String.UTF8.decodeUnsafe(base + off, m);
+      }
+      off += m;
     }
     return "";
   }
@@ -45,27 +64,11 @@ export class Fields {
   }
 }
 
-// decode reads the request the host wrote into inBuf.
+// decode returns the request the host wrote into inBuf. The host writes
+// a payload there without calling iiifd_alloc again while it fits.
 export function decode(size: u32): Fields {
-  const f = new Fields();
-  const base = changetype<usize>(inBuf);
-  let off: u32 = 0;
-  while (off + 4 <= size) {
-    const kl = load<u32>(base + off);
-    off += 4;
-    if (kl > size - off) break;
-    const k = String.UTF8.decodeUnsafe(base + off, kl);
-    off += kl;
-    if (off + 4 > size) break;
-    const vl = load<u32>(base + off);
-    off += 4;
-    if (vl > size - off) break;
-    const v = String.UTF8.decodeUnsafe(base + off, vl);
-    off += vl;
-    f.keys.push(k);
-    f.values.push(v);
-  }
-  return f;
+  if (<i32>size > inBuf.byteLength) return new Fields(0, 0);
+  return new Fields(changetype<usize>(inBuf), size);
 }
 
 // reply encodes the fields keys[i] = values[i] into outBuf and returns

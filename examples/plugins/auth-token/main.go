@@ -43,7 +43,13 @@ func init() {
 //go:wasmexport authorize
 func authorize(ptr, size uint32) uint64 { return iiifdplugin.Authorize(ptr, size, check) }
 
+// check decides on the Authorization header alone, so the host may reuse
+// its decision for a minute for requests with the same header.
 func check(req iiifdplugin.Fields) iiifdplugin.Decision {
+	return decide(req).Cache(60, "header:authorization")
+}
+
+func decide(req iiifdplugin.Fields) iiifdplugin.Decision {
 	const prefix = "Bearer "
 	h := req.Header("authorization")
 	if len(h) > len(prefix) && h[:len(prefix)] == prefix &&

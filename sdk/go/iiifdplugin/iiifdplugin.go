@@ -19,23 +19,76 @@ package iiifdplugin
 import (
 	"encoding/binary"
 	"strconv"
+	"strings"
 )
 
-// Fields is a decoded payload: keys and values in order (keys may
-// repeat). See docs/PLUGINS.md for the keys of each hook.
-type Fields []Field
+// Fields is a request's payload, read where the host wrote it: only the
+// values asked for are copied out, so a hook pays for what it reads, not
+// for every header of the request. Fields are valid during the call that
+// received them only. See docs/PLUGINS.md for the keys of each hook.
+type Fields struct{ b []byte }
 
-// Field is one entry of a payload.
+// Field is one entry of a reply.
 type Field struct{ Key, Value string }
 
 // Get returns the value of the first field named key, or "".
 func (f Fields) Get(key string) string {
-	for _, x := range f {
-		if x.Key == key {
-			return x.Value
+	v, _ := f.Lookup(key)
+	return v
+}
+
+// Lookup returns the value of the first field named key and whether
+// there is one.
+func (f Fields) Lookup(key string) (string, bool) {
+	found := false
+	var val string
+	f.each(func(k, v []byte) bool {
+		if string(k) == key {
+			val, found = string(v), true
+			return false
+		}
+		return true
+	})
+	return val, found
+}
+
+// All returns the values of every field named key, in order (a header
+// sent several times).
+func (f Fields) All(key string) []string {
+	var out []string
+	f.each(func(k, v []byte) bool {
+		if string(k) == key {
+			out = append(out, string(v))
+		}
+		return true
+	})
+	return out
+}
+
+// each calls fn with every field until it returns false. A malformed
+// tail is ignored.
+func (f Fields) each(fn func(k, v []byte) bool) {
+	b := f.b
+	for len(b) >= 4 {
+		n := binary.LittleEndian.Uint32(b)
+		if uint64(n)+4 > uint64(len(b)) {
+			return
+		}
+		k := b[4 : 4+n]
+		b = b[4+n:]
+		if len(b) < 4 {
+			return
+		}
+		n = binary.LittleEndian.Uint32(b)
+		if uint64(n)+4 > uint64(len(b)) {
+			return
+		}
+		v := b[4 : 4+n]
+		b = b[4+n:]
+		if !fn(k, v) {
+			return
 		}
 	}
-	return ""
 }
 
 // Int returns the field named key as an integer (0 when absent).
@@ -60,31 +113,17 @@ func alloc(size uint32) uint32 {
 	if uint32(cap(in)) < size || cap(in) == 0 {
 		in = make([]byte, max(size, 256))
 	}
-	in = in[:size]
 	return ptrOf(in[:cap(in)])
 }
 
+// decode returns the request the host wrote into the input buffer. The
+// host writes a payload there without calling iiifd_alloc again while it
+// fits the size last asked for.
 func decode(size uint32) Fields {
-	b := in[:size]
-	var f Fields
-	for len(b) >= 4 {
-		n := binary.LittleEndian.Uint32(b)
-		if uint64(n)+4 > uint64(len(b)) {
-			break
-		}
-		k := string(b[4 : 4+n])
-		b = b[4+n:]
-		if len(b) < 4 {
-			break
-		}
-		n = binary.LittleEndian.Uint32(b)
-		if uint64(n)+4 > uint64(len(b)) {
-			break
-		}
-		f = append(f, Field{k, string(b[4 : 4+n])})
-		b = b[4+n:]
+	if uint64(size) > uint64(cap(in)) {
+		return Fields{}
 	}
-	return f
+	return Fields{in[:size]}
 }
 
 // reply encodes fields into out and returns its address and length
@@ -141,7 +180,7 @@ func Resolve(_, size uint32, f func(id string) (key string, found bool)) uint64 
 type Decision struct{ fields []Field }
 
 // Allow grants full access.
-func Allow() Decision { return Decision{} }
+func Allow() Decision { return Decision{[]Field{{"action", "allow"}}} }
 
 // AllowMax grants access to images of at most width × height pixels (0 =
 // not limited); larger requests are served as if the server's maximum
@@ -160,6 +199,15 @@ func Deny(status int, message, challenge string) Decision {
 // 307 or 308 is given).
 func Redirect(status int, location string) Decision {
 	return Decision{[]Field{{"action", "redirect"}, {"status", strconv.Itoa(status)}, {"location", location}}}
+}
+
+// Cache lets the host reuse the decision for ttl seconds for every
+// request whose fields named in vary (e.g. "header:authorization") are
+// the same, without calling the plugin: for decisions that depend on
+// nothing else.
+func (d Decision) Cache(ttl int, vary ...string) Decision {
+	d.fields = append(d.fields[:len(d.fields):len(d.fields)], Field{"ttl", strconv.Itoa(ttl)}, Field{"vary", strings.Join(vary, ",")})
+	return d
 }
 
 // Authorize answers an authorize call with f.
