@@ -30,8 +30,14 @@ func BenchmarkHooks(b *testing.B) {
 		name, plugin string
 		call         func(h *Host) error
 	}{
-		{"authorize/go", "auth-token", func(h *Host) error { _, err := h.plugins[0].Call(context.Background(), HookAuthorize, req.fields()); return err }},
-		{"authorize/assemblyscript", "assemblyscript/auth-token", func(h *Host) error { _, err := h.plugins[0].Call(context.Background(), HookAuthorize, req.fields()); return err }},
+		{"authorize/go", "auth-token", func(h *Host) error {
+			_, err := h.plugins[0].Call(context.Background(), HookAuthorize, req.fields())
+			return err
+		}},
+		{"authorize/assemblyscript", "assemblyscript/auth-token", func(h *Host) error {
+			_, err := h.plugins[0].Call(context.Background(), HookAuthorize, req.fields())
+			return err
+		}},
 		{"authorize/go/decision-reused", "auth-token", func(h *Host) error { _, err := h.Authorize(context.Background(), req); return err }},
 		{"resolve/go", "hash-resolver", func(h *Host) error { _, err := h.Resolve(context.Background(), "photo"); return err }},
 		{"info/go", "rights", func(h *Host) error { _, err := h.Info(context.Background(), "photo", 3, doc); return err }},
