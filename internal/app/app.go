@@ -145,7 +145,7 @@ func (a *App) buildPlugins(cfg config.Config) (*plugin.Host, error) {
 		reload = -1 // off
 	}
 	h, err := plugin.New(context.Background(), specs, plugin.Options{
-		Timeout: cfg.PluginTimeout, MemoryLimit: int64(cfg.PluginMemory), Reload: reload,
+		Timeout: cfg.PluginTimeout, MemoryLimit: int64(cfg.PluginMemory), Reload: reload, CacheDir: cfg.PluginCacheDir,
 		Logger: a.log.With("component", "plugin"),
 	})
 	if err != nil {

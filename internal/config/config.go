@@ -92,6 +92,8 @@ type Config struct {
 	PluginTimeout time.Duration
 	PluginMemory  ByteSize
 	PluginReload  time.Duration
+	// PluginCacheDir keeps plugins' compiled machine code across restarts.
+	PluginCacheDir string
 }
 
 // Limit is an output size limit; zero fields are unlimited.
@@ -266,6 +268,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var(pluginConfig{&c.Plugins.Config}, "plugin-config", "a plugin setting, `NAME.KEY=VALUE` (repeatable; NAME is the file name without .wasm)")
 	fs.DurationVar(&c.PluginTimeout, "plugin-timeout", c.PluginTimeout, "longest `time` of one plugin call")
 	fs.Var(&c.PluginMemory, "plugin-memory", "memory `size` of each plugin instance, e.g. 64MiB")
+	fs.StringVar(&c.PluginCacheDir, "plugin-cache-dir", c.PluginCacheDir, "keep plugins' compiled machine code in this `directory` across restarts (empty = in memory only)")
 	fs.DurationVar(&c.PluginReload, "plugin-reload", c.PluginReload, "how often plugin files are checked for changes and reloaded (0 = never)")
 }
 

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -76,8 +77,12 @@ type Options struct {
 	// GOMAXPROCS); further calls wait for one, without that wait
 	// counting against Timeout, so the limit measures the guest's own
 	// work and a burst cannot oversubscribe the CPUs.
-	Pool   int
-	Logger *slog.Logger
+	Pool int
+	// CacheDir, when set, keeps compiled machine code in this directory
+	// too, so a restart (or another process) skips compiling unchanged
+	// modules. wazero keys entries by its version and the module's bytes.
+	CacheDir string
+	Logger   *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -116,8 +121,15 @@ func New(ctx context.Context, specs []Spec, opt Options) (*Host, error) {
 	if pages < 1 {
 		return nil, errors.New("plugin: memory limit under one 64 KiB page")
 	}
+	cc := sharedCache
+	if opt.CacheDir != "" {
+		var err error
+		if cc, err = dirCache(opt.CacheDir); err != nil {
+			return nil, fmt.Errorf("plugin: compilation cache: %w", err)
+		}
+	}
 	rc := wazero.NewRuntimeConfig().
-		WithCompilationCache(sharedCache).
+		WithCompilationCache(cc).
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(pages)
 	h := &Host{opt: opt, rt: wazero.NewRuntimeWithConfig(ctx, rc)}
@@ -165,6 +177,46 @@ func New(ctx context.Context, specs []Spec, opt Options) (*Host, error) {
 // sharedCache keeps compiled machine code for the life of the process:
 // a host built again (tests, a reload of the same bytes) skips compiling.
 var sharedCache = wazero.NewCompilationCache()
+
+var (
+	dirCachesMu sync.Mutex
+	dirCaches   = map[string]wazero.CompilationCache{}
+)
+
+// dirCache returns the process's one compilation cache for a directory.
+// The directory's name gets the wazero version this binary was built
+// with, since wazero cannot always tell its own version and machine code
+// from another version must never be loaded; a binary without that
+// record (a test binary) keeps compiled code in memory only.
+func dirCache(dir string) (wazero.CompilationCache, error) {
+	v := wazeroVersion()
+	if v == "" {
+		return sharedCache, nil
+	}
+	dir = filepath.Join(dir, "wazero-"+v)
+	dirCachesMu.Lock()
+	defer dirCachesMu.Unlock()
+	if c, ok := dirCaches[dir]; ok {
+		return c, nil
+	}
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	dirCaches[dir] = c
+	return c, nil
+}
+
+func wazeroVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/tetratelabs/wazero" {
+				return d.Version
+			}
+		}
+	}
+	return ""
+}
 
 // Close stops watching and releases every module and instance.
 func (h *Host) Close() error {
@@ -480,6 +532,7 @@ func (i *instance) callBounded(ctx context.Context, d time.Duration, f api.Funct
 	bg := context.Background()
 	timer := time.AfterFunc(d, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeDeadlineExceeded) })
 	stop := context.AfterFunc(ctx, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeContextCanceled) })
+	i.out.oom = false
 	reply, err = i.call(bg, f, payload)
 	intact = timer.Stop()
 	if !stop() && ctx.Err() != nil {
@@ -495,7 +548,7 @@ func (i *instance) outOfMemory(limit int64) bool {
 	if mem := i.mod.Memory(); mem != nil && int64(mem.Size())+4<<20 >= limit {
 		return true
 	}
-	return strings.Contains(i.out.last, "out of memory")
+	return i.out.oom
 }
 
 func (p *Plugin) callError(ctx context.Context, hook string, err error, oom bool) error {
@@ -594,7 +647,9 @@ func (m *module) close() {
 type logWriter struct {
 	log  *slog.Logger
 	buf  []byte
-	last string // the last line written
+	// oom is set when the guest printed "out of memory" during the
+	// current call (Go's runtime does, then a stack trace, then aborts).
+	oom bool
 }
 
 func (w *logWriter) Write(b []byte) (int, error) {
@@ -604,8 +659,9 @@ func (w *logWriter) Write(b []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		w.last = string(w.buf[:i])
-		w.log.Info("plugin output", "line", w.last)
+		line := string(w.buf[:i])
+		w.oom = w.oom || strings.Contains(line, "out of memory")
+		w.log.Info("plugin output", "line", line)
 		w.buf = w.buf[i+1:]
 	}
 	if len(w.buf) > 4096 {

@@ -30,6 +30,7 @@ func newHost(t testing.TB, opt Options, specs ...Spec) *Host {
 	if opt.Timeout == 0 {
 		opt.Timeout = testTimeout
 	}
+	opt.CacheDir = plugintest.CacheDir()
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.NewTextHandler(&testWriter{t}, nil))
 	}
@@ -175,7 +176,7 @@ func TestSandbox(t *testing.T) {
 	}{
 		{plugintest.Build(t, "runaway"), 50 * time.Millisecond, 550 * time.Millisecond, "time limit"},
 		// The time limit is long here, so that the memory limit stops it.
-		{plugintest.Build(t, "memhog"), 10 * time.Second, 5 * time.Second, "out of memory"},
+		{plugintest.Build(t, "memhog"), 60 * time.Second, 30 * time.Second, "out of memory"},
 		{trap, time.Second, time.Second, "trapped"},
 	}
 	for _, tt := range tests {
@@ -308,7 +309,8 @@ func TestHotReload(t *testing.T) {
 	}
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		// Compiling a new module takes long under the race detector.
+		deadline := time.Now().Add(3 * time.Minute)
 		for !ok() {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s", what)

@@ -94,6 +94,10 @@ func BuildWith(t testing.TB, name, ldflags string) string {
 	return out
 }
 
+// CacheDir is a compilation cache directory shared by the tests of every
+// package and run, so each example is compiled to machine code once.
+func CacheDir() string { return filepath.Join(os.TempDir(), "iiifd-test-plugin-cache") }
+
 func missing(t testing.TB, what string) {
 	t.Helper()
 	if os.Getenv(RequireEnv) == "1" {
