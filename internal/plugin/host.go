@@ -645,8 +645,8 @@ func (m *module) close() {
 // logWriter sends a guest's stdout and stderr to the log, a line at a
 // time, with the plugin's name.
 type logWriter struct {
-	log  *slog.Logger
-	buf  []byte
+	log *slog.Logger
+	buf []byte
 	// oom is set when the guest printed "out of memory" during the
 	// current call (Go's runtime does, then a stack trace, then aborts).
 	oom bool
