@@ -76,3 +76,16 @@ ensure_go() {
 apt_install gcc libc6-dev pkg-config libvips-dev
 ensure_go
 export CGO_ENABLED=1
+
+# npm_ci DIR installs the npm packages DIR's package-lock.json pins into
+# DIR/node_modules (the AssemblyScript compiler of the example plugins),
+# unless they are there already. Node and npm come from Debian when
+# missing.
+npm_ci() {
+	local dir=$1
+	command -v npm >/dev/null || apt_install nodejs npm
+	if [ ! -x "$dir/node_modules/.bin/asc" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+		echo "==> npm ci in $dir" >&2
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+	fi
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/iiifd/iiifd/internal/obs"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/plugin"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/service"
@@ -96,7 +97,13 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	plugins, err := a.buildPlugins(cfg)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	svc, err := service.New(service.Config{
+		Plugins:  plugins,
 		Cache:    dc,
 		Admit:    admit,
 		Limits:   Limits(cfg),
@@ -126,7 +133,8 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			Ready: a.ready.Load, AdminToken: cfg.AdminToken,
 			Metrics: a.metrics, Observe: metrics.Observe,
 			ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
-			Web: front,
+			Web:     front,
+			Private: plugins.Has(plugin.HookAuthorize),
 		}))
 	return a, nil
 }
@@ -147,6 +155,33 @@ func (a *App) buildWeb(cfg config.Config, svc *service.Service, src *fs.FS) (htt
 	}
 	a.cleanup = append(a.cleanup, func() { front.Close() })
 	return front, nil
+}
+
+// buildPlugins loads the configured WebAssembly extensions; nil when
+// there are none.
+func (a *App) buildPlugins(cfg config.Config) (*plugin.Host, error) {
+	if len(cfg.Plugins.Files) == 0 {
+		return nil, nil
+	}
+	specs := make([]plugin.Spec, len(cfg.Plugins.Files))
+	for i, f := range cfg.Plugins.Files {
+		specs[i] = plugin.Spec{Path: f}
+		specs[i].Config = cfg.Plugins.Config[specs[i].Name()]
+	}
+	reload := cfg.PluginReload
+	if reload == 0 {
+		reload = -1 // off
+	}
+	h, err := plugin.New(context.Background(), specs, plugin.Options{
+		Timeout: cfg.PluginTimeout, MemoryLimit: int64(cfg.PluginMemory), Reload: reload, CacheDir: cfg.PluginCacheDir,
+		Logger: a.log.With("component", "plugin"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.cleanup = append(a.cleanup, func() { h.Close() })
+	a.log.Info("plugins loaded", "plugins", h.String())
+	return h, nil
 }
 
 // buildCache builds the configured derivative cache tiers, fastest

@@ -99,6 +99,16 @@ type Config struct {
 	// DrainDelay is how long /readyz answers 503 before the listener
 	// closes on shutdown, so load balancers stop sending traffic first.
 	DrainDelay time.Duration
+
+	// Plugins are WebAssembly extensions, each call bounded by
+	// PluginTimeout and each instance by PluginMemory; their files are
+	// checked for changes every PluginReload (0 = never).
+	Plugins       Plugins
+	PluginTimeout time.Duration
+	PluginMemory  ByteSize
+	PluginReload  time.Duration
+	// PluginCacheDir keeps plugins' compiled machine code across restarts.
+	PluginCacheDir string
 }
 
 // Limit is an output size limit; zero fields are unlimited.
@@ -152,6 +162,9 @@ func Default() Config {
 		MemoryLimit:       defaultMemoryLimit(),
 		RequestTimeout:    60 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
+		PluginTimeout:     100 * time.Millisecond,
+		PluginMemory:      64 << 20,
+		PluginReload:      time.Second,
 		WriteTimeout:      5 * time.Minute,
 		ShutdownTimeout:   30 * time.Second,
 		FormatLimits:      DefaultFormatLimits(),
@@ -234,9 +247,10 @@ func (c *Config) Validate() error {
 	if c.Queue < 0 || c.QueueTimeout < 0 || c.MemoryLimit < 0 || c.RequestTimeout < 0 || c.ClientLimit < 0 {
 		errs = append(errs, errors.New("queue, queue-timeout, memory-limit, request-timeout, client-limit: must not be negative"))
 	}
-	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 || c.DrainDelay < 0 {
+	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 || c.DrainDelay < 0 || c.PluginReload < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
+	errs = append(errs, c.validatePlugins()...)
 	return errors.Join(errs...)
 }
 
@@ -279,6 +293,12 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time allowed to write a whole response")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time allowed for in-flight requests on shutdown")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on shutdown, time /readyz answers 503 before new connections are refused")
+	fs.Var(pluginFiles{&c.Plugins.Files}, "plugin", "load this WebAssembly extension `FILE.wasm` (repeatable; the order is the call order)")
+	fs.Var(pluginConfig{&c.Plugins.Config}, "plugin-config", "a plugin setting, `NAME.KEY=VALUE` (repeatable; NAME is the file name without .wasm)")
+	fs.DurationVar(&c.PluginTimeout, "plugin-timeout", c.PluginTimeout, "longest `time` of one plugin call")
+	fs.Var(&c.PluginMemory, "plugin-memory", "memory `size` of each plugin instance, e.g. 64MiB")
+	fs.StringVar(&c.PluginCacheDir, "plugin-cache-dir", c.PluginCacheDir, "keep plugins' compiled machine code in this `directory` across restarts (empty = in memory only)")
+	fs.DurationVar(&c.PluginReload, "plugin-reload", c.PluginReload, "how often plugin files are checked for changes and reloaded (0 = never)")
 }
 
 // Load fills the flags of fs from the config file, then the environment,

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -276,14 +275,6 @@ func TestMalformedCorpus(t *testing.T) {
 		}
 		t.Errorf("open file descriptors: %d before the corpus, %d after: %v", before, after, open)
 	}
-}
-
-// cpuTime is the CPU time this process has used, in all its threads
-// (libvips' worker threads included).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestHangUpStopsWork starts expensive renders, hangs up, and checks that

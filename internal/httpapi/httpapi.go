@@ -63,6 +63,11 @@ type Options struct {
 	// /iiif/presentation/. It finds the public base URL of each request
 	// with BaseURL.
 	Web http.Handler
+	// Private says responses depend on who asks (plugins authorize
+	// requests): images and info.json are sent with Cache-Control
+	// private and Vary: Authorization, Cookie, so that shared caches
+	// never hand them to another client.
+	Private bool
 }
 
 // clientIP is the address of the client of r: the peer, or the last value
@@ -171,6 +176,8 @@ func (h *Handler) serveIIIF(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fault.New(fault.MethodNotAllowed, "method %s is not allowed; use GET or HEAD", r.Method))
 		return
 	}
+	// Plugins' authorize hooks are told who asks.
+	r = r.WithContext(service.WithClient(r.Context(), &service.Client{Method: r.Method, Header: r.Header, Addr: r.RemoteAddr}))
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/iiif/")
 	verStr, rest, _ := strings.Cut(rest, "/")
 	var v iiif.Version
@@ -231,6 +238,7 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	h.varyForwarded(hd)
 	hd.Set("Link", fmt.Sprintf("<%s>;rel=\"profile\"", iiif.ProfileURI(v)))
 	validators(hd, info.ETag, info.ModTime, h.opt.InfoCacheControl)
+	h.private(hd)
 	if status := preconditions(r, info.ETag, info.ModTime); status != 0 {
 		w.WriteHeader(status)
 		return
@@ -302,6 +310,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 	hd.Set("X-Content-Type-Options", "nosniff")
 	h.varyForwarded(hd)
 	validators(hd, job.ETag, job.ModTime, h.opt.CacheControl)
+	h.private(hd)
 	if status := preconditions(r, job.ETag, job.ModTime); status != 0 {
 		w.WriteHeader(status)
 		return
@@ -371,6 +380,14 @@ func validators(hd http.Header, etag string, mod time.Time, cacheControl string)
 	}
 	if cacheControl != "" {
 		hd.Set("Cache-Control", cacheControl)
+	}
+}
+
+// private marks a response as depending on the client's credentials.
+func (h *Handler) private(hd http.Header) {
+	if h.opt.Private {
+		hd.Set("Cache-Control", "private, no-cache")
+		hd.Add("Vary", "Authorization, Cookie")
 	}
 }
 
@@ -522,6 +539,13 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		logFailure(h.log, r, err)
 	}
 	hd := w.Header()
+	var withHeaders interface{ ResponseHeader() http.Header }
+	if errors.As(err, &withHeaders) {
+		// A plugin's refusal: its challenge or redirect location.
+		for k, v := range withHeaders.ResponseHeader() {
+			hd[k] = v
+		}
+	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		hd.Set("Retry-After", "1")
 	}

@@ -439,3 +439,36 @@ iiifd_live_objects(void)
 	vips_object_map((VipsSListMap2Fn) iiifd_count_object, &n, NULL);
 	return n;
 }
+
+int
+iiifd_add_alpha(VipsImage *in, VipsImage **out)
+{
+	return vips_bandjoin_const1(in, out, 255.0, NULL);
+}
+
+// iiifd_scale_alpha multiplies the last band (alpha) of an 8-bit image by
+// factor, leaving the others as they are.
+int
+iiifd_scale_alpha(VipsImage *in, VipsImage **out, double factor)
+{
+	double a[16], b[16];
+	int n = in->Bands;
+
+	if (n < 1 || n > 16) {
+		vips_error("iiifd", "%d bands", n);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		a[i] = i == n - 1 ? factor : 1.0;
+		b[i] = 0.0;
+	}
+	return vips_linear(in, out, a, b, n, "uchar", TRUE, NULL);
+}
+
+int
+iiifd_composite_over(VipsImage *base, VipsImage *overlay, VipsImage **out,
+	int x, int y)
+{
+	return vips_composite2(base, overlay, out, VIPS_BLEND_MODE_OVER,
+		"x", x, "y", y, NULL);
+}

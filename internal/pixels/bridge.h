@@ -55,6 +55,10 @@ int iiifd_colourspace(VipsImage *in, VipsImage **out, int space);
 int iiifd_icc_to_srgb(VipsImage *in, VipsImage **out);
 int iiifd_flatten(VipsImage *in, VipsImage **out, double background);
 int iiifd_flip_horizontal(VipsImage *in, VipsImage **out);
+int iiifd_add_alpha(VipsImage *in, VipsImage **out);
+int iiifd_scale_alpha(VipsImage *in, VipsImage **out, double factor);
+int iiifd_composite_over(VipsImage *base, VipsImage *overlay,
+	VipsImage **out, int x, int y);
 int iiifd_rot(VipsImage *in, VipsImage **out, int angle);
 int iiifd_rotate(VipsImage *in, VipsImage **out, double angle,
 	double background);

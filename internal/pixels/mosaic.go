@@ -36,6 +36,8 @@ type Mosaic struct {
 	Tiles                 []Tile
 	Across                int
 	TileWidth, TileHeight int
+	// Overlay, when set, is composited over the output.
+	Overlay *Overlay
 }
 
 // size returns the size of the image the tiles form.
@@ -106,7 +108,7 @@ func RenderMosaic(ctx context.Context, m Mosaic, p *plan.Plan, opt EncodeOptions
 		}
 		// Tiles are loaded for random access (each is decoded whole, into
 		// memory, when first read), so the joined image is too.
-		return r.process(img, true, p, opt, w)
+		return r.process(img, true, p, opt, m.Overlay, w)
 	})
 }
 

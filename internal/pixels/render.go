@@ -39,6 +39,8 @@ type Input struct {
 	// shrink-on-load; 0 or 1 for none). Width, Height and the tiling are
 	// not used.
 	Level probe.Level
+	// Overlay, when set, is composited over the output.
+	Overlay *Overlay
 }
 
 // Public messages. They never contain paths or libvips' text, which go to
@@ -79,7 +81,7 @@ func Render(ctx context.Context, in Input, p *plan.Plan, opt EncodeOptions, w io
 		if err != nil {
 			return err
 		}
-		return r.process(img, ld.random, p, opt, w)
+		return r.process(img, ld.random, p, opt, in.Overlay, w)
 	})
 }
 
@@ -256,7 +258,7 @@ func (r *render) failure(step, public string) error {
 // libvips computes on demand: the transform span covers building the
 // pipeline, and the encode span the pixel work itself (decoding the tiles
 // read, resampling, rotating, compressing), which the encoder drives.
-func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt EncodeOptions, w io.Writer) (err error) {
+func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt EncodeOptions, ov *Overlay, w io.Writer) (err error) {
 	_, span := tracing.Start(r.ctx, "transform")
 	defer func() { tracing.End(span, err) }()
 	// Crop. The planner's level sizes come from the header probe; clip to
@@ -309,6 +311,7 @@ func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt Encode
 		})
 	}
 	img = r.fit(img, p.OutWidth, p.OutHeight, C.VIPS_EXTEND_BACKGROUND, background(hasAlphaFormat))
+	img = r.overlay(img, ov, p.Quality)
 	if r.err != nil {
 		return r.err
 	}

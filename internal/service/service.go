@@ -26,6 +26,7 @@ import (
 	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/plugin"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/source"
@@ -63,6 +64,10 @@ type Config struct {
 	// looked up before admission, filled with the bytes as they are
 	// streamed to the client.
 	Cache *cache.Cache
+	// Plugins, when set, runs the WebAssembly extensions' hooks:
+	// authorize and resolve first, info before info.json is cached,
+	// overlay before encoding.
+	Plugins *plugin.Host
 }
 
 // Service runs requests through the pipeline.
@@ -107,13 +112,20 @@ type Info struct {
 // Info returns the info.json of the identifier id for API version v, with
 // its id under base (the public URL of the server, without trailing slash).
 func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*Info, error) {
-	tgt, err := s.resolve(ctx, id)
+	key, access, err := s.admitPlugins(ctx, v, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	tgt, err := s.resolve(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	obj := tgt.Object
 	defer obj.Close()
 	facts := []string{"info", strconv.Itoa(int(v)), id, obj.Key, obj.Version, s.variant, strconv.Itoa(s.cfg.TileSize)}
+	if s.cfg.Plugins != nil {
+		facts = append(facts, accessKey(access), s.cfg.Plugins.Fingerprint(plugin.HookInfo))
+	}
 	info := &Info{
 		ModTime:     obj.ModTime,
 		ETag:        etag(append(facts, base)...),
@@ -145,9 +157,21 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 	if err != nil {
 		return nil, err
 	}
-	ii := s.imageInfo(ServiceID(basePlaceholder, v, id), hdr)
+	is := s
+	if access.Limited() {
+		// The document a client with limited access sees: the limits
+		// and tiles it will be served within.
+		ls := *s
+		ls.cfg.Limits = degraded(s.cfg.Limits, access)
+		is = &ls
+	}
+	ii := is.imageInfo(ServiceID(basePlaceholder, v, id), hdr)
+	limitInfo(&ii, access)
 	if body, err = iiif.MarshalInfo(v, ii); err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "info.json could not be written")
+	}
+	if body, err = s.addInfoFields(ctx, v, id, body); err != nil {
+		return nil, err
 	}
 	if fill != nil {
 		fill.Write(body)
@@ -186,7 +210,14 @@ func (s *Service) Purge(ctx context.Context, id string) error {
 		keys[id+"."+ext] = true
 		keys[id+"."+strings.ToUpper(ext)] = true
 	}
-	if tgt, err := s.resolver.Resolve(ctx, id); err == nil {
+	key := id
+	if s.cfg.Plugins.Has(plugin.HookResolve) {
+		if k, err := s.cfg.Plugins.Resolve(ctx, id); err == nil {
+			key = k
+			keys[k], keys[k+"/"+pyramid.InfoFile] = true, true
+		}
+	}
+	if tgt, err := s.resolver.Resolve(ctx, key); err == nil {
 		keys[tgt.Object.Key] = true
 		tgt.Object.Close()
 	}
@@ -320,6 +351,11 @@ type Job struct {
 	run   func(ctx context.Context, w io.Writer) error
 	admit *limit.Admitter
 	cache *cache.Cache
+
+	// overlay, when set, asks the overlay hook for an image to put over
+	// the output, on a cache miss only; ov holds its answer for run.
+	overlay func(ctx context.Context) (*pixels.Overlay, error)
+	ov      *pixels.Overlay
 }
 
 // Image resolves, describes and plans an image request, and decides how
@@ -331,7 +367,11 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		// 3.0 §4.5 and 2.1 §4.5: an unsupported format should be a 400.
 		return nil, fault.New(fault.BadRequest, "format: %q is not supported by this server; it can write %s", string(req.Format), formatList(s.formats))
 	}
-	tgt, err := s.resolve(ctx, id)
+	key, access, err := s.admitPlugins(ctx, req.Version, id, &req)
+	if err != nil {
+		return nil, err
+	}
+	tgt, err := s.resolve(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -341,8 +381,19 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		obj.Close()
 		return nil, err
 	}
+	variant, limits := s.variant, s.cfg.Limits
+	if s.cfg.Plugins != nil {
+		// Limited access plans within smaller limits, and the overlay
+		// plugins' modules and settings make other bytes: both are
+		// part of the cache key.
+		limits = degraded(limits, access)
+		variant += "\x00" + accessKey(access) + "\x00" + s.cfg.Plugins.Fingerprint(plugin.HookOverlay)
+	}
 	_, span := tracing.Start(ctx, "plan")
-	p, err := plan.Make(req, hdr.img, s.cfg.Limits)
+	p, err := plan.Make(req, hdr.img, limits)
+	if err == nil {
+		err = checkResolution(&p, hdr.img, access)
+	}
 	tracing.End(span, err)
 	if err != nil {
 		obj.Close()
@@ -353,12 +404,17 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		Plan:        p,
 		ContentType: pixels.ContentType(req.Format),
 		ModTime:     obj.ModTime,
-		ETag:        etag("image", obj.Key, canon, obj.Version, s.variant),
+		ETag:        etag("image", obj.Key, canon, obj.Version, variant),
 		Canonical:   canon,
 		obj:         obj,
 		admit:       s.cfg.Admit,
 		cache:       s.cfg.Cache,
 		CacheStatus: "MISS",
+	}
+	if s.cfg.Plugins.Has(plugin.HookOverlay) {
+		j.overlay = func(ctx context.Context) (*pixels.Overlay, error) {
+			return s.overlay(ctx, req.Version, id, &req, &j.Plan)
+		}
 	}
 	switch {
 	case hdr.pyramid != nil:
@@ -377,11 +433,13 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 		if in.Path == "" {
 			return fault.New(fault.NotImplemented, "this source cannot be decoded yet")
 		}
+		in := in
+		in.Overlay = j.ov
 		return s.render.Render(ctx, in, &j.Plan, w)
 	}
 	j.run = render
 	tile, ok := tiffTile(hdr, &j.Plan)
-	if !ok {
+	if !ok || j.overlay != nil {
 		return
 	}
 	j.Passthrough = true
@@ -483,6 +541,13 @@ func (j *Job) compute(ctx context.Context, w io.Writer) error {
 	}
 	if cost >= trimCost {
 		defer pixels.Trim()
+	}
+	if j.overlay != nil {
+		ov, err := j.overlay(ctx)
+		if err != nil {
+			return err
+		}
+		j.ov = ov
 	}
 	return j.run(ctx, w)
 }

@@ -139,7 +139,7 @@ func unchanged(p *plan.Plan, gray bool) bool {
 // level under the region, stitched and processed by the renderer.
 func (s *Service) pyramidJob(j *Job, dir string, pyr *pyramid.Pyramid) {
 	p := &j.Plan
-	if unchanged(p, false) {
+	if unchanged(p, false) && j.overlay == nil {
 		if key, ok := pyr.Match(p.Region, p.Width, p.Height); ok {
 			j.Passthrough = true
 			j.run = func(ctx context.Context, w io.Writer) error {
@@ -156,13 +156,13 @@ func (s *Service) pyramidJob(j *Job, dir string, pyr *pyramid.Pyramid) {
 		}
 	}
 	j.run = func(ctx context.Context, w io.Writer) error {
-		return s.stitch(ctx, dir, pyr, p, w)
+		return s.stitch(ctx, dir, pyr, p, j.ov, w)
 	}
 }
 
 // stitch reads the tiles of the plan's level under its region,
 // concurrently, and has the renderer execute the plan on them.
-func (s *Service) stitch(ctx context.Context, dir string, pyr *pyramid.Pyramid, p *plan.Plan, w io.Writer) error {
+func (s *Service) stitch(ctx context.Context, dir string, pyr *pyramid.Pyramid, p *plan.Plan, ov *pixels.Overlay, w io.Writer) error {
 	sf := pyr.ScaleFactors[p.Level]
 	span := pyr.Cover(sf, p.LevelRegion)
 	if span.Cols*span.Rows == 0 {
@@ -178,7 +178,7 @@ func (s *Service) stitch(ctx context.Context, dir string, pyr *pyramid.Pyramid, 
 	if err != nil {
 		return err
 	}
-	m := pixels.Mosaic{Across: span.Cols, TileWidth: pyr.TileWidth, TileHeight: pyr.TileHeight, Tiles: make([]pixels.Tile, len(keys))}
+	m := pixels.Mosaic{Overlay: ov, Across: span.Cols, TileWidth: pyr.TileWidth, TileHeight: pyr.TileHeight, Tiles: make([]pixels.Tile, len(keys))}
 	for i := range keys {
 		r := pyr.TileRegion(sf, span.Col0+i%span.Cols, span.Row0+i/span.Cols)
 		m.Tiles[i] = pixels.Tile{Data: data[i], Width: ceilDiv(r.Dx(), sf), Height: ceilDiv(r.Dy(), sf)}

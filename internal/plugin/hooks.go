@@ -1,0 +1,271 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/iiifd/iiifd/internal/fault"
+)
+
+// Resolve asks the plugins exporting resolve, in order, where the image of
+// identifier id is. The first that answers with a key decides; one that
+// answers "notfound" makes the identifier unknown (404). When none
+// answers, the identifier is its own key.
+func (h *Host) Resolve(ctx context.Context, id string) (string, error) {
+	for _, p := range h.plugins {
+		reply, err := p.Call(ctx, HookResolve, Fields{{"id", id}})
+		if err != nil {
+			return "", err
+		}
+		if reply.Has("notfound") {
+			return "", fault.New(fault.NotFound, "no image with identifier %q", id)
+		}
+		if k := reply.Get("key"); k != "" {
+			return k, nil
+		}
+	}
+	return id, nil
+}
+
+// Request is the facts authorize and overlay are given about a request.
+type Request struct {
+	ID      string
+	Version int
+	// Kind is "image" or "info".
+	Kind string
+	// The IIIF parameters as requested (empty for info.json).
+	Region, Size, Rotation, Quality, Format string
+	// HTTP facts: method, headers, client address (host:port as the
+	// connection gives it).
+	Method string
+	Header http.Header
+	Client string
+}
+
+func (r *Request) fields() Fields {
+	f := make(Fields, 0, 12+len(r.Header))
+	f.Append("id", r.ID)
+	f.Append("version", strconv.Itoa(r.Version))
+	f.Append("kind", r.Kind)
+	if r.Kind == "image" {
+		f.Append("region", r.Region)
+		f.Append("size", r.Size)
+		f.Append("rotation", r.Rotation)
+		f.Append("quality", r.Quality)
+		f.Append("format", r.Format)
+	}
+	f.Append("method", r.Method)
+	f.Append("client", r.Client)
+	for name, vals := range r.Header {
+		key := "header:" + strings.ToLower(name)
+		for _, v := range vals {
+			f.Append(key, v)
+		}
+		if name == "Cookie" {
+			for _, v := range vals {
+				if cs, err := http.ParseCookie(v); err == nil {
+					for _, c := range cs {
+						f.Append("cookie:"+c.Name, c.Value)
+					}
+				}
+			}
+		}
+	}
+	return f
+}
+
+// Access is what authorize allowed: full access, or at most MaxWidth ×
+// MaxHeight pixels (0 = not limited).
+type Access struct {
+	MaxWidth, MaxHeight int
+}
+
+// Limited reports whether access is degraded.
+func (a Access) Limited() bool { return a.MaxWidth > 0 || a.MaxHeight > 0 }
+
+// Denied is a request authorize refused (401 or 403) or redirected.
+type Denied struct {
+	Status   int
+	Message  string
+	Location string // for redirects
+	// Challenge is the WWW-Authenticate header of a 401.
+	Challenge string
+}
+
+func (d *Denied) Error() string   { return d.Message }
+func (d *Denied) HTTPStatus() int { return d.Status }
+
+// ResponseHeader returns the headers the refusal needs.
+func (d *Denied) ResponseHeader() http.Header {
+	h := http.Header{}
+	if d.Location != "" {
+		h.Set("Location", d.Location)
+	}
+	if d.Challenge != "" {
+		h.Set("WWW-Authenticate", d.Challenge)
+	}
+	return h
+}
+
+// Authorize asks every plugin exporting authorize, in order: each must
+// allow; the tightest maximum size wins. A refusal is a *Denied error.
+func (h *Host) Authorize(ctx context.Context, r *Request) (Access, error) {
+	var a Access
+	var payload Fields
+	for _, p := range h.plugins {
+		if !p.cur.Load().hooks[HookAuthorize] {
+			continue
+		}
+		if payload == nil {
+			payload = r.fields()
+		}
+		m := p.cur.Load()
+		reply, ok := m.decisions.get(payload)
+		if !ok {
+			var err error
+			if reply, err = p.Call(ctx, HookAuthorize, payload); err != nil {
+				return Access{}, err
+			}
+			m.decisions.put(payload, reply)
+		}
+		switch action := reply.Get("action"); action {
+		case "", "allow":
+			a.MaxWidth = tighter(a.MaxWidth, atoi(reply.Get("max-width")))
+			a.MaxHeight = tighter(a.MaxHeight, atoi(reply.Get("max-height")))
+		case "deny":
+			d := &Denied{Status: http.StatusForbidden, Message: reply.Get("message"), Challenge: reply.Get("challenge")}
+			if reply.Get("status") == "401" {
+				d.Status = http.StatusUnauthorized
+				if d.Challenge == "" {
+					d.Challenge = `Bearer realm="iiifd"`
+				}
+			}
+			if d.Message == "" {
+				d.Message = strings.ToLower(http.StatusText(d.Status))
+			}
+			return Access{}, d
+		case "redirect":
+			loc := reply.Get("location")
+			if loc == "" {
+				return Access{}, fault.New(fault.Internal, "plugin %s: authorize redirected without a location", p.name)
+			}
+			st := http.StatusFound
+			if s := atoi(reply.Get("status")); s == 301 || s == 302 || s == 303 || s == 307 || s == 308 {
+				st = s
+			}
+			return Access{}, &Denied{Status: st, Message: "see " + loc, Location: loc}
+		default:
+			return Access{}, fault.New(fault.Internal, "plugin %s: authorize answered the unknown action %q", p.name, action)
+		}
+	}
+	return a, nil
+}
+
+// tighter returns the smaller of two limits where 0 is none.
+func tighter(a, b int) int {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// InfoFields are the fields the info hook may add to info.json.
+var InfoFields = map[string]bool{"rights": true, "service": true, "partOf": true, "seeAlso": true, "license": true, "attribution": true, "logo": true}
+
+// Info asks the plugins exporting info for fields to add to the info.json
+// document doc of identifier id: each replies a JSON object under "json";
+// fields outside InfoFields are refused, earlier plugins win a field.
+func (h *Host) Info(ctx context.Context, id string, version int, doc []byte) (map[string]json.RawMessage, error) {
+	extra := map[string]json.RawMessage{}
+	for _, p := range h.plugins {
+		if !p.cur.Load().hooks[HookInfo] {
+			continue
+		}
+		reply, err := p.Call(ctx, HookInfo, Fields{{"id", id}, {"version", strconv.Itoa(version)}, {"info", string(doc)}})
+		if err != nil {
+			return nil, err
+		}
+		js := reply.Get("json")
+		if js == "" {
+			continue
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(js), &m); err != nil {
+			return nil, fault.Wrap(fault.Internal, err, "plugin %s: info did not answer a JSON object", p.name)
+		}
+		for k, v := range m {
+			if !InfoFields[k] {
+				return nil, fault.New(fault.Internal, "plugin %s: info may not set %q", p.name, k)
+			}
+			if _, ok := extra[k]; !ok {
+				extra[k] = v
+			}
+		}
+	}
+	return extra, nil
+}
+
+// Overlay is an image to composite over a rendered one.
+type Overlay struct {
+	PNG     []byte
+	X, Y    int     // top-left corner in output pixels
+	Opacity float64 // 0..1
+}
+
+// Overlay asks the plugins exporting overlay, in order, for an image to
+// put over the output of r, which is width × height pixels. The first
+// that answers with a PNG decides; nil when none does.
+func (h *Host) Overlay(ctx context.Context, r *Request, width, height int) (*Overlay, error) {
+	for _, p := range h.plugins {
+		if !p.cur.Load().hooks[HookOverlay] {
+			continue
+		}
+		f := r.fields()
+		f.Append("width", strconv.Itoa(width))
+		f.Append("height", strconv.Itoa(height))
+		reply, err := p.Call(ctx, HookOverlay, f)
+		if err != nil {
+			return nil, err
+		}
+		png := reply.Get("png")
+		if png == "" {
+			continue
+		}
+		o := &Overlay{PNG: []byte(png), X: atoiSigned(reply.Get("x")), Y: atoiSigned(reply.Get("y")), Opacity: 1}
+		if s := reply.Get("opacity"); s != "" {
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil || v < 0 || v > 1 {
+				return nil, fault.New(fault.Internal, "plugin %s: overlay opacity %q is not in 0..1", p.name, s)
+			}
+			o.Opacity = v
+		}
+		return o, nil
+	}
+	return nil, nil
+}
+
+func atoiSigned(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// String describes the host for logs.
+func (h *Host) String() string {
+	var names []string
+	for _, p := range h.plugins {
+		names = append(names, fmt.Sprintf("%s(%s)", p.name, strings.Join(sortedKeys(p.cur.Load().hooks), ",")))
+	}
+	return strings.Join(names, " ")
+}

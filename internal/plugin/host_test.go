@@ -1,0 +1,345 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"image/png"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/plugin/plugintest"
+)
+
+// testTimeout is the call limit of tests that are not about it: the
+// machines running tests are shared and slow at times.
+const testTimeout = 5 * time.Second
+
+func newHost(t testing.TB, opt Options, specs ...Spec) *Host {
+	t.Helper()
+	if opt.Timeout == 0 {
+		opt.Timeout = testTimeout
+	}
+	opt.CacheDir = plugintest.CacheDir()
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.NewTextHandler(&testWriter{t}, nil))
+	}
+	h, err := New(context.Background(), specs, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w *testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+func bearer(token string) http.Header {
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return h
+}
+
+func TestAuthorizeAuthToken(t *testing.T) {
+	wasm := plugintest.Build(t, "auth-token")
+	def := newHost(t, Options{}, Spec{Path: wasm})
+	custom := newHost(t, Options{}, Spec{Path: wasm, Config: map[string]string{"token": "s3cret"}})
+	tests := []struct {
+		name   string
+		h      *Host
+		header http.Header
+		status int // 0 = allowed
+	}{
+		{"no header", def, nil, 401},
+		{"default token", def, bearer("letmein"), 0},
+		{"wrong token", def, bearer("letmeout"), 401},
+		{"basic auth", def, http.Header{"Authorization": {"Basic bGV0bWVpbg=="}}, 401},
+		{"configured token", custom, bearer("s3cret"), 0},
+		{"default token when configured", custom, bearer("letmein"), 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.h.Authorize(context.Background(), &Request{ID: "x", Kind: "image", Method: "GET", Header: tt.header})
+			var d *Denied
+			switch {
+			case tt.status == 0 && err != nil:
+				t.Fatalf("denied: %v", err)
+			case tt.status != 0 && !errors.As(err, &d):
+				t.Fatalf("got %v, want a denial", err)
+			case tt.status != 0 && (d.Status != tt.status || d.ResponseHeader().Get("WWW-Authenticate") == ""):
+				t.Fatalf("got %d %v, want %d with a challenge", d.Status, d.ResponseHeader(), tt.status)
+			}
+		})
+	}
+}
+
+func TestConfigurationRefused(t *testing.T) {
+	_, err := New(context.Background(), []Spec{{Path: plugintest.Build(t, "hash-resolver"), Config: map[string]string{"depth": "12"}}}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "depth") {
+		t.Fatalf("got %v, want the configuration refused", err)
+	}
+}
+
+func TestResolveHashResolver(t *testing.T) {
+	h := newHost(t, Options{}, Spec{Path: plugintest.Build(t, "hash-resolver")})
+	for _, id := range []string{"photo", "a/b.tif", "ü"} {
+		sum := sha256.Sum256([]byte(id))
+		hx := hex.EncodeToString(sum[:])
+		got, err := h.Resolve(context.Background(), id)
+		if want := hx[:2] + "/" + hx[2:4] + "/" + id; err != nil || got != want {
+			t.Errorf("Resolve(%q) = %q, %v, want %q", id, got, err, want)
+		}
+	}
+	h3 := newHost(t, Options{}, Spec{Path: plugintest.Build(t, "hash-resolver"), Config: map[string]string{"depth": "3"}})
+	if got, _ := h3.Resolve(context.Background(), "photo"); got != "55/c6/4d/photo" {
+		t.Errorf("depth 3: %q", got)
+	}
+}
+
+func TestInfoRights(t *testing.T) {
+	h := newHost(t, Options{}, Spec{Path: plugintest.Build(t, "rights"), Config: map[string]string{"url": "https://rightsstatements.org/vocab/InC/1.0/"}})
+	for v, field := range map[int]string{3: "rights", 2: "license"} {
+		extra, err := h.Info(context.Background(), "x", v, []byte(`{"id":"x"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(extra[field]); got != `"https://rightsstatements.org/vocab/InC/1.0/"` || len(extra) != 1 {
+			t.Errorf("v%d: %v", v, extra)
+		}
+	}
+}
+
+func TestOverlayWatermark(t *testing.T) {
+	h := newHost(t, Options{}, Spec{Path: plugintest.Build(t, "watermark"), Config: map[string]string{"min-size": "300", "opacity": "0.25"}})
+	r := &Request{ID: "x", Kind: "image"}
+	o, err := h.Overlay(context.Background(), r, 200, 150)
+	if err != nil || o != nil {
+		t.Fatalf("small image: %v %v, want no overlay", o, err)
+	}
+	o, err = h.Overlay(context.Background(), r, 800, 600)
+	if err != nil || o == nil {
+		t.Fatalf("large image: %v %v", o, err)
+	}
+	img, err := png.Decode(bytes.NewReader(o.PNG))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != 150 || o.X != 800-150-18 || o.Y != 600-150-18 || o.Opacity != 0.25 {
+		t.Errorf("overlay %v at %d,%d opacity %v", b, o.X, o.Y, o.Opacity)
+	}
+}
+
+// trapModule is a hand-assembled module whose authorize executes
+// unreachable: a real WebAssembly trap, with no SDK in between.
+var trapModule = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x0c, 0x02, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7e, // types
+	0x03, 0x03, 0x02, 0x00, 0x01, // functions
+	0x05, 0x03, 0x01, 0x00, 0x01, // memory: one page
+	0x07, 0x24, 0x03, // exports
+	0x06, 'm', 'e', 'm', 'o', 'r', 'y', 0x02, 0x00,
+	0x0b, 'i', 'i', 'i', 'f', 'd', '_', 'a', 'l', 'l', 'o', 'c', 0x00, 0x00,
+	0x09, 'a', 'u', 't', 'h', 'o', 'r', 'i', 'z', 'e', 0x00, 0x01,
+	0x0a, 0x0a, 0x02, 0x04, 0x00, 0x41, 0x10, 0x0b, 0x03, 0x00, 0x00, 0x0b, // code
+}
+
+// TestSandbox checks that a guest that traps, runs forever or eats memory
+// fails only its own call, within bounds, and that the host goes on.
+func TestSandbox(t *testing.T) {
+	dir := t.TempDir()
+	trap := filepath.Join(dir, "trap.wasm")
+	if err := os.WriteFile(trap, trapModule, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		plugin  string
+		timeout time.Duration
+		within  time.Duration
+		msg     string
+	}{
+		{plugintest.Build(t, "runaway"), 50 * time.Millisecond, 550 * time.Millisecond, "time limit"},
+		// The time limit is long here, so that the memory limit stops it.
+		{plugintest.Build(t, "memhog"), 60 * time.Second, 30 * time.Second, "out of memory"},
+		{trap, time.Second, time.Second, "trapped"},
+	}
+	for _, tt := range tests {
+		name := strings.TrimSuffix(filepath.Base(tt.plugin), ".wasm")
+		t.Run(name, func(t *testing.T) {
+			h2 := newHost(t, Options{Timeout: tt.timeout, MemoryLimit: 32 << 20}, Spec{Path: tt.plugin})
+			for range 3 { // and again on fresh instances
+				start := time.Now()
+				_, err := h2.Authorize(context.Background(), &Request{ID: "x", Kind: "image"})
+				took := time.Since(start)
+				if err == nil || !strings.Contains(err.Error(), tt.msg) {
+					t.Fatalf("got %v, want an error saying %q", err, tt.msg)
+				}
+				if status := err.(interface{ HTTPStatus() int }).HTTPStatus(); status != 500 {
+					t.Errorf("status %d, want 500", status)
+				}
+				if took > tt.within {
+					t.Errorf("stopped after %v, want within %v", took, tt.within)
+				}
+			}
+			// The guest's own memory never went past the limit: the
+			// failed instances were discarded, and the idle one left
+			// from the load is within bounds.
+			m := h2.plugins[0].cur.Load()
+			select {
+			case inst := <-m.idle:
+				if size := inst.mod.Memory().Size(); size > 32<<20 {
+					t.Errorf("memory %d over the limit", size)
+				}
+				m.idle <- inst
+			default:
+			}
+		})
+	}
+	// A caller that goes away stops the guest too, with its own error.
+	h := newHost(t, Options{Timeout: 10 * time.Second}, Spec{Path: plugintest.Build(t, "runaway")})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := h.Authorize(ctx, &Request{ID: "x"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("caller's deadline: got %v", err)
+	}
+}
+
+// TestConcurrentCalls calls one plugin from many goroutines: every call
+// gets its own answer.
+func TestConcurrentCalls(t *testing.T) {
+	h := newHost(t, Options{Pool: 4}, Spec{Path: plugintest.Build(t, "hash-resolver")})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				id := fmt.Sprintf("img-%d-%d", g, i)
+				key, err := h.Resolve(context.Background(), id)
+				if err != nil || !strings.HasSuffix(key, "/"+id) || len(key) != len(id)+6 {
+					errs <- fmt.Errorf("Resolve(%q) = %q, %v", id, key, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestHotReload replaces a plugin's file under concurrent load: calls
+// never fail, the new module takes over, and a file that does not compile
+// leaves the running module in place.
+func TestHotReload(t *testing.T) {
+	oldWasm := plugintest.Build(t, "auth-token")
+	newWasm := plugintest.BuildWith(t, "auth-token", "-X main.token=rotated")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "auth-token.wasm")
+	install := func(src []byte) {
+		tmp := filepath.Join(dir, "tmp")
+		if err := os.WriteFile(tmp, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	install(read(oldWasm))
+	h := newHost(t, Options{Reload: 10 * time.Millisecond}, Spec{Path: path})
+	first := h.Fingerprint(HookAuthorize)
+
+	allowed := func(token string) (bool, error) {
+		_, err := h.Authorize(context.Background(), &Request{ID: "x", Header: bearer(token)})
+		var d *Denied
+		if errors.As(err, &d) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	stop := make(chan struct{})
+	var calls atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, tok := range []string{"letmein", "rotated"} {
+					if _, err := allowed(tok); err != nil {
+						errs <- err
+						return
+					}
+					calls.Add(1)
+				}
+			}
+		}()
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		// Compiling a new module takes long under the race detector.
+		deadline := time.Now().Add(3 * time.Minute)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor("load", func() bool { return calls.Load() > 100 })
+	install(read(newWasm))
+	waitFor("the new module", func() bool { ok, _ := allowed("rotated"); return ok })
+	if ok, _ := allowed("letmein"); ok {
+		t.Error("the old token is still allowed after the reload")
+	}
+	if h.Fingerprint(HookAuthorize) == first {
+		t.Error("the fingerprint did not change")
+	}
+	// A broken file: the running module stays.
+	before := calls.Load()
+	install([]byte("not wasm at all"))
+	time.Sleep(100 * time.Millisecond)
+	waitFor("more calls", func() bool { return calls.Load() > before+100 })
+	if ok, _ := allowed("rotated"); !ok {
+		t.Error("a broken file replaced the running module")
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("call failed during reload: %v", err)
+	}
+	t.Logf("%d calls during the reloads", calls.Load())
+}

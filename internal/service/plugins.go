@@ -1,0 +1,196 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/plugin"
+)
+
+// Client is what the HTTP edge tells the pipeline about who asks, for
+// the authorize hook of plugins.
+type Client struct {
+	Method string
+	Header http.Header
+	// Addr is the client's address as the connection gives it.
+	Addr string
+}
+
+type clientKey struct{}
+
+// WithClient returns ctx carrying the facts of the client making the
+// request. They travel in the context, like the request's deadline,
+// because they belong to the one request and only plugins read them.
+func WithClient(ctx context.Context, c *Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+func clientFrom(ctx context.Context) *Client {
+	if c, ok := ctx.Value(clientKey{}).(*Client); ok {
+		return c
+	}
+	return &Client{Method: http.MethodGet}
+}
+
+// pluginRequest describes a request to plugins; req is nil for info.json.
+func pluginRequest(ctx context.Context, v iiif.Version, id string, req *iiif.Request) *plugin.Request {
+	c := clientFrom(ctx)
+	r := &plugin.Request{ID: id, Version: int(v), Kind: "info", Method: c.Method, Header: c.Header, Client: c.Addr}
+	if req != nil {
+		r.Kind = "image"
+		r.Region, r.Size, r.Rotation = req.Region.String(), req.Size.String(), req.Rotation.String()
+		r.Quality, r.Format = string(req.Quality), string(req.Format)
+	}
+	return r
+}
+
+// admit runs the authorize hook (before anything is looked up, so a
+// cached response is never served to a client that may not have it) and
+// the resolve hook. It returns the key to resolve and the access granted;
+// without plugins, id itself and full access.
+func (s *Service) admitPlugins(ctx context.Context, v iiif.Version, id string, req *iiif.Request) (string, plugin.Access, error) {
+	h := s.cfg.Plugins
+	if h == nil {
+		return id, plugin.Access{}, nil
+	}
+	var access plugin.Access
+	if h.Has(plugin.HookAuthorize) {
+		var err error
+		if access, err = h.Authorize(ctx, pluginRequest(ctx, v, id, req)); err != nil {
+			return "", access, err
+		}
+	}
+	if !h.Has(plugin.HookResolve) {
+		return id, access, nil
+	}
+	key, err := h.Resolve(ctx, id)
+	return key, access, err
+}
+
+// degraded returns the limits for a client with limited access: the
+// configured ones tightened to the access's maximum size.
+func degraded(l plan.Limits, a plugin.Access) plan.Limits {
+	tight := func(cur, lim int) int {
+		if lim > 0 && (cur == 0 || lim < cur) {
+			return lim
+		}
+		return cur
+	}
+	l.MaxWidth, l.MaxHeight = tight(l.MaxWidth, a.MaxWidth), tight(l.MaxHeight, a.MaxHeight)
+	return l
+}
+
+// checkResolution refuses a plan that shows the image at a higher
+// resolution than limited access allows: the limit bounds the whole
+// image's size at the requested scale, so that tiles cannot add up to
+// more than the client may see.
+func checkResolution(p *plan.Plan, img plan.Image, a plugin.Access) error {
+	if !a.Limited() {
+		return nil
+	}
+	// Scaled full-image size, rounded down (a pixel of slack).
+	fw := int64(p.Width) * int64(img.Width) / int64(max(p.Region.Dx(), 1))
+	fh := int64(p.Height) * int64(img.Height) / int64(max(p.Region.Dy(), 1))
+	if (a.MaxWidth > 0 && fw > int64(a.MaxWidth)) || (a.MaxHeight > 0 && fh > int64(a.MaxHeight)) {
+		return fault.New(fault.Forbidden, "this image is available to you only up to %s pixels; request a smaller size", accessSize(a))
+	}
+	return nil
+}
+
+func accessSize(a plugin.Access) string {
+	w, h := "any", "any"
+	if a.MaxWidth > 0 {
+		w = strconv.Itoa(a.MaxWidth)
+	}
+	if a.MaxHeight > 0 {
+		h = strconv.Itoa(a.MaxHeight)
+	}
+	return w + "×" + h
+}
+
+// accessKey is the part of cache keys and ETags that limited access adds.
+func accessKey(a plugin.Access) string {
+	if !a.Limited() {
+		return ""
+	}
+	return "access " + accessSize(a)
+}
+
+// limitInfo tightens an info.json document's tiles to limited access:
+// only scale factors at which the whole image fits the limits remain (the
+// smallest one at least).
+func limitInfo(ii *iiif.ImageInfo, a plugin.Access) {
+	if !a.Limited() {
+		return
+	}
+	for i, t := range ii.Tiles {
+		var keep []int
+		for _, f := range t.ScaleFactors {
+			if (a.MaxWidth == 0 || ceilDiv(ii.Width, f) <= a.MaxWidth) && (a.MaxHeight == 0 || ceilDiv(ii.Height, f) <= a.MaxHeight) {
+				keep = append(keep, f)
+			}
+		}
+		if len(keep) == 0 && len(t.ScaleFactors) > 0 {
+			keep = t.ScaleFactors[len(t.ScaleFactors)-1:]
+		}
+		ii.Tiles[i].ScaleFactors = keep
+	}
+}
+
+// addInfoFields asks the info hook for fields to add to the info.json
+// document body and adds them (fields the document has are kept).
+func (s *Service) addInfoFields(ctx context.Context, v iiif.Version, id string, body []byte) ([]byte, error) {
+	h := s.cfg.Plugins
+	if !h.Has(plugin.HookInfo) {
+		return body, nil
+	}
+	extra, err := h.Info(ctx, id, int(v), body)
+	if err != nil || len(extra) == 0 {
+		return body, err
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fault.Wrap(fault.Internal, err, "info.json could not be extended")
+	}
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		if _, ok := doc[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	end := bytes.LastIndexByte(body, '}')
+	if end < 0 || len(keys) == 0 {
+		return body, nil
+	}
+	out := append([]byte(nil), body[:end]...)
+	for _, k := range keys {
+		kb, _ := json.Marshal(k)
+		out = append(out, ',')
+		out = append(out, kb...)
+		out = append(out, ':')
+		out = append(out, extra[k]...)
+	}
+	return append(out, body[end:]...), nil
+}
+
+// overlay asks the overlay hook for an image to put over the output of j.
+func (s *Service) overlay(ctx context.Context, v iiif.Version, id string, req *iiif.Request, p *plan.Plan) (*pixels.Overlay, error) {
+	h := s.cfg.Plugins
+	if !h.Has(plugin.HookOverlay) {
+		return nil, nil
+	}
+	o, err := h.Overlay(ctx, pluginRequest(ctx, v, id, req), p.OutWidth, p.OutHeight)
+	if err != nil || o == nil {
+		return nil, err
+	}
+	return &pixels.Overlay{PNG: o.PNG, X: o.X, Y: o.Y, Opacity: o.Opacity}, nil
+}
