@@ -100,3 +100,30 @@ func BenchmarkThumbnail(b *testing.B) {
 	}
 	benchRender(b, Input{Path: path, Level: probe.Level{Width: benchW / 8, Height: benchH / 8, Page: 3, SubIFD: -1}}, p)
 }
+
+// BenchmarkTile256 renders a 256x256 region at full resolution, inside
+// one stored tile, as JPEG: read by libvips from the file's path, and
+// through the custom source from an *os.File as an io.ReaderAt.
+func BenchmarkTile256(b *testing.B) {
+	path := benchPyramid(b)
+	r := image.Rect(2048+128, 2048+128, 2048+384, 2048+384)
+	p := &plan.Plan{
+		Region: r, LevelRegion: r,
+		Width: 256, Height: 256, OutWidth: 256, OutHeight: 256,
+		Quality: iiif.QualityDefault, Format: iiif.FormatJPG,
+	}
+	lv := probe.Level{Width: benchW, Height: benchH, SubIFD: -1}
+	b.Run("path", func(b *testing.B) { benchRender(b, Input{Path: path, Level: lv}, p) })
+	b.Run("reader", func(b *testing.B) {
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchRender(b, Input{Reader: f, Size: st.Size(), Level: lv}, p)
+	})
+}

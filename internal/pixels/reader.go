@@ -34,9 +34,11 @@ type readerSource struct {
 	r    io.ReaderAt
 	size int64
 
-	mu  sync.Mutex
-	pos int64
-	err error // the first failure; every later read fails with it
+	mu   sync.Mutex
+	pos  int64
+	err  error // the first failure; every later read fails with it
+	wins []window
+	next int // the window to replace next
 }
 
 // liveSources counts custom sources libvips has not finalised yet.
@@ -79,63 +81,117 @@ func (s *readerSource) read(dst []byte) int64 {
 	if s.pos >= s.size || len(dst) == 0 {
 		return 0
 	}
-	n, err := s.readAt(dst[:min(int64(len(dst)), s.size-s.pos)], s.pos)
+	dst = dst[:min(int64(len(dst)), s.size-s.pos)]
+	var err error
+	if len(dst) <= smallRead {
+		err = s.readSmall(dst, s.pos)
+	} else {
+		err = s.readAt(dst, s.pos)
+	}
 	if err != nil {
 		s.err = err
 		return -1
 	}
-	s.pos += int64(n)
-	return int64(n)
+	s.pos += int64(len(dst))
+	return int64(len(dst))
 }
 
-// readAt reads into dst at off, which is within the source. The ReaderAt
-// runs on a goroutine of its own, into a buffer of its own, so that a
-// read that hangs cannot hold the render past its context: the callback
-// returns when the context is done, and the abandoned read finishes (or
-// not) on its own, writing into memory libvips no longer cares about.
-func (s *readerSource) readAt(dst []byte, off int64) (int, error) {
-	type result struct {
-		n   int
-		err error
+// Small reads, such as libtiff's of IFD entries and tag arrays, or the
+// 4 KiB a JPEG or PNG decoder asks for at a time, are served from windows
+// of windowSize bytes read ahead: several together cost one ReadAt, and
+// a ReadAt costs a goroutine, two thread switches and, remotely, a
+// request.
+const (
+	smallRead  = 4 << 10
+	windowSize = 16 << 10
+	maxWindows = 4
+)
+
+// window is bytes read ahead, at an offset.
+type window struct {
+	off int64
+	b   []byte
+}
+
+// readSmall fills dst at off from a window, reading a new one if none
+// holds it all.
+func (s *readerSource) readSmall(dst []byte, off int64) error {
+	for _, w := range s.wins {
+		if off >= w.off && off+int64(len(dst)) <= w.off+int64(len(w.b)) {
+			copy(dst, w.b[off-w.off:])
+			return nil
+		}
 	}
+	b := make([]byte, min(windowSize, s.size-off))
+	if err := s.fetch(b, off); err != nil {
+		return err
+	}
+	copy(dst, b)
+	if len(s.wins) < maxWindows {
+		s.wins = append(s.wins, window{off, b})
+	} else {
+		s.wins[s.next] = window{off, b}
+		s.next = (s.next + 1) % maxWindows
+	}
+	return nil
+}
+
+// readAt fills dst at off through a pooled buffer.
+func (s *readerSource) readAt(dst []byte, off int64) error {
 	buf := getReadBuffer(len(dst))
-	done := make(chan result, 1)
+	if err := s.fetch(buf, off); err != nil {
+		// The buffer may still be written to by an abandoned read:
+		// it is not pooled again.
+		return err
+	}
+	copy(dst, buf)
+	putReadBuffer(buf)
+	return nil
+}
+
+// fetch fills buf with the bytes at off, which are within the source. The
+// ReaderAt runs on a goroutine of its own, into buf, which is Go memory,
+// so that a read that hangs cannot hold the render past its context: on
+// cancellation fetch returns at once, and the abandoned read finishes (or
+// not) on its own, into a buffer libvips never sees; the caller must then
+// drop buf.
+func (s *readerSource) fetch(buf []byte, off int64) error {
+	done := make(chan error, 1)
 	go func() {
-		var res result
+		var n int
+		var err error
 		defer func() {
 			if v := recover(); v != nil {
-				res = result{err: fmt.Errorf("pixels: the reader panicked: %v", v)}
+				err = fmt.Errorf("pixels: the reader panicked: %v", v)
 			}
-			done <- res
+			switch {
+			case n == len(buf):
+				err = nil // io.EOF with the last byte is allowed
+			case err == nil || errors.Is(err, io.EOF):
+				err = fmt.Errorf("pixels: the source ended at byte %d of %d: %w",
+					off+int64(n), s.size, io.ErrUnexpectedEOF)
+			}
+			done <- err
 		}()
 		// ReadAt returns all of buf or an error; a reader that breaks
 		// that rule is asked again for the rest, as libvips' loaders
 		// do not all cope with short reads (sniffing does not).
-		for res.n < len(buf) && res.err == nil {
-			m, err := s.r.ReadAt(buf[res.n:], off+int64(res.n))
-			m = max(0, min(m, len(buf)-res.n))
+		for n < len(buf) && err == nil {
+			var m int
+			m, err = s.r.ReadAt(buf[n:], off+int64(n))
+			m = max(0, min(m, len(buf)-n))
 			if m == 0 && err == nil {
 				err = io.ErrNoProgress
 			}
-			res.n, res.err = res.n+m, err
+			n += m
 		}
 	}()
-	var res result
 	select {
-	case res = <-done:
+	case err := <-done:
+		return err
 	case <-s.ctx.Done():
-		return 0, s.ctx.Err()
+		return s.ctx.Err()
 	}
-	n := copy(dst, buf[:res.n])
-	putReadBuffer(buf)
-	switch {
-	case n == len(dst):
-		return n, nil // io.EOF with the last byte is allowed
-	case errors.Is(res.err, io.EOF):
-		return 0, fmt.Errorf("pixels: the source ended at byte %d of %d: %w",
-			off+int64(n), s.size, io.ErrUnexpectedEOF)
-	}
-	return 0, res.err
 }
 
 // seek moves the position as lseek(2) does and returns it, or -1.
@@ -160,9 +216,9 @@ func (s *readerSource) seek(off int64, whence int) int64 {
 	return p
 }
 
-// readBufferSize is the size of pooled read buffers; the reads of headers
-// and of most compressed tiles fit, bigger ones get a buffer of their own.
-const readBufferSize = 256 << 10
+// readBufferSize is the size of pooled read buffers: compressed tiles
+// fit, bigger reads (strips, whole small files) get a buffer of their own.
+const readBufferSize = 1 << 20
 
 var readBuffers = sync.Pool{New: func() any {
 	b := make([]byte, readBufferSize)

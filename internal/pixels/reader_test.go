@@ -450,13 +450,13 @@ func TestReaderCancel(t *testing.T) {
 			}
 			t.Logf("returned after %v, %d reads", d, sr.calls.Load())
 
-			ctx, cancel = context.WithTimeout(context.Background(), 250*time.Millisecond)
+			ctx, cancel = context.WithTimeout(context.Background(), 150*time.Millisecond)
 			defer cancel()
 			start = time.Now()
 			if _, err := HeaderOf(ctx, Input{Reader: sr, Size: st.Size()}); !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("HeaderOf = %v, want context.DeadlineExceeded", detail(err))
 			}
-			if d := time.Since(start); d > 250*time.Millisecond+time.Second {
+			if d := time.Since(start); d > 150*time.Millisecond+time.Second {
 				t.Errorf("HeaderOf returned after %v", d)
 			}
 		})
