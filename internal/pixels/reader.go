@@ -25,10 +25,11 @@ import (
 // seek, so the position is kept here.
 //
 // libvips calls read and seek from whichever thread needs pixels: the
-// render's own or one of its workers. The loaders serialise the calls on
-// one source (libtiff, OpenJPEG and libheif each sit behind the loader's
-// lock), but the position is under a mutex all the same, so a loader that
-// did not would get wrong bytes, never a data race.
+// render's own or one of its workers. Its loaders serialise the calls on
+// one source (the tiled loaders read under a lock, and the tile cache in
+// front of them single-threads them), but the position is under a mutex
+// all the same, so that a loader that did not would at worst get wrong
+// bytes, never a data race.
 type readerSource struct {
 	ctx  context.Context
 	r    io.ReaderAt
