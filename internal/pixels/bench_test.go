@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
@@ -66,11 +68,24 @@ func benchPyramid(b *testing.B) string {
 func benchRender(b *testing.B, in Input, p *plan.Plan) {
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime(b)
 	for b.Loop() {
 		if err := Render(context.Background(), in, p, EncodeOptions{}, io.Discard); err != nil {
 			b.Fatal(detail(err))
 		}
 	}
+	// CPU time of the whole process (libvips' threads included) per
+	// render: steadier than wall time on a shared machine.
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+}
+
+// cpuTime returns the user and system CPU time the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkTile renders a 512x512 tile, aligned with the stored tiles, at

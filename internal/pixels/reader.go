@@ -137,16 +137,14 @@ func (s *readerSource) readSmall(dst []byte, off int64) error {
 	return nil
 }
 
-// readAt fills dst at off through a pooled buffer.
+// readAt fills dst at off. The bytes go through a buffer of their own,
+// which an abandoned read may still write to after the render is gone.
 func (s *readerSource) readAt(dst []byte, off int64) error {
-	buf := getReadBuffer(len(dst))
+	buf := make([]byte, len(dst))
 	if err := s.fetch(buf, off); err != nil {
-		// The buffer may still be written to by an abandoned read:
-		// it is not pooled again.
 		return err
 	}
 	copy(dst, buf)
-	putReadBuffer(buf)
 	return nil
 }
 
@@ -215,29 +213,6 @@ func (s *readerSource) seek(off int64, whence int) int64 {
 	}
 	s.pos = p
 	return p
-}
-
-// readBufferSize is the size of pooled read buffers: compressed tiles
-// fit, bigger reads (strips, whole small files) get a buffer of their own.
-const readBufferSize = 1 << 20
-
-var readBuffers = sync.Pool{New: func() any {
-	b := make([]byte, readBufferSize)
-	return &b
-}}
-
-func getReadBuffer(n int) []byte {
-	if n > readBufferSize {
-		return make([]byte, n)
-	}
-	return (*readBuffers.Get().(*[]byte))[:n]
-}
-
-func putReadBuffer(b []byte) {
-	if cap(b) == readBufferSize {
-		b = b[:readBufferSize]
-		readBuffers.Put(&b)
-	}
 }
 
 // readFault turns a failed read into an error for the client: a fault of
