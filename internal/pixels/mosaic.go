@@ -15,6 +15,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/tracing"
 )
 
 // Tile is one encoded stored tile of a Mosaic and the size its pixels
@@ -79,18 +80,11 @@ func RenderMosaic(ctx context.Context, m Mosaic, p *plan.Plan, opt EncodeOptions
 		return fault.Wrap(fault.Internal, err, msgProcess)
 	}
 	return execute(ctx, p, func(r *render) error {
-		imgs := make([]*C.VipsImage, len(m.Tiles))
-		for i, t := range m.Tiles {
-			img, err := r.loadBytes(t.Data)
-			if err != nil {
-				return err
-			}
-			if int(img.Xsize) != t.Width || int(img.Ysize) != t.Height {
-				return fault.Wrap(fault.Internal,
-					fmt.Errorf("pixels: tile %d is %dx%d, want %dx%d", i, img.Xsize, img.Ysize, t.Width, t.Height),
-					msgUndecodable)
-			}
-			imgs[i] = img
+		_, span := tracing.Start(ctx, "decode")
+		imgs, err := r.loadTiles(m)
+		tracing.End(span, err)
+		if err != nil {
+			return err
 		}
 		var joined *C.VipsImage
 		if C.iiifd_arrayjoin(&imgs[0], C.int(len(imgs)), C.int(m.Across),
@@ -113,6 +107,24 @@ func RenderMosaic(ctx context.Context, m Mosaic, p *plan.Plan, opt EncodeOptions
 		// memory, when first read), so the joined image is too.
 		return r.process(img, true, p, opt, w)
 	})
+}
+
+// loadTiles opens every tile of m, checking its size.
+func (r *render) loadTiles(m Mosaic) ([]*C.VipsImage, error) {
+	imgs := make([]*C.VipsImage, len(m.Tiles))
+	for i, t := range m.Tiles {
+		img, err := r.loadBytes(t.Data)
+		if err != nil {
+			return nil, err
+		}
+		if int(img.Xsize) != t.Width || int(img.Ysize) != t.Height {
+			return nil, fault.Wrap(fault.Internal,
+				fmt.Errorf("pixels: tile %d is %dx%d, want %dx%d", i, img.Xsize, img.Ysize, t.Width, t.Height),
+				msgUndecodable)
+		}
+		imgs[i] = img
+	}
+	return imgs, nil
 }
 
 // loadBytes loads an encoded image held in memory with an allow-listed

@@ -20,10 +20,13 @@ import (
 	"time"
 	"unsafe"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/probe"
+	"github.com/iiifd/iiifd/internal/tracing"
 )
 
 // Input names the image to read and the resolution level to read from it.
@@ -84,7 +87,9 @@ var errNotStarted = fault.Wrap(fault.Internal,
 // to w when Render fails.
 func Render(ctx context.Context, in Input, p *plan.Plan, opt EncodeOptions, w io.Writer) error {
 	return execute(ctx, p, func(r *render) error {
+		_, span := tracing.Start(ctx, "decode")
 		img, ld, err := r.load(in)
+		tracing.End(span, err)
 		if err != nil {
 			return err
 		}
@@ -279,7 +284,13 @@ func (r *render) readFailure() error {
 // process executes p on img, the loaded level (random says it can be read
 // out of order), and encodes the result to w: every step of a render after
 // the load, shared by files and stitched tiles.
-func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt EncodeOptions, w io.Writer) error {
+//
+// libvips computes on demand: the transform span covers building the
+// pipeline, and the encode span the pixel work itself (decoding the tiles
+// read, resampling, rotating, compressing), which the encoder drives.
+func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt EncodeOptions, w io.Writer) (err error) {
+	_, span := tracing.Start(r.ctx, "transform")
+	defer func() { tracing.End(span, err) }()
 	// Crop. The planner's level sizes come from the header probe; clip to
 	// what the decoder really produced in case they differ by a pixel.
 	bounds := image.Rect(0, 0, int(img.Xsize), int(img.Ysize))
@@ -336,6 +347,8 @@ func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt Encode
 	// A bitonal image without alpha can be written with one bit per pixel.
 	oneBit := p.Quality == iiif.QualityBitonal && img.Bands == 1
 	pixels := int64(p.OutWidth) * int64(p.OutHeight)
+	tracing.End(span, nil)
+	_, span = tracing.Start(r.ctx, "encode", attribute.String("iiifd.format", string(p.Format)))
 	return r.save(img, p.Format, opt.resolve(p.Format, pixels, oneBit), w)
 }
 
