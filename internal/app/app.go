@@ -378,7 +378,9 @@ func (e engine) RenderMosaic(ctx context.Context, m pixels.Mosaic, p *plan.Plan,
 	return pixels.RenderMosaic(ctx, m, p, e.opt, w)
 }
 
-func (engine) Header(path string) (probe.Info, error) { return pixels.Header(path) }
+func (engine) Header(ctx context.Context, in pixels.Input) (probe.Info, error) {
+	return pixels.HeaderOf(ctx, in)
+}
 
 func (engine) Formats() []iiif.Format { return pixels.Formats() }
 

@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"image"
@@ -282,21 +283,32 @@ func TestMalformedCorpus(t *testing.T) {
 // run to their end for nobody.
 func TestHangUpStopsWork(t *testing.T) {
 	srv, root := server(t, func(c *config.Config) { c.Workers = 4 })
+	// Noise: deflate finds nothing to compress, so the encode is slow.
+	noise := image.NewGray(image.Rect(0, 0, 500, 500))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range noise.Pix {
+		noise.Pix[i] = byte(rng.Uint32())
+	}
 	var buf bytes.Buffer
-	png.Encode(&buf, image.NewGray(image.Rect(0, 0, 500, 500)))
+	png.Encode(&buf, noise)
 	os.WriteFile(filepath.Join(root, "small.png"), buf.Bytes(), 0o644)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make(chan error, 4)
 	for i := range 4 {
-		// Upscaled to 100 Mpx and encoded as PNG: many seconds of work.
-		url := fmt.Sprintf("%s/iiif/3/small.png/full/^%d,/0/default.png", srv.URL, 10000-i)
+		// Upscaled to about 100 Mpx, turned and encoded as PNG: many
+		// seconds of work.
+		url := fmt.Sprintf("%s/iiif/3/small.png/full/^%d,/45/default.png", srv.URL, 7000-i)
 		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 		go func() {
 			res, err := http.DefaultClient.Do(req)
 			if err == nil {
-				io.Copy(io.Discard, res.Body)
+				b, _ := io.ReadAll(res.Body)
 				res.Body.Close()
+				if res.StatusCode != 200 {
+					err = fmt.Errorf("status %d: %.200s", res.StatusCode, b)
+					t.Error(err)
+				}
 			}
 			errs <- err
 		}()
@@ -308,6 +320,8 @@ func TestHangUpStopsWork(t *testing.T) {
 	for range 4 {
 		if err := <-errs; err == nil {
 			t.Fatal("a render finished before the hang-up; make it bigger")
+		} else if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the request failed on its own: %v", err)
 		}
 	}
 	time.Sleep(time.Second) // about a second to stop

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"unsafe"
 
 	"github.com/iiifd/iiifd/internal/fault"
@@ -148,9 +147,8 @@ func (r *render) loadBytes(data []byte) (*C.VipsImage, error) {
 	if name == nil {
 		return nil, fault.Wrap(fault.Internal, fmt.Errorf("pixels: tile: no loader: %s", vipsError()), msgUndecodable)
 	}
-	nick := C.GoString(name)
-	if _, ok := loaders[strings.TrimSuffix(nick, "_source")]; !ok || !strings.HasSuffix(nick, "_source") {
-		return nil, fault.Wrap(fault.Unsupported, fmt.Errorf("pixels: tile loader %s is not allowed", nick), msgUnsupported)
+	if _, err := allowLoader(C.GoString(name), true); err != nil {
+		return nil, err
 	}
 	var img *C.VipsImage
 	if C.iiifd_load_source(name, src, C.VIPS_ACCESS_RANDOM, C.VIPS_FAIL_ON_ERROR, &img) != 0 {

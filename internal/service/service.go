@@ -39,8 +39,9 @@ import (
 type Renderer interface {
 	// Render reads in, executes p and writes the encoded image to w.
 	Render(ctx context.Context, in pixels.Input, p *plan.Plan, w io.Writer) error
-	// Header describes files that the pure-Go probe cannot size.
-	Header(path string) (probe.Info, error)
+	// Header describes images that the pure-Go probe cannot size
+	// (in.Level is not used).
+	Header(ctx context.Context, in pixels.Input) (probe.Info, error)
 	// RenderMosaic executes p on the image that the tiles of m form
 	// (p.LevelRegion is in its pixels) and writes the encoded image to w.
 	RenderMosaic(ctx context.Context, m pixels.Mosaic, p *plan.Plan, w io.Writer) error
@@ -428,11 +429,9 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 // fileJob makes j render an image file with libvips, or pass a stored
 // JPEG tile of a TIFF through when the plan is exactly that tile.
 func (s *Service) fileJob(j *Job, hdr probe.Info) {
-	in := pixels.Input{Path: j.obj.Path, Level: hdr.Levels[j.Plan.Level]}
+	in := pixelsInput(j.obj)
+	in.Level = hdr.Levels[j.Plan.Level]
 	render := func(ctx context.Context, w io.Writer) error {
-		if in.Path == "" {
-			return fault.New(fault.NotImplemented, "this source cannot be decoded yet")
-		}
 		in := in
 		in.Overlay = j.ov
 		return s.render.Render(ctx, in, &j.Plan, w)
@@ -659,7 +658,7 @@ func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header,
 	if tgt.Dir != "" {
 		hdr, err = describePyramid(obj)
 	} else {
-		hdr.info, err = s.probe(obj)
+		hdr.info, err = s.probe(ctx, obj)
 	}
 	if err != nil {
 		return header{}, err
@@ -669,17 +668,14 @@ func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header,
 	return hdr, nil
 }
 
-func (s *Service) probe(obj *source.Object) (probe.Info, error) {
+func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, error) {
 	hdr, err := probe.Read(obj, obj.Size)
 	if errors.Is(err, probe.ErrUnknownFormat) || errors.Is(err, probe.ErrSizeUnknown) {
 		// The pure-Go probe does not size every format (some HEIF);
 		// libvips reads the header of anything it can decode. Files the
 		// probe found malformed do not get this second chance: its
 		// sanity bounds are the point.
-		if obj.Path == "" {
-			return probe.Info{}, headerError(err)
-		}
-		hdr, err = s.render.Header(obj.Path)
+		hdr, err = s.render.Header(ctx, pixelsInput(obj))
 	}
 	if err != nil {
 		return probe.Info{}, headerError(err)
@@ -690,15 +686,31 @@ func (s *Service) probe(obj *source.Object) (probe.Info, error) {
 	return hdr, nil
 }
 
+// pixelsInput says how libvips reads obj: the local file by its path (the
+// fast path: libvips reads it itself), else the object's ReaderAt, of
+// which only the bytes a request needs are read.
+func pixelsInput(obj *source.Object) pixels.Input {
+	if obj.Path != "" {
+		return pixels.Input{Path: obj.Path}
+	}
+	return pixels.Input{Reader: obj.ReaderAt, Size: obj.Size}
+}
+
+// headerError maps a failure to describe a source: an unknown format is
+// a 501, a malformed header a 500, a fault (of libvips, or of the store)
+// keeps its status, and a failed read of the source is a 502.
 func headerError(err error) error {
-	if errors.Is(err, probe.ErrUnknownFormat) {
+	var se interface{ HTTPStatus() int }
+	var fe *probe.FormatError
+	switch {
+	case errors.Is(err, probe.ErrUnknownFormat):
 		return fault.Wrap(fault.NotImplemented, err, "the source image is in a format this server cannot read")
-	}
-	var fe *fault.Error
-	if errors.As(err, &fe) {
+	case errors.As(err, &se), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.As(err, &fe):
+		return fault.Wrap(fault.Internal, err, "the source image is damaged or unreadable")
 	}
-	return fault.Wrap(fault.Internal, err, "the source image is damaged or unreadable")
+	return fault.Wrap(fault.BadGateway, err, "the source image could not be read")
 }
 
 func formatList(fs []iiif.Format) string {
