@@ -108,8 +108,9 @@ func (s *Store) Open(ctx context.Context, id string, size int64, fetch FetchFunc
 
 // SpillAfter makes the reader call spill once more than n bytes have been
 // asked of it, and serve every later read from the ReaderAt it returns
-// (a local copy of the whole object). A nil ReaderAt, or an error, keeps
-// the reader fetching ranges. Formats that decoders read whole (a flat
+// (a local copy of the whole object). A nil ReaderAt keeps the reader
+// fetching ranges; an error fails the read that caused the spill, and
+// later reads fetch ranges. Formats that decoders read whole (a flat
 // JPEG) are so read by range for their header only.
 func (r *Reader) SpillAfter(n int64, spill func(context.Context) (io.ReaderAt, error)) {
 	r.spillAfter, r.spill = n, spill
@@ -142,7 +143,11 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	if err := r.ctx.Err(); err != nil {
 		return 0, err
 	}
-	if ra := r.spillTarget(int64(n)); ra != nil {
+	ra, err := r.spillTarget(int64(n))
+	if err != nil {
+		return 0, err
+	}
+	if ra != nil {
 		k, err := ra.ReadAt(p[:n], off)
 		if k == n {
 			return n, eof
@@ -152,7 +157,6 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		}
 		return k, err
 	}
-	var err error
 	if n > r.s.cfg.MaxCached || r.s.cfg.Cache == nil {
 		err = r.fetchDirect(off, p[:n])
 	} else {
@@ -164,20 +168,24 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	return n, eof
 }
 
-func (r *Reader) spillTarget(n int64) io.ReaderAt {
+// spillTarget returns the local copy to read from, if there is one. The
+// read that makes the reader spill gets the spill's error.
+func (r *Reader) spillTarget(n int64) (io.ReaderAt, error) {
 	if r.spill == nil {
-		return nil
+		return nil, nil
 	}
 	if r.requested.Add(n) <= r.spillAfter {
-		return nil
+		return nil, nil
 	}
+	var err error
 	r.spillOnce.Do(func() {
-		ra, err := r.spill(r.ctx)
+		var ra io.ReaderAt
+		ra, err = r.spill(r.ctx)
 		if err == nil {
 			r.spilled = ra
 		}
 	})
-	return r.spilled
+	return r.spilled, err
 }
 
 // acquire takes a per-object and a store-wide slot for one request.
@@ -321,4 +329,17 @@ func (r *Reader) fetchRun(run []int64, calls map[int64]*call) {
 		close(c.done)
 	}
 	r.s.mu.Unlock()
+}
+
+// Close releases the local copy the reader spilled to, if any.
+func (r *Reader) Close() error {
+	var c io.Closer
+	r.spillOnce.Do(func() {}) // no spill may start after Close
+	if cl, ok := r.spilled.(io.Closer); ok {
+		c = cl
+	}
+	if c != nil {
+		return c.Close()
+	}
+	return nil
 }
