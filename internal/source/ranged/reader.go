@@ -286,9 +286,10 @@ func (r *Reader) readBlocks(off int64, p []byte, retry bool) error {
 				return r.ctx.Err()
 			}
 			if err := pt.wait.err; err != nil {
-				if r.ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && retry {
-					// Another request fetching this block gave up; fetch
-					// it for this one.
+				if r.ctx.Err() == nil && (err == context.Canceled || err == context.DeadlineExceeded) && retry {
+					// The request fetching this block gave up (its own
+					// context's error, as fetches return it unwrapped);
+					// fetch it for this one.
 					return r.readBlocks(off, p, false)
 				}
 				return err

@@ -73,20 +73,22 @@ func (p Policy) Validate() error {
 // response-header times, kept-alive connections, no transparent gzip
 // (which would make byte ranges meaningless).
 func (p Policy) Client(tlsConfig *tls.Config) *http.Client {
+	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true}
+	p.Configure(tr)
+	return &http.Client{Transport: tr}
+}
+
+// Configure applies the policy's timeouts and connection bounds to tr.
+func (p Policy) Configure(tr *http.Transport) {
 	d := &net.Dialer{Timeout: p.ConnectTimeout, KeepAlive: 30 * time.Second}
 	conns := max(p.Connections, 2)
-	return &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           d.DialContext,
-		TLSClientConfig:       tlsConfig,
-		TLSHandshakeTimeout:   p.ConnectTimeout,
-		ResponseHeaderTimeout: p.ReadTimeout,
-		MaxIdleConns:          4 * conns,
-		MaxIdleConnsPerHost:   conns,
-		IdleConnTimeout:       90 * time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     true,
-	}}
+	tr.DialContext = d.DialContext
+	tr.TLSHandshakeTimeout = p.ConnectTimeout
+	tr.ResponseHeaderTimeout = p.ReadTimeout
+	tr.MaxIdleConns = 4 * conns
+	tr.MaxIdleConnsPerHost = conns
+	tr.IdleConnTimeout = 90 * time.Second
+	tr.DisableCompression = true
 }
 
 // StatusError is a store's answer with an unexpected HTTP status.
