@@ -31,7 +31,6 @@ import (
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/service"
-	"github.com/iiifd/iiifd/internal/source/fs"
 )
 
 // App is a built server, ready to serve.
@@ -44,6 +43,7 @@ type App struct {
 	cleanup []func()
 	ready   atomic.Bool
 	metrics http.Handler
+	stores  []namedStore // remote roots, for their counters
 }
 
 // New builds the server from cfg. Close releases what it holds.
@@ -52,7 +52,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, root: cfg.Root}
-	if a.root == "" {
+	if a.root == "" && len(cfg.Stores.Roots) == 0 {
 		dir, err := os.MkdirTemp("", "iiifd-samples-")
 		if err != nil {
 			return nil, err
@@ -65,7 +65,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.root = dir
 		log.Info("no --root given: serving the embedded sample images", "dir", dir)
 	}
-	src, err := fs.New(a.root)
+	src, err := a.buildSource(cfg)
 	if err != nil {
 		a.Close()
 		return nil, err

@@ -132,7 +132,8 @@ func (b *Backend) Breaker() *Breaker { return &b.breaker }
 // Do runs op, an idempotent request, with an attempt timeout (ReadTimeout,
 // or timeout when larger), retries and the breaker. It returns nil,
 // source.ErrNotFound or ErrChanged (wrapped) as op does, the caller's
-// context error when the caller gave up, and otherwise a *fault.Error.
+// context error when the caller gave up, ErrNoRanges as op returns it,
+// and otherwise a *fault.Error.
 func (b *Backend) Do(ctx context.Context, timeout time.Duration, op func(ctx context.Context) error) error {
 	timeout = max(timeout, b.policy.ReadTimeout)
 	var last error
@@ -155,7 +156,7 @@ func (b *Backend) Do(ctx context.Context, timeout time.Duration, op func(ctx con
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		err := op(actx)
 		cancel()
-		if err == nil || errors.Is(err, source.ErrNotFound) || errors.Is(err, ErrChanged) {
+		if err == nil || errors.Is(err, source.ErrNotFound) || errors.Is(err, ErrChanged) || errors.Is(err, ErrNoRanges) {
 			b.breaker.Record(true)
 			if errors.Is(err, ErrChanged) {
 				return fault.Wrap(fault.Unavailable, err, msgChanged)
@@ -215,6 +216,9 @@ func classify(err error) (fault.Kind, bool) {
 }
 
 func failure(k fault.Kind, err error) error {
+	// The cause keeps the text, not the chain: an attempt's own timeout
+	// must not read as the client request's context.DeadlineExceeded.
+	err = errors.New(err.Error())
 	switch k {
 	case fault.Unavailable:
 		return fault.Wrap(k, err, msgUnreachable)
