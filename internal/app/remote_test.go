@@ -1,0 +1,142 @@
+package app
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/source/pyramid"
+	"github.com/iiifd/iiifd/internal/source/s3/s3test"
+)
+
+// tilePyramid returns the files of a 1024×768 IIIF level-0 tile directory
+// with 256 px tiles at scale factors 1, 2 and 4.
+func tilePyramid(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	info := `{"@context":"http://iiif.io/api/image/3/context.json","id":"x","type":"ImageService3","protocol":"http://iiif.io/api/image","profile":"level0",
+"width":1024,"height":768,"tiles":[{"width":256,"height":256,"scaleFactors":[1,2,4]}]}`
+	p, err := pyramid.Parse([]byte(info))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{dir + "/info.json": []byte(info)}
+	for _, sf := range p.ScaleFactors {
+		w, h := p.Level(sf)
+		for row := 0; row*256 < h; row++ {
+			for col := 0; col*256 < w; col++ {
+				r := p.TileRegion(sf, col, row)
+				img := image.NewRGBA(image.Rect(0, 0, (r.Dx()+sf-1)/sf, (r.Dy()+sf-1)/sf))
+				for i := range img.Pix {
+					img.Pix[i] = byte(col*40 + row*20 + sf)
+				}
+				img.Set(0, 0, color.White)
+				var b bytes.Buffer
+				if err := jpeg.Encode(&b, img, nil); err != nil {
+					t.Fatal(err)
+				}
+				files[dir+"/"+p.TileKey(sf, col, row)] = b.Bytes()
+			}
+		}
+	}
+	return files
+}
+
+// TestS3EndToEnd serves info.json and tiles of a tile pyramid stored in a
+// real S3 server (versitygw), configured the AWS way (environment), then
+// takes the store away and brings it back.
+func TestS3EndToEnd(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("images")
+	files := tilePyramid(t, "collection/pyr")
+	srv.Put(bucket, files)
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_REGION", s3test.Region)
+	t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint())
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+
+	cfg := config.Default()
+	cfg.Root = "s3://" + bucket + "/collection"
+	cfg.CacheMemory = 0
+	cfg.Stores.ConnectTimeout = 300 * time.Millisecond
+	cfg.Stores.ReadTimeout = time.Second
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	hs := httptest.NewServer(a.Handler())
+	defer hs.Close()
+	get := func(path string) (int, []byte, time.Duration) {
+		start := time.Now()
+		resp, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, time.Since(start)
+	}
+	code, body, _ := get("/iiif/3/pyr/info.json")
+	if code != 200 || !bytes.Contains(body, []byte(`"width": 1024`)) && !bytes.Contains(body, []byte(`"width":1024`)) {
+		t.Fatalf("info.json: %d %s", code, body)
+	}
+	code, body, _ = get("/iiif/3/pyr/256,0,256,256/256,256/0/default.jpg")
+	if want := files["collection/pyr/256,0,256,256/256,256/0/default.jpg"]; code != 200 || !bytes.Equal(body, want) {
+		t.Fatalf("stored tile: %d, %d bytes (want %d)", code, len(body), len(want))
+	}
+	code, body, _ = get("/iiif/3/pyr/0,0,1024,768/200,/0/default.png")
+	if code != 200 || len(body) < 100 {
+		t.Fatalf("stitched image: %d %s", code, body)
+	}
+	if code, _, _ = get("/iiif/3/missing/info.json"); code != 404 {
+		t.Errorf("missing identifier: %d", code)
+	}
+	if code, _, _ = get("/iiif/3/..%2Fimages/info.json"); code != 400 {
+		t.Errorf("escaping identifier: %d", code)
+	}
+	stats := a.StoreStats()[cfg.Root]
+	if stats.Requests == 0 || stats.Bytes == 0 {
+		t.Errorf("no bytes counted: %+v", stats)
+	}
+
+	srv.Stop()
+	for i := 0; i < 3; i++ {
+		// Opening an identifier: the store's fault as it is (503).
+		code, body, d := get(fmt.Sprintf("/iiif/3/other%d.tif/info.json", i))
+		if code != http.StatusServiceUnavailable || d > 4*time.Second {
+			t.Errorf("store down: %d %q after %s, want a quick 503", code, body, d)
+		}
+		// A stored tile: service.readTile reports every tile failure as
+		// a 500 today; it must still be quick.
+		code, body, d = get(fmt.Sprintf("/iiif/3/pyr/0,%d,256,256/256,256/0/default.jpg", 256*(i%3)))
+		if code < 500 || d > 4*time.Second {
+			t.Errorf("store down: %d %q after %s, want a quick 5xx", code, body, d)
+		}
+	}
+	if code, _, _ := get("/healthz"); code != 200 {
+		t.Errorf("healthz with the store down: %d", code)
+	}
+	srv.Restart()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, _, _ := get("/iiif/3/pyr/512,512,256,256/256,256/0/default.jpg")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("store back, still %d", code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
