@@ -104,7 +104,7 @@ func (s *Server) Dir() string { return s.dir }
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.cmd = exec.Command(s.bin, "--access", AccessKey, "--secret", SecretKey, "--region", Region,
-		"--port", s.Addr(), "--quiet", "posix", s.dir)
+		"--port", s.Addr(), "--quiet", "--keep-alive", "posix", s.dir)
 	s.cmd.Env = append(os.Environ(), "VGW_QUIET=true")
 	var stderr strings.Builder
 	s.cmd.Stderr = &stderr

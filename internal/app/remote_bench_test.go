@@ -1,0 +1,161 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/source/remote/remotetest"
+	"github.com/iiifd/iiifd/internal/source/s3/s3test"
+)
+
+// TestRemoteFigures measures what docs/BENCHMARKS.md reports for remote
+// sources: bytes fetched from S3 for an info.json and for a tile of a
+// large pyramidal TIFF, and stored-tile throughput from S3 (versitygw on
+// loopback, with and without 20 ms added per request) against local disk.
+// It runs only when IIIFD_BENCH_TIFF names a pyramidal TIFF with JPEG
+// tiles of 256 px:
+//
+//	IIIFD_BENCH_TIFF=/tmp/big.tif go test -run TestRemoteFigures -v ./internal/app/
+func TestRemoteFigures(t *testing.T) {
+	file := os.Getenv("IIIFD_BENCH_TIFF")
+	if file == "" {
+		t.Skip("IIIFD_BENCH_TIFF not set")
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("bench")
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "big.tif"
+	if _, err := srv.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: f, ContentLength: aws.Int64(st.Size())}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	proxy := remotetest.Start(t, srv.Addr())
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_REGION", s3test.Region)
+	t.Setenv("AWS_ENDPOINT_URL", "http://"+proxy.Addr())
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+
+	start := func(root string) (*App, string) {
+		cfg := config.Default()
+		cfg.Root = root
+		cfg.CacheMemory = 0
+		cfg.LogLevel = "error"
+		a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		hs := httptest.NewServer(a.Handler())
+		t.Cleanup(hs.Close)
+		return a, hs.URL
+	}
+	get := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const tiles = 79 // 20000 / 256, rounded down: interior tiles only
+	// Tiles are drawn from one permutation of the interior tiles, so no
+	// S3 measurement requests a tile another one fetched: every tile's
+	// bytes come from the store, not from the block cache.
+	perm := rand.New(rand.NewPCG(1, 9)).Perm((tiles - 1) * (tiles - 1))
+	var drawn atomic.Int64
+	tileURL := func(base string, _ int) string {
+		i := perm[int(drawn.Add(1)-1)%len(perm)]
+		x, y := i%(tiles-1)*256, i/(tiles-1)*256
+		return fmt.Sprintf("%s/iiif/3/big.tif/%d,%d,256,256/256,256/0/default.jpg", base, x, y)
+	}
+	throughput := func(base string, n, conc int) float64 {
+		var wg sync.WaitGroup
+		next := make(chan int)
+		began := time.Now()
+		for w := 0; w < conc; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					if code := get(tileURL(base, i)); code != 200 {
+						t.Errorf("tile %d: %d", i, code)
+					}
+				}
+			}()
+		}
+		for i := 0; i < n; i++ {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		return float64(n) / time.Since(began).Seconds()
+	}
+
+	// Bytes per info.json and per tile, cold.
+	a, base := start("s3://" + bucket)
+	s0 := a.StoreStats()["s3://"+bucket]
+	if code := get(base + "/iiif/3/big.tif/info.json"); code != 200 {
+		t.Fatalf("info.json: %d", code)
+	}
+	s1 := a.StoreStats()["s3://"+bucket]
+	if code := get(tileURL(base, 1)); code != 200 {
+		t.Fatalf("tile: %d", code)
+	}
+	s2 := a.StoreStats()["s3://"+bucket]
+	for i := 2; i < 12; i++ {
+		get(tileURL(base, i))
+	}
+	s3s := a.StoreStats()["s3://"+bucket]
+	t.Logf("object %d bytes; info.json: %d range requests, %d bytes; first tile: %d requests, %d bytes; next 10 tiles: %d requests, %d bytes",
+		st.Size(), s1.Requests-s0.Requests, s1.Bytes-s0.Bytes, s2.Requests-s1.Requests, s2.Bytes-s1.Bytes, s3s.Requests-s2.Requests, s3s.Bytes-s2.Bytes)
+
+	// Throughput: the same file on local disk and in S3.
+	dir := t.TempDir()
+	if err := os.Link(file, filepath.Join(dir, "big.tif")); err != nil {
+		t.Fatal(err) // same file system needed: the root refuses links leading out
+	}
+	_, local := start(dir)
+	// The machine is shared: each figure is the median of three rounds,
+	// the three sources measured one after another in every round.
+	_, s3base := start("s3://" + bucket)
+	_, slow := start("s3://" + bucket)
+	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+	const n = 250
+	for _, c := range []int{1, 8, 32} {
+		var fs, s3r, s3slow []float64
+		for round := 0; round < 3; round++ {
+			fs = append(fs, throughput(local, n, c))
+			s3r = append(s3r, throughput(s3base, n, c))
+			proxy.SetDelay(20 * time.Millisecond)
+			s3slow = append(s3slow, throughput(slow, n, c))
+			proxy.SetDelay(0)
+		}
+		d, r, sl := median(fs), median(s3r), median(s3slow)
+		t.Logf("concurrency %d: disk %.0f tiles/s; S3 %.0f tiles/s (%.2f×); S3 +20 ms/request %.0f tiles/s (%.2f×)", c, d, r, r/d, sl, sl/d)
+	}
+}
