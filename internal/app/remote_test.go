@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +139,53 @@ func TestS3EndToEnd(t *testing.T) {
 			t.Fatalf("store back, still %d", code)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestHTTPOriginRule serves a tile pyramid from an HTTP origin through a
+// [[roots]] rule, next to a local root, with the hash key layout.
+func TestHTTPOriginRule(t *testing.T) {
+	files := tilePyramid(t, "web/ab12cd34")
+	mod := time.Now()
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The layout hash:2,2 puts web/... under we/b/... on the origin.
+		key, ok := strings.CutPrefix(r.URL.Path, "/static/we/b/")
+		b, found := files[key]
+		if !ok || !found {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("ETag", fmt.Sprintf(`"%x"`, len(b)))
+		http.ServeContent(w, r, "", mod, bytes.NewReader(b))
+	}))
+	defer origin.Close()
+	cfg := config.Default()
+	cfg.Root = t.TempDir()
+	cfg.CacheMemory = 0
+	cfg.Stores.KeyLayout = "hash:2,1"
+	cfg.Stores.Roots = []config.RootRule{{Match: "web/**", Root: origin.URL + "/static/"}}
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	hs := httptest.NewServer(a.Handler())
+	defer hs.Close()
+	for path, want := range map[string]int{
+		"/iiif/3/web%2Fab12cd34/info.json":                         200,
+		"/iiif/3/web%2Fab12cd34/0,0,256,256/256,256/0/default.jpg": 200,
+		"/iiif/3/web%2Fab12cd34/full/128,/0/default.png":           200,
+		"/iiif/3/web%2Fmissing.tif/info.json":                      404,
+		"/iiif/3/local.tif/info.json":                              404,
+	} {
+		resp, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d %s, want %d", path, resp.StatusCode, b, want)
+		}
 	}
 }

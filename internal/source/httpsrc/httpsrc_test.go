@@ -326,3 +326,52 @@ func TestNotFoundAndHidden(t *testing.T) {
 		}
 	}
 }
+
+// TestFlatImagesSpooled: a flat image is read by range for its header,
+// then downloaded once into the source cache, which later opens share.
+func TestFlatImagesSpooled(t *testing.T) {
+	data := bytes.Repeat([]byte("jpegdata"), 40_000)
+	o := &origin{files: map[string][]byte{"p.jpg": data, "t.tif": data}, mod: time.Now()}
+	addr, _ := serve(t, o, "")
+	s := newSource(t, "http://"+addr+"/images/", true)
+	for round := 0; round < 3; round++ {
+		for _, key := range []string{"p.jpg", "t.tif"} {
+			obj, err := s.Open(context.Background(), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head := make([]byte, 4096)
+			if _, err := obj.ReadAt(head, 0); err != nil {
+				t.Fatal(err)
+			}
+			for off := int64(0); off < int64(len(data)); off += 100_000 {
+				buf := make([]byte, min(100_000, int64(len(data))-off))
+				if _, err := obj.ReadAt(buf, off); err != nil || !bytes.Equal(buf, data[off:off+int64(len(buf))]) {
+					t.Fatalf("%s: read at %d: %v", key, off, err)
+				}
+			}
+			obj.Close()
+		}
+	}
+	if got := o.wholeGets.Load(); got != 1 {
+		t.Errorf("%d whole downloads, want 1 (the JPEG, once)", got)
+	}
+}
+
+func FuzzParseBase(f *testing.F) {
+	f.Add("http://h/p")
+	f.Add("https://u@h:1/a?b#c")
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := ParseBase(s)
+		if err != nil {
+			return
+		}
+		if !strings.HasSuffix(u.Path, "/") || u.Host == "" || u.RawQuery != "" {
+			t.Errorf("ParseBase(%q) accepted %v", s, u)
+		}
+		a := &accessor{base: u}
+		if got := a.url("a/b c.tif"); !strings.HasPrefix(got, u.String()) {
+			t.Errorf("key escaped the base: %s", got)
+		}
+	})
+}

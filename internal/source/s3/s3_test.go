@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,4 +192,18 @@ func TestWrongCredentials(t *testing.T) {
 	if _, err := s.Open(context.Background(), "x.tif"); kind(err) != fault.BadGateway {
 		t.Errorf("wrong credentials: %v, want 502", err)
 	}
+}
+
+func FuzzParseURL(f *testing.F) {
+	f.Add("s3://bucket/some/prefix")
+	f.Add("s3://b/../x")
+	f.Fuzz(func(t *testing.T, s string) {
+		b, p, err := ParseURL(s)
+		if err != nil {
+			return
+		}
+		if b == "" || (p != "" && (!strings.HasSuffix(p, "/") || !source.ValidKey(strings.TrimSuffix(p, "/")))) {
+			t.Errorf("ParseURL(%q) = %q, %q", s, b, p)
+		}
+	})
 }
