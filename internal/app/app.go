@@ -110,7 +110,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.svc = svc
-	metrics := obs.New(obs.Sources{Cache: dc, Admit: admit, Vips: true})
+	metrics := obs.New(obs.Sources{Cache: dc, Admit: admit, Vips: true, Stores: a.storeCounts})
 	a.metrics = metrics.Handler()
 	a.handler = withTimeout(cfg.RequestTimeout,
 		httpapi.New(svc, httpapi.Options{

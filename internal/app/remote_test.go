@@ -110,6 +110,13 @@ func TestS3EndToEnd(t *testing.T) {
 	if stats.Requests == 0 || stats.Bytes == 0 {
 		t.Errorf("no bytes counted: %+v", stats)
 	}
+	var metrics bytes.Buffer
+	rec := httptest.NewRecorder()
+	a.metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	metrics.Write(rec.Body.Bytes())
+	if want := fmt.Sprintf(`iiifd_store_bytes_total{root=%q} %d`, cfg.Root, stats.Bytes); !strings.Contains(metrics.String(), want) {
+		t.Errorf("metrics lack %s", want)
+	}
 
 	srv.Stop()
 	for i := 0; i < 3; i++ {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/obs"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/fs"
 	"github.com/iiifd/iiifd/internal/source/httpsrc"
@@ -18,7 +19,10 @@ import (
 )
 
 // statser is a remote source that counts what it fetched.
-type statser interface{ Stats() ranged.Stats }
+type statser interface {
+	Stats() ranged.Stats
+	Backend() *remote.Backend
+}
 
 // buildSource builds the source of the configured roots: --root, and the
 // [[roots]] rules tried before it, each root a directory, a bucket or an
@@ -121,6 +125,19 @@ func (a *App) StoreStats() map[string]ranged.Stats {
 	out := make(map[string]ranged.Stats, len(a.stores))
 	for _, s := range a.stores {
 		out[s.root] = s.s.Stats()
+	}
+	return out
+}
+
+// storeCounts reports the remote roots to the metrics.
+func (a *App) storeCounts() []obs.StoreCount {
+	out := make([]obs.StoreCount, 0, len(a.stores))
+	for _, s := range a.stores {
+		st := s.s.Stats()
+		out = append(out, obs.StoreCount{
+			Root: s.root, Requests: st.Requests, Bytes: st.Bytes, CacheHits: st.CacheHits,
+			BreakerOpen: s.s.Backend().Breaker().Open(),
+		})
 	}
 	return out
 }
