@@ -51,3 +51,10 @@ func TestIngestToS3(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckRemoteRoot(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--root", "s3://bucket/x"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "local --root") {
+		t.Errorf("check of a bucket: exit %d %s", code, stderr.String())
+	}
+}
