@@ -207,3 +207,30 @@ func FuzzParseURL(f *testing.F) {
 		}
 	})
 }
+
+// TestTruncated: a store whose answers are cut short gives 502 after its
+// retries, and reads work again once answers are whole.
+func TestTruncated(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("truncated")
+	data := bytes.Repeat([]byte("0123456789abcdef"), 64<<10)
+	srv.Put(bucket, map[string][]byte{"x.tif": data})
+	p := remotetest.Start(t, srv.Addr())
+	s := newSource(t, "http://"+p.Addr(), bucket, "", nil)
+	obj, err := s.Open(context.Background(), "x.tif")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	// Headers pass, the body is cut: 2 KiB of a 100 KB range.
+	p.CutAfter(2048)
+	buf := make([]byte, 100_000)
+	if _, err := obj.ReadAt(buf, 10); kind(err) != fault.BadGateway {
+		t.Errorf("truncated answers: %v, want 502", err)
+	}
+	p.CutAfter(0)
+	time.Sleep(250 * time.Millisecond) // past the breaker's cooldown, if it opened
+	if _, err := obj.ReadAt(buf, 10); err != nil || !bytes.Equal(buf, data[10:100_010]) {
+		t.Errorf("after the store recovered: %v", err)
+	}
+}

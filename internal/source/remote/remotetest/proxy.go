@@ -20,6 +20,7 @@ type Proxy struct {
 	target string
 	addr   string
 	delay  atomic.Int64 // nanoseconds
+	cut    atomic.Int64 // bytes of answers passed per connection, 0 = all
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -45,6 +46,18 @@ func (p *Proxy) Addr() string { return p.addr }
 
 // SetDelay sets the delay added to every request from now on.
 func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// CutAfter makes every connection close after n bytes of answers (a
+// store that truncates its responses); 0 passes everything. Open
+// connections are closed, so that the setting applies at once.
+func (p *Proxy) CutAfter(n int64) {
+	p.cut.Store(n)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
 
 // Stop closes the listener and every connection: the store is gone.
 func (p *Proxy) Stop() {
@@ -135,7 +148,11 @@ func (p *Proxy) handle(c net.Conn) {
 		done <- struct{}{}
 	}()
 	go func() {
-		io.Copy(c, up)
+		if n := p.cut.Load(); n > 0 {
+			io.CopyN(c, up, n)
+		} else {
+			io.Copy(c, up)
+		}
 		done <- struct{}{}
 	}()
 	<-done
