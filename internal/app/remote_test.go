@@ -110,6 +110,15 @@ func TestS3EndToEnd(t *testing.T) {
 	if stats.Requests == 0 || stats.Bytes == 0 {
 		t.Errorf("no bytes counted: %+v", stats)
 	}
+	// A stored tile not read before costs one request: opening it
+	// brings its bytes.
+	if code, _, _ = get("/iiif/3/pyr/512,256,256,256/256,256/0/default.jpg"); code != 200 {
+		t.Fatalf("stored tile: %d", code)
+	}
+	if after := a.StoreStats()[cfg.Root]; after.Requests != stats.Requests+1 {
+		t.Errorf("a stored tile took %d requests, want 1", after.Requests-stats.Requests)
+	}
+	stats = a.StoreStats()[cfg.Root]
 	var metrics bytes.Buffer
 	rec := httptest.NewRecorder()
 	a.metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))

@@ -217,3 +217,41 @@ func (a *accessor) Whole(ctx context.Context, key string, m remote.Meta, w io.Wr
 	}
 	return nil
 }
+
+// Start opens key with a GET of its first n bytes.
+func (a *accessor) Start(ctx context.Context, key string, n int) (remote.Meta, []byte, error) {
+	resp, err := a.do(ctx, http.MethodGet, key, http.Header{"Range": {fmt.Sprintf("bytes=0-%d", n-1)}})
+	if err != nil {
+		return remote.Meta{}, nil, err
+	}
+	defer resp.Body.Close()
+	var size int64
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		var end int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes 0-%d/%d", &end, &size); err != nil || end >= size || end >= int64(n) {
+			return remote.Meta{}, nil, fmt.Errorf("GET: Content-Range %q for bytes 0-%d", resp.Header.Get("Content-Range"), n-1)
+		}
+	case http.StatusOK:
+		// The whole object: fine if it is small, else the origin
+		// ignores Range.
+		if resp.ContentLength < 0 || resp.ContentLength > int64(n) {
+			return remote.Meta{}, nil, remote.ErrNoRanges
+		}
+		size = resp.ContentLength
+	case http.StatusRequestedRangeNotSatisfiable:
+		// An empty object.
+		m, err := a.Head(ctx, key)
+		return m, nil, err
+	default:
+		return remote.Meta{}, nil, remote.CheckStatus("GET", resp.StatusCode)
+	}
+	data := make([]byte, min(size, int64(n)))
+	if _, err := io.ReadFull(resp.Body, data); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return remote.Meta{}, nil, fmt.Errorf("GET: %w", err)
+	}
+	return meta(resp, size), data, nil
+}

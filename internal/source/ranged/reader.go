@@ -344,3 +344,22 @@ func (r *Reader) Close() error {
 	}
 	return nil
 }
+
+// Prime puts bytes fetched from the start of an object (with its opening
+// request) into the block cache, counting them as one request. data holds
+// the object's first len(data) bytes; size is the object's size.
+func (s *Store) Prime(id string, data []byte, size int64) {
+	s.requests.Add(1)
+	s.bytes.Add(int64(len(data)))
+	if s.cfg.Cache == nil {
+		return
+	}
+	bs := s.cfg.BlockSize
+	for i := 0; i*bs < len(data); i++ {
+		end := min((i+1)*bs, len(data))
+		if end-i*bs < bs && int64(end) != size {
+			break // a partial block that is not the object's last
+		}
+		s.cfg.Cache.put(blockKey{id, int64(i)}, data[i*bs:end:end])
+	}
+}

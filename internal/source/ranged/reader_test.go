@@ -237,3 +237,30 @@ func TestCacheBound(t *testing.T) {
 		t.Error("oldest block kept")
 	}
 }
+
+func TestPrime(t *testing.T) {
+	data := testData(3*BlockSize + 100)
+	for _, tc := range []struct {
+		name     string
+		primed   int
+		requests int64
+	}{
+		{"whole object", len(data), 0},
+		{"two blocks and a bit", 2*BlockSize + 10, 1},
+	} {
+		c := &counter{data: data}
+		s := NewStore(Config{Cache: NewCache(1 << 20)})
+		s.Prime("o", data[:tc.primed], int64(len(data)))
+		r := s.Open(context.Background(), "o", int64(len(data)), c.fetch)
+		p := make([]byte, len(data))
+		if n, err := r.ReadAt(p, 0); n != len(data) || err != nil || !bytes.Equal(p, data) {
+			t.Fatalf("%s: %d %v", tc.name, n, err)
+		}
+		if c.calls.Load() != tc.requests {
+			t.Errorf("%s: %d requests after priming, want %d", tc.name, c.calls.Load(), tc.requests)
+		}
+		if st := s.Stats(); st.Requests != 1+tc.requests {
+			t.Errorf("%s: stats %+v", tc.name, st)
+		}
+	}
+}

@@ -50,6 +50,16 @@ type Accessor interface {
 	Whole(ctx context.Context, key string, m Meta, w io.Writer) error
 }
 
+// Starter is an Accessor that can open an object with a ranged GET of its
+// first bytes instead of a HEAD: one request for the metadata and the
+// bytes a header probe, or a whole stored tile, needs.
+type Starter interface {
+	// Start returns the object's metadata and its first min(n, size)
+	// bytes; source.ErrNotFound if absent, ErrNoRanges if the store sent
+	// more than n bytes.
+	Start(ctx context.Context, key string, n int) (Meta, []byte, error)
+}
+
 // Lister is an Accessor that can list keys by prefix.
 type Lister interface {
 	// List returns the keys starting with prefix (at most limit).
@@ -96,6 +106,10 @@ var _ source.Source = (*Objects)(nil)
 // spool for decoding.
 const SpillAfter = 64 << 10
 
+// StartBytes are read with the request that opens an image read whole:
+// its header, or all of a stored tile.
+const StartBytes = SpillAfter
+
 // New returns the source.
 func New(cfg Config) *Objects {
 	if cfg.MetaTTL == 0 {
@@ -121,21 +135,42 @@ func Tiled(key string) bool {
 	return false
 }
 
-func (o *Objects) head(ctx context.Context, key string) (Meta, error) {
+// stat returns key's metadata, and its first bytes when they came with
+// it. Images read whole (and stored tiles, which are such images) are
+// opened with Start: one request gives the metadata and the bytes an
+// info.json or the tile needs. TIFF and JPEG 2000 are opened with a HEAD,
+// so that an info.json reads only the blocks of its IFDs.
+func (o *Objects) stat(ctx context.Context, key string) (Meta, []byte, error) {
 	o.mu.Lock()
 	e, ok := o.meta[key]
 	o.mu.Unlock()
 	if ok && time.Since(e.at) < o.cfg.MetaTTL {
-		return e.m, nil
+		return e.m, nil, nil
 	}
 	var m Meta
-	err := o.cfg.Backend.Do(ctx, 0, func(ctx context.Context) error {
-		var err error
-		m, err = o.cfg.Accessor.Head(ctx, o.cfg.Prefix+key)
-		return err
-	})
+	var data []byte
+	st, canStart := o.cfg.Accessor.(Starter)
+	err := ErrNoRanges
+	if canStart && !Tiled(key) && !o.noRanges.Load() {
+		err = o.cfg.Backend.Do(ctx, 0, func(ctx context.Context) error {
+			var err error
+			m, data, err = st.Start(ctx, o.cfg.Prefix+key, StartBytes)
+			return err
+		})
+		if errors.Is(err, ErrNoRanges) {
+			o.noRanges.Store(true)
+		}
+	}
+	if errors.Is(err, ErrNoRanges) {
+		data = nil
+		err = o.cfg.Backend.Do(ctx, 0, func(ctx context.Context) error {
+			var err error
+			m, err = o.cfg.Accessor.Head(ctx, o.cfg.Prefix+key)
+			return err
+		})
+	}
 	if err != nil {
-		return Meta{}, err
+		return Meta{}, nil, err
 	}
 	o.mu.Lock()
 	if len(o.meta) > 10000 {
@@ -143,7 +178,7 @@ func (o *Objects) head(ctx context.Context, key string) (Meta, error) {
 	}
 	o.meta[key] = metaEntry{m: m, at: time.Now()}
 	o.mu.Unlock()
-	return m, nil
+	return m, data, nil
 }
 
 func (o *Objects) forget(key string) {
@@ -152,7 +187,8 @@ func (o *Objects) forget(key string) {
 	o.mu.Unlock()
 }
 
-// Open opens key: one HEAD (or none within MetaTTL of the last), no bytes.
+// Open opens key: one request (none within MetaTTL of the last), a HEAD
+// or a Start.
 func (o *Objects) Open(ctx context.Context, key string) (*source.Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -160,12 +196,15 @@ func (o *Objects) Open(ctx context.Context, key string) (*source.Object, error) 
 	if !source.ValidKey(key) {
 		return nil, fmt.Errorf("%w: %s", source.ErrNotFound, key)
 	}
-	m, err := o.head(ctx, key)
+	m, data, err := o.stat(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	full := o.cfg.Prefix + key
 	id := o.cfg.Name + "\x00" + full + "\x00" + m.Version()
+	if data != nil {
+		o.cfg.Store.Prime(id, data, m.Size)
+	}
 	rd := o.cfg.Store.Open(ctx, id, m.Size, func(ctx context.Context, off int64, p []byte) error {
 		if o.noRanges.Load() {
 			return o.readSpooled(ctx, full, id, m, off, p)

@@ -243,3 +243,37 @@ func (a accessor) List(ctx context.Context, prefix string, limit int) ([]string,
 	}
 	return keys, nil
 }
+
+// Start opens key with a GetObject of its first n bytes.
+func (a accessor) Start(ctx context.Context, key string, n int) (remote.Meta, []byte, error) {
+	out, err := a.get(ctx, key, remote.Meta{}, fmt.Sprintf("bytes=0-%d", n-1))
+	if err != nil {
+		var se *remote.StatusError
+		if errors.As(err, &se) && se.Code == 416 {
+			// An empty object: ranges of it are not satisfiable.
+			m, err := a.Head(ctx, key)
+			return m, nil, err
+		}
+		return remote.Meta{}, nil, err
+	}
+	defer out.Body.Close()
+	var end, size int64
+	if out.ContentRange == nil {
+		return remote.Meta{}, nil, errors.New("GetObject: no Content-Range for a range")
+	}
+	if _, err := fmt.Sscanf(*out.ContentRange, "bytes 0-%d/%d", &end, &size); err != nil || end >= size || end >= int64(n) {
+		return remote.Meta{}, nil, fmt.Errorf("GetObject: Content-Range %q for bytes 0-%d", *out.ContentRange, n-1)
+	}
+	data := make([]byte, end+1)
+	if _, err := io.ReadFull(out.Body, data); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return remote.Meta{}, nil, fmt.Errorf("GetObject: %w", err)
+	}
+	m := remote.Meta{Size: size, ETag: aws.ToString(out.ETag)}
+	if out.LastModified != nil {
+		m.ModTime = out.LastModified.UTC()
+	}
+	return m, data, nil
+}
