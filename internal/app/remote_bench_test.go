@@ -19,7 +19,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/source/pyramid"
+	"github.com/iiifd/iiifd/internal/source/ranged"
+	"github.com/iiifd/iiifd/internal/source/remote"
 	"github.com/iiifd/iiifd/internal/source/remote/remotetest"
+	s3src "github.com/iiifd/iiifd/internal/source/s3"
 	"github.com/iiifd/iiifd/internal/source/s3/s3test"
 )
 
@@ -165,5 +169,109 @@ func TestRemoteFigures(t *testing.T) {
 		}
 		d, r, sl := median(fs), median(s3r), median(s3slow)
 		t.Logf("%s, concurrency %d: disk %.0f tiles/s; S3 %.0f tiles/s (%.2f×); S3 +20 ms/request %.0f tiles/s (%.2f×)", format, c, d, r, r/d, sl, sl/d)
+	}
+}
+
+// TestRemoteTileDirFigures measures stored-tile throughput of a IIIF
+// level-0 tile directory (256 px tiles) from S3 against local disk. It
+// runs only when IIIFD_BENCH_TILES names such a directory:
+//
+//	IIIFD_BENCH_TILES=/tmp/pyr go test -run TestRemoteTileDirFigures -v ./internal/app/
+func TestRemoteTileDirFigures(t *testing.T) {
+	dir := os.Getenv("IIIFD_BENCH_TILES")
+	if dir == "" {
+		t.Skip("IIIFD_BENCH_TILES not set")
+	}
+	info, err := os.ReadFile(filepath.Join(dir, "info.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pyramid.Parse(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("tiles")
+	up, err := s3src.New(t.Context(), s3src.Config{
+		Bucket: bucket, Endpoint: srv.Endpoint(), Region: s3test.Region, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
+		Policy: remote.DefaultPolicy(), Store: ranged.NewStore(ranged.Config{}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := up.PutTree(t.Context(), "pyr", dir, 16, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("uploaded in %s", time.Since(began).Round(time.Millisecond))
+	proxy := remotetest.Start(t, srv.Addr())
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_REGION", s3test.Region)
+	t.Setenv("AWS_ENDPOINT_URL", "http://"+proxy.Addr())
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	start := func(root string) string {
+		cfg := config.Default()
+		cfg.Root = root
+		cfg.CacheMemory = 0
+		a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		hs := httptest.NewServer(a.Handler())
+		t.Cleanup(hs.Close)
+		return hs.URL
+	}
+	w, h := p.Level(1)
+	cols, rows := w/p.TileWidth, h/p.TileHeight // interior tiles
+	perm := rand.New(rand.NewPCG(2, 9)).Perm(cols * rows)
+	var drawn atomic.Int64
+	throughput := func(base, id string, n, conc int) float64 {
+		var wg sync.WaitGroup
+		next := make(chan struct{})
+		began := time.Now()
+		for range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range next {
+					i := perm[int(drawn.Add(1)-1)%len(perm)]
+					x, y := i%cols*p.TileWidth, i/cols*p.TileHeight
+					url := fmt.Sprintf("%s/iiif/3/%s/%d,%d,%d,%d/%d,%d/0/default.jpg", base, id, x, y, p.TileWidth, p.TileHeight, p.TileWidth, p.TileHeight)
+					resp, err := http.Get(url)
+					if err != nil {
+						t.Error(err)
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						t.Errorf("%s: %d", url, resp.StatusCode)
+					}
+				}
+			}()
+		}
+		for range n {
+			next <- struct{}{}
+		}
+		close(next)
+		wg.Wait()
+		return float64(n) / time.Since(began).Seconds()
+	}
+	local, s3base, slow := start(filepath.Dir(dir)), start("s3://"+bucket), start("s3://"+bucket)
+	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+	for _, c := range []int{1, 8, 32} {
+		var fs, s3r, s3slow []float64
+		for round := 0; round < 3; round++ {
+			fs = append(fs, throughput(local, filepath.Base(dir), 250, c))
+			s3r = append(s3r, throughput(s3base, "pyr", 250, c))
+			proxy.SetDelay(20 * time.Millisecond)
+			s3slow = append(s3slow, throughput(slow, "pyr", 250, c))
+			proxy.SetDelay(0)
+		}
+		d, r, sl := median(fs), median(s3r), median(s3slow)
+		t.Logf("tile directory, concurrency %d: disk %.0f tiles/s; S3 %.0f tiles/s (%.2f×); S3 +20 ms/request %.0f tiles/s (%.2f×)", c, d, r, r/d, sl, sl/d)
 	}
 }
