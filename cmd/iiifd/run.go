@@ -7,10 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/tracing"
 )
 
 const usage = `iiifd is a IIIF Image API 3.0 and 2.1 server.
@@ -85,6 +88,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		return code
 	}
 	log := newLogger(cfg, stderr)
+	shutdownTracing, tracingOn, err := tracing.Setup(ctx, version())
+	if err != nil {
+		fmt.Fprintf(stderr, "iiifd serve: %v\n", err)
+		return 1
+	}
+	if tracingOn {
+		log.Info("exporting traces over OTLP", "endpoint", firstNonEmpty(os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")))
+	}
+	defer func() {
+		// Spans still buffered are sent before exit, within bounds.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("trace export at shutdown", "error", err)
+		}
+	}()
 	a, err := app.New(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "iiifd serve: %v\n", err)
@@ -96,6 +115,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		return 1
 	}
 	return 0
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

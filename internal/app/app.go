@@ -83,6 +83,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	})
 	admit, err := limit.New(limit.Config{
 		Workers: cfg.Workers, Queue: cfg.Queue, QueueTimeout: cfg.QueueTimeout, Memory: int64(cfg.MemoryLimit),
+		PerClient: cfg.ClientLimit,
 	})
 	if err != nil {
 		a.Close()
@@ -117,6 +118,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
 			Ready: a.ready.Load, AdminToken: cfg.AdminToken,
 			Metrics: a.metrics, Observe: metrics.Observe,
+			ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
 		}))
 	return a, nil
 }
@@ -199,7 +201,7 @@ func withTimeout(d time.Duration, h http.Handler) http.Handler {
 
 // Limits converts the configured output limits to the planner's.
 func Limits(cfg config.Config) plan.Limits {
-	l := plan.Limits{MaxWidth: cfg.MaxWidth, MaxHeight: cfg.MaxHeight, MaxArea: cfg.MaxArea}
+	l := plan.Limits{MaxWidth: cfg.MaxWidth, MaxHeight: cfg.MaxHeight, MaxArea: cfg.MaxArea, MaxSourcePixels: cfg.MaxSourcePixels}
 	if len(cfg.FormatLimits) > 0 {
 		l.PerFormat = make(map[iiif.Format]plan.FormatLimits, len(cfg.FormatLimits))
 		for f, fl := range cfg.FormatLimits {
@@ -315,7 +317,9 @@ func (e engine) RenderMosaic(ctx context.Context, m pixels.Mosaic, p *plan.Plan,
 	return pixels.RenderMosaic(ctx, m, p, e.opt, w)
 }
 
-func (engine) Header(path string) (probe.Info, error) { return pixels.Header(path) }
+func (engine) Header(ctx context.Context, in pixels.Input) (probe.Info, error) {
+	return pixels.HeaderOf(ctx, in)
+}
 
 func (engine) Formats() []iiif.Format { return pixels.Formats() }
 

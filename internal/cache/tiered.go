@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Config configures a Cache.
@@ -22,6 +23,23 @@ type Config struct {
 	// It is called on the request's goroutine and should be quick; a tier
 	// backing off after a fault (ErrUnavailable) is not reported again.
 	OnError func(tier, op string, key Key, err error)
+	// LockTTL is how long a replica's claim to compute an entry lasts in
+	// a shared tier that is a Locker; other replicas missing the same key
+	// wait for the entry up to this long, then compute it themselves.
+	// Zero means 15 seconds; negative turns cross-replica locking off.
+	LockTTL time.Duration
+}
+
+// Locker is implemented by shared tiers that let replicas claim the
+// computation of an entry, so that a burst of identical misses across
+// replicas is computed once. It is best effort: a claim expires, and any
+// fault means computing anyway.
+type Locker interface {
+	// Lock tries to claim key for ttl. held is false when another
+	// replica holds the claim. unlock gives up a held claim.
+	Lock(ctx context.Context, key Key, ttl time.Duration) (unlock func(), held bool, err error)
+	// Locked reports whether some replica holds key's claim.
+	Locked(ctx context.Context, key Key) (bool, error)
 }
 
 // Validate reports whether the configuration is usable.
@@ -35,6 +53,9 @@ type Cache struct {
 	tiers      []Tier
 	shareLimit int64
 	onError    func(tier, op string, key Key, err error)
+	locker     Locker // the first tier that is one, or nil
+	lockerTier Tier
+	lockTTL    time.Duration
 
 	mu      sync.Mutex
 	flights map[Key]*flight
@@ -47,6 +68,7 @@ type Cache struct {
 
 	coalesced atomic.Int64
 	fills     atomic.Int64
+	remote    atomic.Int64 // entries another replica computed while we waited
 	// releases counts finished fills, so that a Lookup that missed while a
 	// fill of its key was committing looks at the tiers again.
 	releases atomic.Uint64
@@ -66,12 +88,25 @@ func New(cfg Config, tiers ...Tier) (*Cache, error) {
 	if limit == 0 {
 		limit = 16 << 20
 	}
-	return &Cache{
+	c := &Cache{
 		tiers:      tiers,
 		shareLimit: limit,
 		onError:    cfg.OnError,
 		flights:    make(map[Key]*flight),
-	}, nil
+		lockTTL:    cfg.LockTTL,
+	}
+	if c.lockTTL == 0 {
+		c.lockTTL = 15 * time.Second
+	}
+	if c.lockTTL > 0 {
+		for _, t := range tiers {
+			if l, ok := t.(Locker); ok {
+				c.locker, c.lockerTier = l, t
+				break
+			}
+		}
+	}
+	return c, nil
 }
 
 // flight is one fill in progress, shared by the requests waiting on it.
@@ -117,7 +152,20 @@ func (c *Cache) Lookup(ctx context.Context, key Key) (*Hit, *Fill, error) {
 			f = &flight{done: make(chan struct{})}
 			c.flights[key] = f
 			c.mu.Unlock()
-			return nil, c.newFill(ctx, key, f), nil
+			var unlock func()
+			if c.locker != nil {
+				h, u, err := c.claim(ctx, key)
+				if h != nil || err != nil {
+					// Another replica computed it (or our client
+					// left while waiting): local waiters look again.
+					c.releaseFlight(key, f)
+					return h, nil, err
+				}
+				unlock = u
+			}
+			fill := c.newFill(ctx, key, f)
+			fill.unlock = unlock
+			return nil, fill, nil
 		}
 		c.mu.Unlock()
 		select {
@@ -137,6 +185,64 @@ func (c *Cache) Lookup(ctx context.Context, key Key) (*Hit, *Fill, error) {
 		// The body was too large to share: read it from the tiers, or fill
 		// it again if none kept it.
 	}
+}
+
+// claim takes the shared claim on computing key, or waits while another
+// replica holds it and returns the entry once that replica stored it. It
+// returns the hit found; or nothing and the unlock of a held claim (nil
+// when locking failed or timed out: the caller computes anyway); or ctx's
+// error.
+func (c *Cache) claim(ctx context.Context, key Key) (*Hit, func(), error) {
+	deadline := time.Now().Add(c.lockTTL)
+	pause := 10 * time.Millisecond
+	for {
+		unlock, held, err := c.locker.Lock(ctx, key, c.lockTTL)
+		switch {
+		case err != nil:
+			c.report(c.lockerTier, "lock", key, err)
+			return nil, nil, nil
+		case held:
+			// The entry may have been stored between our miss and
+			// the claim.
+			if h := c.get(ctx, key); h != nil {
+				unlock()
+				return h, nil, nil
+			}
+			return nil, unlock, nil
+		}
+		// Another replica computes it: wait for the entry, or for its
+		// claim to end without one (it failed), then try again.
+		for {
+			if time.Now().After(deadline) {
+				return nil, nil, nil
+			}
+			t := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, nil, ctx.Err()
+			case <-t.C:
+			}
+			pause = min(2*pause, 200*time.Millisecond)
+			if h := c.get(ctx, key); h != nil {
+				c.remote.Add(1)
+				return h, nil, nil
+			}
+			if locked, err := c.locker.Locked(ctx, key); err != nil || !locked {
+				break
+			}
+		}
+	}
+}
+
+// releaseFlight ends a flight that made no fill: its waiters look again.
+func (c *Cache) releaseFlight(key Key, f *flight) {
+	c.mu.Lock()
+	delete(c.flights, key)
+	c.mu.Unlock()
+	f.retry = true
+	c.releases.Add(1)
+	close(f.done)
 }
 
 // get tries the tiers in order and arranges promotion of a hit.
@@ -283,6 +389,9 @@ type Fill struct {
 	n     int64
 	share bool // still collecting the body for waiters
 	ended bool
+	// unlock gives up the cross-replica claim on computing the entry,
+	// once it is committed or abandoned; nil when none is held.
+	unlock func()
 }
 
 func (c *Cache) newFill(ctx context.Context, key Key, f *flight) *Fill {
@@ -365,6 +474,10 @@ func (f *Fill) end(err error) {
 }
 
 func (f *Fill) release() {
+	if f.unlock != nil {
+		f.unlock()
+		f.unlock = nil
+	}
 	f.c.mu.Lock()
 	delete(f.c.flights, f.key)
 	f.c.mu.Unlock()
@@ -444,13 +557,16 @@ type CacheStats struct {
 	Fills int64
 	// Coalesced counts Lookups answered by another caller's fill.
 	Coalesced int64
+	// Remote counts Lookups that waited for another replica's
+	// computation (through a Locker tier) and were answered by it.
+	Remote int64
 	// Tiers holds each tier's counters, in tier order.
 	Tiers []TierStats
 }
 
 // Stats returns the counters of the cache and its tiers.
 func (c *Cache) Stats() CacheStats {
-	s := CacheStats{Fills: c.fills.Load(), Coalesced: c.coalesced.Load()}
+	s := CacheStats{Fills: c.fills.Load(), Coalesced: c.coalesced.Load(), Remote: c.remote.Load()}
 	for _, t := range c.tiers {
 		s.Tiers = append(s.Tiers, TierStats{Tier: t.Name(), Stats: t.Stats()})
 	}

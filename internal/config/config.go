@@ -39,6 +39,9 @@ type Config struct {
 
 	MaxWidth, MaxHeight int   // output limits, 0 = none
 	MaxArea             int64 // output pixel limit, 0 = none
+	// MaxSourcePixels bounds the source pixels one request may decode
+	// (decompression bombs, huge images without a pyramid); 0 = none.
+	MaxSourcePixels int64
 	// FormatLimits holds per-format output limits; see ParseFormatLimits.
 	FormatLimits map[iiif.Format]Limit
 
@@ -75,6 +78,11 @@ type Config struct {
 	Queue        int
 	QueueTimeout time.Duration
 	MemoryLimit  ByteSize
+	// ClientLimit is the most image operations one client may have
+	// running and waiting (0 = no per-client share); ClientIPHeader names
+	// the header carrying the client's address behind a proxy.
+	ClientLimit    int
+	ClientIPHeader string
 	// RequestTimeout bounds the work of one request (0 = none).
 	RequestTimeout time.Duration
 
@@ -228,11 +236,17 @@ func DefaultFormatLimits() map[iiif.Format]Limit {
 // single "full/max" request on a gigapixel image would ask for gigabytes.
 const DefaultMaxArea = 100_000_000
 
+// DefaultMaxSourcePixels bounds what one request may decode: a gigapixel
+// takes seconds of a core to decode even when it is streamed; larger
+// images are served from pyramids, whose levels and tiles need far less.
+const DefaultMaxSourcePixels = 1_000_000_000
+
 // Default returns the default configuration.
 func Default() Config {
 	return Config{
 		Addr:              ":8080",
 		MaxArea:           DefaultMaxArea,
+		MaxSourcePixels:   DefaultMaxSourcePixels,
 		TileSize:          512,
 		JPEGQuality:       85,
 		WebPQuality:       80,
@@ -277,8 +291,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("base-url: %q is not an absolute http(s) URL", c.BaseURL))
 		}
 	}
-	if c.MaxWidth < 0 || c.MaxHeight < 0 || c.MaxArea < 0 {
-		errs = append(errs, errors.New("max-width, max-height, max-area: must not be negative"))
+	if c.MaxWidth < 0 || c.MaxHeight < 0 || c.MaxArea < 0 || c.MaxSourcePixels < 0 {
+		errs = append(errs, errors.New("max-width, max-height, max-area, max-source-pixels: must not be negative"))
 	}
 	if c.MaxHeight > 0 && c.MaxWidth == 0 {
 		// IIIF 3.0 §5.2: maxHeight MUST NOT appear without maxWidth.
@@ -326,8 +340,8 @@ func (c *Config) Validate() error {
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("workers: must be at least 1"))
 	}
-	if c.Queue < 0 || c.QueueTimeout < 0 || c.MemoryLimit < 0 || c.RequestTimeout < 0 {
-		errs = append(errs, errors.New("queue, queue-timeout, memory-limit, request-timeout: must not be negative"))
+	if c.Queue < 0 || c.QueueTimeout < 0 || c.MemoryLimit < 0 || c.RequestTimeout < 0 || c.ClientLimit < 0 {
+		errs = append(errs, errors.New("queue, queue-timeout, memory-limit, request-timeout, client-limit: must not be negative"))
 	}
 	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 || c.DrainDelay < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
@@ -349,6 +363,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxWidth, "max-width", c.MaxWidth, "largest output width in `pixels` (0 = no limit)")
 	fs.IntVar(&c.MaxHeight, "max-height", c.MaxHeight, "largest output height in `pixels` (0 = no limit)")
 	fs.Int64Var(&c.MaxArea, "max-area", c.MaxArea, "largest output area in `pixels` (0 = no limit, which also turns off upscaling: IIIF requires a limit for it)")
+	fs.Int64Var(&c.MaxSourcePixels, "max-source-pixels", c.MaxSourcePixels, "most source `pixels` one request may decode, checked from headers before decoding: refuses decompression bombs and full views of huge images without a pyramid (0 = no limit)")
 	fs.Var(formatLimitsValue{&c.FormatLimits}, "format-limits", "per-format output limits, `FMT=WxH[xAREA],...` (e.g. gif=2000x2000,png=0x0x50000000); they can only tighten a format's built-in limits")
 	fs.IntVar(&c.TileSize, "tile-size", c.TileSize, "tile size in `pixels` advertised for images that are not tiled")
 	fs.IntVar(&c.JPEGQuality, "jpeg-quality", c.JPEGQuality, "JPEG encoding `quality` 1..100")
@@ -368,6 +383,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", c.Workers, "image `operations` running at once")
 	fs.IntVar(&c.Queue, "queue", c.Queue, "image operations waiting at once; more are refused with 503 (0 = unbounded)")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait for a worker before 503 (0 = until the request ends)")
+	fs.IntVar(&c.ClientLimit, "client-limit", c.ClientLimit, "image operations one client address may have running and waiting at once; more get 429 with Retry-After (0 = no per-client limit; leave it off behind a CDN, whose few addresses carry everyone's requests)")
+	fs.StringVar(&c.ClientIPHeader, "client-ip-header", c.ClientIPHeader, "`header` whose last value is the client address for --client-limit, e.g. X-Forwarded-For behind one trusted proxy (default: the peer address)")
 	fs.Var(&c.MemoryLimit, "memory-limit", "memory `size` (e.g. 4GiB) the estimated cost of running image operations may add up to (0 = no budget)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "longest time for the work of one request (0 = none)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read request headers")

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/service"
 )
@@ -48,6 +50,35 @@ type Options struct {
 	// Observe, when set, is told about every answered request (after
 	// it is logged): its status, body bytes, duration and X-Cache.
 	Observe func(r *http.Request, status int, bytes int64, d time.Duration, xcache string)
+	// ClientIPHeader, when set, names the header whose last
+	// comma-separated value is the client's address (X-Forwarded-For
+	// behind one trusted proxy); otherwise the peer's address is used.
+	// The address is the client of the admission's per-client share.
+	ClientIPHeader string
+	// ClientShares says the admission controller limits work per client,
+	// which then needs each request's client address.
+	ClientShares bool
+}
+
+// clientIP is the address of the client of r: the peer, or the last value
+// of the configured forwarding header.
+func (h *Handler) clientIP(r *http.Request) string {
+	if h.opt.ClientIPHeader != "" {
+		if v := r.Header.Values(h.opt.ClientIPHeader); len(v) > 0 {
+			last := v[len(v)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if last = strings.TrimSpace(last); last != "" {
+				return last
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // Handler serves the IIIF routes and the health check.
@@ -276,7 +307,11 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 			hd.Set("Content-Length", strconv.FormatInt(job.Size, 10))
 		}
 	}}
-	if err := job.Render(r.Context(), cw); err != nil {
+	ctx := r.Context()
+	if h.opt.ClientShares {
+		ctx = limit.WithClient(ctx, h.clientIP(r))
+	}
+	if err := job.Render(ctx, cw); err != nil {
 		if !cw.started {
 			hd.Del("ETag")
 			hd.Del("Last-Modified")

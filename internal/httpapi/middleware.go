@@ -10,6 +10,11 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/iiifd/iiifd/internal/obs"
+	"github.com/iiifd/iiifd/internal/tracing"
 )
 
 type ctxKey int
@@ -39,12 +44,14 @@ func RequestID(ctx context.Context) string {
 }
 
 // Wrap wraps next with the server's middleware, from the outside in: a
-// request id (taken from a sane X-Request-Id or made), CORS headers, panic
-// recovery, and one access log line per request to log.
+// request id (taken from a sane X-Request-Id or made), the request's trace
+// span, CORS headers, panic recovery, and one access log line per request
+// to log.
 func Wrap(log *slog.Logger, next http.Handler) http.Handler { return wrap(log, nil, next) }
 
 func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duration, string), next http.Handler) http.Handler {
 	done := func(r *http.Request, rec *recorder, start time.Time, id string) {
+		tracing.EndRequest(trace.SpanFromContext(r.Context()), rec.statusCode(), rec.bytes, rec.Header().Get("X-Cache"))
 		logRequest(log, r, rec, start, id)
 		if observe != nil {
 			observe(r, rec.statusCode(), rec.bytes, time.Since(start), rec.Header().Get("X-Cache"))
@@ -56,7 +63,8 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 		if !saneID(id) {
 			id = newRequestID()
 		}
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		ctx, _ := tracing.StartRequest(r, obs.Route(r.URL.Path), id)
+		r = r.WithContext(context.WithValue(ctx, requestIDKey, id))
 		rec := &recorder{ResponseWriter: w}
 		hd := w.Header()
 		hd.Set("X-Request-Id", id)
@@ -98,7 +106,11 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 }
 
 func logRequest(log *slog.Logger, r *http.Request, rec *recorder, start time.Time, id string) {
-	log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+	ctx := r.Context()
+	if !log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	attrs := []slog.Attr{
 		slog.String("request_id", id),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.EscapedPath()),
@@ -106,7 +118,14 @@ func logRequest(log *slog.Logger, r *http.Request, rec *recorder, start time.Tim
 		slog.String("cache", rec.Header().Get("X-Cache")),
 		slog.Int64("bytes", rec.bytes),
 		slog.Duration("duration", time.Since(start)),
-		slog.String("remote", r.RemoteAddr))
+		slog.String("remote", r.RemoteAddr),
+	}
+	// The trace id joins the log line to its trace (ours when tracing is
+	// on, or the caller's, from its traceparent header).
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }
 
 func saneID(s string) bool {

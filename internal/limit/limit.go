@@ -29,12 +29,17 @@ type Config struct {
 	// work may add up to. A single unit costlier than the whole budget is
 	// admitted alone (it cannot wait for more room than there is).
 	Memory int64
+	// PerClient is the most units of work one client (see WithClient)
+	// may have running and waiting at once; beyond it its work is refused
+	// with ErrClientShare, so that one greedy client cannot take every
+	// worker and queue place from the others.
+	PerClient int
 }
 
 // Validate reports impossible settings.
 func (c Config) Validate() error {
-	if c.Workers < 0 || c.Queue < 0 || c.QueueTimeout < 0 || c.Memory < 0 {
-		return errors.New("limit: workers, queue, queue timeout and memory must not be negative")
+	if c.Workers < 0 || c.Queue < 0 || c.QueueTimeout < 0 || c.Memory < 0 || c.PerClient < 0 {
+		return errors.New("limit: workers, queue, queue timeout, memory and per-client share must not be negative")
 	}
 	return nil
 }
@@ -44,7 +49,28 @@ func (c Config) Validate() error {
 var (
 	ErrQueueFull    = fault.New(fault.Unavailable, "the server is busy; try again shortly")
 	ErrQueueTimeout = fault.New(fault.Unavailable, "the server is busy and the request waited too long; try again shortly")
+	// ErrClientShare is the 429 of a client over its share.
+	ErrClientShare = fault.New(fault.TooMany, "too many image requests from this client at once; wait for some to finish")
 )
+
+// Refused reports whether err is one of the admitter's refusals, which
+// say nothing about the work itself.
+func Refused(err error) bool {
+	return errors.Is(err, ErrQueueFull) || errors.Is(err, ErrQueueTimeout) || errors.Is(err, ErrClientShare)
+}
+
+type clientKey struct{}
+
+// WithClient tells Acquire which client the work is for (e.g. its
+// address), for the per-client share.
+func WithClient(ctx context.Context, client string) context.Context {
+	return context.WithValue(ctx, clientKey{}, client)
+}
+
+func clientOf(ctx context.Context) string {
+	c, _ := ctx.Value(clientKey{}).(string)
+	return c
+}
 
 // Admitter admits work under a Config. It is safe for concurrent use.
 type Admitter struct {
@@ -53,7 +79,8 @@ type Admitter struct {
 	mu      sync.Mutex
 	running int
 	used    int64
-	waiting *list.List // of *waiter, in arrival order
+	waiting *list.List     // of *waiter, in arrival order
+	clients map[string]int // work running or waiting, per client
 }
 
 type waiter struct {
@@ -66,7 +93,7 @@ func New(cfg Config) (*Admitter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Admitter{cfg: cfg, waiting: list.New()}, nil
+	return &Admitter{cfg: cfg, waiting: list.New(), clients: map[string]int{}}, nil
 }
 
 // Stats is a snapshot of the admitter's state, for metrics and tests.
@@ -84,8 +111,9 @@ func (a *Admitter) Stats() Stats {
 
 // Acquire admits a unit of work of the estimated cost (bytes) and returns
 // the function that releases it, which must be called exactly once. It
-// fails with ErrQueueFull when the queue is full, ErrQueueTimeout when the
-// wait exceeds the queue timeout, or ctx's error when ctx ends first.
+// fails with ErrClientShare when ctx's client is over its share,
+// ErrQueueFull when the queue is full, ErrQueueTimeout when the wait
+// exceeds the queue timeout, or ctx's error when ctx ends first.
 func (a *Admitter) Acquire(ctx context.Context, cost int64) (release func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -93,6 +121,44 @@ func (a *Admitter) Acquire(ctx context.Context, cost int64) (release func(), err
 	if cost < 0 {
 		cost = 0
 	}
+	client := ""
+	if a.cfg.PerClient > 0 {
+		client = clientOf(ctx)
+	}
+	if client != "" {
+		a.mu.Lock()
+		if a.clients[client] >= a.cfg.PerClient {
+			a.mu.Unlock()
+			return nil, ErrClientShare
+		}
+		a.clients[client]++
+		a.mu.Unlock()
+		release, err := a.acquire(ctx, cost)
+		if err != nil {
+			a.leave(client)
+			return nil, err
+		}
+		var once sync.Once
+		return func() {
+			once.Do(func() {
+				release()
+				a.leave(client)
+			})
+		}, nil
+	}
+	return a.acquire(ctx, cost)
+}
+
+// leave ends one unit of work of client.
+func (a *Admitter) leave(client string) {
+	a.mu.Lock()
+	if a.clients[client]--; a.clients[client] <= 0 {
+		delete(a.clients, client)
+	}
+	a.mu.Unlock()
+}
+
+func (a *Admitter) acquire(ctx context.Context, cost int64) (release func(), err error) {
 	a.mu.Lock()
 	if a.waiting.Len() == 0 && a.fits(cost) {
 		a.admit(cost)

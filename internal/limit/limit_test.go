@@ -214,3 +214,66 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestPerClientShare: a client over its share gets ErrClientShare (429)
+// at once while others still get in; its share comes back as its work
+// ends, whether admitted, refused or abandoned.
+func TestPerClientShare(t *testing.T) {
+	a := mustNew(t, Config{Workers: 1, Queue: 10, PerClient: 2})
+	greedy := WithClient(context.Background(), "192.0.2.1")
+	other := WithClient(context.Background(), "192.0.2.2")
+	r1, err := a.Acquire(greedy, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting, cancel := context.WithCancel(greedy)
+	errc := make(chan error, 1)
+	go func() {
+		r, err := a.Acquire(waiting, 0)
+		if r != nil {
+			r()
+		}
+		errc <- err
+	}()
+	waitFor(t, func() bool { return a.Stats().Waiting == 1 })
+	if _, err := a.Acquire(greedy, 0); !errors.Is(err, ErrClientShare) || ErrClientShare.HTTPStatus() != 429 {
+		t.Fatalf("third request of one client: %v, want ErrClientShare (429)", err)
+	}
+	if !Refused(ErrClientShare) || !Refused(ErrQueueFull) || Refused(errors.New("x")) {
+		t.Error("Refused misclassifies")
+	}
+	// Another client still queues.
+	go func() {
+		r, err := a.Acquire(other, 0)
+		if err == nil {
+			r()
+		}
+	}()
+	waitFor(t, func() bool { return a.Stats().Waiting == 2 })
+	// Abandoning a wait gives the share back.
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned wait: %v", err)
+	}
+	r1()
+	waitFor(t, func() bool { s := a.Stats(); return s.Running == 0 && s.Waiting == 0 })
+	r3, err := a.Acquire(greedy, 0)
+	if err != nil {
+		t.Fatalf("after its work ended, the client is refused: %v", err)
+	}
+	r3()
+	a.mu.Lock()
+	n := len(a.clients)
+	a.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d clients still counted after all work ended", n)
+	}
+	// Work without a client is not counted.
+	for range 5 {
+		r, err := a.Acquire(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r()
+	}
+}

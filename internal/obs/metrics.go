@@ -139,10 +139,11 @@ var (
 	cacheEntries   = prometheus.NewDesc("iiifd_cache_entries", "Entries held, by tier (where the tier knows).", []string{"tier"}, nil)
 	cacheFills     = prometheus.NewDesc("iiifd_cache_fills_total", "Lookups that computed the entry.", nil, nil)
 	cacheCoalesced = prometheus.NewDesc("iiifd_cache_coalesced_total", "Lookups answered by a concurrent identical request's computation.", nil, nil)
+	cacheRemote    = prometheus.NewDesc("iiifd_cache_remote_total", "Lookups that waited for another replica's computation of the same entry and were answered by it.", nil, nil)
 )
 
 func (cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cacheHits, cacheMisses, cachePuts, cacheEvictions, cacheErrors, cacheBytes, cacheEntries, cacheFills, cacheCoalesced} {
+	for _, d := range []*prometheus.Desc{cacheHits, cacheMisses, cachePuts, cacheEvictions, cacheErrors, cacheBytes, cacheEntries, cacheFills, cacheCoalesced, cacheRemote} {
 		ch <- d
 	}
 }
@@ -151,6 +152,7 @@ func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.c.Stats()
 	ch <- prometheus.MustNewConstMetric(cacheFills, prometheus.CounterValue, float64(st.Fills))
 	ch <- prometheus.MustNewConstMetric(cacheCoalesced, prometheus.CounterValue, float64(st.Coalesced))
+	ch <- prometheus.MustNewConstMetric(cacheRemote, prometheus.CounterValue, float64(st.Remote))
 	for _, t := range st.Tiers {
 		ch <- prometheus.MustNewConstMetric(cacheHits, prometheus.CounterValue, float64(t.Hits), t.Tier)
 		ch <- prometheus.MustNewConstMetric(cacheMisses, prometheus.CounterValue, float64(t.Misses), t.Tier)

@@ -62,8 +62,9 @@ iiifd_find_load(const char *path)
 }
 
 int
-iiifd_load(const char *loader, const char *path, int page, int subifd,
-	int shrink, double scale, int access, int fail_on, VipsImage **out)
+iiifd_load(const char *loader, const char *path, VipsSource *source,
+	int page, int subifd, int shrink, double scale, int access, int fail_on,
+	VipsImage **out)
 {
 	VipsOperation *op;
 	VipsObject *object;
@@ -72,8 +73,10 @@ iiifd_load(const char *loader, const char *path, int page, int subifd,
 		return -1;
 	object = VIPS_OBJECT(op);
 
+	if (path ? vips_object_set(object, "filename", path, NULL) :
+		vips_object_set(object, "source", source, NULL))
+		goto fail;
 	if (vips_object_set(object,
-		"filename", path,
 		"access", access,
 		"fail_on", fail_on,
 		NULL))

@@ -37,8 +37,10 @@ void iiifd_configure(int concurrency, int cache_ops, size_t cache_mem,
 
 // Loading.
 const char *iiifd_find_load(const char *path);
-int iiifd_load(const char *loader, const char *path, int page, int subifd,
-	int shrink, double scale, int access, int fail_on, VipsImage **out);
+// iiifd_load reads the file path, or source when path is NULL.
+int iiifd_load(const char *loader, const char *path, VipsSource *source,
+	int page, int subifd, int shrink, double scale, int access, int fail_on,
+	VipsImage **out);
 int iiifd_has_icc(VipsImage *in);
 int iiifd_get_int(VipsImage *in, const char *field, int fallback);
 

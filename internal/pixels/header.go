@@ -6,6 +6,7 @@ package pixels
 import "C"
 
 import (
+	"context"
 	"runtime"
 	"unsafe"
 
@@ -16,13 +17,23 @@ import (
 const maxHeaderLevels = 32
 
 // Header reads the header of the image at path with libvips, decoding no
-// pixels. It is the fallback for sources the pure-Go probe cannot size
-// (HEIF and AVIF without an ispe box, unusual TIFFs...). It reports the
-// format, size and bands, and as Levels the full image followed, for a
-// pyramidal TIFF, by its reduced levels: sub-IFDs when the first page has
-// them, else the following pages while each is smaller than the one before.
-// Tile sizes are not reported.
+// pixels. It is HeaderOf for a local file.
 func Header(path string) (probe.Info, error) {
+	return HeaderOf(context.Background(), Input{Path: path})
+}
+
+// HeaderOf reads the header of the image in (in.Level is not used) with
+// libvips, decoding no pixels. It is the fallback for sources the pure-Go
+// probe cannot size (HEIF and AVIF without an ispe box, unusual TIFFs...).
+// It reports the format, size and bands, and as Levels the full image
+// followed, for a pyramidal TIFF, by its reduced levels: sub-IFDs when the
+// first page has them, else the following pages while each is smaller than
+// the one before. Tile sizes are not reported. ctx bounds the reads of
+// in.Reader.
+func HeaderOf(ctx context.Context, in Input) (probe.Info, error) {
+	if err := ctx.Err(); err != nil {
+		return probe.Info{}, err
+	}
 	if !started.Load() {
 		return probe.Info{}, errNotStarted
 	}
@@ -31,12 +42,17 @@ func Header(path string) (probe.Info, error) {
 	defer C.vips_thread_shutdown()
 	clearVipsError()
 
-	nick, ld, err := findLoader(path)
+	i, err := openInput(ctx, in)
+	if err != nil {
+		return probe.Info{}, err
+	}
+	defer i.close()
+	nick, ld, err := i.findLoader()
 	if err != nil {
 		return probe.Info{}, err
 	}
 	full := probe.Level{SubIFD: -1}
-	img, err := loadLevel(path, nick, ld, full)
+	img, err := i.load(nick, ld, full)
 	if err != nil {
 		return probe.Info{}, err
 	}
@@ -51,14 +67,17 @@ func Header(path string) (probe.Info, error) {
 		Levels: []probe.Level{full},
 	}
 	if ld.format == probe.TIFF {
-		info.Levels = append(info.Levels, tiffLevels(path, nick, ld, img)...)
+		info.Levels = append(info.Levels, tiffLevels(i, nick, ld, img)...)
+	}
+	if err := i.failed(); err != nil {
+		return probe.Info{}, err
 	}
 	return info, nil
 }
 
 // tiffLevels returns the reduced levels of a pyramidal TIFF whose first
-// page is img.
-func tiffLevels(path, nick string, ld loader, img *C.VipsImage) []probe.Level {
+// page is img, loaded from in.
+func tiffLevels(in *input, nick string, ld loader, img *C.VipsImage) []probe.Level {
 	field := C.CString("n-subifds")
 	defer C.free(unsafe.Pointer(field))
 	subifds := int(C.iiifd_get_int(img, field, 0))
@@ -66,7 +85,7 @@ func tiffLevels(path, nick string, ld loader, img *C.VipsImage) []probe.Level {
 	var levels []probe.Level
 	prevW, prevH := int(img.Xsize), int(img.Ysize)
 	add := func(lv probe.Level) bool {
-		l, err := loadLevel(path, nick, ld, lv)
+		l, err := in.load(nick, ld, lv)
 		if err != nil {
 			return false
 		}

@@ -1,5 +1,6 @@
 // mosaic.c implements mosaic.h, thin wrappers like bridge.c.
 
+#include "bridge.h"
 #include "mosaic.h"
 
 VipsSource *
@@ -32,27 +33,8 @@ int
 iiifd_load_source(const char *loader, VipsSource *source, int access,
 	int fail_on, VipsImage **out)
 {
-	VipsOperation *op;
-	VipsObject *object;
-
-	if (!(op = vips_operation_new(loader)))
-		return -1;
-	object = VIPS_OBJECT(op);
-	// Built outside the operation cache, as iiifd_load does.
-	if (vips_object_set(object,
-		"source", source,
-		"access", access,
-		"fail_on", fail_on,
-		NULL) ||
-		vips_object_build(object)) {
-		vips_object_unref_outputs(object);
-		g_object_unref(op);
-		return -1;
-	}
-	g_object_get(op, "out", out, NULL);
-	vips_object_unref_outputs(object);
-	g_object_unref(op);
-	return 0;
+	return iiifd_load(loader, NULL, source, 0, -1, 0, 0, access, fail_on,
+		out);
 }
 
 int

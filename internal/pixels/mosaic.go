@@ -11,11 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"unsafe"
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/tracing"
 )
 
 // Tile is one encoded stored tile of a Mosaic and the size its pixels
@@ -80,18 +80,11 @@ func RenderMosaic(ctx context.Context, m Mosaic, p *plan.Plan, opt EncodeOptions
 		return fault.Wrap(fault.Internal, err, msgProcess)
 	}
 	return execute(ctx, p, func(r *render) error {
-		imgs := make([]*C.VipsImage, len(m.Tiles))
-		for i, t := range m.Tiles {
-			img, err := r.loadBytes(t.Data)
-			if err != nil {
-				return err
-			}
-			if int(img.Xsize) != t.Width || int(img.Ysize) != t.Height {
-				return fault.Wrap(fault.Internal,
-					fmt.Errorf("pixels: tile %d is %dx%d, want %dx%d", i, img.Xsize, img.Ysize, t.Width, t.Height),
-					msgUndecodable)
-			}
-			imgs[i] = img
+		_, span := tracing.Start(ctx, "decode")
+		imgs, err := r.loadTiles(m)
+		tracing.End(span, err)
+		if err != nil {
+			return err
 		}
 		var joined *C.VipsImage
 		if C.iiifd_arrayjoin(&imgs[0], C.int(len(imgs)), C.int(m.Across),
@@ -116,6 +109,24 @@ func RenderMosaic(ctx context.Context, m Mosaic, p *plan.Plan, opt EncodeOptions
 	})
 }
 
+// loadTiles opens every tile of m, checking its size.
+func (r *render) loadTiles(m Mosaic) ([]*C.VipsImage, error) {
+	imgs := make([]*C.VipsImage, len(m.Tiles))
+	for i, t := range m.Tiles {
+		img, err := r.loadBytes(t.Data)
+		if err != nil {
+			return nil, err
+		}
+		if int(img.Xsize) != t.Width || int(img.Ysize) != t.Height {
+			return nil, fault.Wrap(fault.Internal,
+				fmt.Errorf("pixels: tile %d is %dx%d, want %dx%d", i, img.Xsize, img.Ysize, t.Width, t.Height),
+				msgUndecodable)
+		}
+		imgs[i] = img
+	}
+	return imgs, nil
+}
+
 // loadBytes loads an encoded image held in memory with an allow-listed
 // loader, for random access. The render owns the image.
 func (r *render) loadBytes(data []byte) (*C.VipsImage, error) {
@@ -134,9 +145,8 @@ func (r *render) loadBytes(data []byte) (*C.VipsImage, error) {
 	if name == nil {
 		return nil, fault.Wrap(fault.Internal, fmt.Errorf("pixels: tile: no loader: %s", vipsError()), msgUndecodable)
 	}
-	nick := C.GoString(name)
-	if _, ok := loaders[strings.TrimSuffix(nick, "_source")]; !ok || !strings.HasSuffix(nick, "_source") {
-		return nil, fault.Wrap(fault.Unsupported, fmt.Errorf("pixels: tile loader %s is not allowed", nick), msgUnsupported)
+	if _, err := allowLoader(C.GoString(name), true); err != nil {
+		return nil, err
 	}
 	var img *C.VipsImage
 	if C.iiifd_load_source(name, src, C.VIPS_ACCESS_RANDOM, C.VIPS_FAIL_ON_ERROR, &img) != 0 {

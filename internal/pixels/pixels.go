@@ -308,6 +308,9 @@ type Stats struct {
 	TrackedAllocs int   // number of those allocations
 	TrackedFiles  int   // files libvips has open
 	MemHighwater  int64 // the most TrackedMem has been
+	// Sources counts the custom sources reading an Input.Reader that
+	// libvips has not let go of yet.
+	Sources int
 }
 
 // ReadStats returns libvips' current resource use.
@@ -318,6 +321,7 @@ func ReadStats() Stats {
 		TrackedAllocs: int(C.vips_tracked_get_allocs()),
 		TrackedFiles:  int(C.vips_tracked_get_files()),
 		MemHighwater:  int64(C.vips_tracked_get_mem_highwater()),
+		Sources:       int(liveSources.Load()),
 	}
 }
 

@@ -12,23 +12,39 @@ import (
 	"image"
 	"io"
 	"math"
-	"os"
+
 	"runtime"
 	"runtime/cgo"
-	"strings"
+
 	"sync"
 	"time"
 	"unsafe"
+
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/probe"
+	"github.com/iiifd/iiifd/internal/tracing"
 )
 
-// Input names the file to read and the resolution level to read from it.
+// Input names the image to read and the resolution level to read from it.
 type Input struct {
+	// Path is the image's file on local disk. When it is set, libvips
+	// reads the file itself: the fast path.
 	Path string
+	// Reader and Size give the image's bytes when Path is empty, as for
+	// an object in a remote store. Only the bytes a render needs are
+	// read: headers, and for tiled formats (TIFF, JPEG 2000) the tiles
+	// under the region. ReadAt is called from libvips' threads, one call
+	// at a time per render; a call still running when the render's
+	// context is done is abandoned, not waited for, so it may outlive
+	// Render and must tolerate the reader being closed meanwhile. Errors
+	// it returns fail the render with a 502 fault, or with the reader's
+	// own fault when it has one (an error with HTTPStatus).
+	Reader io.ReaderAt
+	Size   int64
 	// Level says how to load the level the plan was made for, as the
 	// probe package reported it: Page (TIFF page, JPEG 2000 resolution
 	// reduction), SubIFD (TIFF sub-IFD; -1 when unused, and note that the
@@ -46,12 +62,13 @@ const (
 	msgUnsupported = "the source image format is not supported"
 	msgProcess     = "the image could not be processed"
 	msgEncode      = "the image could not be encoded"
+	msgUnreadable  = "the source image could not be read"
 )
 
 var errNotStarted = fault.Wrap(fault.Internal,
 	errors.New("pixels: Startup was not called"), msgProcess)
 
-// Render reads the level in.Level of the image at in.Path, applies p and
+// Render reads the level in.Level of the image in, applies p and
 // streams the image, encoded as p.Format, to w.
 //
 // Only what p needs is decoded: the level is loaded lazily, with random
@@ -70,7 +87,9 @@ var errNotStarted = fault.Wrap(fault.Internal,
 // to w when Render fails.
 func Render(ctx context.Context, in Input, p *plan.Plan, opt EncodeOptions, w io.Writer) error {
 	return execute(ctx, p, func(r *render) error {
+		_, span := tracing.Start(ctx, "decode")
 		img, ld, err := r.load(in)
+		tracing.End(span, err)
 		if err != nil {
 			return err
 		}
@@ -127,6 +146,10 @@ func checkPlan(p *plan.Plan) error {
 type render struct {
 	ctx      context.Context
 	stopKill func() bool
+
+	// sources are the render's readers, whose failures explain a
+	// failed load or save.
+	sources []*readerSource
 
 	mu     sync.Mutex
 	images []*C.VipsImage
@@ -235,7 +258,7 @@ func (r *render) step(img *C.VipsImage, name string, op func(in *C.VipsImage, ou
 // libvips' message as its cause.
 func (r *render) failure(step, public string) error {
 	text := vipsError()
-	if err := r.ctx.Err(); err != nil {
+	if err := r.readFailure(); err != nil {
 		return err
 	}
 	if public != msgUndecodable && isDecodeError(text) {
@@ -244,10 +267,30 @@ func (r *render) failure(step, public string) error {
 	return fault.Wrap(fault.Internal, fmt.Errorf("pixels: %s: %s", step, text), "%s", public)
 }
 
+// readFailure returns the context's error when it is done (a failure is
+// then the kill), else the fault of a failed read of a source, else nil.
+func (r *render) readFailure() error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	for _, s := range r.sources {
+		if err := s.failed(); err != nil {
+			return readFault(err)
+		}
+	}
+	return nil
+}
+
 // process executes p on img, the loaded level (random says it can be read
 // out of order), and encodes the result to w: every step of a render after
 // the load, shared by files and stitched tiles.
-func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt EncodeOptions, w io.Writer) error {
+//
+// libvips computes on demand: the transform span covers building the
+// pipeline, and the encode span the pixel work itself (decoding the tiles
+// read, resampling, rotating, compressing), which the encoder drives.
+func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt EncodeOptions, w io.Writer) (err error) {
+	_, span := tracing.Start(r.ctx, "transform")
+	defer func() { tracing.End(span, err) }()
 	// Crop. The planner's level sizes come from the header probe; clip to
 	// what the decoder really produced in case they differ by a pixel.
 	bounds := image.Rect(0, 0, int(img.Xsize), int(img.Ysize))
@@ -304,110 +347,32 @@ func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt Encode
 	// A bitonal image without alpha can be written with one bit per pixel.
 	oneBit := p.Quality == iiif.QualityBitonal && img.Bands == 1
 	pixels := int64(p.OutWidth) * int64(p.OutHeight)
+	tracing.End(span, nil)
+	_, span = tracing.Start(r.ctx, "encode", attribute.String("iiifd.format", string(p.Format)))
 	return r.save(img, p.Format, opt.resolve(p.Format, pixels, oneBit), w)
 }
 
-// loader describes a libvips loader iiifd allows.
-type loader struct {
-	format probe.Format
-	// random says the loader reads any region cheaply (tiled formats), so
-	// it is opened for random access; the others are opened sequentially.
-	random bool
-	// scale says the loader takes shrink-on-load as "scale" rather than
-	// "shrink".
-	scale bool
-}
-
-// loaders is the allow-list of loaders, by libvips nickname. Anything else
-// libvips could open (SVG, PDF, FITS, ImageMagick...) is refused: iiifd
-// serves raster images, and every loader is attack surface.
-var loaders = map[string]loader{
-	"jpegload": {format: probe.JPEG},
-	"pngload":  {format: probe.PNG},
-	"gifload":  {format: probe.GIF},
-	"webpload": {format: probe.WebP, scale: true},
-	"tiffload": {format: probe.TIFF, random: true},
-	"jp2kload": {format: probe.JP2, random: true},
-	"heifload": {format: probe.HEIF, random: true},
-}
-
-// findLoader returns the nickname and description of the loader for path.
-func findLoader(path string) (string, loader, error) {
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", loader{}, fault.Wrap(fault.NotFound, err, msgNotFound)
-		}
-		return "", loader{}, fault.Wrap(fault.Internal, err, msgUndecodable)
-	}
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	name := C.iiifd_find_load(cpath)
-	if name == nil {
-		return "", loader{}, fault.Wrap(fault.Internal,
-			fmt.Errorf("pixels: no loader: %s", vipsError()), msgUndecodable)
-	}
-	nick := C.GoString(name)
-	if strings.HasPrefix(nick, "magick") {
-		// ImageMagick claims whatever no other loader takes, such as a
-		// TIFF whose directory is missing: for iiifd that is an
-		// unreadable file, not a format to support.
-		return "", loader{}, fault.Wrap(fault.Internal,
-			fmt.Errorf("pixels: no loader but %s", nick), msgUndecodable)
-	}
-	ld, ok := loaders[nick]
-	if !ok {
-		return "", loader{}, fault.Wrap(fault.Unsupported,
-			fmt.Errorf("pixels: loader %s is not allowed", nick), msgUnsupported)
-	}
-	return nick, ld, nil
-}
-
-// loadLevel loads the header of one level of path; pixels come later, on
-// demand. The caller owns the image.
-func loadLevel(path, nick string, ld loader, lv probe.Level) (*C.VipsImage, error) {
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	cnick := C.CString(nick)
-	defer C.free(unsafe.Pointer(cnick))
-
-	subifd := -1
-	if ld.format == probe.TIFF && lv.SubIFD >= 0 {
-		subifd = lv.SubIFD
-	}
-	shrink, scale := lv.Shrink, 0.0
-	if ld.scale && shrink > 1 {
-		shrink, scale = 0, 1/float64(lv.Shrink)
-	}
-	access := C.VIPS_ACCESS_SEQUENTIAL
-	if ld.random {
-		access = C.VIPS_ACCESS_RANDOM
-	}
-	var img *C.VipsImage
-	// fail_on=error: truncated or corrupt data is an error, not a grey
-	// or partly filled image, while mere warnings (say, stray bytes
-	// after the end of a JPEG) still decode.
-	if C.iiifd_load(cnick, cpath, C.int(lv.Page), C.int(subifd), C.int(shrink),
-		C.double(scale), C.int(access), C.VIPS_FAIL_ON_ERROR, &img) != 0 {
-		return nil, fault.Wrap(fault.Internal,
-			fmt.Errorf("pixels: loading %s level %+v: %s", nick, lv, vipsError()), msgUndecodable)
-	}
-	return img, nil
-}
-
 func (r *render) load(in Input) (*C.VipsImage, loader, error) {
-	nick, ld, err := findLoader(in.Path)
+	i, err := openInput(r.ctx, in)
 	if err != nil {
-		return nil, ld, err
+		return nil, loader{}, err
 	}
-	img, err := loadLevel(in.Path, nick, ld, in.Level)
-	if err != nil {
-		if cerr := r.ctx.Err(); cerr != nil {
-			return nil, ld, cerr
+	defer i.close()
+	if i.rs != nil {
+		r.sources = append(r.sources, i.rs)
+	}
+	nick, ld, err := i.findLoader()
+	if err == nil {
+		var img *C.VipsImage
+		if img, err = i.load(nick, ld, in.Level); err == nil {
+			r.keep(img)
+			return img, ld, nil
 		}
-		return nil, ld, err
 	}
-	r.keep(img)
-	return img, ld, nil
+	if cerr := r.ctx.Err(); cerr != nil {
+		return nil, ld, cerr
+	}
+	return nil, ld, err
 }
 
 func hasAlpha(img *C.VipsImage) bool { return C.vips_image_hasalpha(img) != 0 }
@@ -679,7 +644,7 @@ func (r *render) saveMemory(img *C.VipsImage, f iiif.Format, saver C.int, opt C.
 // decoded during the save, so a bad source shows up here too.
 func (r *render) saveFailure(f iiif.Format) error {
 	text := vipsError()
-	if err := r.ctx.Err(); err != nil {
+	if err := r.readFailure(); err != nil {
 		return err
 	}
 	public := msgEncode

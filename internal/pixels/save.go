@@ -219,7 +219,7 @@ func loadSequential(path, nick string) (*C.VipsImage, error) {
 	cnick := C.CString(nick)
 	defer C.free(unsafe.Pointer(cnick))
 	var img *C.VipsImage
-	if C.iiifd_load(cnick, cpath, 0, -1, 0, 0, C.VIPS_ACCESS_SEQUENTIAL,
+	if C.iiifd_load(cnick, cpath, nil, 0, -1, 0, 0, C.VIPS_ACCESS_SEQUENTIAL,
 		C.VIPS_FAIL_ON_ERROR, &img) != 0 {
 		return nil, fault.Wrap(fault.Internal,
 			fmt.Errorf("pixels: loading %s: %s", nick, vipsError()), msgUndecodable)

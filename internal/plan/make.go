@@ -58,6 +58,12 @@ func Make(req iiif.Request, img Image, lim Limits) (Plan, error) {
 		return Plan{}, err
 	}
 	level, levelRegion := chooseLevel(img, region, w, h)
+	if lim.MaxSourcePixels > 0 {
+		if a := DecodeArea(img, level, levelRegion); a > lim.MaxSourcePixels {
+			return Plan{}, &Error{Part: "image", Status: statusNotImplemented, Msg: fmt.Sprintf(
+				"the request needs %d source pixels decoded, more than this server's limit of %d (maxSourcePixels); ask for a smaller region or size, or store the image as a tiled pyramid", a, lim.MaxSourcePixels)}
+		}
+	}
 	deg := req.Rotation.Degrees
 	if deg == 360 {
 		deg = 0 // a full turn is no turn; one canonical form for both
@@ -424,6 +430,43 @@ func chooseLevel(img Image, r image.Rectangle, w, h int) (int, image.Rectangle) 
 	x1 := (int64(r.Max.X)*lw + W - 1) / W
 	y1 := (int64(r.Max.Y)*lh + H - 1) / H
 	return best, image.Rect(int(x0), int(y0), int(min(x1, lw)), int(min(y1, lh)))
+}
+
+// DecodeArea is the number of pixels the decoder produces to read region r
+// of level i of img: the region itself when the level is tiled, else the
+// level's full width down to the region's last row, as sequential
+// decoders decode every row above the ones they keep.
+func DecodeArea(img Image, i int, r image.Rectangle) int64 {
+	if i < len(img.Levels) && img.Levels[i].Tiled {
+		return int64(r.Dx()) * int64(r.Dy())
+	}
+	w := img.Width
+	if i < len(img.Levels) {
+		w = img.Levels[i].Width
+	}
+	return int64(w) * int64(r.Max.Y)
+}
+
+// SmallestDecode is the fewest source pixels decoded to show img: the
+// area of its smallest untiled level (a thumbnail of it), or 1 when a
+// level is tiled (its tiles can be served one by one). A source whose
+// SmallestDecode exceeds MaxSourcePixels cannot be shown at all: a
+// decompression bomb, or a huge image without a pyramid.
+func SmallestDecode(img Image) int64 {
+	if len(img.Levels) == 0 {
+		return int64(img.Width) * int64(img.Height)
+	}
+	least := int64(-1)
+	for _, l := range img.Levels {
+		a := int64(l.Width) * int64(l.Height)
+		if l.Tiled {
+			a = 1
+		}
+		if least < 0 || a < least {
+			least = a
+		}
+	}
+	return least
 }
 
 // covers reports whether a region n pixels long in a full dimension of

@@ -313,7 +313,7 @@ func pyramid() Image {
 
 func TestLevel(t *testing.T) {
 	pyr := pyramid()
-	jpeg := Image{Width: 1001, Height: 1001, Levels: []Level{{1001, 1001}, {501, 501}, {251, 251}, {126, 126}}}
+	jpeg := Image{Width: 1001, Height: 1001, Levels: []Level{{1001, 1001, false}, {501, 501, false}, {251, 251, false}, {126, 126, false}}}
 	tests := []struct {
 		path        string
 		img         Image
@@ -452,9 +452,9 @@ func TestBadInput(t *testing.T) {
 	for name, img := range map[string]Image{
 		"zero":            {},
 		"huge":            {Width: MaxDim + 1, Height: 1},
-		"level 0 differs": {Width: 10, Height: 10, Levels: []Level{{5, 5}}},
-		"level too big":   {Width: 10, Height: 10, Levels: []Level{{10, 10}, {11, 5}}},
-		"empty level":     {Width: 10, Height: 10, Levels: []Level{{10, 10}, {0, 5}}},
+		"level 0 differs": {Width: 10, Height: 10, Levels: []Level{{5, 5, false}}},
+		"level too big":   {Width: 10, Height: 10, Levels: []Level{{10, 10, false}, {11, 5, false}}},
+		"empty level":     {Width: 10, Height: 10, Levels: []Level{{10, 10, false}, {0, 5, false}}},
 	} {
 		_, err := Make(full, img, Limits{})
 		wantErr(t, name, err, "image", 500, "")
@@ -474,5 +474,66 @@ func wantErr(t *testing.T, name string, err error, part string, status int, msg 
 	}
 	if e.Part != part || e.HTTPStatus() != status || !strings.Contains(e.Error(), msg) || !strings.HasPrefix(e.Error(), part+": ") {
 		t.Errorf("%s: got %q (part %q, status %d), want part %q status %d containing %q", name, err, e.Part, e.HTTPStatus(), part, status, msg)
+	}
+}
+
+// TestSourcePixelLimit: requests are refused from the header when the
+// pixels they would have decoded exceed MaxSourcePixels.
+func TestSourcePixelLimit(t *testing.T) {
+	flat := Image{Width: 60000, Height: 60000} // a PNG bomb's header
+	tiled := Image{Width: 100000, Height: 100000, Levels: []Level{{Width: 100000, Height: 100000, Tiled: true}}}
+	pyr := pyramid()
+	for i := range pyr.Levels {
+		pyr.Levels[i].Tiled = true
+	}
+	jpeg := Image{Width: 40000, Height: 30000, Levels: []Level{{40000, 30000, false}, {20000, 15000, false}, {10000, 7500, false}, {5000, 3750, false}}}
+	lim := Limits{MaxArea: 100_000_000, MaxSourcePixels: 1_000_000_000}
+	tests := []struct {
+		path string
+		img  Image
+		ok   bool
+	}{
+		{"full/256,/0/default.jpg", flat, false},
+		// A strip of the top rows decodes only those rows.
+		{"0,0,60000,100/6000,/0/default.jpg", flat, true},
+		{"0,59900,60000,100/6000,/0/default.jpg", flat, false},
+		// Tiles of a single-level tiled image decode only themselves; a
+		// thumbnail of it would decode it all.
+		{"50000,50000,512,512/512,/0/default.jpg", tiled, true},
+		{"full/256,/0/default.jpg", tiled, false},
+		// A pyramid serves everything from small levels.
+		{"full/256,/0/default.jpg", pyr, true},
+		{"full/max/0/default.jpg", pyr, true},
+		// JPEG shrink-on-load levels: a thumbnail decodes at 1/8.
+		{"full/1000,/0/default.jpg", jpeg, true},
+		{"0,25000,1000,1000/max/0/default.jpg", jpeg, false},
+		{"0,0,1000,1000/max/0/default.jpg", jpeg, true},
+	}
+	for _, tc := range tests {
+		_, err := plan(t, iiif.V3, tc.path, tc.img, lim)
+		if tc.ok && err != nil {
+			t.Errorf("%s on %dx%d: %v", tc.path, tc.img.Width, tc.img.Height, err)
+		}
+		if !tc.ok {
+			wantErr(t, tc.path, err, "image", 501, "maxSourcePixels")
+		}
+		// Without the limit everything plans.
+		if _, err := plan(t, iiif.V3, tc.path, tc.img, Limits{MaxArea: lim.MaxArea}); err != nil {
+			t.Errorf("%s without a source limit: %v", tc.path, err)
+		}
+	}
+	for _, tc := range []struct {
+		img  Image
+		want int64
+	}{
+		{flat, 3_600_000_000},
+		{tiled, 1},
+		{pyr, 1},
+		{jpeg, 5000 * 3750},
+		{Image{Width: 7, Height: 3}, 21},
+	} {
+		if got := SmallestDecode(tc.img); got != tc.want {
+			t.Errorf("SmallestDecode(%dx%d, %d levels) = %d, want %d", tc.img.Width, tc.img.Height, len(tc.img.Levels), got, tc.want)
+		}
 	}
 }

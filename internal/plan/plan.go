@@ -21,6 +21,11 @@ import (
 // the full resolution image.
 type Level struct {
 	Width, Height int
+	// Tiled says the level is stored in tiles that are read on their
+	// own, so a crop decodes only the tiles under it. Levels that are not
+	// tiled (strips, flat formats, decoder reductions) are decoded from
+	// their first row down to the last row a crop needs.
+	Tiled bool
 }
 
 // Image is what the planner needs to know about a source image.
@@ -50,6 +55,11 @@ type Limits struct {
 	// PerFormat holds further limits for single output formats (e.g. GIF).
 	// They apply on top of the global ones.
 	PerFormat map[iiif.Format]FormatLimits
+	// MaxSourcePixels bounds the pixels a request may have decoded from
+	// the source (see DecodeArea): decompression bombs and huge images
+	// without a pyramid are refused from their headers, before any pixel
+	// is decoded. Zero means no limit.
+	MaxSourcePixels int64
 }
 
 // FormatLimits are the limits for one output format. Zero means no limit.

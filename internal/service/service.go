@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/iiifd/iiifd/internal/cache"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
@@ -28,6 +30,7 @@ import (
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
+	"github.com/iiifd/iiifd/internal/tracing"
 )
 
 // Renderer produces the pixels of a plan. The libvips engine in package
@@ -35,8 +38,9 @@ import (
 type Renderer interface {
 	// Render reads in, executes p and writes the encoded image to w.
 	Render(ctx context.Context, in pixels.Input, p *plan.Plan, w io.Writer) error
-	// Header describes files that the pure-Go probe cannot size.
-	Header(path string) (probe.Info, error)
+	// Header describes images that the pure-Go probe cannot size
+	// (in.Level is not used).
+	Header(ctx context.Context, in pixels.Input) (probe.Info, error)
 	// RenderMosaic executes p on the image that the tiles of m form
 	// (p.LevelRegion is in its pixels) and writes the encoded image to w.
 	RenderMosaic(ctx context.Context, m pixels.Mosaic, p *plan.Plan, w io.Writer) error
@@ -104,7 +108,7 @@ type Info struct {
 // Info returns the info.json of the identifier id for API version v, with
 // its id under base (the public URL of the server, without trailing slash).
 func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*Info, error) {
-	tgt, err := s.resolver.Resolve(ctx, id)
+	tgt, err := s.resolve(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +126,7 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 	var body []byte
 	var fill *cache.Fill
 	if s.cfg.Cache != nil {
-		hit, f, err := s.cfg.Cache.Lookup(ctx, cache.Key{ID: obj.Key, Name: etag(facts...)})
+		hit, f, err := lookup(ctx, s.cfg.Cache, cache.Key{ID: obj.Key, Name: etag(facts...)})
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +142,7 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 			defer fill.Abort()
 		}
 	}
-	hdr, err := s.describe(ctx, tgt)
+	hdr, err := s.describeServable(ctx, tgt)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +152,7 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 	}
 	if fill != nil {
 		fill.Write(body)
-		fill.Commit(cache.Meta{ContentType: "application/json", ETag: info.ETag, LastModified: info.ModTime})
+		commit(ctx, fill, cache.Meta{ContentType: "application/json", ETag: info.ETag, LastModified: info.ModTime})
 	}
 	info.Body = withBase(body, base)
 	return info, nil
@@ -328,17 +332,19 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		// 3.0 §4.5 and 2.1 §4.5: an unsupported format should be a 400.
 		return nil, fault.New(fault.BadRequest, "format: %q is not supported by this server; it can write %s", string(req.Format), formatList(s.formats))
 	}
-	tgt, err := s.resolver.Resolve(ctx, id)
+	tgt, err := s.resolve(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	obj := tgt.Object
-	hdr, err := s.describe(ctx, tgt)
+	hdr, err := s.describeServable(ctx, tgt)
 	if err != nil {
 		obj.Close()
 		return nil, err
 	}
-	p, err := plan.Make(req, planImage(hdr.info), s.cfg.Limits)
+	_, span := tracing.Start(ctx, "plan")
+	p, err := plan.Make(req, hdr.img, s.cfg.Limits)
+	tracing.End(span, err)
 	if err != nil {
 		obj.Close()
 		return nil, err
@@ -367,11 +373,9 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 // fileJob makes j render an image file with libvips, or pass a stored
 // JPEG tile of a TIFF through when the plan is exactly that tile.
 func (s *Service) fileJob(j *Job, hdr probe.Info) {
-	in := pixels.Input{Path: j.obj.Path, Level: hdr.Levels[j.Plan.Level]}
+	in := pixelsInput(j.obj)
+	in.Level = hdr.Levels[j.Plan.Level]
 	render := func(ctx context.Context, w io.Writer) error {
-		if in.Path == "" {
-			return fault.New(fault.NotImplemented, "this source cannot be decoded yet")
-		}
 		return s.render.Render(ctx, in, &j.Plan, w)
 	}
 	j.run = render
@@ -381,13 +385,15 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	}
 	j.Passthrough = true
 	j.run = func(ctx context.Context, w io.Writer) error {
+		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
 		b, err := spliceTIFFTile(ctx, j.obj, tile)
+		tracing.End(span, err)
 		if errors.Is(err, errNoPassthrough) {
 			// The tile is not what its tags promised; nothing is
 			// written yet, so libvips can still do it, admitted as
 			// any other render.
 			if j.admit != nil {
-				release, err := j.admit.Acquire(ctx, Cost(&j.Plan))
+				release, err := admit(ctx, j.admit, Cost(&j.Plan))
 				if err != nil {
 					return err
 				}
@@ -415,7 +421,7 @@ func (j *Job) Render(ctx context.Context, w io.Writer) error {
 	if j.cache == nil || j.Passthrough {
 		return j.compute(ctx, w)
 	}
-	hit, fill, err := j.cache.Lookup(ctx, cache.Key{ID: j.obj.Key, Name: j.ETag})
+	hit, fill, err := lookup(ctx, j.cache, cache.Key{ID: j.obj.Key, Name: j.ETag})
 	if err != nil {
 		return err
 	}
@@ -433,12 +439,12 @@ func (j *Job) Render(ctx context.Context, w io.Writer) error {
 	err = j.compute(ctx, io.MultiWriter(fill, cw))
 	switch {
 	case err == nil && cw.err == nil:
-		fill.Commit(cache.Meta{ContentType: j.ContentType, ETag: j.ETag, LastModified: j.ModTime})
+		commit(ctx, fill, cache.Meta{ContentType: j.ContentType, ETag: j.ETag, LastModified: j.ModTime})
 	case err == nil:
 		// The encoder ignored the client's failure: the body may be
 		// short, so nothing is kept (the deferred Abort).
 		err = cw.err
-	case cw.err == nil && ctx.Err() == nil && !errors.Is(err, limit.ErrQueueFull) && !errors.Is(err, limit.ErrQueueTimeout):
+	case cw.err == nil && ctx.Err() == nil && !limit.Refused(err):
 		// The source or the plan failed, not the client nor the
 		// admission queue: every waiter would fail the same way.
 		fill.Fail(err)
@@ -468,7 +474,7 @@ func (j *Job) compute(ctx context.Context, w io.Writer) error {
 	}
 	cost := Cost(&j.Plan)
 	if j.admit != nil {
-		release, err := j.admit.Acquire(ctx, cost)
+		release, err := admit(ctx, j.admit, cost)
 		if err != nil {
 			return err
 		}
@@ -495,13 +501,69 @@ func Cost(p *plan.Plan) int64 {
 	return base + 4*(int64(lr.Dx())*int64(lr.Dy())+int64(p.OutWidth)*int64(p.OutHeight))
 }
 
+// describeServable describes the source, and refuses it when nothing of
+// it can be shown within the source pixel limit: a decompression bomb,
+// or a huge image with neither tiles nor smaller levels. The limit is
+// checked on the header alone; no pixel has been decoded.
+func (s *Service) describeServable(ctx context.Context, tgt resolve.Target) (header, error) {
+	hdr, err := s.describe(ctx, tgt)
+	if err != nil {
+		return hdr, err
+	}
+	if lim := s.cfg.Limits.MaxSourcePixels; lim > 0 {
+		if a := plan.SmallestDecode(hdr.img); a > lim {
+			return header{}, fault.New(fault.NotImplemented,
+				"the source image is %dx%d pixels without tiles or smaller levels; showing it would decode %d pixels, more than this server's limit of %d (maxSourcePixels); store it as a tiled pyramid (iiifd ingest)",
+				hdr.info.Width, hdr.info.Height, a, lim)
+		}
+	}
+	return hdr, nil
+}
+
+// resolve finds the object an identifier names.
+func (s *Service) resolve(ctx context.Context, id string) (tgt resolve.Target, err error) {
+	ctx, span := tracing.Start(ctx, "resolve")
+	tgt, err = s.resolver.Resolve(ctx, id)
+	if err == nil && span.IsRecording() {
+		span.SetAttributes(attribute.String("iiifd.source.key", tgt.Object.Key), attribute.Int64("iiifd.source.size", tgt.Object.Size))
+	}
+	tracing.End(span, err)
+	return tgt, err
+}
+
+// lookup asks the cache for k, in a span.
+func lookup(ctx context.Context, c *cache.Cache, k cache.Key) (*cache.Hit, *cache.Fill, error) {
+	ctx, span := tracing.Start(ctx, "cache.lookup")
+	hit, fill, err := c.Lookup(ctx, k)
+	if hit != nil && span.IsRecording() {
+		span.SetAttributes(attribute.String("iiifd.cache.tier", hit.Tier))
+	}
+	tracing.End(span, err)
+	return hit, fill, err
+}
+
+// commit stores a filled cache entry, in a span.
+func commit(ctx context.Context, fill *cache.Fill, m cache.Meta) {
+	_, span := tracing.Start(ctx, "cache.store")
+	fill.Commit(m)
+	span.End()
+}
+
+// admit waits for admission of work costing cost bytes, in a span.
+func admit(ctx context.Context, a *limit.Admitter, cost int64) (func(), error) {
+	ctx, span := tracing.Start(ctx, "admit", attribute.Int64("iiifd.cost_bytes", cost))
+	release, err := a.Acquire(ctx, cost)
+	tracing.End(span, err)
+	return release, err
+}
+
 // Close releases the source.
 func (j *Job) Close() error { return j.obj.Close() }
 
 func planImage(hdr probe.Info) plan.Image {
 	img := plan.Image{Width: hdr.Width, Height: hdr.Height}
 	for _, l := range hdr.Levels {
-		img.Levels = append(img.Levels, plan.Level{Width: l.Width, Height: l.Height})
+		img.Levels = append(img.Levels, plan.Level{Width: l.Width, Height: l.Height, Tiled: l.TileWidth > 0 && l.TileHeight > 0})
 	}
 	return img
 }
@@ -510,45 +572,45 @@ func planImage(hdr probe.Info) plan.Image {
 // probe's facts, and for a tile pyramid its stored description.
 type header struct {
 	info    probe.Info
+	img     plan.Image       // info as the planner sees it
 	pyramid *pyramid.Pyramid // nil for image files
 }
 
 // describe returns the header facts of the target, from the cache when the
 // same version of the object was described before.
-func (s *Service) describe(ctx context.Context, tgt resolve.Target) (header, error) {
+func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header, err error) {
+	ctx, span := tracing.Start(ctx, "source.header")
+	defer func() { tracing.End(span, err) }()
 	obj := tgt.Object
 	key := obj.Key + "\x00" + obj.Version
 	if hdr, ok := s.headers.get(key); ok {
+		span.SetAttributes(attribute.Bool("iiifd.header_cached", true))
 		return hdr, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return header{}, err
 	}
-	var hdr header
-	var err error
 	if tgt.Dir != "" {
 		hdr, err = describePyramid(obj)
 	} else {
-		hdr.info, err = s.probe(obj)
+		hdr.info, err = s.probe(ctx, obj)
 	}
 	if err != nil {
 		return header{}, err
 	}
+	hdr.img = planImage(hdr.info)
 	s.headers.put(key, hdr)
 	return hdr, nil
 }
 
-func (s *Service) probe(obj *source.Object) (probe.Info, error) {
+func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, error) {
 	hdr, err := probe.Read(obj, obj.Size)
 	if errors.Is(err, probe.ErrUnknownFormat) || errors.Is(err, probe.ErrSizeUnknown) {
 		// The pure-Go probe does not size every format (some HEIF);
 		// libvips reads the header of anything it can decode. Files the
 		// probe found malformed do not get this second chance: its
 		// sanity bounds are the point.
-		if obj.Path == "" {
-			return probe.Info{}, headerError(err)
-		}
-		hdr, err = s.render.Header(obj.Path)
+		hdr, err = s.render.Header(ctx, pixelsInput(obj))
 	}
 	if err != nil {
 		return probe.Info{}, headerError(err)
@@ -559,15 +621,31 @@ func (s *Service) probe(obj *source.Object) (probe.Info, error) {
 	return hdr, nil
 }
 
+// pixelsInput says how libvips reads obj: the local file by its path (the
+// fast path: libvips reads it itself), else the object's ReaderAt, of
+// which only the bytes a request needs are read.
+func pixelsInput(obj *source.Object) pixels.Input {
+	if obj.Path != "" {
+		return pixels.Input{Path: obj.Path}
+	}
+	return pixels.Input{Reader: obj.ReaderAt, Size: obj.Size}
+}
+
+// headerError maps a failure to describe a source: an unknown format is
+// a 501, a malformed header a 500, a fault (of libvips, or of the store)
+// keeps its status, and a failed read of the source is a 502.
 func headerError(err error) error {
-	if errors.Is(err, probe.ErrUnknownFormat) {
+	var se interface{ HTTPStatus() int }
+	var fe *probe.FormatError
+	switch {
+	case errors.Is(err, probe.ErrUnknownFormat):
 		return fault.Wrap(fault.NotImplemented, err, "the source image is in a format this server cannot read")
-	}
-	var fe *fault.Error
-	if errors.As(err, &fe) {
+	case errors.As(err, &se), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.As(err, &fe):
+		return fault.Wrap(fault.Internal, err, "the source image is damaged or unreadable")
 	}
-	return fault.Wrap(fault.Internal, err, "the source image is damaged or unreadable")
+	return fault.Wrap(fault.BadGateway, err, "the source image could not be read")
 }
 
 func formatList(fs []iiif.Format) string {

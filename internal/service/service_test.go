@@ -18,6 +18,7 @@ import (
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/service"
+	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/fs"
 )
 
@@ -44,11 +45,16 @@ func chart(w, h int) *image.RGBA {
 
 func newService(t *testing.T, root string) *service.Service {
 	t.Helper()
-	if err := pixels.Startup(pixels.Config{}); err != nil {
-		t.Fatal(err)
-	}
 	src, err := fs.New(root)
 	if err != nil {
+		t.Fatal(err)
+	}
+	return newServiceOf(t, src)
+}
+
+func newServiceOf(t *testing.T, src source.Source) *service.Service {
+	t.Helper()
+	if err := pixels.Startup(pixels.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
@@ -96,7 +102,36 @@ func TestSourceFormats(t *testing.T) {
 	writeDeepPNG(t, p("deep16.png"), chart(w, h))
 	vips(t, "colourspace", master, p("gray.png"), "b-w")
 
-	svc := newService(t, root)
+	files, err := fs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every format twice: from files, which libvips reads by path, and
+	// from objects without a path, as remote stores give, which libvips
+	// reads through their ReaderAt.
+	for _, src := range []struct {
+		name string
+		src  source.Source
+	}{{"path", files}, {"reader", pathless{files}}} {
+		t.Run(src.name, func(t *testing.T) { testSourceFormats(t, newServiceOf(t, src.src), p) })
+	}
+}
+
+// pathless serves the objects of another source without their Path, as a
+// remote store does: their bytes are only reachable through ReaderAt
+// (here an *os.File).
+type pathless struct{ source.Source }
+
+func (s pathless) Open(ctx context.Context, key string) (*source.Object, error) {
+	obj, err := s.Source.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	obj.Path = ""
+	return obj, nil
+}
+
+func testSourceFormats(t *testing.T, svc *service.Service, p func(string) string) {
 	ctx := context.Background()
 	for _, name := range []string{
 		"master.png", "plain.jpg", "strip.tif", "tiled.tif", "pyramid.tif", "subifd.tif", "big.tif",

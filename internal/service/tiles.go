@@ -8,6 +8,8 @@ import (
 	"io"
 	"sync"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/pixels"
@@ -15,6 +17,7 @@ import (
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
+	"github.com/iiifd/iiifd/internal/tracing"
 )
 
 // Bounds on the work one request on a tile pyramid may cause.
@@ -169,7 +172,9 @@ func (s *Service) stitch(ctx context.Context, dir string, pyr *pyramid.Pyramid, 
 		return fault.New(fault.NotImplemented, "the region needs %d stored tiles, more than the %d this server joins for one image; ask for a smaller region or size", span.Cols*span.Rows, maxStitchTiles)
 	}
 	keys := pyr.Keys(span)
-	data, err := s.fetch(ctx, dir, keys)
+	fctx, sp := tracing.Start(ctx, "source.read", attribute.Int("iiifd.tiles", len(keys)))
+	data, err := s.fetch(fctx, dir, keys)
+	tracing.End(sp, err)
 	if err != nil {
 		return err
 	}

@@ -357,6 +357,53 @@ func (t *Tier) WatchPurges(ctx context.Context, fn func(id string)) {
 	}
 }
 
+// lockKey is the key of the claim on computing key. It does not carry the
+// generation: a claim made before a purge just expires or is given up.
+func (t *Tier) lockKey(key cache.Key) string {
+	return t.prefix + "{" + cache.Hash(key.ID) + "}:l:" + cache.Hash(key.ID, key.Name)
+}
+
+var unlockScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// Lock claims the computation of key for ttl (SET NX PX with a token of
+// this claim), so that replicas missing the same key wait for one of them.
+func (t *Tier) Lock(ctx context.Context, key cache.Key, ttl time.Duration) (unlock func(), held bool, err error) {
+	lk := t.lockKey(key)
+	var b [12]byte
+	rand.Read(b[:])
+	token := t.origin + ":" + hex.EncodeToString(b[:])
+	err = t.call(ctx, func(ctx context.Context) error {
+		var err error
+		held, err = t.client.SetNX(ctx, lk, token, ttl).Result()
+		return err
+	})
+	if err != nil || !held {
+		return nil, false, err
+	}
+	return func() {
+		// Only our own claim is removed: one that expired and was taken
+		// by another replica stays. Best effort, like the claim itself.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
+		defer cancel()
+		unlockScript.Run(ctx, t.client, []string{lk}, token)
+	}, true, nil
+}
+
+// Locked reports whether a replica claims the computation of key.
+func (t *Tier) Locked(ctx context.Context, key cache.Key) (bool, error) {
+	var n int64
+	err := t.call(ctx, func(ctx context.Context) error {
+		var err error
+		n, err = t.client.Exists(ctx, t.lockKey(key)).Result()
+		return err
+	})
+	return n > 0, err
+}
+
+var _ cache.Locker = (*Tier)(nil)
+
 // Stats returns the tier's counters; Redis does not report Entries and
 // Bytes per tier.
 func (t *Tier) Stats() cache.Stats { return t.counters.Snapshot() }

@@ -233,3 +233,100 @@ func TestUnresponsiveServerTimesOut(t *testing.T) {
 		t.Fatalf("Get during back-off took %v", d)
 	}
 }
+
+// TestStampedeAcrossReplicas: replicas sharing one Redis that miss the
+// same key at once compute it once; the others wait for the entry and are
+// answered from Redis. When the computing replica gives up, a waiting one
+// takes over instead of waiting for the claim to expire.
+func TestStampedeAcrossReplicas(t *testing.T) {
+	s := startServer(t)
+	cfg := redis.Config{URL: s.URL(), Prefix: fmt.Sprintf("stampede%d:", prefixes.Add(1))}
+	var replicas []*cache.Cache
+	for range 4 {
+		c, err := cache.New(cache.Config{LockTTL: 5 * time.Second}, newTier(t, cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		replicas = append(replicas, c)
+	}
+	ctx := context.Background()
+
+	k := cache.Key{ID: "img.tif", Name: "full/max/0/default.jpg v1"}
+	var computed atomic.Int64
+	results := make(chan string, 4*8)
+	start := make(chan struct{})
+	for _, c := range replicas {
+		for range 8 {
+			go func() {
+				<-start
+				h, fill, err := c.Lookup(ctx, k)
+				if err != nil {
+					results <- "error " + err.Error()
+					return
+				}
+				if fill != nil {
+					computed.Add(1)
+					time.Sleep(200 * time.Millisecond) // the render
+					fill.Write(cachetest.Body(k, 5000))
+					fill.Commit(cachetest.Meta(k))
+					results <- "computed"
+					return
+				}
+				b, _ := io.ReadAll(h.Body)
+				h.Body.Close()
+				if !bytes.Equal(b, cachetest.Body(k, 5000)) {
+					results <- "wrong body from " + h.Tier
+					return
+				}
+				results <- "hit"
+			}()
+		}
+	}
+	close(start)
+	for range 32 {
+		if r := <-results; r != "hit" && r != "computed" {
+			t.Error(r)
+		}
+	}
+	if n := computed.Load(); n != 1 {
+		t.Errorf("32 identical misses on 4 replicas computed %d times, want 1", n)
+	}
+	var remote int64
+	for _, c := range replicas {
+		remote += c.Stats().Remote
+	}
+	if remote != 3 {
+		t.Errorf("%d lookups answered by another replica's computation, want 3 (one per waiting replica)", remote)
+	}
+
+	// The computing replica gives up: the waiting one computes at once.
+	k2 := cache.Key{ID: "img.tif", Name: "other v1"}
+	_, fill, _ := replicas[0].Lookup(ctx, k2)
+	if fill == nil {
+		t.Fatal("no fill for a new key")
+	}
+	got := make(chan *cache.Fill, 1)
+	go func() {
+		_, f, _ := replicas[1].Lookup(ctx, k2)
+		got <- f
+	}()
+	select {
+	case <-got:
+		t.Fatal("replica 1 did not wait for replica 0's computation")
+	case <-time.After(150 * time.Millisecond):
+	}
+	began := time.Now()
+	fill.Abort()
+	select {
+	case f := <-got:
+		if f == nil {
+			t.Fatal("replica 1 got no fill after replica 0 gave up")
+		}
+		f.Abort()
+		if d := time.Since(began); d > 2*time.Second {
+			t.Errorf("replica 1 took over after %v", d)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("replica 1 still waits after replica 0 gave up")
+	}
+}

@@ -23,6 +23,10 @@ const maxOpen = 256
 type openFiles struct {
 	mu      sync.Mutex
 	entries map[string]*openFile
+	// sweeper closes expired files when no new open comes to sweep
+	// them, so that a quiet server holds no file open (a deleted source's
+	// disk space is freed) once OpenFor has passed.
+	sweeper *time.Timer
 }
 
 type openFile struct {
@@ -63,7 +67,23 @@ func (c *openFiles) put(f *os.File, obj source.Object) *source.Object {
 	c.sweep()
 	e := &openFile{key: obj.Key, obj: obj, f: f, opened: time.Now(), refs: 1}
 	c.entries[obj.Key] = e
+	if c.sweeper == nil {
+		c.sweeper = time.AfterFunc(OpenFor+OpenFor/10, c.sweepLater)
+	}
 	return c.handout(e)
+}
+
+// sweepLater retires expired entries on a timer, and runs again while
+// some remain.
+func (c *openFiles) sweepLater() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweep()
+	if len(c.entries) == 0 {
+		c.sweeper = nil
+		return
+	}
+	c.sweeper.Reset(OpenFor / 2)
 }
 
 func (c *openFiles) handout(e *openFile) *source.Object {

@@ -66,3 +66,43 @@ func TestOpenFilesShared(t *testing.T) {
 		t.Errorf("descriptors grew from %d to %d (bound %d)", before, after, maxOpen)
 	}
 }
+
+// TestOpenFilesClosedWhenQuiet: shared files are closed once OpenFor has
+// passed even when no other open comes, so a quiet server holds none (and
+// the space of a deleted source is freed); one still in use is closed
+// when its user is done.
+func TestOpenFilesClosedWhenQuiet(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string][]byte{"a.jpg": []byte("one"), "b.jpg": []byte("two")})
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	before := openFDs(t)
+	a, _ := s.Open(ctx, "a.jpg")
+	a.Close()
+	b, _ := s.Open(ctx, "b.jpg") // held past OpenFor
+	if got := openFDs(t); got != before+2 {
+		t.Fatalf("%d descriptors open, want %d", got, before+2)
+	}
+	time.Sleep(2 * OpenFor)
+	if got := openFDs(t); got > before+1 {
+		t.Errorf("after OpenFor with no other open: %d descriptors, want %d (only the one in use)", got, before+1)
+	}
+	buf := make([]byte, 3)
+	if _, err := b.ReadAt(buf, 0); err != nil || string(buf) != "two" {
+		t.Fatalf("a file in use was closed: %q %v", buf, err)
+	}
+	b.Close()
+	if got := openFDs(t); got > before {
+		t.Errorf("after the last user closed: %d descriptors, want %d", got, before)
+	}
+	// The sweeper restarts with the next open.
+	c, _ := s.Open(ctx, "a.jpg")
+	c.Close()
+	time.Sleep(2 * OpenFor)
+	if got := openFDs(t); got > before {
+		t.Errorf("after a second quiet period: %d descriptors, want %d", got, before)
+	}
+}
