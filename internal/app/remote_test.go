@@ -10,11 +10,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
 	"github.com/iiifd/iiifd/internal/source/s3/s3test"
 )
@@ -203,5 +206,76 @@ func TestHTTPOriginRule(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("%s: %d %s, want %d", path, resp.StatusCode, b, want)
 		}
+	}
+}
+
+// TestS3Images serves the sample images (pyramidal TIFF, JPEG, PNG,
+// JPEG 2000) from S3: info.json from a few KiB, images decoded from the
+// ranged reader or from the source cache.
+func TestS3Images(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("samples")
+	dir := t.TempDir()
+	if err := samples.Extract(dir); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = b
+	}
+	srv.Put(bucket, files)
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_REGION", s3test.Region)
+	t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint())
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	cfg := config.Default()
+	cfg.Root = "s3://" + bucket
+	cfg.CacheMemory = 0
+	cfg.Stores.SourceCacheDir = t.TempDir()
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	hs := httptest.NewServer(a.Handler())
+	defer hs.Close()
+	for _, tc := range []struct {
+		path     string
+		maxBytes int64 // from the store, for this request
+		ctype    string
+	}{
+		{"/iiif/3/mandelbrot/info.json", 64 << 10, "application/ld+json"},
+		{"/iiif/3/mandelbrot/0,0,1024,1024/256,/0/default.jpg", 2 << 20, "image/jpeg"},
+		{"/iiif/3/mandelbrot/full/!300,300/0/default.png", 2 << 20, "image/png"},
+		{"/iiif/3/julia/info.json", 64 << 10, "application/ld+json"},
+		{"/iiif/3/julia/full/!200,200/0/default.jpg", int64(len(files["julia.jpg"])), "image/jpeg"},
+		{"/iiif/3/julia/full/!100,100/90/default.webp", 0, "image/webp"},
+		{"/iiif/3/testchart.png/full/64,/0/gray.png", int64(len(files["testchart.png"])), "image/png"},
+		{"/iiif/3/zoneplate/info.json", 64 << 10, "application/ld+json"},
+		{"/iiif/3/zoneplate/0,0,256,256/128,/0/default.jpg", int64(len(files["zoneplate.jp2"])), "image/jpeg"},
+	} {
+		before := a.StoreStats()[cfg.Root]
+		resp, err := http.Get(hs.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), strings.Split(tc.ctype, ";")[0]) && !strings.Contains(tc.path, "info.json") {
+			t.Errorf("%s: %d %s %.200s", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			continue
+		}
+		got := a.StoreStats()[cfg.Root].Bytes - before.Bytes
+		if got > tc.maxBytes {
+			t.Errorf("%s: %d bytes from the store, want at most %d", tc.path, got, tc.maxBytes)
+		}
+		t.Logf("%s: %d bytes from the store", tc.path, got)
 	}
 }

@@ -345,6 +345,13 @@ func (r *Reader) Close() error {
 	return nil
 }
 
+// Count adds a request that fetched n bytes outside the reader (a whole
+// object downloaded into a local copy).
+func (s *Store) Count(n int64) {
+	s.requests.Add(1)
+	s.bytes.Add(n)
+}
+
 // Prime puts bytes fetched from the start of an object (with its opening
 // request) into the block cache, counting them as one request. data holds
 // the object's first len(data) bytes; size is the object's size.

@@ -248,12 +248,16 @@ func (o *Objects) spooled(ctx context.Context, full, id string, m Meta) (io.Read
 	// A generous attempt time for a whole object: 1 MiB/s at least.
 	timeout := time.Duration(m.Size>>20) * time.Second
 	return o.cfg.Spool.Open(ctx, id, m.Size, func(ctx context.Context, w *spool.Writer) error {
-		return o.cfg.Backend.Do(ctx, timeout, func(ctx context.Context) error {
+		err := o.cfg.Backend.Do(ctx, timeout, func(ctx context.Context) error {
 			if err := w.Rewind(); err != nil {
 				return err
 			}
 			return o.cfg.Accessor.Whole(ctx, full, m, w)
 		})
+		if err == nil {
+			o.cfg.Store.Count(m.Size)
+		}
+		return err
 	})
 }
 
