@@ -158,7 +158,8 @@ func TestRemoteFigures(t *testing.T) {
 		if run.format == "png" && os.Getenv("IIIFD_BENCH_RENDER") == "" {
 			continue // needs objects without a file decoded (issue-4-pixels)
 		}
-		format, c := run.format, run.conc
+		format = run.format
+		c := run.conc
 		var fs, s3r, s3slow []float64
 		for round := 0; round < 3; round++ {
 			fs = append(fs, throughput(local, n, c))
