@@ -89,3 +89,18 @@ npm_ci() {
 		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
 	fi
 }
+
+# versitygw, the S3-compatible server the S3 source tests run against
+# (never a mock), built from the Go module proxy into Go's bin directory.
+VERSITYGW_VERSION=v1.8.0
+ensure_versitygw() {
+	local bin
+	bin="$(go env GOPATH)/bin"
+	case ":$PATH:" in *":$bin:"*) ;; *) PATH="$bin:$PATH" ;; esac
+	export PATH
+	if [ -x "$bin/versitygw" ] && go version -m "$bin/versitygw" 2>/dev/null | grep -q "mod[[:space:]]*github.com/versity/versitygw[[:space:]]*$VERSITYGW_VERSION"; then
+		return 0
+	fi
+	echo "==> installing versitygw $VERSITYGW_VERSION (go install)" >&2
+	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+}

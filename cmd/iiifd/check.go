@@ -49,6 +49,10 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// derivative would hide a file that rotted since).
 	cfg.Queue, cfg.QueueTimeout, cfg.RequestTimeout = 0, 0, 0
 	cfg.CacheMemory, cfg.CacheDir, cfg.CacheRedis = 0, "", ""
+	if config.RemoteRoot(cfg.Root) {
+		fmt.Fprintln(stderr, "iiifd check: only a local --root directory can be checked (buckets and web servers are not walked)")
+		return 2
+	}
 	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		fmt.Fprintf(stderr, "iiifd check: %v\n", err)

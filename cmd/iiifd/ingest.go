@@ -31,7 +31,11 @@ once, as a stream) into DST, which must not exist:
                   to be replaced with the URL the directory is published at.
 
 DST is built in a work directory beside it (.DST.tmp-*) and renamed when
-complete; on failure or interruption nothing is left behind. Progress goes
+complete; on failure or interruption nothing is left behind. DST may be
+s3://BUCKET/KEY (credentials, region and endpoint from the AWS environment,
+as for serve): the output is built in a local temporary directory, then
+uploaded (large files in parts, tiles concurrently, a tile directory's
+info.json last, so readers never see a pyramid without its tiles). Progress goes
 to stderr: a bar on a terminal, a line every 10 % otherwise.
 
 Flags:
@@ -102,7 +106,24 @@ func ingestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		opt.Progress = func(percent int) { bar.Update(int64(percent), 100) }
 	}
 	start := time.Now()
-	err = ingest.Run(ctx, src, dst, opt, build)
+	out := dst
+	var upload *s3Target
+	if strings.HasPrefix(dst, "s3://") {
+		if upload, err = newS3Target(ctx, dst); err != nil {
+			fmt.Fprintf(stderr, "iiifd ingest: %s\n", oneLine(err.Error()))
+			return 1
+		}
+		defer upload.Close()
+		out = upload.local
+	}
+	err = ingest.Run(ctx, src, out, opt, build)
+	if err == nil && upload != nil {
+		var up *progress.Reporter
+		if !*quiet {
+			up = progress.New(stderr, "upload")
+		}
+		err = upload.Send(ctx, up)
+	}
 	if bar != nil {
 		bar.Done()
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/iiifd/iiifd/internal/cache/memory"
 	"github.com/iiifd/iiifd/internal/cache/redis"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/ingest"
@@ -33,6 +34,7 @@ import (
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/service"
+	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/fs"
 	"github.com/iiifd/iiifd/internal/web"
 )
@@ -47,6 +49,7 @@ type App struct {
 	cleanup []func()
 	ready   atomic.Bool
 	metrics http.Handler
+	stores  []namedStore // remote roots, for their counters
 }
 
 // New builds the server from cfg. Close releases what it holds.
@@ -55,7 +58,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, root: cfg.Root}
-	if a.root == "" {
+	if a.root == "" && len(cfg.Stores.Roots) == 0 {
 		dir, err := os.MkdirTemp("", "iiifd-samples-")
 		if err != nil {
 			return nil, err
@@ -68,7 +71,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.root = dir
 		log.Info("no --root given: serving the embedded sample images", "dir", dir)
 	}
-	src, err := fs.New(a.root)
+	src, err := a.buildSource(cfg)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -120,7 +123,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.svc = svc
-	metrics := obs.New(obs.Sources{Cache: dc, Admit: admit, Vips: true})
+	metrics := obs.New(obs.Sources{Cache: dc, Admit: admit, Vips: true, Stores: a.storeCounts})
 	a.metrics = metrics.Handler()
 	front, err := a.buildWeb(cfg, svc, src)
 	if err != nil {
@@ -141,20 +144,33 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 
 // buildWeb builds the web front: gallery, viewer, Presentation API
 // documents and uploads into the served root.
-func (a *App) buildWeb(cfg config.Config, svc *service.Service, src *fs.FS) (http.Handler, error) {
+func (a *App) buildWeb(cfg config.Config, svc *service.Service, src source.Source) (http.Handler, error) {
 	var build ingest.Builder
 	if len(cfg.IngestCommand) > 0 {
 		build = ingest.Subprocess(cfg.IngestCommand...)
 	}
-	front, err := web.New(web.Config{
-		Images: svc, List: src, Root: src.Root(), AdminToken: cfg.AdminToken,
-		UploadMaxSize: int64(cfg.UploadMaxSize), Ingest: build, Logger: a.log,
-	})
+	wc := web.Config{Images: svc, UploadMaxSize: int64(cfg.UploadMaxSize), Ingest: build, Logger: a.log}
+	if local, ok := src.(*fs.FS); ok {
+		wc.List, wc.Root, wc.AdminToken = local, local.Root(), cfg.AdminToken
+	} else {
+		// Object stores and HTTP origins are not walked for a gallery,
+		// nor written to by uploads; images are still viewed by
+		// identifier at /view/{identifier}.
+		wc.List = unlisted{}
+	}
+	front, err := web.New(wc)
 	if err != nil {
 		return nil, err
 	}
 	a.cleanup = append(a.cleanup, func() { front.Close() })
 	return front, nil
+}
+
+// unlisted is the gallery's lister for roots that cannot be walked.
+type unlisted struct{}
+
+func (unlisted) List(context.Context, int, func(string) bool) ([]fs.Entry, error) {
+	return nil, fault.New(fault.NotImplemented, "the gallery lists only a local --root; open an image at /view/{identifier}")
 }
 
 // buildPlugins loads the configured WebAssembly extensions; nil when

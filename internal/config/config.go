@@ -109,6 +109,124 @@ type Config struct {
 	PluginReload  time.Duration
 	// PluginCacheDir keeps plugins' compiled machine code across restarts.
 	PluginCacheDir string
+	// Remote sources (Root and Roots may be s3:// and http(s):// URLs).
+	Stores StoreConfig
+}
+
+// RootRule sends identifiers matching Match ("*" within a segment, "**"
+// across) to Root, a directory or an s3:// or http(s):// URL.
+type RootRule struct {
+	Match, Root string
+}
+
+// StoreConfig holds the settings of remote sources and the caches in
+// front of them.
+type StoreConfig struct {
+	// Roots are tried in order before Root.
+	Roots []RootRule
+	// KeyLayout places keys in every root: "flat" or "hash:4,2".
+	KeyLayout string
+	// ConnectTimeout and ReadTimeout bound one connection and one request
+	// attempt; Retries more attempts follow a failed one.
+	ConnectTimeout, ReadTimeout time.Duration
+	Retries                     int
+	// Concurrency bounds the range requests in flight per store;
+	// RequestConcurrency per client request.
+	Concurrency, RequestConcurrency int
+	// BlockCache is the memory kept for fetched header and tile blocks.
+	BlockCache ByteSize
+	// SourceCacheDir and SourceCacheSize: the local copies of remote
+	// objects that are read whole (default: a directory under the
+	// system's temporary directory).
+	SourceCacheDir  string
+	SourceCacheSize ByteSize
+}
+
+// DefaultStoreConfig returns the remote-source defaults.
+func DefaultStoreConfig() StoreConfig {
+	return StoreConfig{
+		KeyLayout:          "flat",
+		ConnectTimeout:     2 * time.Second,
+		ReadTimeout:        10 * time.Second,
+		Retries:            2,
+		Concurrency:        64,
+		RequestConcurrency: 8,
+		BlockCache:         64 << 20,
+		SourceCacheSize:    2 << 30,
+	}
+}
+
+// RemoteRoot reports whether root is an s3:// or http(s):// URL.
+func RemoteRoot(root string) bool {
+	return strings.HasPrefix(root, "s3://") || strings.HasPrefix(root, "http://") || strings.HasPrefix(root, "https://")
+}
+
+func validRoot(root string) error {
+	if !RemoteRoot(root) {
+		return nil
+	}
+	u, err := url.Parse(root)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q is not an s3://BUCKET/PREFIX or http(s)://HOST/PREFIX/ URL", root)
+	}
+	return nil
+}
+
+func (s *StoreConfig) validate() []error {
+	var errs []error
+	for _, r := range s.Roots {
+		if r.Match == "" || r.Root == "" {
+			errs = append(errs, fmt.Errorf("roots: %q=%q needs a pattern and a root", r.Match, r.Root))
+		} else if err := validRoot(r.Root); err != nil {
+			errs = append(errs, fmt.Errorf("roots: %v", err))
+		}
+	}
+	if s.KeyLayout != "" && s.KeyLayout != "flat" && !strings.HasPrefix(s.KeyLayout, "hash:") {
+		errs = append(errs, fmt.Errorf("key-layout: %q is neither flat nor hash:W1,W2,...", s.KeyLayout))
+	}
+	if s.ConnectTimeout <= 0 || s.ReadTimeout <= 0 {
+		errs = append(errs, errors.New("store-connect-timeout, store-read-timeout: must be positive"))
+	}
+	if s.Retries < 0 || s.Retries > 10 {
+		errs = append(errs, errors.New("store-retries: must be within 0..10"))
+	}
+	if s.Concurrency < 1 || s.RequestConcurrency < 1 {
+		errs = append(errs, errors.New("store-concurrency, store-request-concurrency: must be at least 1"))
+	}
+	if s.BlockCache < 0 || s.SourceCacheSize < 0 {
+		errs = append(errs, errors.New("block-cache, source-cache-size: must not be negative"))
+	}
+	return errs
+}
+
+// rootsValue is the flag.Value of --roots: each use adds a rule
+// PATTERN=ROOT; in the config file, [[roots]] tables with match and root.
+type rootsValue struct{ r *[]RootRule }
+
+func (v rootsValue) String() string {
+	if v.r == nil {
+		return ""
+	}
+	var parts []string
+	for _, r := range *v.r {
+		parts = append(parts, r.Match+"="+r.Root)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v rootsValue) Set(s string) error {
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		m, root, ok := strings.Cut(part, "=")
+		if !ok || m == "" || root == "" {
+			return fmt.Errorf("%q: want PATTERN=ROOT", part)
+		}
+		*v.r = append(*v.r, RootRule{Match: m, Root: root})
+	}
+	return nil
 }
 
 // Limit is an output size limit; zero fields are unlimited.
@@ -168,6 +286,7 @@ func Default() Config {
 		WriteTimeout:      5 * time.Minute,
 		ShutdownTimeout:   30 * time.Second,
 		FormatLimits:      DefaultFormatLimits(),
+		Stores:            DefaultStoreConfig(),
 	}
 }
 
@@ -251,6 +370,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
 	errs = append(errs, c.validatePlugins()...)
+	if err := validRoot(c.Root); err != nil {
+		errs = append(errs, fmt.Errorf("root: %v", err))
+	}
+	errs = append(errs, c.Stores.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -299,6 +422,17 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var(&c.PluginMemory, "plugin-memory", "memory `size` of each plugin instance, e.g. 64MiB")
 	fs.StringVar(&c.PluginCacheDir, "plugin-cache-dir", c.PluginCacheDir, "keep plugins' compiled machine code in this `directory` across restarts (empty = in memory only)")
 	fs.DurationVar(&c.PluginReload, "plugin-reload", c.PluginReload, "how often plugin files are checked for changes and reloaded (0 = never)")
+	st := &c.Stores
+	fs.Var(rootsValue{&st.Roots}, "roots", "send identifiers matching a pattern to another root, `PATTERN=ROOT` (repeatable; \"*\" within a path segment, \"**\" across; first match wins, then --root); in the config file: [[roots]] tables with match and root")
+	fs.StringVar(&st.KeyLayout, "key-layout", st.KeyLayout, "`layout` of keys in every root: flat, or hash:W1,W2,... (hash:4,2 stores 3972b16287e5.tif as 3972/b1/3972b16287e5.tif)")
+	fs.DurationVar(&st.ConnectTimeout, "store-connect-timeout", st.ConnectTimeout, "longest time to connect to an object store or HTTP origin")
+	fs.DurationVar(&st.ReadTimeout, "store-read-timeout", st.ReadTimeout, "longest time for one request to an object store or HTTP origin")
+	fs.IntVar(&st.Retries, "store-retries", st.Retries, "further attempts of a failed read from a store (with backoff)")
+	fs.IntVar(&st.Concurrency, "store-concurrency", st.Concurrency, "range requests in flight per store")
+	fs.IntVar(&st.RequestConcurrency, "store-request-concurrency", st.RequestConcurrency, "range requests in flight per client request")
+	fs.Var(&st.BlockCache, "block-cache", "memory `size` for blocks fetched from stores (headers, IFDs, tiles), e.g. 64MiB")
+	fs.StringVar(&st.SourceCacheDir, "source-cache-dir", st.SourceCacheDir, "`directory` for whole local copies of remote images read whole (flat JPEG, PNG, ...; default: under the temporary directory)")
+	fs.Var(&st.SourceCacheSize, "source-cache-size", "size bound of the source cache, e.g. 2GiB")
 }
 
 // Load fills the flags of fs from the config file, then the environment,
@@ -382,6 +516,13 @@ func applyTOML(fs *flag.FlagSet, r io.Reader, name string) error {
 			return fmt.Errorf("config file %s: unknown setting %q", name, k)
 		}
 		vals, ok := m[k].([]any)
+		if tables, isTables := m[k].([]map[string]any); isTables {
+			// An array of tables ([[roots]]): each is one value.
+			vals, ok = nil, true
+			for _, t := range tables {
+				vals = append(vals, t)
+			}
+		}
 		if !ok {
 			vals = []any{m[k]}
 		}
@@ -400,6 +541,14 @@ func applyTOML(fs *flag.FlagSet, r io.Reader, name string) error {
 
 func tomlString(v any) (string, error) {
 	switch v := v.(type) {
+	case map[string]any:
+		// A [[roots]] table: match and root.
+		m, mok := v["match"].(string)
+		r, rok := v["root"].(string)
+		if !mok || !rok || len(v) != 2 {
+			return "", errors.New("want a table with match and root")
+		}
+		return m + "=" + r, nil
 	case string:
 		return v, nil
 	case int64:

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -236,6 +237,50 @@ func TestUploadMaxSize(t *testing.T) {
 		}
 		if (err != nil) != tc.wantErr || (!tc.wantErr && c.UploadMaxSize != tc.want) {
 			t.Errorf("%v %v: %d, %v", tc.args, tc.env, c.UploadMaxSize, err)
+		}
+	}
+}
+
+func TestStoreSettings(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "iiifd.toml")
+	os.WriteFile(file, []byte(`
+root = "s3://bucket/images"
+key-layout = "hash:4,2"
+store-read-timeout = "3s"
+
+[[roots]]
+match = "maps/**"
+root = "https://maps.example.org/tiles/"
+
+[[roots]]
+match = "*.jp2"
+root = "/srv/jp2"
+`), 0o644)
+	c := Default()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.Bind(fs)
+	if _, err := Load(fs, []string{"--config", file, "--roots", "x/*=s3://other"}, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := []RootRule{{"maps/**", "https://maps.example.org/tiles/"}, {"*.jp2", "/srv/jp2"}, {"x/*", "s3://other"}}
+	if !reflect.DeepEqual(c.Stores.Roots, want) || c.Root != "s3://bucket/images" || c.Stores.KeyLayout != "hash:4,2" || c.Stores.ReadTimeout != 3*time.Second {
+		t.Errorf("got %+v root %q", c.Stores, c.Root)
+	}
+	for _, bad := range []func(*Config){
+		func(c *Config) { c.Root = "s3://" },
+		func(c *Config) { c.Root = "http://h/p?q" },
+		func(c *Config) { c.Stores.KeyLayout = "sharded" },
+		func(c *Config) { c.Stores.Roots = []RootRule{{"", "/x"}} },
+		func(c *Config) { c.Stores.Retries = -1 },
+		func(c *Config) { c.Stores.ReadTimeout = 0 },
+	} {
+		c := Default()
+		bad(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("accepted %+v %q", c.Stores, c.Root)
 		}
 	}
 }

@@ -24,6 +24,8 @@ type Sources struct {
 	Cache *cache.Cache
 	Admit *limit.Admitter
 	Vips  bool // report libvips' tracked memory and files
+	// Stores reports the remote roots' counters; nil when there are none.
+	Stores func() []StoreCount
 }
 
 // Metrics holds the server's metrics in a registry of its own (not the
@@ -56,6 +58,9 @@ func New(src Sources) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.Cache != nil {
 		m.reg.MustRegister(cacheCollector{src.Cache})
+	}
+	if src.Stores != nil {
+		m.reg.MustRegister(storeCollector{src.Stores})
 	}
 	if a := src.Admit; a != nil {
 		m.reg.MustRegister(

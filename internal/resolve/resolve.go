@@ -14,7 +14,6 @@ import (
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/source"
-	"github.com/iiifd/iiifd/internal/source/fs"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
 )
 
@@ -33,8 +32,8 @@ var ImageExtensions = map[string]bool{
 var ErrInvalidIdentifier = fault.New(fault.BadRequest, "invalid identifier: it must be a relative path without empty, '.' or '..' segments, backslashes or control characters")
 
 // ValidIdentifier reports whether id is a safe relative path that may name
-// an image: see fs.ValidKey.
-func ValidIdentifier(id string) bool { return fs.ValidKey(id) }
+// an image: see source.ValidKey.
+func ValidIdentifier(id string) bool { return source.ValidKey(id) }
 
 // Resolver opens the object an identifier names.
 type Resolver struct {
@@ -206,6 +205,11 @@ func hidden(id string) bool {
 
 func openError(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		// A store's failure (503, 504, 502) says more than a 500.
 		return err
 	}
 	return fault.Wrap(fault.Internal, err, "the image could not be opened")

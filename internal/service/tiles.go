@@ -235,6 +235,12 @@ func (s *Service) openTile(ctx context.Context, key string) (*source.Object, err
 		if errors.Is(err, source.ErrNotFound) {
 			return nil, fault.Wrap(fault.Internal, err, msgTileMissing)
 		}
+		// A store's own fault (unreachable 503, timeout 504, bad
+		// answer 502) keeps its status.
+		var fe *fault.Error
+		if errors.As(err, &fe) {
+			return nil, err
+		}
 		return nil, fault.Wrap(fault.Internal, err, msgTileRead)
 	}
 	return obj, nil
@@ -253,6 +259,10 @@ func (s *Service) readTile(ctx context.Context, key string) ([]byte, error) {
 	if n, err := obj.ReadAt(b, 0); n < len(b) {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr
+		}
+		var fe *fault.Error
+		if errors.As(err, &fe) {
+			return nil, err
 		}
 		return nil, fault.Wrap(fault.Internal, fmt.Errorf("tile %s: %w", key, err), msgTileRead)
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -37,4 +38,25 @@ type Source interface {
 	// key's base name followed by a dot (photo → photo.tif, photo.jpg),
 	// for identifiers given without their extension.
 	Siblings(ctx context.Context, key string) ([]string, error)
+}
+
+// ValidKey reports whether key is a clean relative slash path: no empty,
+// "." or ".." elements, no leading slash, no backslashes, NUL or control
+// characters. Keys that fail can never name anything outside a source's
+// root, whether that is a directory, a bucket prefix or a URL path.
+func ValidKey(key string) bool {
+	if key == "" || len(key) > 4096 {
+		return false
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return false
+		}
+	}
+	for _, el := range strings.Split(key, "/") {
+		if el == "" || el == "." || el == ".." || len(el) > 255 {
+			return false
+		}
+	}
+	return true
 }

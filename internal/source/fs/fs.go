@@ -181,22 +181,6 @@ func (s *FS) Siblings(ctx context.Context, key string) ([]string, error) {
 	return out, nil
 }
 
-// ValidKey reports whether key is a clean relative slash path: no empty,
-// "." or ".." elements, no leading slash, no backslashes, NUL or control
-// characters. Keys that fail can never name a file inside the root.
-func ValidKey(key string) bool {
-	if key == "" || len(key) > 4096 {
-		return false
-	}
-	for _, r := range key {
-		if r < 0x20 || r == 0x7f || r == '\\' {
-			return false
-		}
-	}
-	for _, el := range strings.Split(key, "/") {
-		if el == "" || el == "." || el == ".." || len(el) > 255 {
-			return false
-		}
-	}
-	return true
-}
+// ValidKey reports whether key is a clean relative slash path; see
+// source.ValidKey.
+func ValidKey(key string) bool { return source.ValidKey(key) }

@@ -19,8 +19,18 @@ import (
 // over it. Calling it again with changed files must change versions.
 type Factory func(t *testing.T, files map[string][]byte) source.Source
 
+// Options describe what a backend cannot do.
+type Options struct {
+	// Unlisted backends (HTTP origins) cannot list a folder: Siblings
+	// must return nothing, without an error.
+	Unlisted bool
+}
+
 // Run runs the suite.
-func Run(t *testing.T, newSource Factory) {
+func Run(t *testing.T, newSource Factory) { RunWith(t, newSource, Options{}) }
+
+// RunWith runs the suite for a backend with opt's limits.
+func RunWith(t *testing.T, newSource Factory, opt Options) {
 	big := make([]byte, 3<<20+17)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range big {
@@ -60,7 +70,10 @@ func Run(t *testing.T, newSource Factory) {
 			t.Fatal(err)
 		}
 		defer obj.Close()
-		for _, r := range []struct{ off, n int64 }{{0, 16}, {1 << 20, 4096}, {int64(len(big)) - 100, 100}, {12345, 1}} {
+		for _, r := range []struct{ off, n int64 }{
+			{0, 16}, {1 << 20, 4096}, {int64(len(big)) - 100, 100}, {12345, 1},
+			{4000, 70000}, {2 << 20, 1<<20 + 5}, {0, int64(len(big))},
+		} {
 			buf := make([]byte, r.n)
 			n, err := obj.ReadAt(buf, r.off)
 			if err != nil && !(errors.Is(err, io.EOF) && int64(n) == r.n) {
@@ -94,6 +107,12 @@ func Run(t *testing.T, newSource Factory) {
 		got, err := src.Siblings(ctx, "dir/sub/b")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if opt.Unlisted {
+			if len(got) != 0 {
+				t.Errorf("Siblings of an unlisted store: %v", got)
+			}
+			return
 		}
 		want := map[string]bool{"dir/sub/b.tif": true, "dir/sub/b.png": true}
 		if len(got) != len(want) {
@@ -158,6 +177,21 @@ func Run(t *testing.T, newSource Factory) {
 		close(errs)
 		for err := range errs {
 			t.Error(err)
+		}
+	})
+
+	t.Run("EmptyAndSmall", func(t *testing.T) {
+		for key, want := range map[string][]byte{"dir/empty.webp": {}, "a.jpg": files["a.jpg"]} {
+			obj, err := src.Open(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, len(want)+10)
+			n, err := obj.ReadAt(buf, 0)
+			if n != len(want) || !errors.Is(err, io.EOF) || !bytes.Equal(buf[:n], want) {
+				t.Errorf("%s: whole read n=%d err=%v", key, n, err)
+			}
+			obj.Close()
 		}
 	})
 

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/progress"
+	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/ranged"
+	"github.com/iiifd/iiifd/internal/source/remote"
+	"github.com/iiifd/iiifd/internal/source/s3"
+)
+
+// s3Target is the destination of an ingest into S3: built locally in a
+// temporary directory, then uploaded.
+type s3Target struct {
+	bucket *s3.Source
+	key    string
+	tmp    string
+	local  string
+}
+
+func newS3Target(ctx context.Context, dst string) (*s3Target, error) {
+	bucket, key, err := s3.ParseURL(dst)
+	if err != nil {
+		return nil, err
+	}
+	key = path.Clean("/" + key)[1:]
+	if key == "" || !source.ValidKey(key) {
+		return nil, fmt.Errorf("%s: want s3://BUCKET/KEY with a key", dst)
+	}
+	policy := remote.DefaultPolicy()
+	policy.ReadTimeout = 60 * time.Second
+	src, err := s3.New(ctx, s3.Config{Bucket: bucket, Policy: policy, Store: ranged.NewStore(ranged.Config{})})
+	if err != nil {
+		return nil, err
+	}
+	exists, err := src.Exists(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dst, err)
+	}
+	if exists {
+		return nil, fmt.Errorf("%s already exists", dst)
+	}
+	tmp, err := os.MkdirTemp("", "iiifd-ingest-")
+	if err != nil {
+		return nil, err
+	}
+	return &s3Target{bucket: src, key: key, tmp: tmp, local: filepath.Join(tmp, path.Base(key))}, nil
+}
+
+// Send uploads what was built.
+func (t *s3Target) Send(ctx context.Context, bar *progress.Reporter) error {
+	st, err := os.Stat(t.local)
+	if err != nil {
+		return err
+	}
+	report := func(done, total int) {
+		if bar != nil {
+			bar.Update(int64(done), int64(total))
+		}
+	}
+	defer func() {
+		if bar != nil {
+			bar.Done()
+		}
+	}()
+	if st.IsDir() {
+		err = t.bucket.PutTree(ctx, t.key, t.local, 16, report)
+	} else {
+		err = t.bucket.PutFile(ctx, t.key, t.local)
+		report(1, 1)
+	}
+	if err != nil {
+		var fe interface{ Detail() string }
+		if errors.As(err, &fe) {
+			return fmt.Errorf("upload: %s", fe.Detail())
+		}
+		return fmt.Errorf("upload: %w", err)
+	}
+	return nil
+}
+
+// Close removes the local build.
+func (t *s3Target) Close() { os.RemoveAll(t.tmp) }

@@ -1,0 +1,115 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/source"
+)
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		kind  fault.Kind
+		retry bool
+	}{
+		{&StatusError{Code: 500}, fault.BadGateway, true},
+		{&StatusError{Code: 503}, fault.Unavailable, true},
+		{&StatusError{Code: 429}, fault.Unavailable, true},
+		{&StatusError{Code: 504}, fault.GatewayTimeout, true},
+		{&StatusError{Code: 403}, fault.BadGateway, false},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), fault.GatewayTimeout, true},
+		{fmt.Errorf("x: %w", io.ErrUnexpectedEOF), fault.BadGateway, true},
+		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, fault.Unavailable, true},
+		{&net.DNSError{Err: "no such host"}, fault.Unavailable, true},
+		{errors.New("odd"), fault.BadGateway, true},
+	} {
+		k, r := classify(tc.err)
+		if k != tc.kind || r != tc.retry {
+			t.Errorf("classify(%v) = %v, %v; want %v, %v", tc.err, k, r, tc.kind, tc.retry)
+		}
+	}
+	for code, want := range map[int]error{404: source.ErrNotFound, 410: source.ErrNotFound, 412: ErrChanged} {
+		if err := CheckStatus("GET", code); !errors.Is(err, want) {
+			t.Errorf("CheckStatus(%d) = %v", code, err)
+		}
+	}
+	if err := CheckStatus("GET", 206, 200, 206); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestBreaker(t *testing.T) {
+	b := &Breaker{Failures: 3, Cooldown: 50 * time.Millisecond}
+	for i := 0; i < 3; i++ {
+		if !b.Allow() {
+			t.Fatal("closed breaker refused")
+		}
+		b.Record(false)
+	}
+	if b.Allow() || !b.Open() {
+		t.Fatal("breaker not open after 3 failures")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if !b.Allow() {
+		t.Fatal("no probe after the cooldown")
+	}
+	if b.Allow() {
+		t.Fatal("two probes at once")
+	}
+	b.Record(false)
+	if b.Allow() {
+		t.Fatal("failed probe did not reopen")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if !b.Allow() {
+		t.Fatal("no second probe")
+	}
+	b.Record(true)
+	if !b.Allow() || b.Open() {
+		t.Fatal("successful probe did not close")
+	}
+}
+
+func TestDo(t *testing.T) {
+	p := DefaultPolicy()
+	p.Backoff = time.Millisecond
+	p.ReadTimeout = 50 * time.Millisecond
+	b := NewBackend(p)
+	calls := 0
+	err := b.Do(context.Background(), 0, func(ctx context.Context) error {
+		calls++
+		if calls < 3 {
+			return &StatusError{Code: 500}
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Errorf("flaky store: %v after %d calls", err, calls)
+	}
+	calls = 0
+	err = b.Do(context.Background(), 0, func(ctx context.Context) error {
+		calls++
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	var fe *fault.Error
+	if !errors.As(err, &fe) || fe.Kind != fault.GatewayTimeout || calls != 3 || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("hanging store: %v after %d calls", err, calls)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Do(ctx, 0, func(ctx context.Context) error { return ctx.Err() }); err != context.Canceled {
+		t.Errorf("cancelled caller: %v", err)
+	}
+	if err := b.Do(context.Background(), 0, func(ctx context.Context) error { return fmt.Errorf("%w: k", source.ErrNotFound) }); !errors.Is(err, source.ErrNotFound) {
+		t.Errorf("not found: %v", err)
+	}
+}

@@ -1,0 +1,236 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/ranged"
+	"github.com/iiifd/iiifd/internal/source/remote"
+	"github.com/iiifd/iiifd/internal/source/remote/remotetest"
+	"github.com/iiifd/iiifd/internal/source/s3/s3test"
+	"github.com/iiifd/iiifd/internal/source/sourcetest"
+	"github.com/iiifd/iiifd/internal/source/spool"
+)
+
+func testPolicy() remote.Policy {
+	p := remote.DefaultPolicy()
+	p.ConnectTimeout = 300 * time.Millisecond
+	p.ReadTimeout = time.Second
+	p.Backoff = 10 * time.Millisecond
+	p.BreakerCooldown = 200 * time.Millisecond
+	return p
+}
+
+func newSource(t testing.TB, endpoint, bucket, prefix string, sp *spool.Spool) *Source {
+	t.Helper()
+	s, err := New(context.Background(), Config{
+		Bucket: bucket, Prefix: prefix, Endpoint: endpoint, Region: s3test.Region,
+		AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey,
+		Policy: testPolicy(), Spool: sp,
+		Store: ranged.NewStore(ranged.Config{Cache: ranged.NewCache(16 << 20)}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	srv := s3test.Start(t)
+	for _, tc := range []struct {
+		name   string
+		prefix string
+		spool  bool
+	}{{"bucket root", "", false}, {"prefix and spool", "some/prefix/", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := 0
+			sourcetest.Run(t, func(t *testing.T, files map[string][]byte) source.Source {
+				n++
+				bucket := srv.Bucket(fmt.Sprintf("conf-%d-%d", len(tc.prefix), n))
+				put := map[string][]byte{}
+				for k, b := range files {
+					put[tc.prefix+k] = b
+				}
+				srv.Put(bucket, put)
+				var sp *spool.Spool
+				if tc.spool {
+					var err error
+					if sp, err = spool.New(t.TempDir(), 64<<20); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return newSource(t, srv.Endpoint(), bucket, tc.prefix, sp)
+			})
+		})
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		in, bucket, prefix string
+		ok                 bool
+	}{
+		{"s3://b", "b", "", true},
+		{"s3://b/", "b", "", true},
+		{"s3://b/p/q", "b", "p/q/", true},
+		{"s3://b/p/q/", "b", "p/q/", true},
+		{"s3://b/../x", "", "", false},
+		{"s3:///p", "", "", false},
+		{"http://b/p", "", "", false},
+		{"s3://b/p?x", "", "", false},
+	} {
+		b, p, err := ParseURL(tc.in)
+		if (err == nil) != tc.ok || b != tc.bucket || p != tc.prefix {
+			t.Errorf("ParseURL(%q) = %q, %q, %v", tc.in, b, p, err)
+		}
+	}
+}
+
+func kind(err error) fault.Kind {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return fe.Kind
+	}
+	return -1
+}
+
+// TestStoreStopped: the S3 server is killed mid-run: reads fail with 503
+// within a second or two, the breaker opens, and once the server is back
+// reads succeed again.
+func TestStoreStopped(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("outage")
+	data := bytes.Repeat([]byte("0123456789abcdef"), 64<<10)
+	srv.Put(bucket, map[string][]byte{"x.tif": data})
+	s := newSource(t, srv.Endpoint(), bucket, "", nil)
+	ctx := context.Background()
+	obj, err := s.Open(ctx, "x.tif")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	buf := make([]byte, 5000)
+	if _, err := obj.ReadAt(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	for i := 0; i < 6; i++ {
+		start := time.Now()
+		_, err := obj.ReadAt(buf, int64(50_000*(i+1)))
+		if kind(err) != fault.Unavailable {
+			t.Fatalf("read %d with the store down: %v (%v), want 503", i, err, errors.Unwrap(err))
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("read %d took %s", i, d)
+		}
+	}
+	srv.Restart()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := obj.ReadAt(buf, 700_000)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("store back, reads still fail: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !bytes.Equal(buf, data[700_000:705_000]) {
+		t.Error("wrong bytes after recovery")
+	}
+}
+
+// TestSlowStore: behind a proxy adding 20 ms per request reads work;
+// beyond the read timeout they fail with 504 in seconds.
+func TestSlowStore(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("slow")
+	data := bytes.Repeat([]byte("0123456789abcdef"), 64<<10)
+	srv.Put(bucket, map[string][]byte{"x.tif": data})
+	p := remotetest.Start(t, srv.Addr())
+	s := newSource(t, "http://"+p.Addr(), bucket, "", nil)
+	p.SetDelay(20 * time.Millisecond)
+	obj, err := s.Open(context.Background(), "x.tif")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	buf := make([]byte, 5000)
+	if _, err := obj.ReadAt(buf, 100); err != nil || !bytes.Equal(buf, data[100:5100]) {
+		t.Fatalf("20 ms latency: %v", err)
+	}
+	p.SetDelay(3 * time.Second)
+	start := time.Now()
+	if _, err := obj.ReadAt(buf, 500_000); kind(err) != fault.GatewayTimeout {
+		t.Errorf("slow store: %v, want 504", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("slow store answered after %s", d)
+	}
+}
+
+func TestWrongCredentials(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("creds")
+	srv.Put(bucket, map[string][]byte{"x.tif": []byte("x")})
+	s, err := New(context.Background(), Config{
+		Bucket: bucket, Endpoint: srv.Endpoint(), Region: s3test.Region,
+		AccessKey: s3test.AccessKey, SecretKey: "wrong-secret-0123456789",
+		Policy: testPolicy(), Store: ranged.NewStore(ranged.Config{}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open(context.Background(), "x.tif"); kind(err) != fault.BadGateway {
+		t.Errorf("wrong credentials: %v, want 502", err)
+	}
+}
+
+func FuzzParseURL(f *testing.F) {
+	f.Add("s3://bucket/some/prefix")
+	f.Add("s3://b/../x")
+	f.Fuzz(func(t *testing.T, s string) {
+		b, p, err := ParseURL(s)
+		if err != nil {
+			return
+		}
+		if b == "" || (p != "" && (!strings.HasSuffix(p, "/") || !source.ValidKey(strings.TrimSuffix(p, "/")))) {
+			t.Errorf("ParseURL(%q) = %q, %q", s, b, p)
+		}
+	})
+}
+
+// TestTruncated: a store whose answers are cut short gives 502 after its
+// retries, and reads work again once answers are whole.
+func TestTruncated(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("truncated")
+	data := bytes.Repeat([]byte("0123456789abcdef"), 64<<10)
+	srv.Put(bucket, map[string][]byte{"x.tif": data})
+	p := remotetest.Start(t, srv.Addr())
+	s := newSource(t, "http://"+p.Addr(), bucket, "", nil)
+	obj, err := s.Open(context.Background(), "x.tif")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	// Headers pass, the body is cut: 2 KiB of a 100 KB range.
+	p.CutAfter(2048)
+	buf := make([]byte, 100_000)
+	if _, err := obj.ReadAt(buf, 10); kind(err) != fault.BadGateway {
+		t.Errorf("truncated answers: %v, want 502", err)
+	}
+	p.CutAfter(0)
+	time.Sleep(250 * time.Millisecond) // past the breaker's cooldown, if it opened
+	if _, err := obj.ReadAt(buf, 10); err != nil || !bytes.Equal(buf, data[10:100_010]) {
+		t.Errorf("after the store recovered: %v", err)
+	}
+}
