@@ -119,7 +119,13 @@ func hostileCorpus(t *testing.T, root string) map[string]int {
 		for _, cut := range []int{16, 200, len(b) / 10, len(b) / 2, len(b) - 100} {
 			name := fmt.Sprintf("cut%d-%s", cut, s)
 			files[name] = b[:cut]
-			if cut > 16 {
+			switch {
+			case cut == len(b)-100:
+				// Only the end is missing: whether a decoder notices
+				// depends on how far it reads for the plan (libjpeg
+				// at 1/8 scale may finish its output first).
+				ok[name] = serveAll
+			case cut > 16:
 				// Headers may be whole, and sequential decoders may
 				// have the first rows.
 				ok[name] = serveTop

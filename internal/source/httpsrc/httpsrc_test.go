@@ -229,20 +229,7 @@ func TestStoreStopped(t *testing.T) {
 		t.Errorf("open with the breaker open: %v after %s", err, time.Since(start))
 	}
 	p.Restart()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		_, err := obj.ReadAt(buf, 500_000)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("store back, reads still fail: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !bytes.Equal(buf, data[500_000:501_000]) {
-		t.Error("wrong bytes after recovery")
-	}
+	sourcetest.ReadEventually(t, obj, 500_000, data[500_000:501_000], 3*time.Second)
 }
 
 // TestSlowStore: a store slower than the read timeout gives 504s within

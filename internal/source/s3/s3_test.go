@@ -132,20 +132,7 @@ func TestStoreStopped(t *testing.T) {
 		}
 	}
 	srv.Restart()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		_, err := obj.ReadAt(buf, 700_000)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("store back, reads still fail: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !bytes.Equal(buf, data[700_000:705_000]) {
-		t.Error("wrong bytes after recovery")
-	}
+	sourcetest.ReadEventually(t, obj, 700_000, data[700_000:705_000], 5*time.Second)
 }
 
 // TestSlowStore: behind a proxy adding 20 ms per request reads work;

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/iiifd/iiifd/internal/source"
 )
@@ -203,4 +204,26 @@ func RunWith(t *testing.T, newSource Factory, opt Options) {
 			t.Error("Open with a cancelled context succeeded")
 		}
 	})
+}
+
+// ReadEventually reads len(want) bytes at off from r until a read
+// succeeds, within the given time, and checks them: a store that was
+// down serves again as soon as it is back.
+func ReadEventually(t *testing.T, r io.ReaderAt, off int64, want []byte, within time.Duration) {
+	t.Helper()
+	buf := make([]byte, len(want))
+	deadline := time.Now().Add(within)
+	for {
+		_, err := r.ReadAt(buf, off)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("store back, reads still fail: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !bytes.Equal(buf, want) {
+		t.Error("wrong bytes after recovery")
+	}
 }
