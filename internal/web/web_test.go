@@ -87,7 +87,7 @@ func get(t testing.TB, url string, hdr ...string) (*http.Response, string) {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestDocuments(t *testing.T) {
 	req, _ := http.NewRequest("OPTIONS", srv.URL+"/iiif/presentation/3/julia.jpg/manifest", nil)
 	req.Header.Set("Origin", "http://elsewhere")
 	req.Header.Set("Access-Control-Request-Method", "GET")
-	pre, err := http.DefaultClient.Do(req)
+	pre, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func post(t testing.TB, url, tok string, ctype string, body io.Reader) (int, map
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	req.Header.Set("Content-Type", ctype)
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +449,7 @@ func TestUploadsAtOnce(t *testing.T) {
 		go func() {
 			req, _ := http.NewRequest("POST", srv.URL+fmt.Sprintf("/admin/images?name=held-%d.png", i), pr)
 			req.Header.Set("Authorization", "Bearer "+token)
-			res, err := http.DefaultClient.Do(req)
+			res, err := testClient.Do(req)
 			if err != nil {
 				done <- 0 // the client gave up on its broken body
 				return
@@ -463,7 +463,7 @@ func TestUploadsAtOnce(t *testing.T) {
 	for {
 		req, _ := http.NewRequest("POST", srv.URL+"/admin/images?name=fifth.png", bytes.NewReader(img))
 		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := http.DefaultClient.Do(req)
+		res, err := testClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -555,3 +555,7 @@ func TestCollectionPages(t *testing.T) {
 		}
 	}
 }
+
+// testClient bounds every request of these tests: a hang fails the test
+// that hangs, with its name, instead of the whole package at its timeout.
+var testClient = &http.Client{Timeout: 90 * time.Second}
