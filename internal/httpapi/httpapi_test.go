@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iiifd/iiifd/internal/app"
+	"github.com/iiifd/iiifd/internal/app/apptest"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/samples"
@@ -47,13 +47,7 @@ func server(t *testing.T, mutate func(*config.Config)) (*httptest.Server, string
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
+	_, srv := apptest.Serve(t, cfg)
 	return srv, root
 }
 

@@ -8,17 +8,14 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
-	"io"
-	"log/slog"
 	"math"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 
-	"github.com/iiifd/iiifd/internal/app"
+	"github.com/iiifd/iiifd/internal/app/apptest"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/probe"
 )
@@ -131,13 +128,7 @@ func tileServer(t testing.TB, root string) string {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Root = root
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
+	_, srv := apptest.Serve(t, cfg)
 	return srv.URL
 }
 

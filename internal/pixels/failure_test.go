@@ -315,23 +315,11 @@ func TestNoLeaks(t *testing.T) {
 	work() // warm up: libvips creates some objects once (interpolators, types)
 	// libvips' worker threads free their buffers a moment after a
 	// computation ends: wait for the counts to settle.
-	settle := func(target Stats) Stats {
-		s := ReadStats()
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
-			time.Sleep(20 * time.Millisecond)
-			next := ReadStats()
-			if next == s && next.TrackedMem <= target.TrackedMem && next.LiveObjects <= target.LiveObjects {
-				break
-			}
-			s = next
-		}
-		return s
-	}
-	before := settle(Stats{})
+	before := settleStats(Stats{})
 	for range 3 {
 		work()
 	}
-	after := settle(before)
+	after := settleStats(before)
 	t.Logf("before %+v after %+v", before, after)
 	if after.LiveObjects != before.LiveObjects {
 		t.Errorf("live libvips objects: %d before, %d after", before.LiveObjects, after.LiveObjects)

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
@@ -337,3 +338,19 @@ func darkCentroid(t testing.TB, img image.Image) (fx, fy float64) {
 }
 
 func size(img image.Image) image.Point { return img.Bounds().Size() }
+
+// settleStats waits (up to 3 s) for libvips' counters to stop moving and
+// to come down to target: its worker threads free their buffers a moment
+// after a computation ends.
+func settleStats(target Stats) Stats {
+	s := ReadStats()
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		next := ReadStats()
+		if next == s && next.TrackedMem <= target.TrackedMem && next.LiveObjects <= target.LiveObjects {
+			break
+		}
+		s = next
+	}
+	return s
+}

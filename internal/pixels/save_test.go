@@ -265,24 +265,12 @@ func TestSavePyramidNoLeaks(t *testing.T) {
 			t.Fatalf("cancelled save: %v", detail(err))
 		}
 	}
-	settle := func(target Stats) Stats {
-		s := ReadStats()
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
-			time.Sleep(20 * time.Millisecond)
-			next := ReadStats()
-			if next == s && next.TrackedMem <= target.TrackedMem && next.LiveObjects <= target.LiveObjects {
-				break
-			}
-			s = next
-		}
-		return s
-	}
 	work() // warm up: libvips makes some objects once
-	before := settle(Stats{})
+	before := settleStats(Stats{})
 	for range 3 {
 		work()
 	}
-	after := settle(before)
+	after := settleStats(before)
 	if after.LiveObjects != before.LiveObjects || after.TrackedMem > before.TrackedMem {
 		t.Errorf("before %+v, after %+v", before, after)
 	}

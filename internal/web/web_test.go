@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/iiifd/iiifd/internal/app"
+	"github.com/iiifd/iiifd/internal/app/apptest"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/source/fs"
@@ -54,15 +55,7 @@ func server(t testing.TB, root string, edit func(*config.Config)) *httptest.Serv
 	if edit != nil {
 		edit(&cfg)
 	}
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		a.Close()
-	})
+	_, srv := apptest.Serve(t, cfg)
 	return srv
 }
 
