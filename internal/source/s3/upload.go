@@ -32,14 +32,21 @@ var (
 // Exists reports whether key (under the prefix) or anything under key/
 // is stored.
 func (s *Source) Exists(ctx context.Context, key string) (bool, error) {
+	// Two listings: keys sort bytewise, so "photo.jpg" and "photo.png"
+	// come before "photo/..." and one listing of "photo" could miss it.
+	full := s.prefix + key
 	var found bool
 	err := s.Backend().Do(ctx, 0, func(ctx context.Context) error {
-		keys, err := accessor{s}.List(ctx, s.prefix+key, 2)
-		for _, k := range keys {
-			if k == s.prefix+key || len(k) > len(s.prefix+key) && k[len(s.prefix+key)] == '/' {
-				found = true
-			}
+		keys, err := accessor{s}.List(ctx, full, 1)
+		if err != nil {
+			return err
 		}
+		if len(keys) == 1 && keys[0] == full {
+			found = true
+			return nil
+		}
+		keys, err = accessor{s}.List(ctx, full+"/", 1)
+		found = len(keys) > 0
 		return err
 	})
 	return found, err

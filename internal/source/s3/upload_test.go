@@ -57,7 +57,15 @@ func TestUpload(t *testing.T) {
 		}
 		obj.Close()
 	}
-	for key, want := range map[string]bool{"pyr": true, "big.tif": true, "py": false, "nothing": false} {
+	// Keys that sort before "pyr/..." ("pyr-a", "pyr.png") must not hide
+	// the folder from Exists.
+	for _, k := range []string{"pyr-a", "pyr.png"} {
+		os.WriteFile(filepath.Join(dir, "x"), []byte(k), 0o644)
+		if err := s.PutFile(ctx, k, filepath.Join(dir, "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for key, want := range map[string]bool{"pyr": true, "big.tif": true, "py": false, "nothing": false, "pyr-a": true} {
 		if got, err := s.Exists(ctx, key); err != nil || got != want {
 			t.Errorf("Exists(%q) = %v, %v", key, got, err)
 		}
