@@ -137,7 +137,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			Metrics: a.metrics, Observe: metrics.Observe,
 			ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
 			Web:     front,
-			Private: plugins.Has(plugin.HookAuthorize),
+			Private: plugins.Has(plugin.HookAuthorize), Plugins: plugins != nil,
 		}))
 	return a, nil
 }

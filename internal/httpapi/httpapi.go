@@ -68,6 +68,9 @@ type Options struct {
 	// private and Vary: Authorization, Cookie, so that shared caches
 	// never hand them to another client.
 	Private bool
+	// Plugins says WebAssembly plugins are loaded: requests then carry
+	// the facts of their client (method, headers, address) for the hooks.
+	Plugins bool
 }
 
 // clientIP is the address of the client of r: the peer, or the last value
@@ -176,8 +179,7 @@ func (h *Handler) serveIIIF(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fault.New(fault.MethodNotAllowed, "method %s is not allowed; use GET or HEAD", r.Method))
 		return
 	}
-	// Plugins' authorize hooks are told who asks.
-	r = r.WithContext(service.WithClient(r.Context(), &service.Client{Method: r.Method, Header: r.Header, Addr: r.RemoteAddr}))
+	r = h.withClient(r)
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/iiif/")
 	verStr, rest, _ := strings.Cut(rest, "/")
 	var v iiif.Version
@@ -580,11 +582,22 @@ func logFailure(log *slog.Logger, r *http.Request, err error) {
 
 type baseKey struct{}
 
+// withClient tells plugins' hooks who asks, on the IIIF routes and the
+// web front alike (the viewer and manifests read info.json too); without
+// plugins nobody asks, and nothing is allocated.
+func (h *Handler) withClient(r *http.Request) *http.Request {
+	if !h.opt.Plugins {
+		return r
+	}
+	return r.WithContext(service.WithClient(r.Context(), &service.Client{Method: r.Method, Header: r.Header, Addr: r.RemoteAddr}))
+}
+
 // withBase gives next the public base URL of each request (BaseURL) and
 // marks responses as varying with the headers it comes from.
 func (h *Handler) withBase(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.varyForwarded(w.Header())
+		r = h.withClient(r)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, h.base(r))))
 	})
 }

@@ -117,13 +117,13 @@ func (h *Host) Authorize(ctx context.Context, r *Request) (Access, error) {
 	var a Access
 	var payload Fields
 	for _, p := range h.plugins {
-		if !p.cur.Load().hooks[HookAuthorize] {
+		m := p.cur.Load()
+		if !m.hooks[HookAuthorize] {
 			continue
 		}
 		if payload == nil {
 			payload = r.fields()
 		}
-		m := p.cur.Load()
 		reply, ok := m.decisions.get(payload)
 		if !ok {
 			var err error
@@ -228,13 +228,16 @@ type Overlay struct {
 // put over the output of r, which is width × height pixels. The first
 // that answers with a PNG decides; nil when none does.
 func (h *Host) Overlay(ctx context.Context, r *Request, width, height int) (*Overlay, error) {
+	var f Fields
 	for _, p := range h.plugins {
 		if !p.cur.Load().hooks[HookOverlay] {
 			continue
 		}
-		f := r.fields()
-		f.Append("width", strconv.Itoa(width))
-		f.Append("height", strconv.Itoa(height))
+		if f == nil {
+			f = r.fields()
+			f.Append("width", strconv.Itoa(width))
+			f.Append("height", strconv.Itoa(height))
+		}
 		reply, err := p.Call(ctx, HookOverlay, f)
 		if err != nil {
 			return nil, err

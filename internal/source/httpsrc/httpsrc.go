@@ -39,7 +39,6 @@ type Config struct {
 // Source reads images from an HTTP origin.
 type Source struct {
 	*remote.Objects
-	acc *accessor
 }
 
 var _ source.Source = (*Source)(nil)
@@ -64,7 +63,7 @@ func New(cfg Config) (*Source, error) {
 		Name: u.String(), Accessor: acc, Backend: remote.NewBackend(cfg.Policy),
 		Store: cfg.Store, Spool: cfg.Spool,
 	})
-	return &Source{Objects: objs, acc: acc}, nil
+	return &Source{Objects: objs}, nil
 }
 
 // ParseBase checks an origin URL: http or https, a host, no query,

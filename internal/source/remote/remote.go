@@ -170,7 +170,7 @@ func (b *Backend) Do(ctx context.Context, timeout time.Duration, op func(ctx con
 			return cerr
 		}
 		kind, retry := classify(err)
-		b.breaker.Record(!retry && kind != fault.BadGateway)
+		b.breaker.Record(false)
 		last = failure(kind, err)
 		if !retry {
 			return last

@@ -57,7 +57,6 @@ type Source struct {
 	client *s3.Client
 	bucket string
 	prefix string
-	policy remote.Policy
 }
 
 var _ source.Source = (*Source)(nil)
@@ -97,7 +96,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, policy: cfg.Policy}
+	s := &Source{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix}
 	s.Objects = remote.New(remote.Config{
 		Name: "s3://" + cfg.Bucket, Prefix: cfg.Prefix, Accessor: accessor{s},
 		Backend: remote.NewBackend(cfg.Policy), Store: cfg.Store, Spool: cfg.Spool,
