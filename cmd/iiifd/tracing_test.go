@@ -136,10 +136,12 @@ func TestTracesOverOTLP(t *testing.T) {
 		for i := 0; i < 10 && root.Kind != tracepb.Span_SPAN_KIND_SERVER; i++ {
 			p := byID[hex.EncodeToString(root.ParentSpanId)]
 			if p == nil {
-				t.Errorf("span %s: parent %x not exported", root.Name, root.ParentSpanId)
 				break
 			}
 			root = p
+		}
+		if root.Kind != tracepb.Span_SPAN_KIND_SERVER {
+			t.Errorf("span %s does not lead up to a server span (stopped at %s, parent %x)", s.Name, root.Name, root.ParentSpanId)
 		}
 	}
 }

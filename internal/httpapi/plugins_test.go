@@ -136,7 +136,9 @@ func TestPluginDegradedAccess(t *testing.T) {
 	}
 	r = do(t, "GET", base+"/info.json", ok)
 	doc.MaxWidth = 0
-	json.Unmarshal(r.body, &doc)
+	if err := json.Unmarshal(r.body, &doc); r.status != 200 || err != nil {
+		t.Fatalf("info.json with the token: %d %v %s", r.status, err, r.body)
+	}
 	if doc.MaxWidth == 100 {
 		t.Errorf("info.json with the token: %s", r.body)
 	}

@@ -102,7 +102,7 @@ func TestManifest(t *testing.T) {
 				t.Errorf("canvas id %v not under the manifest", canvas["id"])
 			}
 			page := one(t, canvas["items"], "canvas items")
-			if page["type"] != "AnnotationPage" || page["id"] == "" {
+			if id, _ := page["id"].(string); page["type"] != "AnnotationPage" || id == "" {
 				t.Fatalf("page %v", page)
 			}
 			anno := one(t, page["items"], "page items")
@@ -121,7 +121,9 @@ func TestManifest(t *testing.T) {
 			}
 			for _, k := range []string{"homepage", "seeAlso", "partOf"} {
 				r := one(t, m[k], k)
-				if r["id"] == "" || r["type"] == "" {
+				id, _ := r["id"].(string)
+				typ, _ := r["type"].(string)
+				if id == "" || typ == "" {
 					t.Errorf("%s: %v", k, r)
 				}
 			}
