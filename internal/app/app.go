@@ -130,15 +130,19 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	a.handler = withTimeout(cfg.RequestTimeout,
-		httpapi.New(svc, httpapi.Options{
-			BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
-			Ready: a.ready.Load, AdminToken: cfg.AdminToken,
-			Metrics: a.metrics, Observe: metrics.Observe,
-			ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
-			Web:     front,
-			Private: plugins.Has(plugin.HookAuthorize), Plugins: plugins != nil,
-		}))
+	a.handler = httpapi.New(svc, httpapi.Options{
+		BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
+		Ready: a.ready.Load, AdminToken: cfg.AdminToken,
+		Metrics: a.metrics, Observe: metrics.Observe,
+		ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
+		Web:     front,
+		Private: plugins.Has(plugin.HookAuthorize), Plugins: plugins != nil,
+		// Repeated memory hits skip the pipeline for as long as
+		// sources reuse an object's metadata (fs.OpenFor; remote
+		// stores' MetaTTL is the same second).
+		HotFor:         fs.OpenFor,
+		RequestTimeout: cfg.RequestTimeout,
+	})
 	return a, nil
 }
 
@@ -261,19 +265,6 @@ func buildVersion() string {
 		}
 	}
 	return v
-}
-
-// withTimeout bounds the work of each request: when d passes, the
-// request's context ends, the pipeline stops, and the client gets a 503.
-func withTimeout(d time.Duration, h http.Handler) http.Handler {
-	if d <= 0 {
-		return h
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), d)
-		defer cancel()
-		h.ServeHTTP(w, r.WithContext(ctx))
-	})
 }
 
 // Limits converts the configured output limits to the planner's.

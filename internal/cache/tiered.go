@@ -187,6 +187,37 @@ func (c *Cache) Lookup(ctx context.Context, key Key) (*Hit, *Fill, error) {
 	}
 }
 
+// Peeker is a tier that can hand out an entry's bytes without copying or
+// allocating (the memory tier).
+type Peeker interface {
+	Peek(key Key) (body []byte, meta Meta, ok bool)
+}
+
+// Peek returns the entry for key when the first tier holds it and is a
+// Peeker, without allocating; it never waits, fills or promotes. The
+// body is shared and must not be modified.
+func (c *Cache) Peek(key Key) ([]byte, Meta, bool) {
+	if len(c.tiers) == 0 {
+		return nil, Meta{}, false
+	}
+	p, ok := c.tiers[0].(Peeker)
+	if !ok {
+		return nil, Meta{}, false
+	}
+	return p.Peek(key)
+}
+
+// PeekTier names the tier Peek reads, or "" when Peek always misses.
+func (c *Cache) PeekTier() string {
+	if len(c.tiers) == 0 {
+		return ""
+	}
+	if _, ok := c.tiers[0].(Peeker); !ok {
+		return ""
+	}
+	return c.tiers[0].Name()
+}
+
 // claim takes the shared claim on computing key, or waits while another
 // replica holds it and returns the entry once that replica stored it. It
 // returns the hit found; or nothing and the unlock of a held claim (nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/cache/redis/redistest"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/source/fs"
 )
 
@@ -252,5 +253,78 @@ func TestInfoCacheIgnoresHost(t *testing.T) {
 	}
 	if !strings.Contains(string(r.body), `"id":"http://other.example:8080/iiif/3/julia"`) {
 		t.Errorf("id not filled in for the Host: %s", r.body)
+	}
+}
+
+// TestHotRequests: a request line answered from the memory tier is
+// answered again without the pipeline, with the same headers and bytes;
+// a changed base URL, a purge and a replaced source all go through the
+// pipeline again.
+func TestHotRequests(t *testing.T) {
+	const token = "hot-requests-token"
+	srv, root := server(t, func(c *config.Config) { c.AdminToken = token })
+	img := srv.URL + "/iiif/3/sub%2Fdir%2Fchart/0,0,100,100/50,/0/default.png"
+	if r := get(t, img); r.header.Get("X-Cache") != "MISS" {
+		t.Fatalf("first request: X-Cache %q", r.header.Get("X-Cache"))
+	}
+	slow := get(t, img) // a memory hit through the pipeline, remembered
+	before := httpapi.HotAnswered()
+	fast := get(t, img)
+	if httpapi.HotAnswered() == before {
+		t.Fatal("the repeated memory hit went through the pipeline")
+	}
+	if fast.status != 200 || !bytes.Equal(fast.body, slow.body) {
+		t.Fatalf("remembered answer: status %d, %d bytes; pipeline sent %d bytes", fast.status, len(fast.body), len(slow.body))
+	}
+	for _, h := range []http.Header{slow.header, fast.header} {
+		h.Del("X-Request-Id")
+		h.Del("Date")
+	}
+	if fmt.Sprint(fast.header) != fmt.Sprint(slow.header) {
+		t.Errorf("remembered answer's headers differ:\n got %v\nwant %v", fast.header, slow.header)
+	}
+
+	// Conditional requests are answered from the entry too.
+	before = httpapi.HotAnswered()
+	r := do(t, "GET", img, map[string]string{"If-None-Match": slow.header.Get("ETag")})
+	if r.status != http.StatusNotModified || len(r.body) != 0 || r.header.Get("ETag") != slow.header.Get("ETag") {
+		t.Errorf("If-None-Match: status %d, %d bytes, ETag %q", r.status, len(r.body), r.header.Get("ETag"))
+	}
+	if httpapi.HotAnswered() == before {
+		t.Error("the conditional request went through the pipeline")
+	}
+	// HEAD goes through the pipeline and has no body.
+	if r := do(t, "HEAD", img, nil); r.status != 200 || len(r.body) != 0 {
+		t.Errorf("HEAD: status %d, %d bytes", r.status, len(r.body))
+	}
+
+	// Another public base URL gets its own Link, not the remembered one.
+	r = do(t, "GET", img, map[string]string{"X-Forwarded-Host": "images.example.org"})
+	if !strings.Contains(r.header.Get("Link"), "//images.example.org/iiif/3/") {
+		t.Errorf("Link behind a proxy: %q", r.header.Get("Link"))
+	}
+	if r := get(t, img); strings.Contains(r.header.Get("Link"), "images.example.org") {
+		t.Errorf("Link without the proxy: %q", r.header.Get("Link"))
+	}
+
+	// A purge sends the request through the pipeline at once.
+	get(t, img)
+	if r := do(t, "DELETE", srv.URL+"/admin/cache/sub%2Fdir%2Fchart", map[string]string{"Authorization": "Bearer " + token}); r.status != 204 {
+		t.Fatalf("purge: %d", r.status)
+	}
+	if r := get(t, img); r.header.Get("X-Cache") != "MISS" {
+		t.Errorf("after a purge: X-Cache %q", r.header.Get("X-Cache"))
+	}
+
+	// A replaced source is noticed as soon as through the pipeline:
+	// once sources stop reusing its metadata.
+	get(t, img)
+	get(t, img)
+	writePNG(t, filepath.Join(root, "sub", "dir", "chart.png"), 320, 200)
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(filepath.Join(root, "sub", "dir", "chart.png"), later, later)
+	time.Sleep(fs.OpenFor + 100*time.Millisecond)
+	if r := get(t, img); r.header.Get("X-Cache") != "MISS" || r.header.Get("ETag") == slow.header.Get("ETag") {
+		t.Errorf("after replacing the source: X-Cache %q, ETag %q (was %q)", r.header.Get("X-Cache"), r.header.Get("ETag"), slow.header.Get("ETag"))
 	}
 }

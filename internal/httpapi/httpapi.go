@@ -28,6 +28,9 @@ type Images interface {
 	Info(ctx context.Context, v iiif.Version, id, base string) (*service.Info, error)
 	Image(ctx context.Context, id string, req iiif.Request) (*service.Job, error)
 	Purge(ctx context.Context, id string) error
+	// Peek returns the bytes of an entry a Job held (see Job.Held) while
+	// the memory tier still has them.
+	Peek(h service.Held) ([]byte, bool)
 }
 
 // Options configure the handler.
@@ -71,7 +74,20 @@ type Options struct {
 	// Plugins says WebAssembly plugins are loaded: requests then carry
 	// the facts of their client (method, headers, address) for the hooks.
 	Plugins bool
+	// RequestTimeout bounds the work of each request: when it passes,
+	// the request's context ends, the pipeline stops, and the client
+	// gets a 503. Zero means no bound.
+	RequestTimeout time.Duration
+	// HotFor is how long an image request answered from the memory tier
+	// is answered again without the pipeline (see hotRequests): no longer
+	// than the sources reuse an object's metadata. Zero turns it off; it
+	// is always off with plugins.
+	HotFor time.Duration
 }
+
+// hotEntries bounds the remembered request lines (a few hundred bytes
+// each).
+const hotEntries = 8192
 
 // clientIP is the address of the client of r: the peer, or the last value
 // of the configured forwarding header.
@@ -100,6 +116,7 @@ type Handler struct {
 	opt    Options
 	log    *slog.Logger
 	mux    *http.ServeMux
+	hot    *hotRequests // nil when off
 }
 
 // New returns the HTTP handler of the server, middleware included.
@@ -109,6 +126,9 @@ func New(images Images, opt Options) http.Handler {
 	}
 	opt.BaseURL = strings.TrimSuffix(opt.BaseURL, "/")
 	h := &Handler{images: images, opt: opt, log: opt.Logger, mux: http.NewServeMux()}
+	if !opt.Plugins {
+		h.hot = newHotRequests(opt.HotFor, hotEntries)
+	}
 	h.mux.HandleFunc("/iiif/", h.serveIIIF)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusOK, "ok")
@@ -131,7 +151,20 @@ func New(images Images, opt Options) http.Handler {
 		h.mux.Handle("/", web)
 		h.mux.Handle("/iiif/presentation/", web)
 	}
-	return wrap(h.log, opt.Observe, h.mux)
+	return wrap(h.log, opt.Observe, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Remembered request lines are answered before routing (each
+		// went through the mux to serveImage when it was remembered)
+		// and without a deadline: they only copy bytes held in memory.
+		if h.hot.serve(h, w, r) {
+			return
+		}
+		if d := opt.RequestTimeout; d > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		h.mux.ServeHTTP(w, r)
+	}))
 }
 
 // purge serves DELETE /admin/cache/{identifier}: every cached derivative
@@ -148,7 +181,12 @@ func (h *Handler) purge(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fault.New(fault.BadRequest, "give the identifier to purge: DELETE /admin/cache/{identifier}"))
 		return
 	}
-	if err := h.images.Purge(r.Context(), id); err != nil {
+	err = h.images.Purge(r.Context(), id)
+	// The purge took the bytes from the memory tier, which alone sends
+	// remembered requests back through the pipeline; forgetting them
+	// too frees their memory now.
+	h.hot.forget()
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -305,10 +343,10 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 		return
 	}
 	defer job.Close()
+	base := h.base(r)
 	hd := w.Header()
 	hd.Set("Content-Type", job.ContentType)
-	hd.Set("Link", fmt.Sprintf("<%s/%s>;rel=\"canonical\", <%s>;rel=\"profile\"",
-		service.ServiceID(h.base(r), v, id), job.Canonical, iiif.ProfileURI(v)))
+	hd.Set("Link", "<"+service.ServiceID(base, v, id)+"/"+job.Canonical+">;rel=\"canonical\", <"+iiif.ProfileURI(v)+">;rel=\"profile\"")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	h.varyForwarded(hd)
 	validators(hd, job.ETag, job.ModTime, h.opt.CacheControl)
@@ -350,6 +388,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 		}
 		panic(http.ErrAbortHandler)
 	}
+	h.hot.remember(r, base, job, hd)
 }
 
 // committingWriter records whether any byte reached the client, after
@@ -398,24 +437,24 @@ func (h *Handler) private(hd http.Header) {
 // response, 0 when the full response is due.
 func preconditions(r *http.Request, etag string, mod time.Time) int {
 	mod = mod.Truncate(time.Second)
-	if im := r.Header.Get("If-Match"); im != "" {
+	if im := headerValue(r.Header, "If-Match"); im != "" {
 		// Strong comparison (§13.1.1).
 		if !matchETag(im, etag, false) {
 			return http.StatusPreconditionFailed
 		}
-	} else if ius := r.Header.Get("If-Unmodified-Since"); ius != "" && !mod.IsZero() {
+	} else if ius := headerValue(r.Header, "If-Unmodified-Since"); ius != "" && !mod.IsZero() {
 		if t, err := http.ParseTime(ius); err == nil && mod.After(t) {
 			return http.StatusPreconditionFailed
 		}
 	}
-	if inm := r.Header.Get("If-None-Match"); inm != "" {
+	if inm := headerValue(r.Header, "If-None-Match"); inm != "" {
 		// Weak comparison (§13.1.2); If-Modified-Since is then ignored.
 		if matchETag(inm, etag, true) {
 			return http.StatusNotModified
 		}
 		return 0
 	}
-	if ims := r.Header.Get("If-Modified-Since"); ims != "" && !mod.IsZero() {
+	if ims := headerValue(r.Header, "If-Modified-Since"); ims != "" && !mod.IsZero() {
 		if t, err := http.ParseTime(ims); err == nil && !mod.After(t) {
 			return http.StatusNotModified
 		}
@@ -456,25 +495,59 @@ func (h *Handler) base(r *http.Request) string {
 	if h.opt.BaseURL != "" {
 		return h.opt.BaseURL
 	}
-	scheme := "http"
+	scheme, host, prefix := baseParts(r)
+	return scheme + "://" + host + prefix
+}
+
+// sameBase reports whether base is the public URL of the server for r,
+// without building it.
+func (h *Handler) sameBase(r *http.Request, base string) bool {
+	if h.opt.BaseURL != "" {
+		return base == h.opt.BaseURL
+	}
+	scheme, host, prefix := baseParts(r)
+	rest, ok := strings.CutPrefix(base, scheme)
+	if !ok {
+		return false
+	}
+	if rest, ok = strings.CutPrefix(rest, "://"); !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, host)
+	return ok && rest == prefix
+}
+
+// baseParts are the scheme, host and path prefix of the public URL of
+// the server for r, from the request and its forwarding headers.
+func baseParts(r *http.Request) (scheme, host, prefix string) {
+	scheme = "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+	if p := firstValue(headerValue(r.Header, "X-Forwarded-Proto")); p == "http" || p == "https" {
 		scheme = p
 	}
-	host := r.Host
-	if fh := firstValue(r.Header.Get("X-Forwarded-Host")); fh != "" && validHost(fh) {
+	host = r.Host
+	if fh := firstValue(headerValue(r.Header, "X-Forwarded-Host")); fh != "" && validHost(fh) {
 		host = fh
 	}
 	if !validHost(host) {
 		host = "localhost"
 	}
-	prefix := strings.TrimSuffix(firstValue(r.Header.Get("X-Forwarded-Prefix")), "/")
+	prefix = strings.TrimSuffix(firstValue(headerValue(r.Header, "X-Forwarded-Prefix")), "/")
 	if !validPrefix(prefix) {
 		prefix = ""
 	}
-	return scheme + "://" + host + prefix
+	return scheme, host, prefix
+}
+
+// headerValue is h.Get for a key already in canonical form (as request
+// headers are stored), without canonicalizing it again on every call.
+func headerValue(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // validPrefix accepts an absolute URL path of RFC 3986 path characters (no

@@ -59,7 +59,7 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get("X-Request-Id")
+		id := headerValue(r.Header, "X-Request-Id")
 		if !saneID(id) {
 			id = newRequestID()
 		}
@@ -67,9 +67,9 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 		r = r.WithContext(context.WithValue(ctx, requestIDKey, id))
 		rec := &recorder{ResponseWriter: w}
 		hd := w.Header()
-		hd.Set("X-Request-Id", id)
-		hd.Set("Access-Control-Allow-Origin", "*")
-		hd.Set("Access-Control-Expose-Headers", "Link, ETag, Last-Modified, X-Request-Id, X-Cache, Content-Length")
+		hd["X-Request-Id"] = []string{id}
+		hd["Access-Control-Allow-Origin"] = allowAnyOrigin
+		hd["Access-Control-Expose-Headers"] = exposeHeaders
 		if r.Method == http.MethodOptions {
 			hd.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
 			if ah := r.Header.Get("Access-Control-Request-Headers"); ah != "" {
@@ -104,6 +104,14 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 		next.ServeHTTP(rec, r)
 	})
 }
+
+// The CORS headers of every response. Values are shared by all responses,
+// so they are set by assignment and never appended to in place (their
+// capacity is their length, so an Add copies).
+var (
+	allowAnyOrigin = []string{"*"}
+	exposeHeaders  = []string{"Link, ETag, Last-Modified, X-Request-Id, X-Cache, Content-Length"}
+)
 
 func logRequest(log *slog.Logger, r *http.Request, rec *recorder, start time.Time, id string) {
 	ctx := r.Context()

@@ -357,6 +357,34 @@ type Job struct {
 	// the output, on a cache miss only; ov holds its answer for run.
 	overlay func(ctx context.Context) (*pixels.Overlay, error)
 	ov      *pixels.Overlay
+	held    bool // Render answered from the tier Peek reads
+}
+
+// Held is a cache entry that a repeat of a request can be answered from
+// without the pipeline, with Service.Peek.
+type Held struct{ key cache.Key }
+
+// Held returns, after Render answered from the memory tier, the handle of
+// the entry it sent; false otherwise (a miss, a lower tier, a stored tile).
+func (j *Job) Held() (Held, bool) {
+	if !j.held {
+		return Held{}, false
+	}
+	return Held{cache.Key{ID: j.obj.Key, Name: j.ETag}}, true
+}
+
+// Peek returns the bytes of a held entry while the memory tier still has
+// them, without allocating; the bytes are shared and read-only. A held
+// entry stands only for the source version its request saw: callers
+// reuse a handle no longer than sources reuse their metadata
+// (fs.OpenFor, remote MetaTTL), so that a replaced source is noticed as
+// soon as through the pipeline.
+func (s *Service) Peek(h Held) ([]byte, bool) {
+	if s.cfg.Cache == nil {
+		return nil, false
+	}
+	b, _, ok := s.cfg.Cache.Peek(h.key)
+	return b, ok
 }
 
 // Image resolves, describes and plans an image request, and decides how
@@ -487,6 +515,7 @@ func (j *Job) Render(ctx context.Context, w io.Writer) error {
 		defer hit.Body.Close()
 		j.CacheStatus = "HIT " + hit.Tier
 		j.Size = hit.Size
+		j.held = hit.Tier == j.cache.PeekTier()
 		_, err := io.Copy(w, hit.Body)
 		return err
 	}

@@ -126,7 +126,7 @@ func Setup(ctx context.Context, version string) (shutdown func(context.Context) 
 // trace of the caller when the request carries a W3C traceparent. Its
 // name is the method and a route name, never the identifier.
 func StartRequest(r *http.Request, route, requestID string) (context.Context, trace.Span) {
-	if !on.Load() && r.Header.Get("traceparent") == "" {
+	if !on.Load() && len(r.Header["Traceparent"]) == 0 {
 		return r.Context(), noSpan
 	}
 	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))

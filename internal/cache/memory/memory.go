@@ -97,6 +97,25 @@ func (t *Tier) Get(_ context.Context, key cache.Key) (*cache.Hit, error) {
 	return &cache.Hit{Meta: e.meta, Body: io.NopCloser(bytes.NewReader(e.body)), Tier: t.Name()}, nil
 }
 
+// Peek returns the body and metadata of the entry for key without
+// allocating, for the hottest path (a repeated request answered from
+// memory). The body is shared and must not be modified. Found entries
+// count as hits; absent ones count nothing, since the caller then asks
+// through Get.
+func (t *Tier) Peek(key cache.Key) ([]byte, cache.Meta, bool) {
+	t.mu.Lock()
+	el, ok := t.items[key]
+	if !ok {
+		t.mu.Unlock()
+		return nil, cache.Meta{}, false
+	}
+	t.lru.MoveToFront(el)
+	e := el.Value.(*entry)
+	t.mu.Unlock()
+	t.counters.Hits.Add(1)
+	return e.body, e.meta, true
+}
+
 // Create starts an entry; its bytes are buffered until Commit.
 func (t *Tier) Create(_ context.Context, key cache.Key) (cache.Writer, error) {
 	return &writer{t: t, key: key}, nil
