@@ -151,13 +151,14 @@ func New(images Images, opt Options) http.Handler {
 		h.mux.Handle("/", web)
 		h.mux.Handle("/iiif/presentation/", web)
 	}
-	return wrap(h.log, opt.Observe, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Remembered request lines are answered before routing (each
-		// went through the mux to serveImage when it was remembered)
-		// and without a deadline: they only copy bytes held in memory.
-		if h.hot.serve(h, w, r) {
-			return
-		}
+	// Remembered request lines are answered before routing (each went
+	// through the mux to serveImage when it was remembered) and without
+	// a deadline: they only copy bytes held in memory.
+	var fast func(http.ResponseWriter, *http.Request) bool
+	if h.hot != nil {
+		fast = func(w http.ResponseWriter, r *http.Request) bool { return h.hot.serve(h, w, r) }
+	}
+	return wrap(h.log, opt.Observe, fast, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d := opt.RequestTimeout; d > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), d)
 			defer cancel()

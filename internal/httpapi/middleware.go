@@ -47,9 +47,13 @@ func RequestID(ctx context.Context) string {
 // request id (taken from a sane X-Request-Id or made), the request's trace
 // span, CORS headers, panic recovery, and one access log line per request
 // to log.
-func Wrap(log *slog.Logger, next http.Handler) http.Handler { return wrap(log, nil, next) }
+func Wrap(log *slog.Logger, next http.Handler) http.Handler { return wrap(log, nil, nil, next) }
 
-func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duration, string), next http.Handler) http.Handler {
+// wrap is Wrap with an observer of answered requests, and a fast handler
+// tried before next that reports whether it answered: it gets the
+// request as it came (no request id or deadline in its context), so that
+// answers from memory cost no copy of the request.
+func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duration, string), fast func(http.ResponseWriter, *http.Request) bool, next http.Handler) http.Handler {
 	done := func(r *http.Request, rec *recorder, start time.Time, id string) {
 		tracing.EndRequest(trace.SpanFromContext(r.Context()), rec.statusCode(), rec.bytes, rec.Header().Get("X-Cache"))
 		logRequest(log, r, rec, start, id)
@@ -64,7 +68,6 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 			id = newRequestID()
 		}
 		ctx, _ := tracing.StartRequest(r, obs.Route(r.URL.Path), id)
-		r = r.WithContext(context.WithValue(ctx, requestIDKey, id))
 		rec := &recorder{ResponseWriter: w}
 		hd := w.Header()
 		hd["X-Request-Id"] = []string{id}
@@ -101,6 +104,10 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 			}
 			done(r, rec, start, id)
 		}()
+		if fast != nil && ctx == r.Context() && fast(rec, r) {
+			return // answered without a span (tracing is off)
+		}
+		r = r.WithContext(context.WithValue(ctx, requestIDKey, id))
 		next.ServeHTTP(rec, r)
 	})
 }
