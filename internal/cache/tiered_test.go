@@ -295,3 +295,34 @@ func TestBrokenTierIsAMiss(t *testing.T) {
 		t.Fatal("healthy tier not purged when another tier failed")
 	}
 }
+
+// TestPeek: the cache peeks into its first tier only, and only when that
+// tier can hand out its bytes (the memory tier).
+func TestPeek(t *testing.T) {
+	m, err := memory.New(memory.Config{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCache(t, cache.Config{}, m, mem(t, "second", 1<<20))
+	if c.PeekTier() != "memory" {
+		t.Errorf("PeekTier %q", c.PeekTier())
+	}
+	k := cache.Key{ID: "id", Name: "n"}
+	if _, _, ok := c.Peek(k); ok {
+		t.Fatal("Peek hit an empty cache")
+	}
+	serve(t, c, k, func(w io.Writer) error { _, err := w.Write([]byte("bytes")); return err })
+	if b, _, ok := c.Peek(k); !ok || string(b) != "bytes" {
+		t.Errorf("Peek after a fill: %q %v", b, ok)
+	}
+	// A first tier that cannot peek (here: a renamed memory tier hides
+	// its Peek behind the Tier interface) turns Peek off.
+	c2 := newCache(t, cache.Config{}, mem(t, "wrapped", 1<<20))
+	serve(t, c2, k, func(w io.Writer) error { _, err := w.Write([]byte("bytes")); return err })
+	if _, _, ok := c2.Peek(k); ok || c2.PeekTier() != "" {
+		t.Errorf("Peek through a tier without Peek: ok %v, PeekTier %q", ok, c2.PeekTier())
+	}
+	if _, _, ok := newCache(t, cache.Config{}).Peek(k); ok {
+		t.Error("Peek hit a cache without tiers")
+	}
+}
