@@ -245,8 +245,7 @@ func (o *Objects) spooled(ctx context.Context, full, id string, m Meta) (io.Read
 	if o.cfg.Spool == nil || !o.cfg.Spool.Fits(m.Size) {
 		return nil, badAnswer(fmt.Errorf("%s: %w and is too large for the source cache", full, ErrNoRanges))
 	}
-	// A generous attempt time for a whole object: 1 MiB/s at least.
-	timeout := time.Duration(m.Size>>20) * time.Second
+	timeout := TransferTimeout(m.Size)
 	return o.cfg.Spool.Open(ctx, id, m.Size, func(ctx context.Context, w *spool.Writer) error {
 		err := o.cfg.Backend.Do(ctx, timeout, func(ctx context.Context) error {
 			if err := w.Rewind(); err != nil {

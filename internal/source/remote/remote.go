@@ -129,6 +129,11 @@ func (b *Backend) Policy() Policy { return b.policy }
 // Breaker returns the backend's circuit breaker.
 func (b *Backend) Breaker() *Breaker { return &b.breaker }
 
+// TransferTimeout is a generous attempt time for moving size bytes
+// whole, in either direction: one second per MiB (at least 1 MiB/s).
+// Backend.Do uses the policy's ReadTimeout when that is larger.
+func TransferTimeout(size int64) time.Duration { return time.Duration(size>>20) * time.Second }
+
 // Do runs op, an idempotent request, with an attempt timeout (ReadTimeout,
 // or timeout when larger), retries and the breaker. It returns nil,
 // source.ErrNotFound or ErrChanged (wrapped) as op does, the caller's

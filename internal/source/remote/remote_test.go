@@ -113,3 +113,14 @@ func TestDo(t *testing.T) {
 		t.Errorf("not found: %v", err)
 	}
 }
+
+// TestTransferTimeout: whole-object downloads (the spool) and uploads
+// (s3.PutFile) share one rule, a second per MiB; Do raises it to the
+// policy's ReadTimeout for small objects.
+func TestTransferTimeout(t *testing.T) {
+	for size, want := range map[int64]time.Duration{0: 0, 1<<20 - 1: 0, 1 << 20: time.Second, 64<<20 + 5: 64 * time.Second} {
+		if got := TransferTimeout(size); got != want {
+			t.Errorf("TransferTimeout(%d) = %s, want %s", size, got, want)
+		}
+	}
+}

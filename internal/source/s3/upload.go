@@ -11,13 +11,13 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/remote"
 )
 
 // Upload sizes: files up to multipartAbove go in one PutObject, larger
@@ -68,7 +68,7 @@ func (s *Source) PutFile(ctx context.Context, key, file string) error {
 	}
 	full := s.prefix + key
 	if st.Size() <= multipartAbove {
-		return s.Backend().Do(ctx, timeoutFor(st.Size()), func(ctx context.Context) error {
+		return s.Backend().Do(ctx, remote.TransferTimeout(st.Size()), func(ctx context.Context) error {
 			_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 				Bucket: &s.bucket, Key: &full, ContentLength: aws.Int64(st.Size()),
 				Body: io.NewSectionReader(f, 0, st.Size()), ContentType: aws.String(contentType(key)),
@@ -78,10 +78,6 @@ func (s *Source) PutFile(ctx context.Context, key, file string) error {
 	}
 	return s.putMultipart(ctx, full, f, st.Size())
 }
-
-// timeoutFor is a generous attempt time for sending size bytes: at least
-// 1 MiB/s.
-func timeoutFor(size int64) time.Duration { return time.Duration(size>>20) * time.Second }
 
 func (s *Source) putMultipart(ctx context.Context, full string, f *os.File, size int64) (err error) {
 	var id *string
@@ -117,7 +113,7 @@ func (s *Source) putMultipart(ctx context.Context, full string, f *os.File, size
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			num := int32(i + 1)
-			errs[i] = s.Backend().Do(ctx, timeoutFor(length), func(ctx context.Context) error {
+			errs[i] = s.Backend().Do(ctx, remote.TransferTimeout(length), func(ctx context.Context) error {
 				out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
 					Bucket: &s.bucket, Key: &full, UploadId: id, PartNumber: &num,
 					ContentLength: aws.Int64(length), Body: io.NewSectionReader(f, off, length),
