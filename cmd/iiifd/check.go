@@ -154,12 +154,16 @@ func checkImage(ctx context.Context, a *app.App, id string) string {
 }
 
 // reason is the operator's view of an error: the public message with its
-// cause (libvips' or the probe's words), on one line.
+// cause (libvips' or the probe's words) and what wraps it, on one line.
 func reason(err error) string {
 	var fe *fault.Error
 	msg := err.Error()
 	if errors.As(err, &fe) {
-		msg = fe.Detail()
+		if i := strings.LastIndex(msg, fe.Error()); i >= 0 && fe.Error() != "" {
+			msg = msg[:i] + fe.Detail() + msg[i+len(fe.Error()):]
+		} else {
+			msg = fe.Detail()
+		}
 	}
 	return strings.Join(strings.Fields(msg), " ")
 }

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/samples"
 )
 
@@ -49,5 +52,23 @@ func TestCheck(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"check", "--jobs", "0"}, &out, &errOut); code != 2 {
 		t.Errorf("--jobs 0: exit %d", code)
+	}
+}
+
+// TestReason: an operator sees the cause of a fault and what wrapped it
+// (which part of an upload, which file), not only the public message.
+func TestReason(t *testing.T) {
+	fe := fault.Wrap(fault.Unavailable, errors.New("dial tcp: connection refused"), "the image store cannot be reached")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fe, "the image store cannot be reached: dial tcp: connection refused"},
+		{fmt.Errorf("upload of x: part 2 of 6: %w", fe), "upload of x: part 2 of 6: the image store cannot be reached: dial tcp: connection refused"},
+		{errors.New("plain\nerror"), "plain error"},
+	} {
+		if got := reason(tc.err); got != tc.want {
+			t.Errorf("reason(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

@@ -124,3 +124,24 @@ func TestTransferTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestDoLocal: a failure on our side is returned at once and does not
+// open the breaker.
+func TestDoLocal(t *testing.T) {
+	p := DefaultPolicy()
+	p.BreakerFailures = 1
+	b := NewBackend(p)
+	calls := 0
+	disk := errors.New("disk read failed")
+	err := b.Do(context.Background(), 0, func(ctx context.Context) error {
+		calls++
+		return Local(fmt.Errorf("reading: %w", disk))
+	})
+	if !errors.Is(err, disk) || calls != 1 || b.Breaker().Open() {
+		t.Errorf("local failure: %v after %d calls, breaker open %v", err, calls, b.Breaker().Open())
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		t.Errorf("local failure reported as the store's: %v", fe.Detail())
+	}
+}
