@@ -125,12 +125,16 @@ func (o *Objects) Stats() ranged.Stats { return o.cfg.Store.Stats() }
 // Backend returns the backend (its breaker).
 func (o *Objects) Backend() *Backend { return o.cfg.Backend }
 
-// Tiled reports whether key names a format read by range well: TIFF and
-// JPEG 2000 keep tiles and levels at offsets their headers give. Other
-// images are decoded from start to end, so are fetched whole.
+// Tiled reports whether key names a format read by range well: TIFF
+// keeps tiles and levels at offsets its header gives. Other images are
+// fetched whole when they are decoded; JPEG 2000 among them, although it
+// is tiled too: OpenJPEG (2.5.0) walks every tile-part header of the
+// codestream in 1 MiB reads to decode any one tile, so a region reads
+// about 90 % of the file anyway (docs/BENCHMARKS.md), and once spooled
+// every later request of the object is local.
 func Tiled(key string) bool {
 	switch strings.ToLower(strings.TrimPrefix(path.Ext(key), ".")) {
-	case "tif", "tiff", "ptif", "ptiff", "btf", "jp2", "j2k", "jpf", "jpx", "j2c":
+	case "tif", "tiff", "ptif", "ptiff", "btf":
 		return true
 	}
 	return false
@@ -139,8 +143,8 @@ func Tiled(key string) bool {
 // stat returns key's metadata. Images read whole (and stored tiles,
 // which are such images) are opened with Start: one request gives the
 // metadata and the bytes an info.json or the tile needs, which go into
-// the block cache. TIFF and JPEG 2000 are opened with a HEAD, so that an
-// info.json reads only the blocks of its IFDs.
+// the block cache. TIFF is opened with a HEAD, so that an info.json reads
+// only the blocks of its IFDs.
 //
 // Concurrent stats of one key share one request (a flight): a page of a
 // viewer asks for many tiles of an image at once, and each would
