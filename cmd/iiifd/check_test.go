@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -70,5 +71,21 @@ func TestReason(t *testing.T) {
 		if got := reason(tc.err); got != tc.want {
 			t.Errorf("reason(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestImageKeys: a bucket's keys become what a folder walk finds: images,
+// and each tile pyramid once (not its tiles, nor a pyramid inside it);
+// hidden keys and other files are left out.
+func TestImageKeys(t *testing.T) {
+	keys := []string{
+		"a.jpg", "b.txt", ".hidden.jpg", "d/.x/y.tif", "d/e.TIF",
+		"p/info.json", "p/full/max/0/default.jpg", "p/q/info.json", "p/q/0,0,1,1/1,/0/default.jpg",
+		"info.json", "z/photo.jp2",
+		"3972/b1/3972b16287e5/info.json", "3972/b1/3972b16287e5/full/1,/0/default.jpg",
+	}
+	want := []string{"3972/b1/3972b16287e5", "a.jpg", "d/e.TIF", "p", "z/photo.jp2"}
+	if got := imageKeys(keys); !slices.Equal(got, want) {
+		t.Errorf("imageKeys = %q, want %q", got, want)
 	}
 }

@@ -149,6 +149,15 @@ func TestCheckRemoteRoot(t *testing.T) {
 		t.Errorf("check with rules: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 
+	// With a key layout, stored keys are turned back into identifiers.
+	srv.Put(bucket, map[string][]byte{"laid/3972/b1/3972b16287e5.jpg": julia, "laid/abcd/ef/abcdef01.jpg": []byte("broken")})
+	out.Reset()
+	errOut.Reset()
+	if code := run(ctx, []string{"check", "--root", "s3://" + bucket + "/laid", "--key-layout", "hash:4,2"}, &out, &errOut); code != 1 ||
+		!strings.Contains(out.String(), "FAIL abcdef01.jpg: ") || !strings.Contains(out.String(), "checked 2 images") {
+		t.Errorf("check with a key layout: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+
 	// A missing bucket is an error, not an empty collection.
 	out.Reset()
 	errOut.Reset()
