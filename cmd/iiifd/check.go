@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/iiifd/iiifd/internal/app"
@@ -19,40 +20,53 @@ import (
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/resolve"
+	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/ranged"
+	"github.com/iiifd/iiifd/internal/source/remote"
+	"github.com/iiifd/iiifd/internal/source/route"
+	"github.com/iiifd/iiifd/internal/source/s3"
 )
 
-// check walks every image under the root and runs the server's own
-// pipeline on it (info.json, a thumbnail, the first tile), reporting each
-// failure with its reason: the test to run over a collection before a
-// migration.
+// check walks every image under the roots (directories are walked,
+// buckets listed) and runs the server's own pipeline on it (info.json, a
+// thumbnail, the first tile), reporting each failure with its reason: the
+// test to run over a collection before a migration. Identifiers given
+// after the flags are checked instead, wherever they are stored; they are
+// the only way to check images on web servers, which cannot be listed.
 func check(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := config.Default()
 	fs := flag.NewFlagSet("iiifd check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	jobs := fs.Int("jobs", runtime.NumCPU(), "images checked at once")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: iiifd check [--root DIR] [--jobs N] [serve flags]\n\n"+
-			"Checks every image under the root as the server would serve it: info.json,\n"+
-			"a thumbnail and a tile. Prints each failure with its reason and exits 1 if any\n"+
+		fmt.Fprintf(fs.Output(), "Usage: iiifd check [--root DIR|s3://BUCKET/PREFIX|URL] [--jobs N] [serve flags] [ID ...]\n\n"+
+			"Checks every image under the roots as the server would serve it: info.json,\n"+
+			"a thumbnail and a tile. Directories are walked and buckets listed; web servers\n"+
+			"(http(s):// roots) cannot be listed, so their images are checked only when\n"+
+			"named: identifiers given after the flags are checked alone, from whichever\n"+
+			"root serves them. Prints each failure with its reason and exits 1 if any\n"+
 			"failed. Takes the serve flags too, so limits apply as in production.\n\n")
 		fs.PrintDefaults()
 	}
-	if code, ok := loadConfig(fs, &cfg, args, stderr); !ok {
+	given, code, ok := loadConfigArgs(fs, &cfg, args, stderr)
+	if !ok {
 		return code
 	}
 	if *jobs < 1 {
 		fmt.Fprintln(stderr, "iiifd check: --jobs must be at least 1")
 		return 2
 	}
+	for _, id := range given {
+		if id == "" || strings.HasPrefix(id, "-") {
+			fmt.Fprintf(stderr, "iiifd check: %q is not an identifier (flags go before the identifiers)\n", id)
+			return 2
+		}
+	}
 	// Checking is the only work: no queue limit, no request deadline; and
 	// no caches, so that every image is really decoded (a cached
 	// derivative would hide a file that rotted since).
 	cfg.Queue, cfg.QueueTimeout, cfg.RequestTimeout = 0, 0, 0
 	cfg.CacheMemory, cfg.CacheDir, cfg.CacheRedis = 0, "", ""
-	if config.RemoteRoot(cfg.Root) {
-		fmt.Fprintln(stderr, "iiifd check: only a local --root directory can be checked (buckets and web servers are not walked)")
-		return 2
-	}
 	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		fmt.Fprintf(stderr, "iiifd check: %v\n", err)
@@ -60,10 +74,22 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer a.Close()
 
-	ids, err := findImages(a.Root())
-	if err != nil {
-		fmt.Fprintf(stderr, "iiifd check: %v\n", err)
-		return 1
+	ids, where := given, "given"
+	if len(given) == 0 {
+		roots := checkRoots(a.Root(), cfg.Stores.Roots)
+		var listed, unlisted []string
+		ids, listed, unlisted, err = listImages(ctx, roots, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "iiifd check: %s\n", reason(err))
+			return 1
+		}
+		for _, r := range unlisted {
+			fmt.Fprintf(stderr, "iiifd check: %s is a web server, which cannot be listed: its images are not checked; name them after the flags (iiifd check [flags] ID ...)\n", r)
+		}
+		if len(listed) == 0 {
+			return 2
+		}
+		where = "under " + strings.Join(listed, ", ")
 	}
 	failures := forEach(ctx, ids, *jobs, "checking", stderr, func(id string) string { return checkImage(ctx, a, id) })
 	if ctx.Err() != nil {
@@ -73,11 +99,143 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, f := range failures {
 		fmt.Fprintln(stdout, "FAIL", f)
 	}
-	fmt.Fprintf(stdout, "checked %d images under %s: %d ok, %d failed\n", len(ids), a.Root(), len(ids)-len(failures), len(failures))
+	fmt.Fprintf(stdout, "checked %d images %s: %d ok, %d failed\n", len(ids), where, len(ids)-len(failures), len(failures))
 	if len(failures) > 0 {
 		return 1
 	}
 	return 0
+}
+
+// checkRoot is a root to list and the rule that sends identifiers to it
+// (empty for --root, which takes what no rule takes).
+type checkRoot struct{ match, root string }
+
+func checkRoots(root string, rules []config.RootRule) []checkRoot {
+	var out []checkRoot
+	for _, r := range rules {
+		out = append(out, checkRoot{r.Match, r.Root})
+	}
+	if root != "" {
+		out = append(out, checkRoot{"", root})
+	}
+	return out
+}
+
+// listImages lists the identifiers of every root it can list: each
+// root's images, as identifiers (the key layout undone), kept only where
+// the roots' rules send them to that root, as the server would. It
+// returns them sorted, and the roots it listed and those it could not
+// (web servers).
+func listImages(ctx context.Context, roots []checkRoot, cfg config.Config) (ids, listed, unlisted []string, err error) {
+	layout, err := route.ParseLayout(cfg.Stores.KeyLayout)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// owner is the index of the root the server opens id in.
+	owner := func(id string) int {
+		for i, r := range roots {
+			if r.match == "" || route.Match(r.match, id) {
+				return i
+			}
+		}
+		return -1
+	}
+	seen := map[string]bool{}
+	for i, r := range roots {
+		var found []string
+		switch {
+		case strings.HasPrefix(r.root, "s3://"):
+			found, err = listBucket(ctx, r.root, cfg)
+		case config.RemoteRoot(r.root):
+			unlisted = append(unlisted, r.root)
+			continue
+		default:
+			found, err = findImages(r.root)
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("listing %s: %w", r.root, err)
+		}
+		listed = append(listed, r.root)
+		for _, k := range found {
+			id := layout.Unkey(k)
+			if owner(id) == i && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids, listed, unlisted, nil
+}
+
+// listBucket lists the images stored under an s3:// root, as keys under
+// its prefix.
+func listBucket(ctx context.Context, root string, cfg config.Config) ([]string, error) {
+	bucket, prefix, err := s3.ParseURL(root)
+	if err != nil {
+		return nil, err
+	}
+	policy := remote.DefaultPolicy()
+	policy.ConnectTimeout, policy.ReadTimeout, policy.Retries = cfg.Stores.ConnectTimeout, cfg.Stores.ReadTimeout, cfg.Stores.Retries
+	src, err := s3.New(ctx, s3.Config{Bucket: bucket, Prefix: prefix, Policy: policy, Store: ranged.NewStore(ranged.Config{})})
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	if err := src.Walk(ctx, func(k string) error { keys = append(keys, k); return nil }); err != nil {
+		return nil, err
+	}
+	return imageKeys(keys), nil
+}
+
+// imageKeys picks from a bucket's keys what findImages picks from a
+// folder: image files, and tile pyramids (a folder holding an info.json)
+// as their folder's key, not their tiles. Keys with a hidden segment
+// (".name") are left out, as the server never serves them.
+func imageKeys(keys []string) []string {
+	pyramids := map[string]bool{}
+	for _, k := range keys {
+		if dir, ok := strings.CutSuffix(k, "/info.json"); ok && source.ValidKey(dir) {
+			pyramids[dir] = true
+		}
+	}
+	inPyramid := func(k string) bool {
+		for i := strings.IndexByte(k, '/'); i >= 0; i = next(k, i) {
+			if pyramids[k[:i]] {
+				return true
+			}
+		}
+		return false
+	}
+	var out []string
+	for _, k := range keys {
+		if !source.ValidKey(k) || hiddenSegment(k) || inPyramid(k) {
+			continue
+		}
+		if resolve.HasImageExtension(k) {
+			out = append(out, k)
+		}
+	}
+	for dir := range pyramids {
+		if !hiddenSegment(dir) && !inPyramid(dir) {
+			out = append(out, dir)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// next returns the index of the '/' after the one at i in k, or -1.
+func next(k string, i int) int {
+	j := strings.IndexByte(k[i+1:], '/')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
+}
+
+func hiddenSegment(k string) bool {
+	return strings.HasPrefix(k, ".") || strings.Contains(k, "/.")
 }
 
 // findImages lists the identifiers under root: image files, and folders
@@ -154,12 +312,16 @@ func checkImage(ctx context.Context, a *app.App, id string) string {
 }
 
 // reason is the operator's view of an error: the public message with its
-// cause (libvips' or the probe's words), on one line.
+// cause (libvips' or the probe's words) and what wraps it, on one line.
 func reason(err error) string {
 	var fe *fault.Error
 	msg := err.Error()
 	if errors.As(err, &fe) {
-		msg = fe.Detail()
+		if i := strings.LastIndex(msg, fe.Error()); i >= 0 && fe.Error() != "" {
+			msg = msg[:i] + fe.Detail() + msg[i+len(fe.Error()):]
+		} else {
+			msg = fe.Detail()
+		}
 	}
 	return strings.Join(strings.Fields(msg), " ")
 }

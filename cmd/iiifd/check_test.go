@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/samples"
 )
 
@@ -49,5 +53,39 @@ func TestCheck(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"check", "--jobs", "0"}, &out, &errOut); code != 2 {
 		t.Errorf("--jobs 0: exit %d", code)
+	}
+}
+
+// TestReason: an operator sees the cause of a fault and what wrapped it
+// (which part of an upload, which file), not only the public message.
+func TestReason(t *testing.T) {
+	fe := fault.Wrap(fault.Unavailable, errors.New("dial tcp: connection refused"), "the image store cannot be reached")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fe, "the image store cannot be reached: dial tcp: connection refused"},
+		{fmt.Errorf("upload of x: part 2 of 6: %w", fe), "upload of x: part 2 of 6: the image store cannot be reached: dial tcp: connection refused"},
+		{errors.New("plain\nerror"), "plain error"},
+	} {
+		if got := reason(tc.err); got != tc.want {
+			t.Errorf("reason(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestImageKeys: a bucket's keys become what a folder walk finds: images,
+// and each tile pyramid once (not its tiles, nor a pyramid inside it);
+// hidden keys and other files are left out.
+func TestImageKeys(t *testing.T) {
+	keys := []string{
+		"a.jpg", "b.txt", ".hidden.jpg", "d/.x/y.tif", "d/e.TIF",
+		"p/info.json", "p/full/max/0/default.jpg", "p/q/info.json", "p/q/0,0,1,1/1,/0/default.jpg",
+		"info.json", "z/photo.jp2",
+		"3972/b1/3972b16287e5/info.json", "3972/b1/3972b16287e5/full/1,/0/default.jpg",
+	}
+	want := []string{"3972/b1/3972b16287e5", "a.jpg", "d/e.TIF", "p", "z/photo.jp2"}
+	if got := imageKeys(keys); !slices.Equal(got, want) {
+		t.Errorf("imageKeys = %q, want %q", got, want)
 	}
 }

@@ -20,24 +20,31 @@ import (
 // args, and validates them. When ok is false the command ends with code
 // (0 after -h).
 func loadConfig(fs *flag.FlagSet, cfg *config.Config, args []string, stderr io.Writer) (code int, ok bool) {
-	cfg.Bind(fs)
-	rest, err := config.Load(fs, args, os.Getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0, false
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-		return 2, false
-	}
-	if len(rest) > 0 {
+	rest, code, ok := loadConfigArgs(fs, cfg, args, stderr)
+	if ok && len(rest) > 0 {
 		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), rest)
 		return 2, false
 	}
+	return code, ok
+}
+
+// loadConfigArgs is loadConfig for commands that take arguments after
+// their flags, which it returns.
+func loadConfigArgs(fs *flag.FlagSet, cfg *config.Config, args []string, stderr io.Writer) (rest []string, code int, ok bool) {
+	cfg.Bind(fs)
+	rest, err := config.Load(fs, args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil, 0, false
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return nil, 2, false
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n%v\n", fs.Name(), err)
-		return 2, false
+		return nil, 2, false
 	}
-	return 0, true
+	return rest, 0, true
 }
 
 // forEach runs fn on every item with jobs workers at once, in order of

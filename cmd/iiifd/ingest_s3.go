@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -77,11 +76,9 @@ func (t *s3Target) Send(ctx context.Context, bar *progress.Reporter) error {
 		report(1, 1)
 	}
 	if err != nil {
-		var fe interface{ Detail() string }
-		if errors.As(err, &fe) {
-			return fmt.Errorf("upload: %s", fe.Detail())
-		}
-		return fmt.Errorf("upload: %w", err)
+		// The store's words and where they arose (which part, which
+		// file), not only the public message of the fault.
+		return fmt.Errorf("upload: %s", reason(err))
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -274,5 +276,100 @@ func TestRemoteTileDirFigures(t *testing.T) {
 		}
 		d, r, sl := median(fs), median(s3r), median(s3slow)
 		t.Logf("tile directory, concurrency %d: disk %.0f tiles/s; S3 %.0f tiles/s (%.2f×); S3 +20 ms/request %.0f tiles/s (%.2f×)", c, d, r, r/d, sl, sl/d)
+	}
+}
+
+// TestRemoteJP2Figures measures what docs/BENCHMARKS.md reports for JPEG
+// 2000 in S3: range requests and bytes fetched, each request on a cold
+// server (empty block cache), for an info.json, single 512² tiles at full
+// resolution (first, middle, last in codestream order) and a thumbnail.
+// It runs only when IIIFD_BENCH_JP2 names tiled JP2 files with 512²
+// tiles (comma-separated), all IIIFD_BENCH_JP2_SIZE (default 8192) pixels
+// square:
+//
+//	IIIFD_BENCH_JP2=/tmp/a.jp2,/tmp/b.jp2 go test -run TestRemoteJP2Figures -v ./internal/app/
+func TestRemoteJP2Figures(t *testing.T) {
+	list := os.Getenv("IIIFD_BENCH_JP2")
+	if list == "" {
+		t.Skip("IIIFD_BENCH_JP2 not set")
+	}
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("jp2")
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("AWS_REGION", s3test.Region)
+	t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint())
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	for _, file := range strings.Split(list, ",") {
+		st, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := filepath.Base(file)
+		if _, err := srv.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: f, ContentLength: aws.Int64(st.Size())}); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		t.Logf("%s: %d bytes", key, st.Size())
+		w := 8192
+		if v, err := strconv.Atoi(os.Getenv("IIIFD_BENCH_JP2_SIZE")); err == nil {
+			w = v
+		}
+		tile := func(x, y int) string { return fmt.Sprintf("%d,%d,512,512/512,/0/default.jpg", x, y) }
+		reqs := []string{
+			"info.json",
+			tile(0, 0),
+			tile(w/2, w/2),
+			tile(w-512, w-512),
+			"full/!512,512/0/default.jpg",
+			tile(w/4, w/4),
+		}
+		// Cold: a new server (empty block cache and source cache) for
+		// each request. Warm: one server for the whole sequence.
+		for _, warm := range []bool{false, true} {
+			var a *App
+			var base string
+			open := func() {
+				cfg := config.Default()
+				cfg.Root = "s3://" + bucket
+				cfg.CacheMemory = 0
+				cfg.LogLevel = "error"
+				cfg.Stores.SourceCacheDir = t.TempDir()
+				var err error
+				if a, err = New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+					t.Fatal(err)
+				}
+				hs := httptest.NewServer(a.Handler())
+				base = hs.URL
+				t.Cleanup(func() { hs.Close(); a.Close() })
+			}
+			if warm {
+				open()
+			}
+			for _, req := range reqs {
+				if !warm {
+					open()
+				}
+				root := "s3://" + bucket
+				before := a.StoreStats()[root]
+				start := time.Now()
+				resp, err := http.Get(base + "/iiif/3/" + key + "/" + req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				d := time.Since(start)
+				s := a.StoreStats()[root]
+				n, b := s.Requests-before.Requests, s.Bytes-before.Bytes
+				t.Logf("| %s | %s | warm=%v | %d | %d | %d | %.1f %% | %s |", key, req, warm, resp.StatusCode, n, b,
+					100*float64(b)/float64(st.Size()), d.Round(time.Millisecond))
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -246,19 +247,23 @@ func TestS3Images(t *testing.T) {
 	defer a.Close()
 	hs := httptest.NewServer(a.Handler())
 	defer hs.Close()
+	// Image API 3 §5.1: JSON-LD with the context as profile (the client
+	// sends no Accept); 2.1 §5.1: plain JSON.
+	const infoV3 = `application/ld+json;profile="http://iiif.io/api/image/3/context.json"`
 	for _, tc := range []struct {
 		path     string
 		maxBytes int64 // from the store, for this request
 		ctype    string
 	}{
-		{"/iiif/3/mandelbrot/info.json", 64 << 10, "application/ld+json"},
+		{"/iiif/3/mandelbrot/info.json", 64 << 10, infoV3},
 		{"/iiif/3/mandelbrot/0,0,1024,1024/256,/0/default.jpg", 2 << 20, "image/jpeg"},
 		{"/iiif/3/mandelbrot/full/!300,300/0/default.png", 2 << 20, "image/png"},
-		{"/iiif/3/julia/info.json", 64 << 10, "application/ld+json"},
+		{"/iiif/3/julia/info.json", 64 << 10, infoV3},
+		{"/iiif/2/julia/info.json", 0, "application/json"},
 		{"/iiif/3/julia/full/!200,200/0/default.jpg", int64(len(files["julia.jpg"])), "image/jpeg"},
 		{"/iiif/3/julia/full/!100,100/90/default.webp", 0, "image/webp"},
 		{"/iiif/3/testchart.png/full/64,/0/gray.png", int64(len(files["testchart.png"])), "image/png"},
-		{"/iiif/3/zoneplate/info.json", 64 << 10, "application/ld+json"},
+		{"/iiif/3/zoneplate/info.json", 64 << 10, infoV3},
 		{"/iiif/3/zoneplate/0,0,256,256/128,/0/default.jpg", int64(len(files["zoneplate.jp2"])), "image/jpeg"},
 	} {
 		before := a.StoreStats()[cfg.Root]
@@ -268,9 +273,20 @@ func TestS3Images(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), strings.Split(tc.ctype, ";")[0]) && !strings.Contains(tc.path, "info.json") {
-			t.Errorf("%s: %d %s %.200s", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != tc.ctype {
+			t.Errorf("%s: %d %s %.200s; want 200 %s", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.ctype)
 			continue
+		}
+		if strings.HasSuffix(tc.path, "/info.json") {
+			var doc struct {
+				ID            string `json:"id"`
+				OldID         string `json:"@id"`
+				Width, Height int
+			}
+			if err := json.Unmarshal(body, &doc); err != nil || doc.Width <= 0 || doc.Height <= 0 ||
+				!strings.HasSuffix(doc.ID+doc.OldID, strings.TrimSuffix(tc.path, "/info.json")) {
+				t.Errorf("%s: not the image's info.json (%v): %.300s", tc.path, err, body)
+			}
 		}
 		got := a.StoreStats()[cfg.Root].Bytes - before.Bytes
 		if got > tc.maxBytes {

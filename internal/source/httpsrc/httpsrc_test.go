@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -316,13 +317,15 @@ func TestNotFoundAndHidden(t *testing.T) {
 
 // TestFlatImagesSpooled: a flat image is read by range for its header,
 // then downloaded once into the source cache, which later opens share.
+// So is JPEG 2000, which OpenJPEG reads nearly whole for any region; TIFF
+// is read by range.
 func TestFlatImagesSpooled(t *testing.T) {
 	data := bytes.Repeat([]byte("jpegdata"), 40_000)
-	o := &origin{files: map[string][]byte{"p.jpg": data, "t.tif": data}, mod: time.Now()}
+	o := &origin{files: map[string][]byte{"p.jpg": data, "t.tif": data, "z.jp2": data}, mod: time.Now()}
 	addr, _ := serve(t, o, "")
 	s := newSource(t, "http://"+addr+"/images/", true)
 	for round := 0; round < 3; round++ {
-		for _, key := range []string{"p.jpg", "t.tif"} {
+		for _, key := range []string{"p.jpg", "t.tif", "z.jp2"} {
 			obj, err := s.Open(context.Background(), key)
 			if err != nil {
 				t.Fatal(err)
@@ -340,8 +343,8 @@ func TestFlatImagesSpooled(t *testing.T) {
 			obj.Close()
 		}
 	}
-	if got := o.wholeGets.Load(); got != 1 {
-		t.Errorf("%d whole downloads, want 1 (the JPEG, once)", got)
+	if got := o.wholeGets.Load(); got != 2 {
+		t.Errorf("%d whole downloads, want 2 (the JPEG and the JPEG 2000, once each)", got)
 	}
 }
 
@@ -361,4 +364,150 @@ func FuzzParseBase(f *testing.F) {
 			t.Errorf("key escaped the base: %s", got)
 		}
 	})
+}
+
+// gate is an origin in front of another that answers after a delay (or
+// when the client leaves), or with a fixed status, and counts requests.
+type gate struct {
+	h        http.Handler
+	delay    time.Duration
+	status   atomic.Int32 // non-zero: answer with it
+	requests atomic.Int64
+	left     atomic.Int64 // requests whose client went away while waiting
+}
+
+func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.requests.Add(1)
+	select {
+	case <-time.After(g.delay):
+	case <-r.Context().Done():
+		g.left.Add(1)
+		return
+	}
+	if st := g.status.Load(); st != 0 {
+		w.WriteHeader(int(st))
+		return
+	}
+	g.h.ServeHTTP(w, r)
+}
+
+// openAll opens key from n goroutines at once with contexts from ctxFor
+// and returns their errors.
+func openAll(s *Source, key string, n int, ctxFor func(i int) context.Context) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			obj, err := s.Open(ctxFor(i), key)
+			if err == nil {
+				obj.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// TestConcurrentOpens: opens of one object at once (the tiles of a
+// viewer's first screen) send one HEAD, or one first GET, between them.
+func TestConcurrentOpens(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789"), 20_000)
+	o := &origin{files: map[string][]byte{"x.tif": data, "y.jpg": data}, mod: time.Now()}
+	g := &gate{h: o, delay: 100 * time.Millisecond}
+	addr, _ := serve(t, g, "")
+	s := newSource(t, "http://"+addr+"/images/", false)
+	bg := func(int) context.Context { return context.Background() }
+	for _, key := range []string{"x.tif", "y.jpg"} {
+		before, primed := g.requests.Load(), s.Stats().Requests
+		for i, err := range openAll(s, key, 16, bg) {
+			if err != nil {
+				t.Fatalf("%s: open %d: %v", key, i, err)
+			}
+		}
+		if n := g.requests.Load() - before; n != 1 {
+			t.Errorf("%s: 16 concurrent opens sent %d requests, want 1", key, n)
+		}
+		if key == "y.jpg" {
+			if n := s.Stats().Requests - primed; n != 1 {
+				t.Errorf("%s: first bytes counted %d times, want 1", key, n)
+			}
+		}
+	}
+}
+
+// TestOpenWaitersLeave: a caller that gives up waiting for a shared open
+// returns at once without stopping it for the others; once every caller
+// has gone the request is cancelled, and the next open starts afresh.
+func TestOpenWaitersLeave(t *testing.T) {
+	o := &origin{files: map[string][]byte{"x.tif": []byte("tiff"), "y.tif": []byte("tiff")}, mod: time.Now()}
+	g := &gate{h: o, delay: 300 * time.Millisecond}
+	addr, _ := serve(t, g, "")
+	s := newSource(t, "http://"+addr+"/images/", false)
+	errs := openAll(s, "x.tif", 2, func(i int) context.Context {
+		if i == 0 {
+			return context.Background()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	})
+	if errs[0] != nil || !errors.Is(errs[1], context.DeadlineExceeded) {
+		t.Fatalf("patient caller: %v; impatient caller: %v", errs[0], errs[1])
+	}
+	if n := g.requests.Load(); n != 1 || g.left.Load() != 0 {
+		t.Errorf("%d requests, %d abandoned; want 1, 0", n, g.left.Load())
+	}
+
+	// Every caller leaves: the request is abandoned, nothing is kept.
+	start := time.Now()
+	errs = openAll(s, "y.tif", 3, func(int) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	})
+	for _, err := range errs {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("open with a 30 ms deadline: %v", err)
+		}
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("callers with a 30 ms deadline waited %s", d)
+	}
+	for deadline := time.Now().Add(2 * time.Second); g.left.Load() != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests abandoned by the origin's client, want 1", g.left.Load(), g.requests.Load()-1)
+		}
+	}
+	before := g.requests.Load()
+	if _, err := s.Open(context.Background(), "y.tif"); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.requests.Load() - before; n != 1 {
+		t.Errorf("open after an abandoned one: %d requests, want 1", n)
+	}
+}
+
+// TestOpenFailureNotKept: concurrent opens that fail share the failure
+// (one request and its retries), and the next open asks again.
+func TestOpenFailureNotKept(t *testing.T) {
+	o := &origin{files: map[string][]byte{"x.tif": []byte("tiff")}, mod: time.Now()}
+	g := &gate{h: o, delay: 50 * time.Millisecond}
+	g.status.Store(http.StatusServiceUnavailable)
+	addr, _ := serve(t, g, "")
+	s := newSource(t, "http://"+addr+"/images/", false)
+	for i, err := range openAll(s, "x.tif", 8, func(int) context.Context { return context.Background() }) {
+		if kind(err) != fault.Unavailable {
+			t.Fatalf("open %d of a failing origin: %v, want 503", i, err)
+		}
+	}
+	if n := g.requests.Load(); n != 3 {
+		t.Errorf("8 concurrent failing opens: %d requests, want 3 (one and its 2 retries)", n)
+	}
+	g.status.Store(0)
+	if _, err := s.Open(context.Background(), "x.tif"); err != nil {
+		t.Errorf("open once the origin is back: %v", err)
+	}
 }

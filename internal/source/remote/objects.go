@@ -90,8 +90,9 @@ type Objects struct {
 	cfg      Config
 	noRanges atomic.Bool
 
-	mu   sync.Mutex
-	meta map[string]metaEntry
+	mu      sync.Mutex
+	meta    map[string]metaEntry
+	flights map[string]*metaFlight
 }
 
 type metaEntry struct {
@@ -115,7 +116,7 @@ func New(cfg Config) *Objects {
 	if cfg.MetaTTL == 0 {
 		cfg.MetaTTL = time.Second
 	}
-	return &Objects{cfg: cfg, meta: map[string]metaEntry{}}
+	return &Objects{cfg: cfg, meta: map[string]metaEntry{}, flights: map[string]*metaFlight{}}
 }
 
 // Stats returns the bytes and requests fetched by range so far.
@@ -124,29 +125,105 @@ func (o *Objects) Stats() ranged.Stats { return o.cfg.Store.Stats() }
 // Backend returns the backend (its breaker).
 func (o *Objects) Backend() *Backend { return o.cfg.Backend }
 
-// Tiled reports whether key names a format read by range well: TIFF and
-// JPEG 2000 keep tiles and levels at offsets their headers give. Other
-// images are decoded from start to end, so are fetched whole.
+// Tiled reports whether key names a format read by range well: TIFF
+// keeps tiles and levels at offsets its header gives. Other images are
+// fetched whole when they are decoded; JPEG 2000 among them, although it
+// is tiled too: OpenJPEG (2.5.0) walks every tile-part header of the
+// codestream in 1 MiB reads to decode any one tile, so a region reads
+// about 90 % of the file anyway (docs/BENCHMARKS.md), and once spooled
+// every later request of the object is local.
 func Tiled(key string) bool {
 	switch strings.ToLower(strings.TrimPrefix(path.Ext(key), ".")) {
-	case "tif", "tiff", "ptif", "ptiff", "btf", "jp2", "j2k", "jpf", "jpx", "j2c":
+	case "tif", "tiff", "ptif", "ptiff", "btf":
 		return true
 	}
 	return false
 }
 
-// stat returns key's metadata, and its first bytes when they came with
-// it. Images read whole (and stored tiles, which are such images) are
-// opened with Start: one request gives the metadata and the bytes an
-// info.json or the tile needs. TIFF and JPEG 2000 are opened with a HEAD,
-// so that an info.json reads only the blocks of its IFDs.
-func (o *Objects) stat(ctx context.Context, key string) (Meta, []byte, error) {
+// stat returns key's metadata. Images read whole (and stored tiles,
+// which are such images) are opened with Start: one request gives the
+// metadata and the bytes an info.json or the tile needs, which go into
+// the block cache. TIFF is opened with a HEAD, so that an info.json reads
+// only the blocks of its IFDs.
+//
+// Concurrent stats of one key share one request (a flight): a page of a
+// viewer asks for many tiles of an image at once, and each would
+// otherwise send its own HEAD. Each caller waits within its own context;
+// the request is cancelled when every caller has gone, and its outcome is
+// kept only when it succeeded (in the MetaTTL cache), never its error.
+func (o *Objects) stat(ctx context.Context, key string) (Meta, error) {
 	o.mu.Lock()
-	e, ok := o.meta[key]
-	o.mu.Unlock()
-	if ok && time.Since(e.at) < o.cfg.MetaTTL {
-		return e.m, nil, nil
+	if e, ok := o.meta[key]; ok && time.Since(e.at) < o.cfg.MetaTTL {
+		o.mu.Unlock()
+		return e.m, nil
 	}
+	c, ok := o.flights[key]
+	if !ok {
+		// The flight keeps the first caller's values (trace spans) but
+		// not its cancellation: it ends when its last caller leaves.
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		c = &metaFlight{done: make(chan struct{}), cancel: cancel}
+		o.flights[key] = c
+		go o.fly(fctx, key, c)
+	}
+	c.waiters++
+	o.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.m, c.err
+	case <-ctx.Done():
+		o.mu.Lock()
+		c.waiters--
+		if c.waiters == 0 {
+			select {
+			case <-c.done:
+			default:
+				// Nobody waits: stop the request, and let the next
+				// caller start a fresh one rather than join this.
+				c.cancel()
+				if o.flights[key] == c {
+					delete(o.flights, key)
+				}
+			}
+		}
+		o.mu.Unlock()
+		return Meta{}, ctx.Err()
+	}
+}
+
+// metaFlight is one request for an object's metadata and the callers
+// waiting for it.
+type metaFlight struct {
+	done    chan struct{}
+	cancel  context.CancelFunc
+	waiters int // guarded by Objects.mu
+	m       Meta
+	err     error
+}
+
+// fly makes the request of flight c and completes it.
+func (o *Objects) fly(ctx context.Context, key string, c *metaFlight) {
+	defer c.cancel()
+	m, err := o.fetchMeta(ctx, key)
+	o.mu.Lock()
+	if o.flights[key] == c {
+		delete(o.flights, key)
+	}
+	if err == nil {
+		if len(o.meta) > 10000 {
+			clear(o.meta)
+		}
+		o.meta[key] = metaEntry{m: m, at: time.Now()}
+	}
+	c.m, c.err = m, err
+	close(c.done)
+	o.mu.Unlock()
+}
+
+// fetchMeta asks the store for key's metadata: a Start where it helps,
+// else a HEAD.
+func (o *Objects) fetchMeta(ctx context.Context, key string) (Meta, error) {
+	full := o.cfg.Prefix + key
 	var m Meta
 	var data []byte
 	st, canStart := o.cfg.Accessor.(Starter)
@@ -154,7 +231,7 @@ func (o *Objects) stat(ctx context.Context, key string) (Meta, []byte, error) {
 	if canStart && !Tiled(key) && !o.noRanges.Load() {
 		err = o.cfg.Backend.Do(ctx, 0, func(ctx context.Context) error {
 			var err error
-			m, data, err = st.Start(ctx, o.cfg.Prefix+key, StartBytes)
+			m, data, err = st.Start(ctx, full, StartBytes)
 			return err
 		})
 		if errors.Is(err, ErrNoRanges) {
@@ -165,20 +242,23 @@ func (o *Objects) stat(ctx context.Context, key string) (Meta, []byte, error) {
 		data = nil
 		err = o.cfg.Backend.Do(ctx, 0, func(ctx context.Context) error {
 			var err error
-			m, err = o.cfg.Accessor.Head(ctx, o.cfg.Prefix+key)
+			m, err = o.cfg.Accessor.Head(ctx, full)
 			return err
 		})
 	}
 	if err != nil {
-		return Meta{}, nil, err
+		return Meta{}, err
 	}
-	o.mu.Lock()
-	if len(o.meta) > 10000 {
-		clear(o.meta)
+	if data != nil {
+		o.cfg.Store.Prime(o.blockID(full, m), data, m.Size)
 	}
-	o.meta[key] = metaEntry{m: m, at: time.Now()}
-	o.mu.Unlock()
-	return m, data, nil
+	return m, nil
+}
+
+// blockID names version m of the object full in the block cache and the
+// spool.
+func (o *Objects) blockID(full string, m Meta) string {
+	return o.cfg.Name + "\x00" + full + "\x00" + m.Version()
 }
 
 func (o *Objects) forget(key string) {
@@ -187,8 +267,8 @@ func (o *Objects) forget(key string) {
 	o.mu.Unlock()
 }
 
-// Open opens key: one request (none within MetaTTL of the last), a HEAD
-// or a Start.
+// Open opens key: one request (none within MetaTTL of the last, and one
+// for all concurrent opens of key), a HEAD or a Start.
 func (o *Objects) Open(ctx context.Context, key string) (*source.Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -196,15 +276,12 @@ func (o *Objects) Open(ctx context.Context, key string) (*source.Object, error) 
 	if !source.ValidKey(key) {
 		return nil, fmt.Errorf("%w: %s", source.ErrNotFound, key)
 	}
-	m, data, err := o.stat(ctx, key)
+	m, err := o.stat(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	full := o.cfg.Prefix + key
-	id := o.cfg.Name + "\x00" + full + "\x00" + m.Version()
-	if data != nil {
-		o.cfg.Store.Prime(id, data, m.Size)
-	}
+	id := o.blockID(full, m)
 	rd := o.cfg.Store.Open(ctx, id, m.Size, func(ctx context.Context, off int64, p []byte) error {
 		if o.noRanges.Load() {
 			return o.readSpooled(ctx, full, id, m, off, p)
@@ -245,8 +322,7 @@ func (o *Objects) spooled(ctx context.Context, full, id string, m Meta) (io.Read
 	if o.cfg.Spool == nil || !o.cfg.Spool.Fits(m.Size) {
 		return nil, badAnswer(fmt.Errorf("%s: %w and is too large for the source cache", full, ErrNoRanges))
 	}
-	// A generous attempt time for a whole object: 1 MiB/s at least.
-	timeout := time.Duration(m.Size>>20) * time.Second
+	timeout := TransferTimeout(m.Size)
 	return o.cfg.Spool.Open(ctx, id, m.Size, func(ctx context.Context, w *spool.Writer) error {
 		err := o.cfg.Backend.Do(ctx, timeout, func(ctx context.Context) error {
 			if err := w.Rewind(); err != nil {

@@ -129,6 +129,23 @@ func (b *Backend) Policy() Policy { return b.policy }
 // Breaker returns the backend's circuit breaker.
 func (b *Backend) Breaker() *Breaker { return &b.breaker }
 
+// localError is a request's failure on our side (reading the file being
+// uploaded): not the store's, so neither retried nor held against it.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
+// Local marks err, returned by an operation given to Backend.Do, as a
+// failure on our side: Do returns it at once, unwrapped, without retries
+// and without counting it against the store's breaker.
+func Local(err error) error { return &localError{err} }
+
+// TransferTimeout is a generous attempt time for moving size bytes
+// whole, in either direction: one second per MiB (at least 1 MiB/s).
+// Backend.Do uses the policy's ReadTimeout when that is larger.
+func TransferTimeout(size int64) time.Duration { return time.Duration(size>>20) * time.Second }
+
 // Do runs op, an idempotent request, with an attempt timeout (ReadTimeout,
 // or timeout when larger), retries and the breaker. It returns nil,
 // source.ErrNotFound or ErrChanged (wrapped) as op does, the caller's
@@ -156,6 +173,10 @@ func (b *Backend) Do(ctx context.Context, timeout time.Duration, op func(ctx con
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		err := op(actx)
 		cancel()
+		if le, ok := errors.AsType[*localError](err); ok {
+			b.breaker.Release()
+			return le.err
+		}
 		if err == nil || errors.Is(err, source.ErrNotFound) || errors.Is(err, ErrChanged) || errors.Is(err, ErrNoRanges) {
 			b.breaker.Record(true)
 			if errors.Is(err, ErrChanged) {

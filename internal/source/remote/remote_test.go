@@ -113,3 +113,35 @@ func TestDo(t *testing.T) {
 		t.Errorf("not found: %v", err)
 	}
 }
+
+// TestTransferTimeout: whole-object downloads (the spool) and uploads
+// (s3.PutFile) share one rule, a second per MiB; Do raises it to the
+// policy's ReadTimeout for small objects.
+func TestTransferTimeout(t *testing.T) {
+	for size, want := range map[int64]time.Duration{0: 0, 1<<20 - 1: 0, 1 << 20: time.Second, 64<<20 + 5: 64 * time.Second} {
+		if got := TransferTimeout(size); got != want {
+			t.Errorf("TransferTimeout(%d) = %s, want %s", size, got, want)
+		}
+	}
+}
+
+// TestDoLocal: a failure on our side is returned at once and does not
+// open the breaker.
+func TestDoLocal(t *testing.T) {
+	p := DefaultPolicy()
+	p.BreakerFailures = 1
+	b := NewBackend(p)
+	calls := 0
+	disk := errors.New("disk read failed")
+	err := b.Do(context.Background(), 0, func(ctx context.Context) error {
+		calls++
+		return Local(fmt.Errorf("reading: %w", disk))
+	})
+	if !errors.Is(err, disk) || calls != 1 || b.Breaker().Open() {
+		t.Errorf("local failure: %v after %d calls, breaker open %v", err, calls, b.Breaker().Open())
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		t.Errorf("local failure reported as the store's: %v", fe.Detail())
+	}
+}

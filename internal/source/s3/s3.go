@@ -276,3 +276,41 @@ func (a accessor) Start(ctx context.Context, key string, n int) (remote.Meta, []
 	}
 	return m, data, nil
 }
+
+// listPage is the most keys one listing request returns (S3's most);
+// a variable for the tests.
+var listPage int32 = 1000
+
+// Walk calls fn with every key under the prefix (without it), in the
+// store's order (bytewise), one listing page at a time; each page is an
+// idempotent request with the backend's retries. It stops at the first
+// error, fn's included.
+func (s *Source) Walk(ctx context.Context, fn func(key string) error) error {
+	var token *string
+	for {
+		var out *s3.ListObjectsV2Output
+		err := s.Backend().Do(ctx, 0, func(ctx context.Context) error {
+			var err error
+			out, err = s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+				Bucket: &s.bucket, Prefix: &s.prefix, ContinuationToken: token, MaxKeys: aws.Int32(listPage),
+			})
+			return storeError("ListObjectsV2", err)
+		})
+		if err != nil {
+			return err
+		}
+		for _, o := range out.Contents {
+			key, ok := strings.CutPrefix(aws.ToString(o.Key), s.prefix)
+			if !ok || key == "" {
+				continue
+			}
+			if err := fn(key); err != nil {
+				return err
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
+			return nil
+		}
+		token = out.NextContinuationToken
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +220,39 @@ func TestTruncated(t *testing.T) {
 	time.Sleep(250 * time.Millisecond) // past the breaker's cooldown, if it opened
 	if _, err := obj.ReadAt(buf, 10); err != nil || !bytes.Equal(buf, data[10:100_010]) {
 		t.Errorf("after the store recovered: %v", err)
+	}
+}
+
+// TestWalk: every key under the prefix, over several listing pages, and
+// nothing outside it; a missing bucket is an error.
+func TestWalk(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("walk")
+	files := map[string][]byte{"other/x.tif": nil, "p.tif": nil}
+	var want []string
+	for _, k := range []string{"a.tif", "b/c.jpg", "b/d/info.json", "b/d/full/1,/0/default.jpg", "e.txt"} {
+		files["pre/"+k] = []byte(k)
+		want = append(want, k)
+	}
+	srv.Put(bucket, files)
+	listPage = 2
+	defer func() { listPage = 1000 }()
+	s := newSource(t, srv.Endpoint(), bucket, "pre", nil)
+	var got []string
+	if err := s.Walk(context.Background(), func(k string) error { got = append(got, k); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("Walk: %q, want %q", got, want)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.Walk(context.Background(), func(string) error { n++; return stop }); err != stop || n != 1 {
+		t.Errorf("Walk stopped by fn: %v after %d keys", err, n)
+	}
+	missing := newSource(t, srv.Endpoint(), "no-such-bucket", "", nil)
+	if err := missing.Walk(context.Background(), func(string) error { return nil }); err == nil {
+		t.Error("Walk of a missing bucket: no error")
 	}
 }

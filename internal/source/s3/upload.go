@@ -11,13 +11,13 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/remote"
 )
 
 // Upload sizes: files up to multipartAbove go in one PutObject, larger
@@ -52,7 +52,9 @@ func (s *Source) Exists(ctx context.Context, key string) (bool, error) {
 	return found, err
 }
 
-// PutFile stores the local file at key (under the prefix).
+// PutFile stores the local file at key (under the prefix): in one
+// PutObject, or in parts above multipartAbove. Either way the object
+// appears whole or not at all.
 func (s *Source) PutFile(ctx context.Context, key, file string) error {
 	if !source.ValidKey(key) {
 		return fmt.Errorf("s3: %q is not a valid key", key)
@@ -68,24 +70,65 @@ func (s *Source) PutFile(ctx context.Context, key, file string) error {
 	}
 	full := s.prefix + key
 	if st.Size() <= multipartAbove {
-		return s.Backend().Do(ctx, timeoutFor(st.Size()), func(ctx context.Context) error {
+		return s.Backend().Do(ctx, remote.TransferTimeout(st.Size()), func(ctx context.Context) error {
+			body := newBody(f, 0, st.Size())
 			_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 				Bucket: &s.bucket, Key: &full, ContentLength: aws.Int64(st.Size()),
-				Body: io.NewSectionReader(f, 0, st.Size()), ContentType: aws.String(contentType(key)),
+				Body: body, ContentType: aws.String(contentType(key)),
 			})
-			return storeError("PutObject", err)
+			return body.check(storeError("PutObject", err))
 		})
 	}
 	return s.putMultipart(ctx, full, f, st.Size())
 }
 
-// timeoutFor is a generous attempt time for sending size bytes: at least
-// 1 MiB/s.
-func timeoutFor(size int64) time.Duration { return time.Duration(size>>20) * time.Second }
+// body is the body of an upload, a section of a local file. It remembers
+// a failure to read the file, which is ours, not the store's: such a
+// request is not retried and does not count against the breaker.
+type body struct {
+	*io.SectionReader
+	mu  sync.Mutex // the transport may still read while check runs
+	err error
+}
 
-func (s *Source) putMultipart(ctx context.Context, full string, f *os.File, size int64) (err error) {
+func newBody(r io.ReaderAt, off, n int64) *body {
+	return &body{SectionReader: io.NewSectionReader(r, off, n)}
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.SectionReader.Read(p)
+	if err == io.EOF {
+		if pos, _ := b.Seek(0, io.SeekCurrent); pos < b.Size() {
+			err = fmt.Errorf("%w: the file shrank while it was being uploaded", io.ErrUnexpectedEOF)
+		}
+	}
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// check returns err, as a local failure if reading the body failed.
+func (b *body) check(err error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil && b.err != nil {
+		return remote.Local(fmt.Errorf("reading the file to upload: %w", b.err))
+	}
+	return err
+}
+
+// putMultipart stores size bytes of r at full in parts, partConcurrency
+// at once. The first part that fails stops the upload: parts in flight
+// are cancelled, no further part is sent, and the upload is aborted, so
+// that no object appears and no parts are left stored (and billed).
+func (s *Source) putMultipart(ctx context.Context, full string, r io.ReaderAt, size int64) error {
 	var id *string
-	err = s.Backend().Do(ctx, 0, func(ctx context.Context) error {
+	err := s.Backend().Do(ctx, 0, func(ctx context.Context) error {
 		out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 			Bucket: &s.bucket, Key: &full, ContentType: aws.String(contentType(full)),
 		})
@@ -96,51 +139,83 @@ func (s *Source) putMultipart(ctx context.Context, full string, f *os.File, size
 		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("starting the multipart upload of %s: %w", full, err)
 	}
-	defer func() {
-		if err != nil {
-			// Leave no orphaned parts behind (they are billed).
-			s.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &full, UploadId: id})
-		}
-	}()
 	n := int((size + partSize - 1) / partSize)
 	parts := make([]types.CompletedPart, n)
-	errs := make([]error, n)
+	err = s.putParts(ctx, full, id, r, size, parts)
+	if err == nil {
+		err = s.Backend().Do(ctx, 0, func(ctx context.Context) error {
+			_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+				Bucket: &s.bucket, Key: &full, UploadId: id,
+				MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+			})
+			return storeError("CompleteMultipartUpload", err)
+		})
+		if err == nil {
+			return nil
+		}
+		err = fmt.Errorf("multipart upload of %s: completing it: %w", full, err)
+	}
+	// The caller may have gone: the abort must still be sent. Every part
+	// request has ended by now, so none is stored after it.
+	aerr := s.Backend().Do(context.WithoutCancel(ctx), 0, func(ctx context.Context) error {
+		_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &full, UploadId: id})
+		if err = storeError("AbortMultipartUpload", err); errors.Is(err, source.ErrNotFound) {
+			return nil // already gone
+		}
+		return err
+	})
+	if aerr != nil {
+		return fmt.Errorf("%w; aborting the upload (id %s) failed too, its parts stay stored until removed: %s", err, aws.ToString(id), detail(aerr))
+	}
+	return err
+}
+
+// putParts sends the parts of upload id, filling parts; it stops at the
+// first failure and returns it.
+func (s *Source) putParts(ctx context.Context, full string, id *string, r io.ReaderAt, size int64, parts []types.CompletedPart) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	n := len(parts)
 	sem := make(chan struct{}, partConcurrency)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break // a part failed, or the caller went away
+		}
 		off := int64(i) * partSize
 		length := min(partSize, size-off)
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			num := int32(i + 1)
-			errs[i] = s.Backend().Do(ctx, timeoutFor(length), func(ctx context.Context) error {
+			err := s.Backend().Do(ctx, remote.TransferTimeout(length), func(ctx context.Context) error {
+				body := newBody(r, off, length)
 				out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
 					Bucket: &s.bucket, Key: &full, UploadId: id, PartNumber: &num,
-					ContentLength: aws.Int64(length), Body: io.NewSectionReader(f, off, length),
+					ContentLength: aws.Int64(length), Body: body,
 				})
 				if err != nil {
-					return storeError("UploadPart", err)
+					return body.check(storeError("UploadPart", err))
 				}
 				parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: &num}
 				return nil
 			})
+			if err != nil && ctx.Err() == nil {
+				cancel(fmt.Errorf("multipart upload of %s: part %d of %d: %w", full, num, n, err))
+			}
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
+	if ctx.Err() == nil {
+		return nil
 	}
-	return s.Backend().Do(ctx, 0, func(ctx context.Context) error {
-		_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-			Bucket: &s.bucket, Key: &full, UploadId: id,
-			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		})
-		return storeError("CompleteMultipartUpload", err)
-	})
+	return context.Cause(ctx)
 }
 
 // PutTree stores every file under the local directory dir at key/PATH,
@@ -215,6 +290,16 @@ func (s *Source) PutTree(ctx context.Context, key, dir string, workers int, prog
 		return err
 	}
 	return put(last)
+}
+
+// detail is err's message with the cause of a fault, which its Error
+// leaves out (it is the public message).
+func detail(err error) string {
+	var fe interface{ Detail() string }
+	if errors.As(err, &fe) {
+		return fe.Detail()
+	}
+	return err.Error()
 }
 
 func contentType(key string) string {

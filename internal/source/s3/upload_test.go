@@ -3,11 +3,19 @@ package s3
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/s3/s3test"
 )
 
@@ -39,6 +47,14 @@ func TestUpload(t *testing.T) {
 	if err := s.PutFile(ctx, "big.tif", filepath.Join(dir, "big.tif")); err != nil {
 		t.Fatal(err)
 	}
+	// Stored in 3 parts: S3 gives such an object the ETag "MD5-OF-MD5S-3".
+	head, err := srv.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("out/big.tif")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if etag := aws.ToString(head.ETag); !strings.HasSuffix(strings.Trim(etag, `"`), "-3") {
+		t.Errorf("big.tif has ETag %s: not stored in 3 parts", etag)
+	}
 	var order []int
 	if err := s.PutTree(ctx, "pyr", filepath.Join(dir, "pyr"), 4, func(done, total int) { order = append(order, done) }); err != nil {
 		t.Fatal(err)
@@ -69,5 +85,116 @@ func TestUpload(t *testing.T) {
 		if got, err := s.Exists(ctx, key); err != nil || got != want {
 			t.Errorf("Exists(%q) = %v, %v", key, got, err)
 		}
+	}
+}
+
+// partFile is a file to upload, in memory, that records which parts were
+// read and calls at(part) before each read.
+type partFile struct {
+	data []byte
+	at   func(part int) error
+
+	mu   sync.Mutex
+	read map[int]bool
+}
+
+func (f *partFile) ReadAt(p []byte, off int64) (int, error) {
+	part := int(off/partSize) + 1
+	f.mu.Lock()
+	f.read[part] = true
+	f.mu.Unlock()
+	if f.at != nil {
+		if err := f.at(part); err != nil {
+			return 0, err
+		}
+	}
+	return copy(p, f.data[off:]), nil
+}
+
+func (f *partFile) parts() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []int
+	for p := range f.read {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestUploadPartFails: a multipart upload whose part 2 of 6 cannot be
+// read, or whose caller goes away during part 2, stops there: no later
+// part is sent, the upload is aborted, no object appears, and the error
+// says what failed.
+func TestUploadPartFails(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("partfail")
+	s := newSource(t, srv.Endpoint(), bucket, "", nil)
+	partSize, partConcurrency = 5<<20, 1
+	defer func() { partSize, partConcurrency = 16<<20, 4 }()
+	data := make([]byte, 6*partSize-10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+
+	diskErr := errors.New("input/output error")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		at   func(part int) error
+		want func(error) bool
+	}{
+		{"unreadable part", context.Background(), func(part int) error {
+			if part == 2 {
+				return diskErr
+			}
+			return nil
+		}, func(err error) bool {
+			return errors.Is(err, diskErr) && strings.Contains(err.Error(), "part 2 of 6")
+		}},
+		{"caller gone", ctx, func(part int) error {
+			if part == 2 {
+				cancel()
+			}
+			return nil
+		}, func(err error) bool { return errors.Is(err, context.Canceled) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := strings.ReplaceAll(tc.name, " ", "-") + ".tif"
+			f := &partFile{data: data, at: tc.at, read: map[int]bool{}}
+			err := s.putMultipart(tc.ctx, key, f, int64(len(data)))
+			if !tc.want(err) {
+				t.Errorf("upload: %v", err)
+			}
+			if got := f.parts(); !slices.Equal(got, []int{1, 2}) {
+				t.Errorf("parts read: %v, want [1 2] (stop at the failure)", got)
+			}
+			if _, err := s.Open(context.Background(), key); !errors.Is(err, source.ErrNotFound) {
+				t.Errorf("object after a failed upload: %v", err)
+			}
+			ups, err := srv.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &bucket})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ups.Uploads) != 0 {
+				t.Errorf("%d uploads left pending after a failed upload", len(ups.Uploads))
+			}
+		})
+	}
+	// With the input readable again, the upload goes through.
+	f := &partFile{data: data, read: map[int]bool{}}
+	if err := s.putMultipart(context.Background(), "ok.tif", f, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := s.Open(context.Background(), "ok.tif")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	if obj.Size != int64(len(data)) {
+		t.Errorf("stored %d bytes, want %d", obj.Size, len(data))
 	}
 }
