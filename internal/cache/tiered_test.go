@@ -315,6 +315,18 @@ func TestPeek(t *testing.T) {
 	if b, _, ok := c.Peek(k); !ok || string(b) != "bytes" {
 		t.Errorf("Peek after a fill: %q %v", b, ok)
 	}
+	// An entry only a lower tier holds is not peeked at, nor promoted.
+	lower := mem(t, "lower", 1<<20)
+	c3 := newCache(t, cache.Config{}, m, lower)
+	k2 := cache.Key{ID: "id", Name: "lower-only"}
+	w, _ := lower.Create(context.Background(), k2)
+	w.Write([]byte("deep"))
+	w.Commit(cachetest.Meta(k2))
+	for range 2 {
+		if _, _, ok := c3.Peek(k2); ok {
+			t.Error("Peek found an entry of a lower tier")
+		}
+	}
 	// A first tier that cannot peek (here: a renamed memory tier hides
 	// its Peek behind the Tier interface) turns Peek off.
 	c2 := newCache(t, cache.Config{}, mem(t, "wrapped", 1<<20))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/app/apptest"
 	"github.com/iiifd/iiifd/internal/cache/redis/redistest"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/httpapi"
+	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/source/fs"
 )
 
@@ -293,9 +296,18 @@ func TestHotRequests(t *testing.T) {
 	if httpapi.HotAnswered() == before {
 		t.Error("the conditional request went through the pipeline")
 	}
-	// HEAD goes through the pipeline and has no body.
+	// HEAD and request lines with a query go through the pipeline.
+	before = httpapi.HotAnswered()
 	if r := do(t, "HEAD", img, nil); r.status != 200 || len(r.body) != 0 {
 		t.Errorf("HEAD: status %d, %d bytes", r.status, len(r.body))
+	}
+	for range 3 {
+		if r := get(t, img+"?v=1"); r.status != 200 || !bytes.Equal(r.body, slow.body) {
+			t.Errorf("with a query: status %d", r.status)
+		}
+	}
+	if httpapi.HotAnswered() != before {
+		t.Error("HEAD or a request line with a query was answered from the memo")
 	}
 
 	// Another public base URL gets its own Link, not the remembered one.
@@ -317,14 +329,56 @@ func TestHotRequests(t *testing.T) {
 	}
 
 	// A replaced source is noticed as soon as through the pipeline:
-	// once sources stop reusing its metadata.
-	get(t, img)
-	get(t, img)
+	// once sources stop reusing its metadata, counted from when they
+	// read it (here: the miss opens the file at t0, the hit remembered
+	// at t0+0.7 s must not outlive t0+OpenFor). The purge and the pause
+	// make the miss at t0 open the file afresh.
+	do(t, "DELETE", srv.URL+"/admin/cache/sub%2Fdir%2Fchart", map[string]string{"Authorization": "Bearer " + token})
+	time.Sleep(fs.OpenFor + 100*time.Millisecond)
+	if r := get(t, img); r.header.Get("X-Cache") != "MISS" {
+		t.Fatalf("after a purge: X-Cache %q", r.header.Get("X-Cache"))
+	}
+	time.Sleep(fs.OpenFor * 7 / 10)
+	before = httpapi.HotAnswered()
+	if r := get(t, img); r.header.Get("X-Cache") != "HIT memory" || httpapi.HotAnswered() != before {
+		t.Fatalf("second request: X-Cache %q, answered from the memo: %v", r.header.Get("X-Cache"), httpapi.HotAnswered() != before)
+	}
 	writePNG(t, filepath.Join(root, "sub", "dir", "chart.png"), 320, 200)
 	later := time.Now().Add(time.Minute)
 	os.Chtimes(filepath.Join(root, "sub", "dir", "chart.png"), later, later)
-	time.Sleep(fs.OpenFor + 100*time.Millisecond)
+	time.Sleep(fs.OpenFor*3/10 + 100*time.Millisecond)
 	if r := get(t, img); r.header.Get("X-Cache") != "MISS" || r.header.Get("ETag") == slow.header.Get("ETag") {
 		t.Errorf("after replacing the source: X-Cache %q, ETag %q (was %q)", r.header.Get("X-Cache"), r.header.Get("ETag"), slow.header.Get("ETag"))
+	}
+}
+
+// TestHotRequestsInProcess: requests built in-process (no request line,
+// as adapters for serverless platforms make them) are never answered
+// from another request's remembered entry.
+func TestHotRequestsInProcess(t *testing.T) {
+	root := t.TempDir()
+	if err := samples.Extract(root); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Root = root
+	a, _ := apptest.Serve(t, cfg)
+	call := func(path string) *httptest.ResponseRecorder {
+		req, err := http.NewRequest("GET", "http://iiif.example"+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, req)
+		return rec
+	}
+	pa := "/iiif/3/julia/0,0,64,64/64,/0/default.png"
+	pb := "/iiif/3/mandelbrot/0,0,64,64/64,/0/default.png"
+	call(pa)
+	call(pa)
+	before := httpapi.HotAnswered()
+	b := call(pb)
+	if !strings.Contains(b.Header().Get("Link"), "/mandelbrot/") || httpapi.HotAnswered() != before {
+		t.Errorf("a request for mandelbrot was answered with %q", b.Header().Get("Link"))
 	}
 }

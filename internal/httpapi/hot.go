@@ -5,10 +5,10 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/iiifd/iiifd/internal/service"
+	"github.com/iiifd/iiifd/internal/tracing"
 )
 
 // hotRequests remembers, for image requests just answered from the memory
@@ -20,12 +20,16 @@ import (
 // answer is a few kilobytes, so per-request work decides the throughput.
 //
 // An entry stands for the source version its request saw, so it is
-// reused for no longer than sources reuse their metadata (Options.HotFor),
-// after which the request goes through the pipeline again and, if the
-// answer is still a memory hit, is remembered afresh. A purge or an
-// eviction removes the entry's bytes from the memory tier, which sends
-// the request through the pipeline at once. Nothing is remembered when
-// plugins are loaded: every request must then be authorized.
+// reused only within the window in which sources reuse an object's
+// metadata anyway (Options.HotFor, counted from when the source's
+// metadata was read), after which the request goes through the pipeline
+// again and, if the answer is still a memory hit, is remembered afresh.
+// A purge or an eviction removes the entry's bytes from the memory tier,
+// which sends the request through the pipeline at once. Nothing is
+// remembered when plugins are loaded (every request must then be
+// authorized), for request lines with a query or longer than
+// maxHotLine, for requests without a request line (built in-process
+// rather than read by net/http), or when the request is traced.
 type hotRequests struct {
 	ttl time.Duration
 	max int
@@ -50,9 +54,13 @@ type hotHeader struct {
 	val []string // shared by every response: never appended to in place
 }
 
-// hotAnswered counts the requests answered from remembered entries, in
-// the whole process (read by tests).
-var hotAnswered atomic.Int64
+// maxHotLine bounds the request lines remembered, so that the memo's
+// memory stays small (entries × (line + headers), a few MiB).
+const maxHotLine = 1024
+
+// onHot, when set (by tests), is called for each request answered from a
+// remembered entry.
+var onHot func()
 
 // perResponse are headers the middleware or the body set for each
 // response; they are not remembered.
@@ -65,28 +73,48 @@ func newHotRequests(ttl time.Duration, max int) *hotRequests {
 	return &hotRequests{ttl: ttl, max: max, m: make(map[string]*hotEntry)}
 }
 
+// hotLine reports whether r's request line may be remembered or looked up.
+func hotLine(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.RequestURI != "" && len(r.RequestURI) <= maxHotLine && r.URL.RawQuery == ""
+}
+
 // serve answers r from a remembered entry, and reports whether it did.
 // Only plain GETs are answered; anything else goes through the pipeline.
 func (hr *hotRequests) serve(h *Handler, w http.ResponseWriter, r *http.Request) bool {
-	if hr == nil || r.Method != http.MethodGet {
+	if hr == nil || !hotLine(r) {
 		return false
 	}
 	hr.mu.RLock()
 	e := hr.m[r.RequestURI]
 	hr.mu.RUnlock()
-	if e == nil || time.Now().After(e.expires) || !h.sameBase(r, e.base) {
+	if e == nil {
 		return false
 	}
-	body, ok := h.images.Peek(e.held)
-	if !ok {
+	if time.Now().After(e.expires) {
+		hr.drop(r.RequestURI, e)
 		return false
 	}
-	hotAnswered.Add(1)
+	if !h.sameBase(r, e.base) {
+		return false
+	}
+	// The validators decide a conditional request before the body is
+	// looked for, as in the pipeline: a 304 touches no cache tier.
+	status := preconditions(r, e.etag, e.mod)
+	var body []byte
+	if status == 0 {
+		var ok bool
+		if body, ok = h.images.Peek(e.held); !ok {
+			return false
+		}
+	}
+	if onHot != nil {
+		onHot()
+	}
 	hd := w.Header()
 	for _, kv := range e.header {
 		hd[kv.key] = kv.val
 	}
-	if status := preconditions(r, e.etag, e.mod); status != 0 {
+	if status != 0 {
 		w.WriteHeader(status)
 		return true
 	}
@@ -99,17 +127,23 @@ func (hr *hotRequests) serve(h *Handler, w http.ResponseWriter, r *http.Request)
 // remember records the answer just sent for r from job, when it came from
 // the memory tier.
 func (hr *hotRequests) remember(r *http.Request, base string, job *service.Job, sent http.Header) {
-	if hr == nil || r.Method != http.MethodGet {
+	if hr == nil || !hotLine(r) || tracing.On() || len(r.Header["Traceparent"]) > 0 {
+		// A traced request is never answered from the memo (its span
+		// needs the pipeline), so remembering it would be wasted.
 		return
 	}
 	held, ok := job.Held()
 	if !ok {
 		return
 	}
+	expires := held.Seen().Add(hr.ttl)
+	if !time.Now().Before(expires) {
+		return
+	}
 	e := &hotEntry{
 		base: base, held: held, etag: job.ETag, mod: job.ModTime,
 		xcache:  []string{job.CacheStatus},
-		expires: time.Now().Add(hr.ttl),
+		expires: expires,
 	}
 	for k, v := range sent {
 		if !perResponse[k] {
@@ -119,22 +153,27 @@ func (hr *hotRequests) remember(r *http.Request, base string, job *service.Job, 
 	hr.mu.Lock()
 	defer hr.mu.Unlock()
 	if _, ok := hr.m[r.RequestURI]; !ok && len(hr.m) >= hr.max {
-		// Full: drop expired entries, else any one (map order is
-		// random, so this is random eviction: no bookkeeping on hits).
-		now := time.Now()
-		for k, old := range hr.m {
-			if now.After(old.expires) {
-				delete(hr.m, k)
-			}
-		}
+		// Full: drop a few entries, expired or not. Map iteration
+		// starts at a random place, so this is random eviction, with
+		// no bookkeeping on hits and no scan of the whole map.
+		n := 0
 		for k := range hr.m {
-			if len(hr.m) < hr.max {
+			delete(hr.m, k)
+			if n++; n == 16 {
 				break
 			}
-			delete(hr.m, k)
 		}
 	}
 	hr.m[r.RequestURI] = e
+}
+
+// drop removes the expired entry e of line, unless it was replaced since.
+func (hr *hotRequests) drop(line string, e *hotEntry) {
+	hr.mu.Lock()
+	if hr.m[line] == e {
+		delete(hr.m, line)
+	}
+	hr.mu.Unlock()
 }
 
 // forget drops every remembered answer (after a purge).

@@ -362,7 +362,15 @@ type Job struct {
 
 // Held is a cache entry that a repeat of a request can be answered from
 // without the pipeline, with Service.Peek.
-type Held struct{ key cache.Key }
+type Held struct {
+	key  cache.Key
+	seen time.Time
+}
+
+// Seen is when the source version the entry derives from was read (see
+// source.Object.Seen): a repeat answered from the entry is as fresh as
+// the pipeline's answer only within the sources' reuse window after it.
+func (h Held) Seen() time.Time { return h.seen }
 
 // Held returns, after Render answered from the memory tier, the handle of
 // the entry it sent; false otherwise (a miss, a lower tier, a stored tile).
@@ -370,15 +378,15 @@ func (j *Job) Held() (Held, bool) {
 	if !j.held {
 		return Held{}, false
 	}
-	return Held{cache.Key{ID: j.obj.Key, Name: j.ETag}}, true
+	return Held{cache.Key{ID: j.obj.Key, Name: j.ETag}, j.obj.Seen}, true
 }
 
 // Peek returns the bytes of a held entry while the memory tier still has
 // them, without allocating; the bytes are shared and read-only. A held
 // entry stands only for the source version its request saw: callers
-// reuse a handle no longer than sources reuse their metadata
-// (fs.OpenFor, remote MetaTTL), so that a replaced source is noticed as
-// soon as through the pipeline.
+// reuse a handle only within the window sources reuse metadata in
+// (fs.OpenFor, remote MetaTTL) counted from Held.Seen, so that a
+// replaced source is noticed as soon as through the pipeline.
 func (s *Service) Peek(h Held) ([]byte, bool) {
 	if s.cfg.Cache == nil {
 		return nil, false

@@ -28,6 +28,11 @@ type Object struct {
 	// Path is the object's file on local disk, for decoders that read files
 	// themselves; empty for remote objects.
 	Path string
+	// Seen is when Version was read from the store. Sources reuse an
+	// object's metadata for a short while, so a change made after Seen
+	// may go unnoticed until that window has passed; whatever is derived
+	// from Version is no fresher than Seen.
+	Seen time.Time
 }
 
 // Source opens objects by key. Keys are slash-separated relative paths

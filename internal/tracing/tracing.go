@@ -47,6 +47,9 @@ func Start(ctx context.Context, stage string, attrs ...attribute.KeyValue) (cont
 // hot path of cache hits free of allocations for tracing.
 var on atomic.Bool
 
+// On reports whether spans are being exported.
+func On() bool { return on.Load() }
+
 // noSpan is the span of every stage when tracing is off.
 var noSpan trace.Span = noop.Span{}
 

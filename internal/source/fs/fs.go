@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/iiifd/iiifd/internal/source"
 )
@@ -104,6 +105,7 @@ func (s *FS) Open(ctx context.Context, key string) (*source.Object, error) {
 	if obj, ok := s.files.get(key); ok {
 		return obj, nil
 	}
+	seen := time.Now()
 	f, err := s.open(key)
 	if err != nil {
 		return nil, err
@@ -124,6 +126,7 @@ func (s *FS) Open(ctx context.Context, key string) (*source.Object, error) {
 		ModTime:  st.ModTime(),
 		Version:  version(st),
 		Path:     s.path(f, key),
+		Seen:     seen,
 	}), nil
 }
 

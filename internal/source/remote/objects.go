@@ -22,6 +22,8 @@ type Meta struct {
 	Size    int64
 	ETag    string // as the store sent it; empty when it sent none
 	ModTime time.Time
+	// Seen is when the request that brought this metadata was sent.
+	Seen time.Time
 }
 
 // Version is the object's version: its ETag, else its size and
@@ -204,7 +206,9 @@ type metaFlight struct {
 // fly makes the request of flight c and completes it.
 func (o *Objects) fly(ctx context.Context, key string, c *metaFlight) {
 	defer c.cancel()
+	seen := time.Now()
 	m, err := o.fetchMeta(ctx, key)
+	m.Seen = seen
 	o.mu.Lock()
 	if o.flights[key] == c {
 		delete(o.flights, key)
@@ -314,6 +318,7 @@ func (o *Objects) Open(ctx context.Context, key string) (*source.Object, error) 
 		Size:     m.Size,
 		ModTime:  m.ModTime,
 		Version:  m.Version(),
+		Seen:     m.Seen,
 	}, nil
 }
 
