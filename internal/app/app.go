@@ -138,8 +138,18 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
 			Web:     front,
 			Private: plugins.Has(plugin.HookAuthorize), Plugins: plugins != nil,
+			Vary: overlayVary(plugins),
 		}))
 	return a, nil
+}
+
+// overlayVary is what overlay plugins make image responses vary with;
+// nil without plugins.
+func overlayVary(h *plugin.Host) func() (string, bool) {
+	if h == nil {
+		return nil
+	}
+	return h.OverlayVary
 }
 
 // buildWeb builds the web front: gallery, viewer, Presentation API

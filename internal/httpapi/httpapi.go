@@ -68,6 +68,11 @@ type Options struct {
 	// private and Vary: Authorization, Cookie, so that shared caches
 	// never hand them to another client.
 	Private bool
+	// Vary, when set, says what responses depend on besides the request
+	// and credentials (overlay plugins that declared client fields):
+	// header names to add to Vary, and whether only the client may keep
+	// them (Cache-Control private, as with Private).
+	Vary func() (vary string, private bool)
 	// Plugins says WebAssembly plugins are loaded: requests then carry
 	// the facts of their client (method, headers, address) for the hooks.
 	Plugins bool
@@ -387,7 +392,15 @@ func validators(hd http.Header, etag string, mod time.Time, cacheControl string)
 
 // private marks a response as depending on the client's credentials.
 func (h *Handler) private(hd http.Header) {
-	if h.opt.Private {
+	private := h.opt.Private
+	if h.opt.Vary != nil {
+		vary, p := h.opt.Vary()
+		if vary != "" {
+			hd.Add("Vary", vary)
+		}
+		private = private || p
+	}
+	if private {
 		hd.Set("Cache-Control", "private, no-cache")
 		hd.Add("Vary", "Authorization, Cookie")
 	}

@@ -17,10 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -110,6 +112,56 @@ type Host struct {
 	plugins []*Plugin
 	stop    context.CancelFunc
 	done    sync.WaitGroup
+
+	// state is what requests need to know about the modules loaded now,
+	// computed when one is loaded; refreshMu orders the computations.
+	state     atomic.Pointer[hostState]
+	refreshMu sync.Mutex
+}
+
+// hostState is computed once per load or reload, not per request.
+type hostState struct {
+	// overlayVary is every client field (sorted) that an overlay plugin
+	// declared its overlay depends on; overlayHeader is what it makes
+	// of the response's Vary header, and overlayPrivate says it
+	// depends on credentials or the client's address.
+	overlayVary    []string
+	overlayHeader  string
+	overlayPrivate bool
+}
+
+// refresh recomputes the state from the modules running now.
+func (h *Host) refresh() {
+	h.refreshMu.Lock()
+	defer h.refreshMu.Unlock()
+	st := &hostState{}
+	seen := map[string]bool{}
+	for _, p := range h.plugins {
+		m := p.cur.Load()
+		if m == nil || !m.hooks[HookOverlay] {
+			continue
+		}
+		for _, k := range m.overlayVary {
+			seen[k] = true
+		}
+	}
+	st.overlayVary = sortedKeys(seen)
+	var names []string
+	for _, k := range st.overlayVary {
+		switch name, isHeader := strings.CutPrefix(k, "header:"); {
+		case k == "client":
+			// No header names an address: only private works.
+			st.overlayPrivate = true
+		case strings.HasPrefix(k, "cookie:"), name == "cookie":
+			st.overlayPrivate = true
+			names = append(names, "Cookie")
+		case isHeader:
+			names = append(names, http.CanonicalHeaderKey(name))
+			st.overlayPrivate = st.overlayPrivate || name == "authorization"
+		}
+	}
+	st.overlayHeader = strings.Join(slices.Compact(names), ", ")
+	h.state.Store(st)
 }
 
 // New compiles and starts every plugin of specs (each must compile,
@@ -160,6 +212,7 @@ func New(ctx context.Context, specs []Spec, opt Options) (*Host, error) {
 		}
 		h.plugins = append(h.plugins, p)
 	}
+	h.refresh()
 	wctx, cancel := context.WithCancel(context.Background())
 	h.stop = cancel
 	if opt.Reload > 0 {
@@ -291,8 +344,13 @@ type module struct {
 	compiled wazero.CompiledModule
 	hash     string
 	hooks    map[string]bool
-	idle     chan *instance
-	slots    chan struct{} // one per running call
+	// overlayVary lists the client fields (client, header:NAME,
+	// cookie:NAME) the module's overlay is given, as its configure reply
+	// declared them: it sees no others, and its output is cached per
+	// value of each.
+	overlayVary []string
+	idle        chan *instance
+	slots       chan struct{} // one per running call
 	// decisions remembers authorize replies that said how long they hold
 	// and which request fields they depend on.
 	decisions decisionCache
@@ -350,10 +408,17 @@ func (p *Plugin) load(ctx context.Context) error {
 		cm.Close(ctx)
 		return err
 	}
+	if m.overlayVary, err = overlayVary(inst.configReply.Get("overlay-vary")); err != nil {
+		inst.mod.Close(ctx)
+		cm.Close(ctx)
+		return fmt.Errorf("plugin %s: configure: %w", p.name, err)
+	}
+	inst.configReply = nil
 	m.idle <- inst
 	if old := p.cur.Swap(m); old != nil {
 		old.retire()
 	}
+	p.host.refresh()
 	p.log.Info("plugin loaded", "hooks", strings.Join(sortedKeys(m.hooks), ","), "sha256", hash[:12])
 	return nil
 }
@@ -390,6 +455,8 @@ type instance struct {
 	// iiifd_alloc: payloads that fit are written there without asking
 	// again (one guest call per hook call, not two).
 	buf, bufCap uint32
+	// configReply is the reply of configure, until load reads it.
+	configReply Fields
 }
 
 func (m *module) instantiate(ctx context.Context) (*instance, error) {
@@ -433,6 +500,7 @@ func (m *module) instantiate(ctx context.Context) (*instance, error) {
 			mod.Close(ctx)
 			return nil, fmt.Errorf("plugin %s: configuration refused: %s", p.name, msg)
 		}
+		inst.configReply = reply
 	}
 	return inst, nil
 }

@@ -409,7 +409,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		Canonical:   canon,
 		obj:         obj,
 		admit:       s.cfg.Admit,
-		cache:       s.cfg.Cache,
+		cache:       s.cacheFor(access),
 		CacheStatus: "MISS",
 	}
 	if s.cfg.Plugins.Has(plugin.HookOverlay) {
