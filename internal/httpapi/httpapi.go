@@ -535,14 +535,7 @@ func validHost(h string) bool {
 // fail writes err as a response: its status and public message. Internal
 // errors are logged with their cause and shown only as a generic message.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg := fault.Status(err)
-	switch {
-	case errors.Is(err, context.Canceled):
-		// The client went away; nobody reads the answer. 499 is logged.
-		status, msg = statusClientClosed, "client closed request"
-	case errors.Is(err, context.DeadlineExceeded):
-		status, msg = http.StatusServiceUnavailable, "the request took too long"
-	}
+	status, msg := fault.Response(err)
 	switch {
 	case status == http.StatusServiceUnavailable:
 		// Refusals under overload are expected and counted in the
@@ -554,16 +547,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		logFailure(h.log, r, err)
 	}
 	hd := w.Header()
-	var withHeaders interface{ ResponseHeader() http.Header }
-	if errors.As(err, &withHeaders) {
-		// A plugin's refusal: its challenge or redirect location.
-		for k, v := range withHeaders.ResponseHeader() {
-			hd[k] = v
-		}
-	}
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		hd.Set("Retry-After", "1")
-	}
+	fault.SetHeader(hd, err, status)
 	hd.Set("Content-Type", "text/plain; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Content-Type-Options", "nosniff")
@@ -577,9 +561,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// statusClientClosed is logged for requests whose client hung up (nginx's
-// convention); the client never sees it.
-const statusClientClosed = 499
+// statusClientClosed is logged for requests whose client hung up.
+const statusClientClosed = fault.StatusClientClosed
 
 func logFailure(log *slog.Logger, r *http.Request, err error) {
 	detail := err.Error()

@@ -25,7 +25,10 @@ import (
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/app/apptest"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/ingest"
+	"github.com/iiifd/iiifd/internal/plugin"
+	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/source/fs"
 	"github.com/iiifd/iiifd/internal/web"
 )
@@ -552,3 +555,46 @@ func TestCollectionPages(t *testing.T) {
 // testClient bounds every request of these tests: a hang fails the test
 // that hangs, with its name, instead of the whole package at its timeout.
 var testClient = &http.Client{Timeout: 90 * time.Second}
+
+// failingImages answers every Info with err.
+type failingImages struct{ err error }
+
+func (f failingImages) Info(context.Context, iiif.Version, string, string) (*service.Info, error) {
+	return nil, f.err
+}
+
+type noList struct{}
+
+func (noList) List(context.Context, int, func(string) bool) ([]fs.Entry, error) { return nil, nil }
+
+// TestErrorPages: the pages and documents answer errors as the IIIF
+// routes do: an authorize refusal's challenge and redirect location are
+// sent, and a request that ran out of time is a 503 with Retry-After,
+// not a 500.
+func TestErrorPages(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+		header string
+		value  string
+	}{
+		{"challenge", &plugin.Denied{Status: 401, Message: "a token is required", Challenge: `Bearer realm="images"`}, 401, "WWW-Authenticate", `Bearer realm="images"`},
+		{"redirect", &plugin.Denied{Status: 303, Message: "see /login", Location: "https://example.org/login"}, 303, "Location", "https://example.org/login"},
+		{"deadline", fmt.Errorf("reading: %w", context.DeadlineExceeded), 503, "Retry-After", "1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := web.New(web.Config{Images: failingImages{tc.err}, List: noList{}, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, path := range []string{"/view/julia", "/iiif/presentation/3/julia/manifest"} {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+				if rec.Code != tc.status || rec.Header().Get(tc.header) != tc.value {
+					t.Errorf("%s: %d %s=%q, want %d %q", path, rec.Code, tc.header, rec.Header().Get(tc.header), tc.status, tc.value)
+				}
+			}
+		})
+	}
+}
