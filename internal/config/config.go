@@ -26,6 +26,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/plan"
 )
 
 // EnvPrefix starts every environment variable the server reads.
@@ -637,15 +638,9 @@ func (v formatLimitsValue) Set(s string) error {
 // so that configuration can tighten a format's built-in limits but never
 // lift them past what the encoder accepts.
 func tighter(a, b Limit) Limit {
-	minPos := func(x, y int64) int64 {
-		if x == 0 || (y != 0 && y < x) {
-			return y
-		}
-		return x
-	}
 	return Limit{
-		MaxWidth:  int(minPos(int64(a.MaxWidth), int64(b.MaxWidth))),
-		MaxHeight: int(minPos(int64(a.MaxHeight), int64(b.MaxHeight))),
-		MaxArea:   minPos(a.MaxArea, b.MaxArea),
+		MaxWidth:  plan.Tighter(a.MaxWidth, b.MaxWidth),
+		MaxHeight: plan.Tighter(a.MaxHeight, b.MaxHeight),
+		MaxArea:   plan.Tighter(a.MaxArea, b.MaxArea),
 	}
 }

@@ -5,7 +5,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -142,10 +141,8 @@ func New(images Images, opt Options) http.Handler {
 // purge serves DELETE /admin/cache/{identifier}: every cached derivative
 // and the info.json of the identifier go, in every tier.
 func (h *Handler) purge(w http.ResponseWriter, r *http.Request) {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.opt.AdminToken)) != 1 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="iiifd admin"`)
-		h.fail(w, r, fault.New(fault.Unauthorized, "a valid admin bearer token is required"))
+	if err := CheckAdminToken(r, h.opt.AdminToken); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	id, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), "/admin/cache/"))

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/plan"
 )
 
 // Resolve asks the plugins exporting resolve, in order, where the image of
@@ -135,8 +136,8 @@ func (h *Host) Authorize(ctx context.Context, r *Request) (Access, error) {
 		}
 		switch action := reply.Get("action"); action {
 		case "", "allow":
-			a.MaxWidth = tighter(a.MaxWidth, atoi(reply.Get("max-width")))
-			a.MaxHeight = tighter(a.MaxHeight, atoi(reply.Get("max-height")))
+			a.MaxWidth = plan.Tighter(a.MaxWidth, atoi(reply.Get("max-width")))
+			a.MaxHeight = plan.Tighter(a.MaxHeight, atoi(reply.Get("max-height")))
 		case "deny":
 			d := &Denied{Status: http.StatusForbidden, Message: reply.Get("message"), Challenge: reply.Get("challenge")}
 			if reply.Get("status") == "401" {
@@ -164,14 +165,6 @@ func (h *Host) Authorize(ctx context.Context, r *Request) (Access, error) {
 		}
 	}
 	return a, nil
-}
-
-// tighter returns the smaller of two limits where 0 is none.
-func tighter(a, b int) int {
-	if a == 0 || (b > 0 && b < a) {
-		return b
-	}
-	return a
 }
 
 func atoi(s string) int {

@@ -116,13 +116,7 @@ func (s *Service) cacheFor(g grant) *cache.Cache {
 // degraded returns the limits for a client with limited access: the
 // configured ones tightened to the access's maximum size.
 func degraded(l plan.Limits, a grant) plan.Limits {
-	tight := func(cur, lim int) int {
-		if lim > 0 && (cur == 0 || lim < cur) {
-			return lim
-		}
-		return cur
-	}
-	l.MaxWidth, l.MaxHeight = tight(l.MaxWidth, a.MaxWidth), tight(l.MaxHeight, a.MaxHeight)
+	l.MaxWidth, l.MaxHeight = plan.Tighter(l.MaxWidth, a.MaxWidth), plan.Tighter(l.MaxHeight, a.MaxHeight)
 	return l
 }
 

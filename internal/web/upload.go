@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/presentation"
 	"github.com/iiifd/iiifd/internal/probe"
@@ -233,10 +233,8 @@ func sanitize(name string) string {
 // admin lets through requests that carry the admin token.
 func (h *Handler) admin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.AdminToken)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="iiifd admin"`)
-			h.failJSON(w, r, fault.New(fault.Unauthorized, "a valid admin bearer token is required"))
+		if err := httpapi.CheckAdminToken(r, h.cfg.AdminToken); err != nil {
+			h.failJSON(w, r, err)
 			return
 		}
 		next(w, r)

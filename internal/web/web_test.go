@@ -210,6 +210,21 @@ func TestDocuments(t *testing.T) {
 	if res.Header.Get("ETag") == "" || res2.StatusCode != http.StatusNotModified {
 		t.Errorf("ETag %q, revalidation %d", res.Header.Get("ETag"), res2.StatusCode)
 	}
+	// The same preconditions as images (RFC 9110 §13.2.2): "*" matches any
+	// representation, an ETag inside another tag is no match, and
+	// If-Match is honoured.
+	for _, tc := range []struct {
+		header, value string
+		status        int
+	}{
+		{"If-None-Match", "*", http.StatusNotModified},
+		{"If-None-Match", `"x` + strings.Trim(res.Header.Get("ETag"), `"`) + `"`, http.StatusOK},
+		{"If-Match", `"other"`, http.StatusPreconditionFailed},
+	} {
+		if r, _ := get(t, srv.URL+"/iiif/presentation/3/julia.jpg/manifest", tc.header, tc.value); r.StatusCode != tc.status {
+			t.Errorf("%s: %s: %d, want %d", tc.header, tc.value, r.StatusCode, tc.status)
+		}
+	}
 	// CORS preflight.
 	req, _ := http.NewRequest("OPTIONS", srv.URL+"/iiif/presentation/3/julia.jpg/manifest", nil)
 	req.Header.Set("Origin", "http://elsewhere")
