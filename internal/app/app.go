@@ -159,7 +159,7 @@ func (a *App) buildWeb(cfg config.Config, svc *service.Service, src source.Sourc
 	if len(cfg.IngestCommand) > 0 {
 		build = ingest.Subprocess(cfg.IngestCommand...)
 	}
-	wc := web.Config{Images: svc, UploadMaxSize: int64(cfg.UploadMaxSize), Ingest: build, Logger: a.log}
+	wc := web.Config{Images: svc, UploadMaxSize: int64(cfg.UploadMaxSize), Ingest: build, IngestTimeout: cfg.IngestTimeout, Logger: a.log}
 	if local, ok := src.(*fs.FS); ok {
 		wc.List, wc.Root, wc.AdminToken = local, local.Root(), cfg.AdminToken
 	} else {

@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/httpapi"
@@ -70,6 +71,10 @@ type Config struct {
 	// Ingest builds pyramids of uploads; ingest.Build (in this process)
 	// when nil. iiifd runs it in a child process (ingest.Subprocess).
 	Ingest ingest.Builder
+	// IngestTimeout bounds the ingest of one upload: this long plus a
+	// second per MiB of the upload (0 = no limit). Ingests still running
+	// at Close are stopped too.
+	IngestTimeout time.Duration
 	// PerPage is the number of images on a gallery page (default 24) and
 	// PerCollectionPage the number of manifests in a page of the
 	// collection (default 1000).

@@ -16,8 +16,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,8 +39,34 @@ import (
 // `iiifd ingest --ingest-worker` is for the real program.
 const workerArg = "--ingest-worker"
 
+// slowIngestEnv, when set to a file name, makes the test binary's ingest
+// worker hang instead: it writes part of its output, starts a child of
+// its own (sleepArg) that would outlive it, writes that child's process
+// id to the file, and sleeps. Killing only the worker would leave the
+// child; the test checks that the worker's whole process group is gone.
+const (
+	slowIngestEnv = "IIIFD_TEST_SLOW_INGEST"
+	sleepArg      = "--sleep"
+)
+
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == sleepArg {
+		time.Sleep(time.Hour)
+		os.Exit(0)
+	}
 	if len(os.Args) > 1 && os.Args[1] == workerArg {
+		if pidFile := os.Getenv(slowIngestEnv); pidFile != "" {
+			out := os.Args[len(os.Args)-1]
+			os.WriteFile(out, []byte("II*\x00 a partial pyramid"), 0o644)
+			child := exec.Command(os.Args[0], sleepArg)
+			child.Stdout = os.Stdout // holds the worker's pipe open too
+			if err := child.Start(); err != nil {
+				os.Exit(3)
+			}
+			os.WriteFile(pidFile, []byte(strconv.Itoa(child.Process.Pid)), 0o644)
+			fmt.Println("progress 10")
+			time.Sleep(time.Hour)
+		}
 		os.Exit(ingest.ServeWorker(context.Background(), os.Args[2:], os.Stdout))
 	}
 	os.Exit(m.Run())
@@ -612,4 +640,102 @@ func TestErrorPages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// alive reports whether the process whose pid is in the file at path
+// still runs a few seconds later (a killed process may take a moment to
+// end on a busy machine; a zombie, killed but not reaped, counts as
+// ended).
+func alive(t *testing.T, path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the slow worker left no pid: %v", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/stat")
+		if err != nil {
+			return false
+		}
+		if _, rest, _ := strings.Cut(string(stat), ") "); strings.HasPrefix(rest, "Z") {
+			return false
+		}
+	}
+	return true
+}
+
+// waitFor waits until the file at path exists.
+func waitFor(t *testing.T, path string) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow worker did not start")
+		}
+	}
+}
+
+// TestIngestTimeout: an ingest worker that hangs is killed at the time
+// limit with everything it started, its partial output is removed, and
+// the job says why it failed; on shutdown the same happens.
+func TestIngestTimeout(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc")
+	}
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	t.Setenv(slowIngestEnv, pidFile)
+	img := pngBytes(t, 300, 200)
+	t.Run("time limit", func(t *testing.T) {
+		root := t.TempDir()
+		// Long enough for the worker to start on a busy machine.
+		srv := server(t, root, func(c *config.Config) { c.IngestTimeout = 5 * time.Second })
+		start := time.Now()
+		status, body := post(t, srv.URL+"/admin/images?name=slow.png", token, "image/png", bytes.NewReader(img))
+		if status != http.StatusAccepted {
+			t.Fatalf("upload: %d %v", status, body)
+		}
+		waitFor(t, pidFile)
+		_, js := get(t, fmt.Sprint(body["url"])+"?wait=1", "Authorization", "Bearer "+token)
+		body = map[string]any{}
+		json.Unmarshal([]byte(js), &body)
+		status = 0
+		if v, ok := body["status"].(float64); ok {
+			status = int(v)
+		}
+		if d := time.Since(start); d > 60*time.Second {
+			t.Errorf("the job ended after %v", d)
+		}
+		if status != http.StatusServiceUnavailable || body["state"] != "failed" || !strings.Contains(fmt.Sprint(body["error"]), "time limit") {
+			t.Fatalf("%d %v, want a failed job (503) naming the time limit", status, body)
+		}
+		if alive(t, pidFile) {
+			t.Error("the worker's child outlived the time limit")
+		}
+		if l := leftovers(t, root); len(l) > 0 {
+			t.Errorf("left behind: %v", l)
+		}
+		if _, err := os.Stat(filepath.Join(root, "slow.tif")); err == nil {
+			t.Error("a partial slow.tif was published")
+		}
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		os.Remove(pidFile)
+		root := t.TempDir()
+		cfg := config.Default()
+		cfg.Root, cfg.AdminToken, cfg.CacheMemory = root, token, 0
+		cfg.IngestCommand = []string{os.Args[0], workerArg}
+		a, srv := apptest.Serve(t, cfg)
+		status, _ := post(t, srv.URL+"/admin/images?name=slow.png", token, "image/png", bytes.NewReader(img))
+		if status != http.StatusAccepted {
+			t.Fatalf("upload: %d", status)
+		}
+		waitFor(t, pidFile)
+		a.Close()
+		if alive(t, pidFile) {
+			t.Error("the worker's child outlived the shutdown")
+		}
+		if l := leftovers(t, root); len(l) > 0 {
+			t.Errorf("left behind: %v", l)
+		}
+	})
 }
