@@ -121,6 +121,8 @@ type Host struct {
 
 // hostState is computed once per load or reload, not per request.
 type hostState struct {
+	// fingerprints holds Fingerprint's answer for each hook.
+	fingerprints map[string]string
 	// overlayVary is every client field (sorted) that an overlay plugin
 	// declared its overlay depends on; overlayHeader is what it makes
 	// of the response's Vary header, and overlayPrivate says it
@@ -134,7 +136,16 @@ type hostState struct {
 func (h *Host) refresh() {
 	h.refreshMu.Lock()
 	defer h.refreshMu.Unlock()
-	st := &hostState{}
+	st := &hostState{fingerprints: map[string]string{}}
+	for _, hook := range hooks {
+		var parts []string
+		for _, p := range h.plugins {
+			if m := p.cur.Load(); m != nil && m.hooks[hook] {
+				parts = append(parts, p.name+"="+m.hash)
+			}
+		}
+		st.fingerprints[hook] = strings.Join(parts, ",")
+	}
 	seen := map[string]bool{}
 	for _, p := range h.plugins {
 		m := p.cur.Load()
@@ -305,17 +316,12 @@ func (h *Host) Has(hook string) bool {
 // exporting hook, as loaded now: responses that depend on the hook are
 // cached under it, so a reloaded module or a changed configuration never
 // meets an entry made by the old one. Empty when no plugin exports it.
+// It is computed when a module is loaded, not per request.
 func (h *Host) Fingerprint(hook string) string {
 	if h == nil {
 		return ""
 	}
-	var parts []string
-	for _, p := range h.plugins {
-		if m := p.cur.Load(); m.hooks[hook] {
-			parts = append(parts, p.name+"="+m.hash)
-		}
-	}
-	return strings.Join(parts, ",")
+	return h.state.Load().fingerprints[hook]
 }
 
 // Plugin is one loaded plugin; its module may be swapped by hot reload.
@@ -457,7 +463,18 @@ type instance struct {
 	buf, bufCap uint32
 	// configReply is the reply of configure, until load reads it.
 	configReply Fields
+	// enc is the buffer payloads are encoded into, reused by every call
+	// of the instance (one call at a time).
+	enc []byte
+	// deadline closes the instance when a call runs over its time
+	// limit; made once, reset for each call.
+	deadline *time.Timer
 }
+
+// maxEncKeep is the largest encoding buffer an instance keeps between
+// calls; a larger payload (an info.json document) gets a buffer of its
+// own.
+const maxEncKeep = 64 << 10
 
 func (m *module) instantiate(ctx context.Context) (*instance, error) {
 	p := m.p
@@ -572,7 +589,11 @@ func (p *Plugin) Call(ctx context.Context, hook string, payload Fields) (Fields,
 			return nil, fault.Wrap(fault.Internal, err, "plugin %s could not start", p.name)
 		}
 	}
-	reply, err, intact := inst.callBounded(ctx, p.host.opt.Timeout, inst.hooks[hook], payload.AppendEncode(make([]byte, 0, payload.Size())))
+	inst.enc = payload.AppendEncode(inst.enc[:0])
+	reply, err, intact := inst.callBounded(ctx, p.host.opt.Timeout, inst.hooks[hook], inst.enc)
+	if cap(inst.enc) > maxEncKeep {
+		inst.enc = nil
+	}
 	if err != nil {
 		oom := inst.outOfMemory(p.host.opt.MemoryLimit)
 		inst.mod.Close(context.Background())
@@ -598,11 +619,20 @@ func (p *Plugin) Call(ctx context.Context, hook string, payload Fields) (Fields,
 // intact is false when the instance may have been closed.
 func (i *instance) callBounded(ctx context.Context, d time.Duration, f api.Function, payload []byte) (reply Fields, err error, intact bool) {
 	bg := context.Background()
-	timer := time.AfterFunc(d, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeDeadlineExceeded) })
-	stop := context.AfterFunc(ctx, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeContextCanceled) })
+	if i.deadline == nil {
+		i.deadline = time.AfterFunc(d, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeDeadlineExceeded) })
+	} else {
+		i.deadline.Reset(d)
+	}
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		// A context that cannot end (iiifd check, benchmarks) needs no
+		// watching.
+		stop = context.AfterFunc(ctx, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeContextCanceled) })
+	}
 	i.out.oom = false
 	reply, err = i.call(bg, f, payload)
-	intact = timer.Stop()
+	intact = i.deadline.Stop()
 	if !stop() && ctx.Err() != nil {
 		intact = false
 	}
