@@ -596,8 +596,9 @@ func (p *Plugin) Call(ctx context.Context, hook string, payload Fields) (Fields,
 	}
 	if err != nil {
 		oom := inst.outOfMemory(p.host.opt.MemoryLimit)
+		mem := inst.memorySize()
 		inst.mod.Close(context.Background())
-		return nil, p.callError(ctx, hook, err, oom)
+		return nil, p.callError(ctx, hook, err, oom, mem)
 	}
 	if !intact {
 		// The deadline passed as the call returned: the instance may be
@@ -639,6 +640,14 @@ func (i *instance) callBounded(ctx context.Context, d time.Duration, f api.Funct
 	return reply, err, intact
 }
 
+// memorySize is the size of the instance's linear memory, in bytes.
+func (i *instance) memorySize() int64 {
+	if mem := i.mod.Memory(); mem != nil {
+		return int64(mem.Size())
+	}
+	return 0
+}
+
 // outOfMemory tells whether a failed instance ran out of memory: its
 // memory is within a few MiB of the limit (allocators ask for chunks),
 // or its runtime said so (Go prints "out of memory" before it aborts).
@@ -649,7 +658,7 @@ func (i *instance) outOfMemory(limit int64) bool {
 	return i.out.oom
 }
 
-func (p *Plugin) callError(ctx context.Context, hook string, err error, oom bool) error {
+func (p *Plugin) callError(ctx context.Context, hook string, err error, oom bool, memory int64) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -667,7 +676,7 @@ func (p *Plugin) callError(ctx context.Context, hook string, err error, oom bool
 	default:
 		reason = "trapped"
 	}
-	p.log.Error("plugin call failed; instance discarded", "hook", hook, "reason", reason, "error", err)
+	p.log.Error("plugin call failed; instance discarded", "hook", hook, "reason", reason, "memory", memory, "error", err)
 	// The cause is kept as text only: wazero's exit error matches
 	// context.DeadlineExceeded, which would read as the request's own
 	// deadline (a 503) rather than the plugin's fault.

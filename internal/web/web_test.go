@@ -475,7 +475,7 @@ func TestUploadToSamples(t *testing.T) {
 }
 
 // TestUploadsAtOnce holds four uploads open: a fifth is refused with 503
-// and Retry-After, and is taken again once they end.
+// and Retry-After, and once they end an upload is taken again.
 func TestUploadsAtOnce(t *testing.T) {
 	root := t.TempDir()
 	srv := server(t, root, nil)
@@ -527,6 +527,22 @@ func TestUploadsAtOnce(t *testing.T) {
 			t.Errorf("held upload: %d", s)
 		}
 	}
+	// Their slots are free again (a handler may end a moment after its
+	// client gave up): an upload is received and ingested.
+	for retry := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		status, body := post(t, srv.URL+"/admin/images?wait=1&name=taken-again.png", token, "image/png", bytes.NewReader(img))
+		if status == http.StatusServiceUnavailable && time.Now().Before(retry) {
+			continue
+		}
+		if status != http.StatusCreated || body["state"] != "done" {
+			t.Fatalf("an upload after the held ones ended: %d %v, want 201 and done", status, body)
+		}
+		break
+	}
+	if _, err := os.Stat(filepath.Join(root, "taken-again.tif")); err != nil {
+		t.Errorf("the upload taken again was not ingested: %v", err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) && len(leftovers(t, root)) > 0 {
 		time.Sleep(50 * time.Millisecond)
 	}
