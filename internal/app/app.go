@@ -137,6 +137,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
 		Web:     front,
 		Private: plugins.Has(plugin.HookAuthorize), Plugins: plugins != nil,
+		Vary: overlayVary(plugins),
 		// Repeated memory hits skip the pipeline for as long as
 		// sources reuse an object's metadata (fs.OpenFor; remote
 		// stores' MetaTTL is the same second).
@@ -146,6 +147,15 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	return a, nil
 }
 
+// overlayVary is what overlay plugins make image responses vary with;
+// nil without plugins.
+func overlayVary(h *plugin.Host) func() (string, bool) {
+	if h == nil {
+		return nil
+	}
+	return h.OverlayVary
+}
+
 // buildWeb builds the web front: gallery, viewer, Presentation API
 // documents and uploads into the served root.
 func (a *App) buildWeb(cfg config.Config, svc *service.Service, src source.Source) (http.Handler, error) {
@@ -153,7 +163,7 @@ func (a *App) buildWeb(cfg config.Config, svc *service.Service, src source.Sourc
 	if len(cfg.IngestCommand) > 0 {
 		build = ingest.Subprocess(cfg.IngestCommand...)
 	}
-	wc := web.Config{Images: svc, UploadMaxSize: int64(cfg.UploadMaxSize), Ingest: build, Logger: a.log}
+	wc := web.Config{Images: svc, UploadMaxSize: int64(cfg.UploadMaxSize), Ingest: build, IngestTimeout: cfg.IngestTimeout, Logger: a.log}
 	if local, ok := src.(*fs.FS); ok {
 		wc.List, wc.Root, wc.AdminToken = local, local.Root(), cfg.AdminToken
 	} else {

@@ -26,6 +26,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/plan"
 )
 
 // EnvPrefix starts every environment variable the server reads.
@@ -68,6 +69,10 @@ type Config struct {
 	// UploadMaxSize is the largest image accepted by the upload route
 	// (POST /admin/images, on with AdminToken).
 	UploadMaxSize ByteSize
+	// IngestTimeout bounds the ingest of one upload: this long, plus a
+	// second per MiB of the upload (0 = no limit). The ingest worker is
+	// killed when it runs over, and its partial output removed.
+	IngestTimeout time.Duration
 	// IngestCommand runs the ingest worker of uploads in a child process
 	// (see ingest.Subprocess): the command and its first arguments. It is
 	// set by the program, not by a flag; empty ingests in this process.
@@ -272,6 +277,7 @@ func Default() Config {
 		CacheMemory:       256 << 20,
 		CacheSize:         10 << 30,
 		UploadMaxSize:     2 << 30,
+		IngestTimeout:     10 * time.Minute,
 		LogFormat:         "text",
 		LogLevel:          "info",
 		Workers:           2 * runtime.NumCPU(),
@@ -366,7 +372,7 @@ func (c *Config) Validate() error {
 	if c.Queue < 0 || c.QueueTimeout < 0 || c.MemoryLimit < 0 || c.RequestTimeout < 0 || c.ClientLimit < 0 {
 		errs = append(errs, errors.New("queue, queue-timeout, memory-limit, request-timeout, client-limit: must not be negative"))
 	}
-	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 || c.DrainDelay < 0 || c.PluginReload < 0 {
+	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 || c.DrainDelay < 0 || c.PluginReload < 0 || c.IngestTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
 	errs = append(errs, c.validatePlugins()...)
@@ -402,6 +408,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.CacheRedis, "cache-redis", c.CacheRedis, "shared derivative cache, `redis://HOST:PORT/DB` (empty = off)")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer `token` for the admin routes (DELETE /admin/cache/{identifier}, uploads); empty = no admin routes")
 	fs.Var(&c.UploadMaxSize, "upload-max-size", "largest image `size` accepted by uploads (POST /admin/images, /upload), e.g. 2GiB")
+	fs.DurationVar(&c.IngestTimeout, "ingest-timeout", c.IngestTimeout, "longest `time` to ingest one upload, plus a second per MiB of it (0 = none)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "serve pprof profiles and metrics on this operators-only `HOST:PORT` (empty = off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
@@ -637,15 +644,9 @@ func (v formatLimitsValue) Set(s string) error {
 // so that configuration can tighten a format's built-in limits but never
 // lift them past what the encoder accepts.
 func tighter(a, b Limit) Limit {
-	minPos := func(x, y int64) int64 {
-		if x == 0 || (y != 0 && y < x) {
-			return y
-		}
-		return x
-	}
 	return Limit{
-		MaxWidth:  int(minPos(int64(a.MaxWidth), int64(b.MaxWidth))),
-		MaxHeight: int(minPos(int64(a.MaxHeight), int64(b.MaxHeight))),
-		MaxArea:   minPos(a.MaxArea, b.MaxArea),
+		MaxWidth:  plan.Tighter(a.MaxWidth, b.MaxWidth),
+		MaxHeight: plan.Tighter(a.MaxHeight, b.MaxHeight),
+		MaxArea:   plan.Tighter(a.MaxArea, b.MaxArea),
 	}
 }

@@ -9,6 +9,7 @@
 package fault
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -110,4 +111,39 @@ func Status(err error) (int, string) {
 		return se.HTTPStatus(), se.Error()
 	}
 	return http.StatusInternalServerError, "internal server error"
+}
+
+// StatusClientClosed is the status logged for a request whose client went
+// away (nginx's convention); the client never sees it.
+const StatusClientClosed = 499
+
+// Response returns the status and public message that the HTTP edge
+// answers err with: Status, except that a client that went away
+// (context.Canceled) is StatusClientClosed and a request that ran out of
+// time (context.DeadlineExceeded, we were too slow) is 503. Every
+// handler that answers errors maps them with Response and SetHeader.
+func Response(err error) (int, string) {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return StatusClientClosed, "client closed request"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "the request took too long"
+	}
+	return Status(err)
+}
+
+// SetHeader sets on hd the headers of the error response to err, whose
+// status is status: those the error carries (a plugin's refusal: its
+// WWW-Authenticate challenge or its redirect's Location, through a
+// method ResponseHeader() http.Header), and Retry-After for 429 and 503.
+func SetHeader(hd http.Header, err error, status int) {
+	var withHeaders interface{ ResponseHeader() http.Header }
+	if errors.As(err, &withHeaders) {
+		for k, v := range withHeaders.ResponseHeader() {
+			hd[k] = v
+		}
+	}
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		hd.Set("Retry-After", "1")
+	}
 }

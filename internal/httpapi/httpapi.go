@@ -5,7 +5,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,6 +70,11 @@ type Options struct {
 	// private and Vary: Authorization, Cookie, so that shared caches
 	// never hand them to another client.
 	Private bool
+	// Vary, when set, says what responses depend on besides the request
+	// and credentials (overlay plugins that declared client fields):
+	// header names to add to Vary, and whether only the client may keep
+	// them (Cache-Control private, as with Private).
+	Vary func() (vary string, private bool)
 	// Plugins says WebAssembly plugins are loaded: requests then carry
 	// the facts of their client (method, headers, address) for the hooks.
 	Plugins bool
@@ -171,10 +175,8 @@ func New(images Images, opt Options) http.Handler {
 // purge serves DELETE /admin/cache/{identifier}: every cached derivative
 // and the info.json of the identifier go, in every tier.
 func (h *Handler) purge(w http.ResponseWriter, r *http.Request) {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.opt.AdminToken)) != 1 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="iiifd admin"`)
-		h.fail(w, r, fault.New(fault.Unauthorized, "a valid admin bearer token is required"))
+	if err := CheckAdminToken(r, h.opt.AdminToken); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	id, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), "/admin/cache/"))
@@ -427,7 +429,15 @@ func validators(hd http.Header, etag string, mod time.Time, cacheControl string)
 
 // private marks a response as depending on the client's credentials.
 func (h *Handler) private(hd http.Header) {
-	if h.opt.Private {
+	private := h.opt.Private
+	if h.opt.Vary != nil {
+		vary, p := h.opt.Vary()
+		if vary != "" {
+			hd.Add("Vary", vary)
+		}
+		private = private || p
+	}
+	if private {
 		hd.Set("Cache-Control", "private, no-cache")
 		hd.Add("Vary", "Authorization, Cookie")
 	}
@@ -596,14 +606,7 @@ func validHost(h string) bool {
 // fail writes err as a response: its status and public message. Internal
 // errors are logged with their cause and shown only as a generic message.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg := fault.Status(err)
-	switch {
-	case errors.Is(err, context.Canceled):
-		// The client went away; nobody reads the answer. 499 is logged.
-		status, msg = statusClientClosed, "client closed request"
-	case errors.Is(err, context.DeadlineExceeded):
-		status, msg = http.StatusServiceUnavailable, "the request took too long"
-	}
+	status, msg := fault.Response(err)
 	switch {
 	case status == http.StatusServiceUnavailable:
 		// Refusals under overload are expected and counted in the
@@ -615,16 +618,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		logFailure(h.log, r, err)
 	}
 	hd := w.Header()
-	var withHeaders interface{ ResponseHeader() http.Header }
-	if errors.As(err, &withHeaders) {
-		// A plugin's refusal: its challenge or redirect location.
-		for k, v := range withHeaders.ResponseHeader() {
-			hd[k] = v
-		}
-	}
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		hd.Set("Retry-After", "1")
-	}
+	fault.SetHeader(hd, err, status)
 	hd.Set("Content-Type", "text/plain; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Content-Type-Options", "nosniff")
@@ -638,9 +632,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// statusClientClosed is logged for requests whose client hung up (nginx's
-// convention); the client never sees it.
-const statusClientClosed = 499
+// statusClientClosed is logged for requests whose client hung up.
+const statusClientClosed = fault.StatusClientClosed
 
 func logFailure(log *slog.Logger, r *http.Request, err error) {
 	detail := err.Error()

@@ -252,3 +252,58 @@ func TestPluginFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestPluginOverlayPerUser: a watermark that differs by user (a cookie)
+// is declared so; two users never get each other's bytes, whether from
+// the derivative cache or from a shared HTTP cache, and a user without
+// the cookie gets the plain image. A plugin that declared nothing is not
+// given cookies at all, so its output can be shared.
+func TestPluginOverlayPerUser(t *testing.T) {
+	srv, _ := server(t, withPlugins(t, []string{"watermark"}, "watermark.min-size=150", "watermark.opacity=1", "watermark.per-user=session"))
+	path := srv.URL + "/iiif/3/sub%2Fdir%2Fchart.png/full/max/0/default.png"
+	alice := map[string]string{"Cookie": "session=alice"}
+	bob := map[string]string{"Cookie": "session=bob"}
+	a1, b1, a2, anon := do(t, "GET", path, alice), do(t, "GET", path, bob), do(t, "GET", path, alice), do(t, "GET", path, nil)
+	for _, r := range []resp{a1, b1, a2, anon} {
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		if cc := r.header.Get("Cache-Control"); !strings.Contains(cc, "private") {
+			t.Errorf("Cache-Control %q, want private", cc)
+		}
+		if v := strings.Join(r.header.Values("Vary"), ","); !strings.Contains(v, "Cookie") {
+			t.Errorf("Vary %q, want Cookie", v)
+		}
+		if x := r.header.Get("X-Cache"); strings.HasPrefix(x, "HIT") {
+			t.Errorf("X-Cache %q: a per-user image came from the derivative cache", x)
+		}
+	}
+	if string(a1.body) == string(b1.body) || a1.header.Get("ETag") == b1.header.Get("ETag") {
+		t.Error("alice and bob got the same image or ETag")
+	}
+	if string(a1.body) != string(a2.body) || a1.header.Get("ETag") != a2.header.Get("ETag") {
+		t.Error("alice got two different images")
+	}
+	if string(anon.body) == string(a1.body) || string(anon.body) == string(b1.body) {
+		t.Error("a client without the cookie got a user's image")
+	}
+	// Revalidation with the user's own ETag works; another user's does not match.
+	if r := do(t, "GET", path, map[string]string{"Cookie": "session=alice", "If-None-Match": a1.header.Get("ETag")}); r.status != 304 {
+		t.Errorf("alice revalidating: %d, want 304", r.status)
+	}
+	if r := do(t, "GET", path, map[string]string{"Cookie": "session=bob", "If-None-Match": a1.header.Get("ETag")}); r.status != 200 {
+		t.Errorf("bob with alice's ETag: %d, want 200", r.status)
+	}
+
+	// Without the declaration the plugin sees no cookie: it stamps
+	// nobody, and the image is shared and cached as usual.
+	shared, _ := server(t, withPlugins(t, []string{"watermark"}, "watermark.min-size=150", "watermark.opacity=1"))
+	path = shared.URL + "/iiif/3/sub%2Fdir%2Fchart.png/full/max/0/default.png"
+	s1, s2 := do(t, "GET", path, alice), do(t, "GET", path, bob)
+	if s1.status != 200 || string(s1.body) != string(s2.body) || strings.Contains(s2.header.Get("Cache-Control"), "private") {
+		t.Errorf("undeclared overlay: %d, same bytes %v, Cache-Control %q", s1.status, string(s1.body) == string(s2.body), s2.header.Get("Cache-Control"))
+	}
+	if x := s2.header.Get("X-Cache"); !strings.HasPrefix(x, "HIT") {
+		t.Errorf("undeclared overlay: X-Cache %q, want a hit", x)
+	}
+}

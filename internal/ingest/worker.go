@@ -46,14 +46,14 @@ func Subprocess(command ...string) Builder {
 		cmd := exec.CommandContext(ctx, command[0], args...)
 		cmd.Env = append(os.Environ(), "TMPDIR="+filepath.Dir(out))
 		cmd.WaitDelay = 5 * time.Second
-		dieWithParent(cmd)
+		contain(cmd)
 		var stderr strings.Builder
 		cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			return err
 		}
-		runtime.LockOSThread() // see dieWithParent
+		runtime.LockOSThread() // see contain
 		defer runtime.UnlockOSThread()
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("starting the ingest worker: %w", err)

@@ -4,7 +4,7 @@ package ingest
 
 import "os/exec"
 
-// dieWithParent does nothing where the kernel cannot kill a child when its
-// parent dies: the worker is then killed by the parent on cancellation
-// only.
-func dieWithParent(cmd *exec.Cmd) {}
+// contain does nothing where the kernel cannot kill a child when its
+// parent dies: the worker alone is then killed by the parent on
+// cancellation.
+func contain(cmd *exec.Cmd) {}

@@ -537,3 +537,16 @@ func TestSourcePixelLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestTighter(t *testing.T) {
+	for _, tc := range []struct{ a, b, want int }{
+		{0, 0, 0}, {0, 5, 5}, {5, 0, 5}, {3, 5, 3}, {5, 3, 3},
+	} {
+		if got := Tighter(tc.a, tc.b); got != tc.want {
+			t.Errorf("Tighter(%d, %d) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+	if got := Tighter[int64](1<<40, 0); got != 1<<40 {
+		t.Errorf("int64: %d", got)
+	}
+}

@@ -62,6 +62,16 @@ type Limits struct {
 	MaxSourcePixels int64
 }
 
+// Tighter returns the tighter of two limits where 0 means none: the
+// smaller non-zero one. Settings, plugins' degraded access and per-format
+// limits are all combined with it.
+func Tighter[T int | int64](a, b T) T {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
 // FormatLimits are the limits for one output format. Zero means no limit.
 type FormatLimits struct {
 	MaxWidth, MaxHeight int

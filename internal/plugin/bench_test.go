@@ -88,3 +88,30 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkPerRequest measures what the host itself costs per request, in
+// allocations above all: the cache-key fingerprint of a hook (asked on
+// every image request) and one guest call with a payload made beforehand
+// (so only the host's encoding, call and decoding count).
+func BenchmarkPerRequest(b *testing.B) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := newHost(b, Options{Logger: log}, Spec{Path: plugintest.Build(b, "auth-token")}, Spec{Path: plugintest.Build(b, "watermark")})
+	b.Run("fingerprint", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if h.Fingerprint(HookOverlay) == "" {
+				b.Fatal("no fingerprint")
+			}
+		}
+	})
+	b.Run("call", func(b *testing.B) {
+		req := &Request{ID: "photo", Version: 3, Kind: "image", Method: "GET", Header: http.Header{"Authorization": {"Bearer letmein"}}}
+		payload := req.fields()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := h.plugins[0].Call(context.Background(), HookAuthorize, payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

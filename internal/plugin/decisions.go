@@ -31,7 +31,20 @@ const (
 	maxDecisions = 10000
 )
 
-// key returns the cache key of a request for the vary list.
+// parseVary splits a comma-separated list of request field names (an
+// authorize reply's "vary", an overlay plugin's "overlay-vary").
+func parseVary(s string) []string {
+	var vary []string
+	for _, k := range strings.Split(s, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			vary = append(vary, k)
+		}
+	}
+	return vary
+}
+
+// varyKey returns the key of a request's fields named in vary: requests
+// with equal keys have equal values of those fields.
 func varyKey(payload Fields, vary []string) string {
 	var b strings.Builder
 	for _, k := range vary {
@@ -66,12 +79,7 @@ func (c *decisionCache) put(payload, reply Fields) {
 		return
 	}
 	ttl := min(time.Duration(secs*float64(time.Second)), maxTTL)
-	var vary []string
-	for _, k := range strings.Split(reply.Get("vary"), ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			vary = append(vary, k)
-		}
-	}
+	vary := parseVary(reply.Get("vary"))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil || len(c.entries) >= maxDecisions || !equal(vary, c.vary) {

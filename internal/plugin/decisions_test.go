@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"fmt"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -38,5 +40,44 @@ func TestDecisionCache(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 	if _, ok := c.get(req("d", "full")); ok {
 		t.Error("an expired reply was reused")
+	}
+}
+
+// TestOverlayFields: an overlay is given the request's own fields and
+// only the client fields it declared.
+func TestOverlayFields(t *testing.T) {
+	r := &Request{ID: "a", Version: 3, Kind: "image", Region: "full", Method: "GET", Client: "10.0.0.1:5",
+		Header: http.Header{"Cookie": {"session=alice; other=x"}, "X-Institution": {"uni"}, "Authorization": {"Bearer t"}}}
+	all := r.fields()
+	for _, tt := range []struct {
+		vary     string
+		want     []string
+		declined bool
+	}{
+		{"", nil, false},
+		{"cookie:session", []string{"cookie:session"}, false},
+		{"header:X-Institution, client", []string{"client", "header:x-institution"}, false},
+		{"region", nil, true},
+		{"cookie:", nil, true},
+	} {
+		vary, err := overlayVary(tt.vary)
+		if (err != nil) != tt.declined {
+			t.Fatalf("%q: %v", tt.vary, err)
+		}
+		if err != nil {
+			continue
+		}
+		var got []string
+		for _, f := range overlayFields(all, vary) {
+			if clientField(f.Key) {
+				got = append(got, f.Key)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%q: client fields %v, want %v", tt.vary, got, tt.want)
+		}
+		if f := overlayFields(all, vary); f.Get("id") != "a" || f.Get("region") != "full" {
+			t.Errorf("%q: the request's own fields are missing", tt.vary)
+		}
 	}
 }

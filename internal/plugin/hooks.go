@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/plan"
 )
 
 // Resolve asks the plugins exporting resolve, in order, where the image of
@@ -134,8 +136,8 @@ func (h *Host) Authorize(ctx context.Context, r *Request) (Access, error) {
 		}
 		switch action := reply.Get("action"); action {
 		case "", "allow":
-			a.MaxWidth = tighter(a.MaxWidth, atoi(reply.Get("max-width")))
-			a.MaxHeight = tighter(a.MaxHeight, atoi(reply.Get("max-height")))
+			a.MaxWidth = plan.Tighter(a.MaxWidth, atoi(reply.Get("max-width")))
+			a.MaxHeight = plan.Tighter(a.MaxHeight, atoi(reply.Get("max-height")))
 		case "deny":
 			d := &Denied{Status: http.StatusForbidden, Message: reply.Get("message"), Challenge: reply.Get("challenge")}
 			if reply.Get("status") == "401" {
@@ -163,14 +165,6 @@ func (h *Host) Authorize(ctx context.Context, r *Request) (Access, error) {
 		}
 	}
 	return a, nil
-}
-
-// tighter returns the smaller of two limits where 0 is none.
-func tighter(a, b int) int {
-	if a == 0 || (b > 0 && b < a) {
-		return b
-	}
-	return a
 }
 
 func atoi(s string) int {
@@ -224,21 +218,85 @@ type Overlay struct {
 	Opacity float64 // 0..1
 }
 
+// clientField reports whether a request field is a fact of the client
+// (its address, a header, a cookie) rather than of the IIIF request.
+func clientField(key string) bool {
+	return key == "client" || strings.HasPrefix(key, "header:") || strings.HasPrefix(key, "cookie:")
+}
+
+// overlayVary parses a configure reply's "overlay-vary": the client
+// fields an overlay depends on, which only then it is given.
+func overlayVary(s string) ([]string, error) {
+	vary := parseVary(s)
+	for i, k := range vary {
+		if !clientField(k) || k == "header:" || k == "cookie:" {
+			return nil, fmt.Errorf("overlay-vary names %q; it may name client, header:NAME and cookie:NAME (the request's own fields are always given)", k)
+		}
+		if name, ok := strings.CutPrefix(k, "header:"); ok {
+			vary[i] = "header:" + strings.ToLower(name)
+		}
+	}
+	slices.Sort(vary)
+	return slices.Compact(vary), nil
+}
+
+// overlayFields returns the fields of all that an overlay declaring
+// vary is given: the request's own, and the client fields it declared.
+func overlayFields(all Fields, vary []string) Fields {
+	f := make(Fields, 0, len(all))
+	for _, x := range all {
+		if !clientField(x.Key) || slices.Contains(vary, x.Key) {
+			f = append(f, x)
+		}
+	}
+	return f
+}
+
+// OverlayKey returns what identifies r's client among the outputs of the
+// overlay plugins: the values of the client fields they declared
+// (overlay-vary), or "" when they declared none, as overlays that depend
+// on the request alone. It belongs in the cache key of every image.
+func (h *Host) OverlayKey(r *Request) string {
+	if h == nil {
+		return ""
+	}
+	st := h.state.Load()
+	if len(st.overlayVary) == 0 {
+		return ""
+	}
+	return varyKey(r.fields(), st.overlayVary)
+}
+
+// OverlayVary says what the overlay plugins' declarations make of image
+// responses: the header names for Vary ("" when none), and whether the
+// output depends on credentials (cookies, Authorization) or the client's
+// address, so that only the client itself may keep it (Cache-Control:
+// private, and no shared derivative cache).
+func (h *Host) OverlayVary() (vary string, private bool) {
+	if h == nil {
+		return "", false
+	}
+	st := h.state.Load()
+	return st.overlayHeader, st.overlayPrivate
+}
+
 // Overlay asks the plugins exporting overlay, in order, for an image to
 // put over the output of r, which is width × height pixels. The first
-// that answers with a PNG decides; nil when none does.
+// that answers with a PNG decides; nil when none does. Each is given the
+// request's own fields and only the client fields it declared.
 func (h *Host) Overlay(ctx context.Context, r *Request, width, height int) (*Overlay, error) {
-	var f Fields
+	var all Fields
 	for _, p := range h.plugins {
-		if !p.cur.Load().hooks[HookOverlay] {
+		m := p.cur.Load()
+		if !m.hooks[HookOverlay] {
 			continue
 		}
-		if f == nil {
-			f = r.fields()
-			f.Append("width", strconv.Itoa(width))
-			f.Append("height", strconv.Itoa(height))
+		if all == nil {
+			all = r.fields()
+			all.Append("width", strconv.Itoa(width))
+			all.Append("height", strconv.Itoa(height))
 		}
-		reply, err := p.Call(ctx, HookOverlay, f)
+		reply, err := p.Call(ctx, HookOverlay, overlayFields(all, m.overlayVary))
 		if err != nil {
 			return nil, err
 		}

@@ -17,10 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -110,6 +112,67 @@ type Host struct {
 	plugins []*Plugin
 	stop    context.CancelFunc
 	done    sync.WaitGroup
+
+	// state is what requests need to know about the modules loaded now,
+	// computed when one is loaded; refreshMu orders the computations.
+	state     atomic.Pointer[hostState]
+	refreshMu sync.Mutex
+}
+
+// hostState is computed once per load or reload, not per request.
+type hostState struct {
+	// fingerprints holds Fingerprint's answer for each hook.
+	fingerprints map[string]string
+	// overlayVary is every client field (sorted) that an overlay plugin
+	// declared its overlay depends on; overlayHeader is what it makes
+	// of the response's Vary header, and overlayPrivate says it
+	// depends on credentials or the client's address.
+	overlayVary    []string
+	overlayHeader  string
+	overlayPrivate bool
+}
+
+// refresh recomputes the state from the modules running now.
+func (h *Host) refresh() {
+	h.refreshMu.Lock()
+	defer h.refreshMu.Unlock()
+	st := &hostState{fingerprints: map[string]string{}}
+	for _, hook := range hooks {
+		var parts []string
+		for _, p := range h.plugins {
+			if m := p.cur.Load(); m != nil && m.hooks[hook] {
+				parts = append(parts, p.name+"="+m.hash)
+			}
+		}
+		st.fingerprints[hook] = strings.Join(parts, ",")
+	}
+	seen := map[string]bool{}
+	for _, p := range h.plugins {
+		m := p.cur.Load()
+		if m == nil || !m.hooks[HookOverlay] {
+			continue
+		}
+		for _, k := range m.overlayVary {
+			seen[k] = true
+		}
+	}
+	st.overlayVary = sortedKeys(seen)
+	var names []string
+	for _, k := range st.overlayVary {
+		switch name, isHeader := strings.CutPrefix(k, "header:"); {
+		case k == "client":
+			// No header names an address: only private works.
+			st.overlayPrivate = true
+		case strings.HasPrefix(k, "cookie:"), name == "cookie":
+			st.overlayPrivate = true
+			names = append(names, "Cookie")
+		case isHeader:
+			names = append(names, http.CanonicalHeaderKey(name))
+			st.overlayPrivate = st.overlayPrivate || name == "authorization"
+		}
+	}
+	st.overlayHeader = strings.Join(slices.Compact(names), ", ")
+	h.state.Store(st)
 }
 
 // New compiles and starts every plugin of specs (each must compile,
@@ -160,6 +223,7 @@ func New(ctx context.Context, specs []Spec, opt Options) (*Host, error) {
 		}
 		h.plugins = append(h.plugins, p)
 	}
+	h.refresh()
 	wctx, cancel := context.WithCancel(context.Background())
 	h.stop = cancel
 	if opt.Reload > 0 {
@@ -252,17 +316,12 @@ func (h *Host) Has(hook string) bool {
 // exporting hook, as loaded now: responses that depend on the hook are
 // cached under it, so a reloaded module or a changed configuration never
 // meets an entry made by the old one. Empty when no plugin exports it.
+// It is computed when a module is loaded, not per request.
 func (h *Host) Fingerprint(hook string) string {
 	if h == nil {
 		return ""
 	}
-	var parts []string
-	for _, p := range h.plugins {
-		if m := p.cur.Load(); m.hooks[hook] {
-			parts = append(parts, p.name+"="+m.hash)
-		}
-	}
-	return strings.Join(parts, ",")
+	return h.state.Load().fingerprints[hook]
 }
 
 // Plugin is one loaded plugin; its module may be swapped by hot reload.
@@ -291,8 +350,13 @@ type module struct {
 	compiled wazero.CompiledModule
 	hash     string
 	hooks    map[string]bool
-	idle     chan *instance
-	slots    chan struct{} // one per running call
+	// overlayVary lists the client fields (client, header:NAME,
+	// cookie:NAME) the module's overlay is given, as its configure reply
+	// declared them: it sees no others, and its output is cached per
+	// value of each.
+	overlayVary []string
+	idle        chan *instance
+	slots       chan struct{} // one per running call
 	// decisions remembers authorize replies that said how long they hold
 	// and which request fields they depend on.
 	decisions decisionCache
@@ -350,10 +414,17 @@ func (p *Plugin) load(ctx context.Context) error {
 		cm.Close(ctx)
 		return err
 	}
+	if m.overlayVary, err = overlayVary(inst.configReply.Get("overlay-vary")); err != nil {
+		inst.mod.Close(ctx)
+		cm.Close(ctx)
+		return fmt.Errorf("plugin %s: configure: %w", p.name, err)
+	}
+	inst.configReply = nil
 	m.idle <- inst
 	if old := p.cur.Swap(m); old != nil {
 		old.retire()
 	}
+	p.host.refresh()
 	p.log.Info("plugin loaded", "hooks", strings.Join(sortedKeys(m.hooks), ","), "sha256", hash[:12])
 	return nil
 }
@@ -390,7 +461,20 @@ type instance struct {
 	// iiifd_alloc: payloads that fit are written there without asking
 	// again (one guest call per hook call, not two).
 	buf, bufCap uint32
+	// configReply is the reply of configure, until load reads it.
+	configReply Fields
+	// enc is the buffer payloads are encoded into, reused by every call
+	// of the instance (one call at a time).
+	enc []byte
+	// deadline closes the instance when a call runs over its time
+	// limit; made once, reset for each call.
+	deadline *time.Timer
 }
+
+// maxEncKeep is the largest encoding buffer an instance keeps between
+// calls; a larger payload (an info.json document) gets a buffer of its
+// own.
+const maxEncKeep = 64 << 10
 
 func (m *module) instantiate(ctx context.Context) (*instance, error) {
 	p := m.p
@@ -433,6 +517,7 @@ func (m *module) instantiate(ctx context.Context) (*instance, error) {
 			mod.Close(ctx)
 			return nil, fmt.Errorf("plugin %s: configuration refused: %s", p.name, msg)
 		}
+		inst.configReply = reply
 	}
 	return inst, nil
 }
@@ -504,11 +589,16 @@ func (p *Plugin) Call(ctx context.Context, hook string, payload Fields) (Fields,
 			return nil, fault.Wrap(fault.Internal, err, "plugin %s could not start", p.name)
 		}
 	}
-	reply, err, intact := inst.callBounded(ctx, p.host.opt.Timeout, inst.hooks[hook], payload.AppendEncode(make([]byte, 0, payload.Size())))
+	inst.enc = payload.AppendEncode(inst.enc[:0])
+	reply, err, intact := inst.callBounded(ctx, p.host.opt.Timeout, inst.hooks[hook], inst.enc)
+	if cap(inst.enc) > maxEncKeep {
+		inst.enc = nil
+	}
 	if err != nil {
 		oom := inst.outOfMemory(p.host.opt.MemoryLimit)
+		mem := inst.memorySize()
 		inst.mod.Close(context.Background())
-		return nil, p.callError(ctx, hook, err, oom)
+		return nil, p.callError(ctx, hook, err, oom, mem)
 	}
 	if !intact {
 		// The deadline passed as the call returned: the instance may be
@@ -530,15 +620,32 @@ func (p *Plugin) Call(ctx context.Context, hook string, payload Fields) (Fields,
 // intact is false when the instance may have been closed.
 func (i *instance) callBounded(ctx context.Context, d time.Duration, f api.Function, payload []byte) (reply Fields, err error, intact bool) {
 	bg := context.Background()
-	timer := time.AfterFunc(d, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeDeadlineExceeded) })
-	stop := context.AfterFunc(ctx, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeContextCanceled) })
+	if i.deadline == nil {
+		i.deadline = time.AfterFunc(d, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeDeadlineExceeded) })
+	} else {
+		i.deadline.Reset(d)
+	}
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		// A context that cannot end (iiifd check, benchmarks) needs no
+		// watching.
+		stop = context.AfterFunc(ctx, func() { i.mod.CloseWithExitCode(bg, sys.ExitCodeContextCanceled) })
+	}
 	i.out.oom = false
 	reply, err = i.call(bg, f, payload)
-	intact = timer.Stop()
+	intact = i.deadline.Stop()
 	if !stop() && ctx.Err() != nil {
 		intact = false
 	}
 	return reply, err, intact
+}
+
+// memorySize is the size of the instance's linear memory, in bytes.
+func (i *instance) memorySize() int64 {
+	if mem := i.mod.Memory(); mem != nil {
+		return int64(mem.Size())
+	}
+	return 0
 }
 
 // outOfMemory tells whether a failed instance ran out of memory: its
@@ -551,7 +658,7 @@ func (i *instance) outOfMemory(limit int64) bool {
 	return i.out.oom
 }
 
-func (p *Plugin) callError(ctx context.Context, hook string, err error, oom bool) error {
+func (p *Plugin) callError(ctx context.Context, hook string, err error, oom bool, memory int64) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -569,7 +676,7 @@ func (p *Plugin) callError(ctx context.Context, hook string, err error, oom bool
 	default:
 		reason = "trapped"
 	}
-	p.log.Error("plugin call failed; instance discarded", "hook", hook, "reason", reason, "error", err)
+	p.log.Error("plugin call failed; instance discarded", "hook", hook, "reason", reason, "memory", memory, "error", err)
 	// The cause is kept as text only: wazero's exit error matches
 	// context.DeadlineExceeded, which would read as the request's own
 	// deadline (a 503) rather than the plugin's fault.

@@ -182,7 +182,8 @@ func TestSandbox(t *testing.T) {
 	for _, tt := range tests {
 		name := strings.TrimSuffix(filepath.Base(tt.plugin), ".wasm")
 		t.Run(name, func(t *testing.T) {
-			h2 := newHost(t, Options{Timeout: tt.timeout, MemoryLimit: 32 << 20}, Spec{Path: tt.plugin})
+			var failed failures
+			h2 := newHost(t, Options{Timeout: tt.timeout, MemoryLimit: 32 << 20, Logger: slog.New(failureLog{&failed})}, Spec{Path: tt.plugin})
 			for range 3 { // and again on fresh instances
 				start := time.Now()
 				_, err := h2.Authorize(context.Background(), &Request{ID: "x", Kind: "image"})
@@ -197,17 +198,17 @@ func TestSandbox(t *testing.T) {
 					t.Errorf("stopped after %v, want within %v", took, tt.within)
 				}
 			}
-			// The guest's own memory never went past the limit: the
-			// failed instances were discarded, and the idle one left
-			// from the load is within bounds.
-			m := h2.plugins[0].cur.Load()
-			select {
-			case inst := <-m.idle:
-				if size := inst.mod.Memory().Size(); size > 32<<20 {
-					t.Errorf("memory %d over the limit", size)
+			// Each failed instance was discarded, and its memory, as
+			// the log reports it, never went past the limit.
+			failed.mu.Lock()
+			defer failed.mu.Unlock()
+			if len(failed.memory) != 3 {
+				t.Fatalf("%d failures logged with their memory, want 3", len(failed.memory))
+			}
+			for _, size := range failed.memory {
+				if size <= 0 || size > 32<<20 {
+					t.Errorf("a failed instance had %d bytes of memory; the limit is %d", size, 32<<20)
 				}
-				m.idle <- inst
-			default:
 			}
 		})
 	}
@@ -342,4 +343,28 @@ func TestHotReload(t *testing.T) {
 		t.Errorf("call failed during reload: %v", err)
 	}
 	t.Logf("%d calls during the reloads", calls.Load())
+}
+
+// failures collects the memory size that each "instance discarded" log
+// record reports.
+type failures struct {
+	mu     sync.Mutex
+	memory []int64
+}
+
+type failureLog struct{ f *failures }
+
+func (l failureLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l failureLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l failureLog) WithGroup(string) slog.Handler            { return l }
+func (l failureLog) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "memory" {
+			l.f.mu.Lock()
+			l.f.memory = append(l.f.memory, a.Value.Int64())
+			l.f.mu.Unlock()
+		}
+		return true
+	})
+	return nil
 }

@@ -71,35 +71,50 @@ func (f Fields) AppendEncode(b []byte) []byte {
 }
 
 // Decode parses a payload. It never panics and never allocates more than
-// the payload's length in strings, whatever the input.
+// the payload's length in strings, whatever the input: the payload is
+// copied once, the keys and values are parts of that copy, and the list
+// is made at its final length (two allocations whatever the fields).
 func Decode(b []byte) (Fields, error) {
 	if len(b) > maxPayload {
 		return nil, fmt.Errorf("%w: %d bytes is over the %d byte limit", errMalformed, len(b), maxPayload)
 	}
-	var f Fields
-	for len(b) > 0 {
-		k, rest, err := cut(b)
+	// Count first, so that the list is allocated once.
+	n := 0
+	for rest := b; len(rest) > 0; n++ {
+		var err error
+		if _, rest, err = cut(rest); err == nil {
+			_, rest, err = cut(rest)
+		}
 		if err != nil {
 			return nil, err
 		}
-		v, rest, err := cut(rest)
-		if err != nil {
-			return nil, err
-		}
-		f = append(f, Field{k, v})
-		b = rest
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	s := string(b)
+	f := make(Fields, 0, n)
+	for off := 0; off < len(s); {
+		kl := int(binary.LittleEndian.Uint32(b[off:]))
+		k := s[off+4 : off+4+kl]
+		off += 4 + kl
+		vl := int(binary.LittleEndian.Uint32(b[off:]))
+		f = append(f, Field{k, s[off+4 : off+4+vl]})
+		off += 4 + vl
 	}
 	return f, nil
 }
 
-func cut(b []byte) (string, []byte, error) {
+// cut checks one length-prefixed part at the start of b and returns it
+// and the rest.
+func cut(b []byte) ([]byte, []byte, error) {
 	if len(b) < 4 {
-		return "", nil, fmt.Errorf("%w: truncated length", errMalformed)
+		return nil, nil, fmt.Errorf("%w: truncated length", errMalformed)
 	}
 	n := binary.LittleEndian.Uint32(b)
 	b = b[4:]
 	if uint64(n) > uint64(len(b)) {
-		return "", nil, fmt.Errorf("%w: a field of %d bytes in %d remaining", errMalformed, n, len(b))
+		return nil, nil, fmt.Errorf("%w: a field of %d bytes in %d remaining", errMalformed, n, len(b))
 	}
-	return string(b[:n]), b[n:], nil
+	return b[:n], b[n:], nil
 }

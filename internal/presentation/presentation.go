@@ -4,7 +4,8 @@
 // Collection of such manifests, split into pages for large roots.
 //
 // It is pure: it builds documents from values (URLs, sizes, labels) and
-// imports only the standard library. The HTTP layer finds the values.
+// imports only the standard library and the pure iiif package (which
+// names image services). The HTTP layer finds the values.
 package presentation
 
 import (
@@ -12,6 +13,8 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+
+	"github.com/iiifd/iiifd/internal/iiif"
 )
 
 // Context is the JSON-LD context of Presentation 3.0 documents.
@@ -50,8 +53,9 @@ func (u URLs) Manifest(id string) string {
 	return u.Base + "/iiif/presentation/3/" + esc(id) + "/manifest"
 }
 
-// Service is the Image API 3 service (base URI) of id.
-func (u URLs) Service(id string) string { return u.Base + "/iiif/3/" + esc(id) }
+// Service is the Image API 3 service (base URI) of id, as the image
+// server names it (iiif.ServiceID).
+func (u URLs) Service(id string) string { return iiif.ServiceID(u.Base, iiif.V3, id) }
 
 // Collection is the URL of the collection of all images; page 0 is the
 // top collection, pages from 1 hold the manifests.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/iiifd/iiifd/internal/iiif"
 )
 
 // decode round-trips a document through JSON, so the tests check what
@@ -217,5 +219,20 @@ func TestThumbnailWithoutSize(t *testing.T) {
 	r := URLs{Base: "http://h"}.thumbnail(Image{ID: "a/b"})
 	if r.ID != "http://h/iiif/3/a%2Fb/full/!256,256/0/default.jpg" || r.Width != 0 || r.Height != 0 {
 		t.Errorf("%+v", r)
+	}
+}
+
+// TestServiceURL: documents name the image service exactly as the image
+// server does (its info.json id and Link headers), whatever the base.
+func TestServiceURL(t *testing.T) {
+	for _, base := range []string{"https://example.org", "https://example.org/", "http://h:8080/pre/fix/"} {
+		for _, id := range []string{"a.jpg", "sub/dir/x y#?.tif", "ü%2F"} {
+			if got, want := (URLs{Base: base}).Service(id), iiif.ServiceID(base, iiif.V3, id); got != want {
+				t.Errorf("%q %q: %s, want %s", base, id, got, want)
+			}
+		}
+	}
+	if got := (URLs{Base: "https://example.org/"}).Service("a/b"); got != "https://example.org/iiif/3/a%2Fb" {
+		t.Errorf("got %s", got)
 	}
 }

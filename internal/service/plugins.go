@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/iiifd/iiifd/internal/cache"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/pixels"
@@ -52,39 +53,70 @@ func pluginRequest(ctx context.Context, v iiif.Version, id string, req *iiif.Req
 	return r
 }
 
-// admit runs the authorize hook (before anything is looked up, so a
-// cached response is never served to a client that may not have it) and
-// the resolve hook. It returns the key to resolve and the access granted;
-// without plugins, id itself and full access.
-func (s *Service) admitPlugins(ctx context.Context, v iiif.Version, id string, req *iiif.Request) (string, plugin.Access, error) {
+// grant is what plugins decided about a client's request before anything
+// is looked up: the access authorize allowed and, for images, what the
+// overlay plugins' output depends on besides the request.
+type grant struct {
+	plugin.Access
+	// overlay is the client's values of the client fields the overlay
+	// plugins declared they depend on (plugin.Host.OverlayKey), "" when
+	// they declared none: part of the image's cache key and ETag, so
+	// one client's overlay is never served to another.
+	overlay string
+	// private says the overlay depends on credentials or the client's
+	// address: the image is not kept in the derivative cache at all (it
+	// would serve one client only; the client's own cache revalidates
+	// with the ETag).
+	private bool
+}
+
+// admitPlugins runs the authorize hook (before anything is looked up, so
+// a cached response is never served to a client that may not have it)
+// and the resolve hook, and for images (req not nil) finds the overlay's
+// client key. It returns the key to resolve and the grant; without
+// plugins, id itself and full access.
+func (s *Service) admitPlugins(ctx context.Context, v iiif.Version, id string, req *iiif.Request) (string, grant, error) {
 	h := s.cfg.Plugins
 	if h == nil {
-		return id, plugin.Access{}, nil
+		return id, grant{}, nil
 	}
-	var access plugin.Access
+	var g grant
+	var preq *plugin.Request
 	if h.Has(plugin.HookAuthorize) {
+		preq = pluginRequest(ctx, v, id, req)
 		var err error
-		if access, err = h.Authorize(ctx, pluginRequest(ctx, v, id, req)); err != nil {
-			return "", access, err
+		if g.Access, err = h.Authorize(ctx, preq); err != nil {
+			return "", g, err
 		}
 	}
+	if vary, private := h.OverlayVary(); req != nil && (vary != "" || private) {
+		// The overlay plugins declared client fields (every declared
+		// field makes a Vary header or private).
+		if preq == nil {
+			preq = pluginRequest(ctx, v, id, req)
+		}
+		g.overlay, g.private = h.OverlayKey(preq), private
+	}
 	if !h.Has(plugin.HookResolve) {
-		return id, access, nil
+		return id, g, nil
 	}
 	key, err := h.Resolve(ctx, id)
-	return key, access, err
+	return key, g, err
+}
+
+// cacheFor returns the derivative cache for an image of grant g: none
+// when its bytes are one client's.
+func (s *Service) cacheFor(g grant) *cache.Cache {
+	if g.private {
+		return nil
+	}
+	return s.cfg.Cache
 }
 
 // degraded returns the limits for a client with limited access: the
 // configured ones tightened to the access's maximum size.
-func degraded(l plan.Limits, a plugin.Access) plan.Limits {
-	tight := func(cur, lim int) int {
-		if lim > 0 && (cur == 0 || lim < cur) {
-			return lim
-		}
-		return cur
-	}
-	l.MaxWidth, l.MaxHeight = tight(l.MaxWidth, a.MaxWidth), tight(l.MaxHeight, a.MaxHeight)
+func degraded(l plan.Limits, a grant) plan.Limits {
+	l.MaxWidth, l.MaxHeight = plan.Tighter(l.MaxWidth, a.MaxWidth), plan.Tighter(l.MaxHeight, a.MaxHeight)
 	return l
 }
 
@@ -92,7 +124,7 @@ func degraded(l plan.Limits, a plugin.Access) plan.Limits {
 // resolution than limited access allows: the limit bounds the whole
 // image's size at the requested scale, so that tiles cannot add up to
 // more than the client may see.
-func checkResolution(p *plan.Plan, img plan.Image, a plugin.Access) error {
+func checkResolution(p *plan.Plan, img plan.Image, a grant) error {
 	if !a.Limited() {
 		return nil
 	}
@@ -100,7 +132,7 @@ func checkResolution(p *plan.Plan, img plan.Image, a plugin.Access) error {
 	fw := int64(p.Width) * int64(img.Width) / int64(max(p.Region.Dx(), 1))
 	fh := int64(p.Height) * int64(img.Height) / int64(max(p.Region.Dy(), 1))
 	if (a.MaxWidth > 0 && fw > int64(a.MaxWidth)) || (a.MaxHeight > 0 && fh > int64(a.MaxHeight)) {
-		return fault.New(fault.Forbidden, "this image is available to you only up to %s pixels; request a smaller size", accessSize(a))
+		return fault.New(fault.Forbidden, "this image is available to you only up to %s pixels; request a smaller size", accessSize(a.Access))
 	}
 	return nil
 }
@@ -116,18 +148,24 @@ func accessSize(a plugin.Access) string {
 	return w + "×" + h
 }
 
-// accessKey is the part of cache keys and ETags that limited access adds.
-func accessKey(a plugin.Access) string {
-	if !a.Limited() {
-		return ""
+// accessKey is the part of cache keys and ETags that the grant adds:
+// limited access, and the client's values of the fields an overlay
+// depends on.
+func accessKey(g grant) string {
+	k := ""
+	if g.Limited() {
+		k = "access " + accessSize(g.Access)
 	}
-	return "access " + accessSize(a)
+	if g.overlay != "" {
+		k += "\x00overlay " + g.overlay
+	}
+	return k
 }
 
 // limitInfo tightens an info.json document's tiles to limited access:
 // only scale factors at which the whole image fits the limits remain (the
 // smallest one at least).
-func limitInfo(ii *iiif.ImageInfo, a plugin.Access) {
+func limitInfo(ii *iiif.ImageInfo, a grant) {
 	if !a.Limited() {
 		return
 	}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -232,12 +231,8 @@ func (s *Service) Purge(ctx context.Context, id string) error {
 	return errors.Join(errs...)
 }
 
-// ServiceID returns the IIIF id of an image service: base, the version's
-// prefix and the identifier with every reserved character (slashes
-// included) percent-encoded.
-func ServiceID(base string, v iiif.Version, id string) string {
-	return fmt.Sprintf("%s/iiif/%d/%s", strings.TrimSuffix(base, "/"), int(v), url.PathEscape(id))
-}
+// ServiceID returns the IIIF id of an image service (iiif.ServiceID).
+func ServiceID(base string, v iiif.Version, id string) string { return iiif.ServiceID(base, v, id) }
 
 // imageInfo assembles info.json's facts: the source's own tiling (or the
 // configured tile size) and the scale factors whose tiles are stored (see
@@ -445,7 +440,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		Canonical:   canon,
 		obj:         obj,
 		admit:       s.cfg.Admit,
-		cache:       s.cfg.Cache,
+		cache:       s.cacheFor(access),
 		CacheStatus: "MISS",
 	}
 	if s.cfg.Plugins.Has(plugin.HookOverlay) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/presentation"
 	"github.com/iiifd/iiifd/internal/resolve"
@@ -303,8 +304,8 @@ func (h *Handler) document(w http.ResponseWriter, r *http.Request, doc any, etag
 	hd.Set("Cache-Control", "no-cache")
 	if etag != "" {
 		hd.Set("ETag", etag)
-		if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, etag) {
-			w.WriteHeader(http.StatusNotModified)
+		if status := httpapi.Preconditions(r, etag, time.Time{}); status != 0 {
+			w.WriteHeader(status)
 			return
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/presentation"
 	"github.com/iiifd/iiifd/internal/probe"
@@ -233,10 +233,8 @@ func sanitize(name string) string {
 // admin lets through requests that carry the admin token.
 func (h *Handler) admin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.AdminToken)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="iiifd admin"`)
-			h.failJSON(w, r, fault.New(fault.Unauthorized, "a valid admin bearer token is required"))
+		if err := httpapi.CheckAdminToken(r, h.cfg.AdminToken); err != nil {
+			h.failJSON(w, r, err)
 			return
 		}
 		next(w, r)
@@ -311,16 +309,28 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tmp.Close()
+	timeout := h.ingestTimeout(n)
 	j := h.jobs.start(id, func(ctx context.Context, progress func(int)) error {
 		defer os.Remove(tmp.Name())
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		// Run kills the worker (its whole process group) when ctx ends
+		// and removes its work directory.
 		err := ingest.Run(ctx, tmp.Name(), dst, ingest.Options{Format: ingest.FormatPTIFF, Progress: progress}, h.cfg.Ingest)
 		if err == nil {
 			h.listing.forget()
 		}
-		if errors.Is(err, ingest.ErrExists) {
+		switch {
+		case errors.Is(err, ingest.ErrExists):
 			return refuse(http.StatusConflict, "an image named %q exists already", id)
-		}
-		if err != nil {
+		case errors.Is(err, context.DeadlineExceeded):
+			return fault.Wrap(fault.Unavailable, err, "the conversion ran over its time limit of %v and was stopped", timeout.Round(time.Second))
+		case errors.Is(err, context.Canceled):
+			return err // the server is shutting down (see jobs.start)
+		case err != nil:
 			// Never a path in a message: name the upload as the client did.
 			msg := strings.ReplaceAll(err.Error(), tmp.Name(), filename)
 			msg = strings.ReplaceAll(msg, dst, id)
@@ -367,6 +377,15 @@ func (h *Handler) jobStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	b := base(r)
 	writeJSON(w, http.StatusOK, j.view(presentation.URLs{Base: b}, b+"/admin/images/"+j.id))
+}
+
+// ingestTimeout is the time limit of the ingest of an upload of n bytes,
+// 0 for none.
+func (h *Handler) ingestTimeout(n int64) time.Duration {
+	if h.cfg.IngestTimeout <= 0 {
+		return 0
+	}
+	return h.cfg.IngestTimeout + time.Duration(n>>20)*time.Second
 }
 
 // Job states.

@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/httpapi"
@@ -70,6 +71,10 @@ type Config struct {
 	// Ingest builds pyramids of uploads; ingest.Build (in this process)
 	// when nil. iiifd runs it in a child process (ingest.Subprocess).
 	Ingest ingest.Builder
+	// IngestTimeout bounds the ingest of one upload: this long plus a
+	// second per MiB of the upload (0 = no limit). Ingests still running
+	// at Close are stopped too.
+	IngestTimeout time.Duration
 	// PerPage is the number of images on a gallery page (default 24) and
 	// PerCollectionPage the number of manifests in a page of the
 	// collection (default 1000).
@@ -170,16 +175,19 @@ func base(r *http.Request) string { return httpapi.BaseURL(r) }
 // failJSON answers an error of a JSON route.
 func (h *Handler) failJSON(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := h.status(r, err)
+	if status == fault.StatusClientClosed {
+		return
+	}
+	fault.SetHeader(w.Header(), err, status)
 	writeJSON(w, status, map[string]any{"error": msg, "status": status})
 }
 
-// status maps err to its status and public message, logging faults.
+// status maps err to its status and public message as the IIIF routes
+// do (fault.Response), logging faults; overload and deadlines (503) are
+// expected, counted elsewhere, and not logged as faults.
 func (h *Handler) status(r *http.Request, err error) (int, string) {
-	status, msg := fault.Status(err)
-	if errors.Is(err, context.Canceled) {
-		status, msg = 499, "the request was cancelled"
-	}
-	if status >= 500 {
+	status, msg := fault.Response(err)
+	if status >= 500 && status != http.StatusServiceUnavailable {
 		h.log.Error("web request failed", "path", r.URL.Path, "request_id", httpapi.RequestID(r.Context()), "error", err)
 	}
 	return status, msg
@@ -312,9 +320,10 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, pag
 // page answers an error with an HTML page.
 func (h *Handler) page(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := h.status(r, err)
-	if status == 499 {
+	if status == fault.StatusClientClosed {
 		return
 	}
+	fault.SetHeader(w.Header(), err, status)
 	h.render(w, r, status, "error", map[string]any{"Title": http.StatusText(status), "Status": status, "Message": msg})
 }
 

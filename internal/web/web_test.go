@@ -16,8 +16,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +27,10 @@ import (
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/app/apptest"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/ingest"
+	"github.com/iiifd/iiifd/internal/plugin"
+	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/source/fs"
 	"github.com/iiifd/iiifd/internal/web"
 )
@@ -34,8 +39,34 @@ import (
 // `iiifd ingest --ingest-worker` is for the real program.
 const workerArg = "--ingest-worker"
 
+// slowIngestEnv, when set to a file name, makes the test binary's ingest
+// worker hang instead: it writes part of its output, starts a child of
+// its own (sleepArg) that would outlive it, writes that child's process
+// id to the file, and sleeps. Killing only the worker would leave the
+// child; the test checks that the worker's whole process group is gone.
+const (
+	slowIngestEnv = "IIIFD_TEST_SLOW_INGEST"
+	sleepArg      = "--sleep"
+)
+
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == sleepArg {
+		time.Sleep(time.Hour)
+		os.Exit(0)
+	}
 	if len(os.Args) > 1 && os.Args[1] == workerArg {
+		if pidFile := os.Getenv(slowIngestEnv); pidFile != "" {
+			out := os.Args[len(os.Args)-1]
+			os.WriteFile(out, []byte("II*\x00 a partial pyramid"), 0o644)
+			child := exec.Command(os.Args[0], sleepArg)
+			child.Stdout = os.Stdout // holds the worker's pipe open too
+			if err := child.Start(); err != nil {
+				os.Exit(3)
+			}
+			os.WriteFile(pidFile, []byte(strconv.Itoa(child.Process.Pid)), 0o644)
+			fmt.Println("progress 10")
+			time.Sleep(time.Hour)
+		}
 		os.Exit(ingest.ServeWorker(context.Background(), os.Args[2:], os.Stdout))
 	}
 	os.Exit(m.Run())
@@ -206,6 +237,21 @@ func TestDocuments(t *testing.T) {
 	res2, _ := get(t, srv.URL+"/iiif/presentation/3/julia.jpg/manifest", "If-None-Match", res.Header.Get("ETag"))
 	if res.Header.Get("ETag") == "" || res2.StatusCode != http.StatusNotModified {
 		t.Errorf("ETag %q, revalidation %d", res.Header.Get("ETag"), res2.StatusCode)
+	}
+	// The same preconditions as images (RFC 9110 §13.2.2): "*" matches any
+	// representation, an ETag inside another tag is no match, and
+	// If-Match is honoured.
+	for _, tc := range []struct {
+		header, value string
+		status        int
+	}{
+		{"If-None-Match", "*", http.StatusNotModified},
+		{"If-None-Match", `"x` + strings.Trim(res.Header.Get("ETag"), `"`) + `"`, http.StatusOK},
+		{"If-Match", `"other"`, http.StatusPreconditionFailed},
+	} {
+		if r, _ := get(t, srv.URL+"/iiif/presentation/3/julia.jpg/manifest", tc.header, tc.value); r.StatusCode != tc.status {
+			t.Errorf("%s: %s: %d, want %d", tc.header, tc.value, r.StatusCode, tc.status)
+		}
 	}
 	// CORS preflight.
 	req, _ := http.NewRequest("OPTIONS", srv.URL+"/iiif/presentation/3/julia.jpg/manifest", nil)
@@ -429,7 +475,7 @@ func TestUploadToSamples(t *testing.T) {
 }
 
 // TestUploadsAtOnce holds four uploads open: a fifth is refused with 503
-// and Retry-After, and is taken again once they end.
+// and Retry-After, and once they end an upload is taken again.
 func TestUploadsAtOnce(t *testing.T) {
 	root := t.TempDir()
 	srv := server(t, root, nil)
@@ -481,6 +527,22 @@ func TestUploadsAtOnce(t *testing.T) {
 			t.Errorf("held upload: %d", s)
 		}
 	}
+	// Their slots are free again (a handler may end a moment after its
+	// client gave up): an upload is received and ingested.
+	for retry := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		status, body := post(t, srv.URL+"/admin/images?wait=1&name=taken-again.png", token, "image/png", bytes.NewReader(img))
+		if status == http.StatusServiceUnavailable && time.Now().Before(retry) {
+			continue
+		}
+		if status != http.StatusCreated || body["state"] != "done" {
+			t.Fatalf("an upload after the held ones ended: %d %v, want 201 and done", status, body)
+		}
+		break
+	}
+	if _, err := os.Stat(filepath.Join(root, "taken-again.tif")); err != nil {
+		t.Errorf("the upload taken again was not ingested: %v", err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) && len(leftovers(t, root)) > 0 {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -552,3 +614,144 @@ func TestCollectionPages(t *testing.T) {
 // testClient bounds every request of these tests: a hang fails the test
 // that hangs, with its name, instead of the whole package at its timeout.
 var testClient = &http.Client{Timeout: 90 * time.Second}
+
+// failingImages answers every Info with err.
+type failingImages struct{ err error }
+
+func (f failingImages) Info(context.Context, iiif.Version, string, string) (*service.Info, error) {
+	return nil, f.err
+}
+
+type noList struct{}
+
+func (noList) List(context.Context, int, func(string) bool) ([]fs.Entry, error) { return nil, nil }
+
+// TestErrorPages: the pages and documents answer errors as the IIIF
+// routes do: an authorize refusal's challenge and redirect location are
+// sent, and a request that ran out of time is a 503 with Retry-After,
+// not a 500.
+func TestErrorPages(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+		header string
+		value  string
+	}{
+		{"challenge", &plugin.Denied{Status: 401, Message: "a token is required", Challenge: `Bearer realm="images"`}, 401, "WWW-Authenticate", `Bearer realm="images"`},
+		{"redirect", &plugin.Denied{Status: 303, Message: "see /login", Location: "https://example.org/login"}, 303, "Location", "https://example.org/login"},
+		{"deadline", fmt.Errorf("reading: %w", context.DeadlineExceeded), 503, "Retry-After", "1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := web.New(web.Config{Images: failingImages{tc.err}, List: noList{}, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, path := range []string{"/view/julia", "/iiif/presentation/3/julia/manifest"} {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+				if rec.Code != tc.status || rec.Header().Get(tc.header) != tc.value {
+					t.Errorf("%s: %d %s=%q, want %d %q", path, rec.Code, tc.header, rec.Header().Get(tc.header), tc.status, tc.value)
+				}
+			}
+		})
+	}
+}
+
+// alive reports whether the process whose pid is in the file at path
+// still runs a few seconds later (a killed process may take a moment to
+// end on a busy machine; a zombie, killed but not reaped, counts as
+// ended).
+func alive(t *testing.T, path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the slow worker left no pid: %v", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/stat")
+		if err != nil {
+			return false
+		}
+		if _, rest, _ := strings.Cut(string(stat), ") "); strings.HasPrefix(rest, "Z") {
+			return false
+		}
+	}
+	return true
+}
+
+// waitFor waits until the file at path exists.
+func waitFor(t *testing.T, path string) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow worker did not start")
+		}
+	}
+}
+
+// TestIngestTimeout: an ingest worker that hangs is killed at the time
+// limit with everything it started, its partial output is removed, and
+// the job says why it failed; on shutdown the same happens.
+func TestIngestTimeout(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc")
+	}
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	t.Setenv(slowIngestEnv, pidFile)
+	img := pngBytes(t, 300, 200)
+	t.Run("time limit", func(t *testing.T) {
+		root := t.TempDir()
+		// Long enough for the worker to start on a busy machine.
+		srv := server(t, root, func(c *config.Config) { c.IngestTimeout = 5 * time.Second })
+		start := time.Now()
+		status, body := post(t, srv.URL+"/admin/images?name=slow.png", token, "image/png", bytes.NewReader(img))
+		if status != http.StatusAccepted {
+			t.Fatalf("upload: %d %v", status, body)
+		}
+		waitFor(t, pidFile)
+		_, js := get(t, fmt.Sprint(body["url"])+"?wait=1", "Authorization", "Bearer "+token)
+		body = map[string]any{}
+		json.Unmarshal([]byte(js), &body)
+		status = 0
+		if v, ok := body["status"].(float64); ok {
+			status = int(v)
+		}
+		if d := time.Since(start); d > 60*time.Second {
+			t.Errorf("the job ended after %v", d)
+		}
+		if status != http.StatusServiceUnavailable || body["state"] != "failed" || !strings.Contains(fmt.Sprint(body["error"]), "time limit") {
+			t.Fatalf("%d %v, want a failed job (503) naming the time limit", status, body)
+		}
+		if alive(t, pidFile) {
+			t.Error("the worker's child outlived the time limit")
+		}
+		if l := leftovers(t, root); len(l) > 0 {
+			t.Errorf("left behind: %v", l)
+		}
+		if _, err := os.Stat(filepath.Join(root, "slow.tif")); err == nil {
+			t.Error("a partial slow.tif was published")
+		}
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		os.Remove(pidFile)
+		root := t.TempDir()
+		cfg := config.Default()
+		cfg.Root, cfg.AdminToken, cfg.CacheMemory = root, token, 0
+		cfg.IngestCommand = []string{os.Args[0], workerArg}
+		a, srv := apptest.Serve(t, cfg)
+		status, _ := post(t, srv.URL+"/admin/images?name=slow.png", token, "image/png", bytes.NewReader(img))
+		if status != http.StatusAccepted {
+			t.Fatalf("upload: %d", status)
+		}
+		waitFor(t, pidFile)
+		a.Close()
+		if alive(t, pidFile) {
+			t.Error("the worker's child outlived the shutdown")
+		}
+		if l := leftovers(t, root); len(l) > 0 {
+			t.Errorf("left behind: %v", l)
+		}
+	})
+}

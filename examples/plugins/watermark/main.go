@@ -4,11 +4,18 @@
 // larger than watermark.min-size pixels (default 400) on their longer
 // side: a square of diagonal stripes in the bottom-right corner, a
 // quarter of the shorter side wide, at watermark.opacity (default 0.5).
+//
+// With watermark.per-user=COOKIE the stripes get a colour of their own
+// for each value of that cookie (a per-user watermark), and requests
+// without it get none: the plugin declares that its overlay depends on
+// the cookie (iiifdplugin.OverlayVary), so iiifd gives it the cookie and
+// never serves one user's stamped image to another.
 package main
 
 import (
 	"bytes"
 	"fmt"
+	"hash/fnv"
 	"image"
 	"image/color"
 	"image/png"
@@ -20,8 +27,14 @@ import (
 var (
 	minSize = 400
 	opacity = 0.5
-	marks   = map[int][]byte{} // PNG by side length
+	perUser string                 // the cookie naming the user, if any
+	marks   = map[markKey][]byte{} // PNGs drawn
 )
+
+type markKey struct {
+	side int
+	ink  color.NRGBA
+}
 
 func init() {
 	iiifdplugin.Configure(func(cfg iiifdplugin.Fields) error {
@@ -39,6 +52,9 @@ func init() {
 			}
 			opacity = v
 		}
+		if perUser = cfg.Get("per-user"); perUser != "" {
+			iiifdplugin.OverlayVary("cookie:" + perUser)
+		}
 		return nil
 	})
 }
@@ -51,28 +67,40 @@ func stamp(req iiifdplugin.Fields) *iiifdplugin.Image {
 	if max(w, h) <= minSize {
 		return nil
 	}
+	ink := color.NRGBA{0, 0, 0, 255}
+	if perUser != "" {
+		user := req.Cookie(perUser)
+		if user == "" {
+			return nil
+		}
+		sum := fnv.New32a()
+		sum.Write([]byte(user))
+		v := sum.Sum32()
+		ink = color.NRGBA{uint8(v), uint8(v >> 8), uint8(v >> 16), 255}
+	}
 	side := max(min(w, h)/4, 8)
-	b, ok := marks[side]
+	k := markKey{side, ink}
+	b, ok := marks[k]
 	if !ok {
-		b = mark(side)
+		b = mark(side, ink)
 		if len(marks) > 64 {
 			clear(marks)
 		}
-		marks[side] = b
+		marks[k] = b
 	}
 	margin := side / 8
 	return &iiifdplugin.Image{PNG: b, X: w - side - margin, Y: h - side - margin, Opacity: opacity}
 }
 
-// mark draws the watermark: white and black diagonal stripes.
-func mark(side int) []byte {
+// mark draws the watermark: white diagonal stripes and stripes of ink.
+func mark(side int, ink color.NRGBA) []byte {
 	img := image.NewNRGBA(image.Rect(0, 0, side, side))
 	stripe := max(side/8, 1)
 	for y := range side {
 		for x := range side {
 			c := color.NRGBA{255, 255, 255, 255}
 			if ((x+y)/stripe)%2 == 1 {
-				c = color.NRGBA{0, 0, 0, 255}
+				c = ink
 			}
 			img.SetNRGBA(x, y, c)
 		}

@@ -150,13 +150,27 @@ var configure func(Fields) error
 // plugin is not loaded.
 func Configure(f func(config Fields) error) { configure = f }
 
+var overlayVary []string
+
+// OverlayVary declares the client fields ("client", "header:NAME",
+// "cookie:NAME") that the plugin's overlay depends on, for overlays that
+// differ by user or institution. The host gives the overlay only these
+// besides the request's own fields, keeps its output apart for each value
+// of them, and sends it to no other client: Vary names the headers, and a
+// dependence on cookies, Authorization or the client's address makes the
+// response private and keeps it out of the derivative cache. Call it in
+// init or in the function given to Configure.
+func OverlayVary(keys ...string) { overlayVary = keys }
+
 //go:wasmexport configure
 func configureExport(_, size uint32) uint64 {
-	if configure == nil {
-		return reply()
+	if configure != nil {
+		if err := configure(decode(size)); err != nil {
+			return reply(Field{"error", err.Error()})
+		}
 	}
-	if err := configure(decode(size)); err != nil {
-		return reply(Field{"error", err.Error()})
+	if len(overlayVary) > 0 {
+		return reply(Field{"overlay-vary", strings.Join(overlayVary, ",")})
 	}
 	return reply()
 }
