@@ -108,6 +108,16 @@ const (
 	maxWindows = 4
 )
 
+// ReadWindow is how many bytes a small read of an Input's Reader (at
+// most SmallRead bytes, such as a tile that compressed well) asks for at
+// its offset; larger reads ask for exactly their bytes. Callers that
+// prepare an Input's bytes ahead of a render use it to know which they
+// need.
+const (
+	SmallRead  = smallRead
+	ReadWindow = windowSize
+)
+
 // window is bytes read ahead, at an offset.
 type window struct {
 	off int64

@@ -357,6 +357,11 @@ type Job struct {
 	// the output, on a cache miss only; ov holds its answer for run.
 	overlay func(ctx context.Context) (*pixels.Overlay, error)
 	ov      *pixels.Overlay
+
+	// prefetch, when set, fetches what the render will read before it
+	// is admitted (see prefetchTIFF); held is its answer for run.
+	prefetch func(ctx context.Context) (*prefetched, error)
+	held     *prefetched
 }
 
 // Image resolves, describes and plans an image request, and decides how
@@ -434,9 +439,17 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	render := func(ctx context.Context, w io.Writer) error {
 		in := in
 		in.Overlay = j.ov
+		if j.held != nil {
+			in.Reader = j.held
+		}
 		return s.render.Render(ctx, in, &j.Plan, w)
 	}
 	j.run = render
+	if in.Reader != nil {
+		j.prefetch = func(ctx context.Context) (*prefetched, error) {
+			return prefetchTIFF(ctx, j.obj, hdr, &j.Plan)
+		}
+	}
 	tile, ok := tiffTile(hdr, &j.Plan)
 	if !ok || j.overlay != nil {
 		return
@@ -531,6 +544,19 @@ func (j *Job) compute(ctx context.Context, w io.Writer) error {
 		return j.run(ctx, w)
 	}
 	cost := Cost(&j.Plan)
+	if j.prefetch != nil {
+		// Fetched before admission: waiting for the store holds no
+		// worker slot. The bytes held count in the render's cost.
+		held, err := j.prefetch(ctx)
+		if err != nil {
+			return err
+		}
+		defer held.release()
+		j.held = held
+		if held != nil {
+			cost += held.bytes
+		}
+	}
 	if j.admit != nil {
 		release, err := admit(ctx, j.admit, cost)
 		if err != nil {

@@ -1,0 +1,329 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/probe"
+	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/tracing"
+)
+
+// A render of a tiled TIFF that is not on local disk fetches what libvips
+// will read before it is admitted: the tile offset and byte count arrays
+// of the levels libtiff opens, then the stored tiles under the plan's
+// region, each run of nearby tiles with one request, the runs
+// concurrently. libvips then decodes from memory. Without this, a worker
+// slot (one of about as many as there are cores) would wait for every
+// round trip of the decode's reads, and a store 20 ms away would cap a
+// two-core server at a few dozen tiles a second whatever the number of
+// clients; with it, waiting for the store costs no slot, and a render
+// costs one round trip however many tiles it reads.
+const (
+	// prefetchJobBytes bounds the bytes one render fetches ahead; a
+	// render needing more (a large region at full resolution) fetches
+	// only the offset arrays ahead, and its tiles as it decodes.
+	prefetchJobBytes = 32 << 20
+	// prefetchHeldBytes bounds the bytes fetched ahead by all renders
+	// not finished yet, admitted or waiting. Renders that would exceed
+	// it fetch as they decode, as before.
+	prefetchHeldBytes = 512 << 20
+	// prefetchGap is the largest gap between two tiles fetched with one
+	// request (the gap's bytes are fetched too): a round trip costs far
+	// more than 64 KiB on any link worth serving images over.
+	prefetchGap = 64 << 10
+	// prefetchSpan bounds the bytes of one request merging several
+	// tiles, so that a large region is fetched by concurrent requests.
+	prefetchSpan = 1 << 20
+	// prefetchArray bounds the offset and byte count arrays held for a
+	// render (each; 64 Ki tiles of BigTIFF). Larger ones are read by
+	// libtiff through the block cache as before.
+	prefetchArray = 512 << 10
+	// prefetchRequests bounds the requests one render has in flight (the
+	// store bounds them further, per object and globally).
+	prefetchRequests = 16
+)
+
+// heldBytes counts the bytes fetched ahead by renders not finished yet,
+// across every Service of the process: it is memory, and the process has
+// one budget.
+var heldBytes atomic.Int64
+
+// prefetched serves reads of an object from the byte spans fetched ahead
+// of its render, and every other read from the object itself. It is
+// immutable once made, so libvips may read it from any thread, even after
+// the render has given up on a read.
+type prefetched struct {
+	r     io.ReaderAt
+	spans []span // by offset
+	bytes int64  // held, counted in heldBytes until release
+	once  sync.Once
+}
+
+// span is bytes of the object at an offset.
+type span struct {
+	off int64
+	b   []byte
+}
+
+func (p *prefetched) ReadAt(b []byte, off int64) (int, error) {
+	// The last span starting at or before off is the only one that can
+	// hold the read whole (spans do not overlap in a sound file; in an
+	// unsound one a miss just reads the object).
+	i := sort.Search(len(p.spans), func(i int) bool { return p.spans[i].off > off }) - 1
+	if i >= 0 {
+		s := p.spans[i]
+		if end := off + int64(len(b)); end <= s.off+int64(len(s.b)) {
+			return copy(b, s.b[off-s.off:end-s.off]), nil
+		}
+	}
+	return p.r.ReadAt(b, off)
+}
+
+// release gives the held bytes back to the budget.
+func (p *prefetched) release() {
+	if p != nil {
+		p.once.Do(func() { heldBytes.Add(-p.bytes) })
+	}
+}
+
+// hold takes n bytes of the budget, if they fit.
+func hold(n int64) bool {
+	if heldBytes.Add(n) > prefetchHeldBytes {
+		heldBytes.Add(-n)
+		return false
+	}
+	return true
+}
+
+// prefetchTIFF fetches the arrays and tiles a render of p from the TIFF
+// obj will read. It returns nil, nil when there is nothing to fetch ahead
+// (the level is not tiled, the file's tags are unsound: libvips will
+// judge them) or no room in the budget; the caller must release what it
+// returns.
+func prefetchTIFF(ctx context.Context, obj *source.Object, hdr probe.Info, p *plan.Plan) (pf *prefetched, err error) {
+	lv := hdr.Levels[p.Level].TIFF
+	if lv == nil || !lv.Tiled() {
+		return nil, nil
+	}
+	ctx, span := tracing.Start(ctx, "source.prefetch")
+	defer func() {
+		if pf != nil && span.IsRecording() {
+			span.SetAttributes(attribute.Int64("iiifd.prefetch_bytes", pf.bytes), attribute.Int("iiifd.prefetch_spans", len(pf.spans)))
+		}
+		tracing.End(span, err)
+	}()
+
+	// libvips reads the file's header and every level's IFD, then
+	// libtiff the offset arrays of IFD 0 when it opens the file and those
+	// of the level when it selects it, whole. These bytes are mostly in
+	// the block cache already (info.json read the IFDs); held here they
+	// are read in memory whatever the cache evicts meanwhile.
+	meta := []probe.ByteRange{{Offset: 0, Length: pixels.ReadWindow}}
+	for _, l := range hdr.Levels {
+		if l.TIFF != nil {
+			meta = append(meta, probe.ByteRange{Offset: l.TIFF.IFD(), Length: pixels.ReadWindow})
+		}
+	}
+	for _, l := range []*probe.TIFFLevel{hdr.Levels[0].TIFF, lv} {
+		for _, a := range l.TileArrays() {
+			if a.Length <= prefetchArray {
+				meta = append(meta, a)
+			}
+		}
+	}
+	runs, n := mergeRanges(meta, obj.Size, 0)
+	if !hold(n) {
+		return nil, nil
+	}
+	pf = &prefetched{r: obj.ReaderAt, bytes: n}
+	if pf.spans, err = fetchSpans(ctx, obj.ReaderAt, runs); err != nil {
+		pf.release()
+		return nil, err
+	}
+
+	tiles, err := tileRanges(pf, lv, p.LevelRegion)
+	if err != nil {
+		var fe *probe.FormatError
+		if errors.As(err, &fe) || errors.Is(err, errTooManyTiles) {
+			// Unsound tags (libvips will say so), or a region too
+			// large to hold: its tiles are read as it is decoded.
+			return pf, nil
+		}
+		pf.release()
+		return nil, fetchError(ctx, err)
+	}
+	runs, n = mergeRanges(tiles, obj.Size, prefetchGap)
+	if n > prefetchJobBytes || !hold(n) {
+		return pf, nil
+	}
+	pf.bytes += n
+	got, err := fetchSpans(ctx, obj.ReaderAt, runs)
+	if err != nil {
+		pf.release()
+		return nil, err
+	}
+	pf.spans = unionSpans(append(pf.spans, got...))
+	return pf, nil
+}
+
+// unionSpans sorts spans by offset and joins those that overlap (a tile's
+// read window can reach into the next IFD's), so that a read finds the
+// one span that can hold it.
+func unionSpans(s []span) []span {
+	slices.SortFunc(s, func(a, b span) int { return cmpOffset(a.off, b.off) })
+	out := s[:0]
+	for _, sp := range s {
+		if k := len(out) - 1; k >= 0 && sp.off <= out[k].end() {
+			if last := out[k]; sp.end() > last.end() {
+				b := make([]byte, sp.end()-last.off)
+				copy(b, last.b)
+				copy(b[sp.off-last.off:], sp.b)
+				out[k] = span{off: last.off, b: b}
+			}
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+func (s span) end() int64 { return s.off + int64(len(s.b)) }
+
+func cmpOffset(a, b int64) int { return int(min(max(a-b, -1), 1)) }
+
+// tileRanges returns where the stored tiles (or, for planar levels, the
+// tiles of every plane) under the level region r lie, one call of
+// TileRanges per row.
+func tileRanges(r io.ReaderAt, lv *probe.TIFFLevel, region image.Rectangle) ([]probe.ByteRange, error) {
+	region = region.Intersect(image.Rect(0, 0, lv.Width, lv.Height))
+	if region.Empty() {
+		return nil, nil
+	}
+	tw, th := lv.TileWidth, lv.TileLength
+	across, down := lv.Grid()
+	x0, x1 := region.Min.X/tw, (region.Max.X-1)/tw
+	y0, y1 := region.Min.Y/th, (region.Max.Y-1)/th
+	planes := 1
+	if lv.PlanarConfig == 2 {
+		planes = lv.SamplesPerPixel
+	}
+	if (x1-x0+1)*(y1-y0+1)*planes > prefetchTiles {
+		return nil, errTooManyTiles
+	}
+	var out []probe.ByteRange
+	for pl := range planes {
+		for y := y0; y <= y1; y++ {
+			rs, err := lv.TileRanges(r, pl*across*down+y*across+x0, x1-x0+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rs...)
+		}
+	}
+	return out, nil
+}
+
+// prefetchTiles bounds the tiles one render fetches ahead.
+const prefetchTiles = 4096
+
+var errTooManyTiles = errors.New("service: too many tiles to fetch ahead")
+
+// mergeRanges sorts the ranges and merges those at most gap apart into
+// runs of at most prefetchSpan bytes (a larger range is a run of its
+// own), each read with one request; it returns the runs and their bytes.
+// Empty ranges (absent tiles of sparse files) need nothing; ranges are
+// cut at the object's size. A range small enough for the decoder's small
+// reads is read with the window those reads ask for (see
+// pixels.ReadWindow), so the run reaches past its end.
+func mergeRanges(tiles []probe.ByteRange, size, gap int64) ([]probe.ByteRange, int64) {
+	rs := make([]probe.ByteRange, 0, len(tiles))
+	for _, t := range tiles {
+		if t.Length <= 0 || t.Offset >= size {
+			continue
+		}
+		if t.Length <= pixels.SmallRead {
+			t.Length = pixels.ReadWindow
+		}
+		t.Length = min(t.Length, size-t.Offset)
+		rs = append(rs, t)
+	}
+	slices.SortFunc(rs, func(a, b probe.ByteRange) int { return cmpOffset(a.Offset, b.Offset) })
+	var runs []probe.ByteRange
+	for _, t := range rs {
+		if k := len(runs) - 1; k >= 0 {
+			last := &runs[k]
+			end, tend := last.Offset+last.Length, t.Offset+t.Length
+			if t.Offset <= end+gap && max(end, tend)-last.Offset <= prefetchSpan {
+				last.Length = max(end, tend) - last.Offset
+				continue
+			}
+		}
+		runs = append(runs, t)
+	}
+	var n int64 // gaps merged into a run are fetched too
+	for _, r := range runs {
+		n += r.Length
+	}
+	return runs, n
+}
+
+// fetchSpans reads the ranges from r, prefetchRequests at a time at most.
+func fetchSpans(ctx context.Context, r io.ReaderAt, ranges []probe.ByteRange) ([]span, error) {
+	out := make([]span, len(ranges))
+	errs := make([]error, len(ranges))
+	sem := make(chan struct{}, prefetchRequests)
+	var wg sync.WaitGroup
+	for i, br := range ranges {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil, ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			b := make([]byte, br.Length)
+			k, err := r.ReadAt(b, br.Offset)
+			if k == len(b) {
+				err = nil
+			} else if err == nil || errors.Is(err, io.EOF) {
+				err = fmt.Errorf("service: %d of %d bytes at %d: %w", k, len(b), br.Offset, io.ErrUnexpectedEOF)
+			}
+			out[i], errs[i] = span{off: br.Offset, b: b}, err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, fetchError(ctx, err)
+		}
+	}
+	return out, nil
+}
+
+// fetchError maps a failed read ahead as a failed read of the decoder
+// would be: the store's own fault, the client's context, or a 502.
+func fetchError(ctx context.Context, err error) error {
+	var se interface{ HTTPStatus() int }
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.As(err, &se), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return fault.Wrap(fault.BadGateway, err, "the source image could not be read")
+}

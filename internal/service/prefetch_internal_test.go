@@ -1,0 +1,90 @@
+package service
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/probe"
+)
+
+func TestMergeRanges(t *testing.T) {
+	type br = probe.ByteRange
+	const w = pixels.ReadWindow
+	tests := []struct {
+		name  string
+		in    []br
+		size  int64
+		gap   int64
+		want  []br
+		bytes int64
+	}{
+		{"none", nil, 1 << 30, prefetchGap, nil, 0},
+		{"adjacent tiles of a row", []br{{100000, 40000}, {140000, 40000}, {180000, 30000}}, 1 << 30, prefetchGap,
+			[]br{{100000, 110000}}, 110000},
+		{"unsorted, a gap within reach", []br{{400000, 40000}, {100000, 40000}, {140000 + prefetchGap, 40000}}, 1 << 30, prefetchGap,
+			[]br{{100000, 80000 + prefetchGap}, {400000, 40000}}, 120000 + prefetchGap},
+		{"gap too wide", []br{{100000, 40000}, {140001 + prefetchGap, 40000}}, 1 << 30, prefetchGap,
+			[]br{{100000, 40000}, {140001 + prefetchGap, 40000}}, 80000},
+		{"no gap allowed, overlapping", []br{{0, w}, {100, 5000}, {w, 5000}, {w + 5001, 5000}}, 1 << 30, 0,
+			[]br{{0, w + 5000}, {w + 5001, 5000}}, w + 10000},
+		{"runs capped", []br{{0, 600 << 10}, {600 << 10, 600 << 10}, {1200 << 10, 100}}, 1 << 30, prefetchGap,
+			[]br{{0, 600 << 10}, {600 << 10, 600<<10 + w}}, 1200<<10 + w},
+		{"one tile larger than a run", []br{{0, 3 << 20}}, 1 << 30, prefetchGap, []br{{0, 3 << 20}}, 3 << 20},
+		{"small tile read with its window, cut at the end", []br{{1000, 200}, {90000, 10}}, 95000, prefetchGap,
+			[]br{{1000, w}, {90000, 5000}}, w + 5000},
+		{"sparse tiles need nothing", []br{{0, 0}, {5000, 0}, {8000, 9000}}, 1 << 30, prefetchGap, []br{{8000, 9000}}, 9000},
+		{"past the end", []br{{2000, 10}}, 1000, prefetchGap, nil, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, n := mergeRanges(tc.in, tc.size, tc.gap)
+			if !slices.Equal(got, tc.want) || n != tc.bytes {
+				t.Errorf("mergeRanges = %v, %d; want %v, %d", got, n, tc.want, tc.bytes)
+			}
+		})
+	}
+}
+
+// failReader fails every read: a read the spans should have served
+// reached the object.
+type failReader struct{}
+
+func (failReader) ReadAt([]byte, int64) (int, error) { return 0, errors.New("read reached the object") }
+
+func TestPrefetchedReadAt(t *testing.T) {
+	file := make([]byte, 1000)
+	for i := range file {
+		file[i] = byte(i * 7)
+	}
+	spans := unionSpans([]span{
+		{off: 500, b: file[500:600]},
+		{off: 100, b: file[100:200]},
+		{off: 150, b: file[150:300]}, // overlaps the one before
+		{off: 300, b: file[300:320]}, // touches it
+	})
+	if len(spans) != 2 || spans[0].off != 100 || spans[0].end() != 320 || spans[1].off != 500 {
+		t.Fatalf("unionSpans: %v", spans)
+	}
+	pf := &prefetched{r: failReader{}, spans: spans}
+	tests := []struct {
+		off, n int
+		held   bool
+	}{
+		{100, 220, true}, {150, 10, true}, {319, 1, true}, {500, 100, true}, {550, 0, true},
+		{99, 2, false}, {319, 2, false}, {0, 10, false}, {320, 10, false}, {599, 2, false}, {900, 10, false},
+	}
+	for _, tc := range tests {
+		b := make([]byte, tc.n)
+		n, err := pf.ReadAt(b, int64(tc.off))
+		if tc.held {
+			if err != nil || n != tc.n || !bytes.Equal(b, file[tc.off:tc.off+tc.n]) {
+				t.Errorf("ReadAt(%d, %d) = %d, %v; want the file's bytes", tc.off, tc.n, n, err)
+			}
+		} else if err == nil {
+			t.Errorf("ReadAt(%d, %d) was served from the spans", tc.off, tc.n)
+		}
+	}
+}
