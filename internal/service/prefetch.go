@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 
@@ -326,4 +327,47 @@ func fetchError(ctx context.Context, err error) error {
 		return err
 	}
 	return fault.Wrap(fault.BadGateway, err, "the source image could not be read")
+}
+
+// arraysAhead reads the offset arrays of a TIFF level whole, with one
+// request each, the first time in a while that a stored tile of the level
+// is passed through: every later tile then costs the one request for its
+// own bytes, instead of one more, or two, for the blocks of the arrays
+// that hold its offset and byte count. The arrays land in the store's
+// block cache, which is why a level is read again after arraysAheadTTL:
+// the cache may have dropped them.
+type arraysAhead struct {
+	mu   sync.Mutex
+	seen map[arraysKey]time.Time
+}
+
+type arraysKey struct {
+	key, version string
+	ifd          int64
+}
+
+const arraysAheadTTL = time.Minute
+
+// readAhead reads lv's arrays from obj unless it did lately. Failures are
+// not reported: the tile's own read meets them.
+func (a *arraysAhead) readAhead(ctx context.Context, obj *source.Object, lv *probe.TIFFLevel) {
+	k := arraysKey{obj.Key, obj.Version, lv.IFD()}
+	now := time.Now()
+	a.mu.Lock()
+	if at, ok := a.seen[k]; ok && now.Sub(at) < arraysAheadTTL {
+		a.mu.Unlock()
+		return
+	}
+	if a.seen == nil || len(a.seen) > 10000 {
+		a.seen = map[arraysKey]time.Time{}
+	}
+	a.seen[k] = now
+	a.mu.Unlock()
+	var arrays []probe.ByteRange
+	for _, r := range lv.TileArrays() {
+		if r.Length <= prefetchArray {
+			arrays = append(arrays, r)
+		}
+	}
+	fetchSpans(ctx, obj.ReaderAt, arrays)
 }

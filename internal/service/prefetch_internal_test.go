@@ -12,6 +12,7 @@ import (
 
 func TestMergeRanges(t *testing.T) {
 	type br = probe.ByteRange
+	r := func(off, n int64) br { return br{Offset: off, Length: n} }
 	const w = pixels.ReadWindow
 	tests := []struct {
 		name  string
@@ -22,21 +23,21 @@ func TestMergeRanges(t *testing.T) {
 		bytes int64
 	}{
 		{"none", nil, 1 << 30, prefetchGap, nil, 0},
-		{"adjacent tiles of a row", []br{{100000, 40000}, {140000, 40000}, {180000, 30000}}, 1 << 30, prefetchGap,
-			[]br{{100000, 110000}}, 110000},
-		{"unsorted, a gap within reach", []br{{400000, 40000}, {100000, 40000}, {140000 + prefetchGap, 40000}}, 1 << 30, prefetchGap,
-			[]br{{100000, 80000 + prefetchGap}, {400000, 40000}}, 120000 + prefetchGap},
-		{"gap too wide", []br{{100000, 40000}, {140001 + prefetchGap, 40000}}, 1 << 30, prefetchGap,
-			[]br{{100000, 40000}, {140001 + prefetchGap, 40000}}, 80000},
-		{"no gap allowed, overlapping", []br{{0, w}, {100, 5000}, {w, 5000}, {w + 5001, 5000}}, 1 << 30, 0,
-			[]br{{0, w + 5000}, {w + 5001, 5000}}, w + 10000},
-		{"runs capped", []br{{0, 600 << 10}, {600 << 10, 600 << 10}, {1200 << 10, 100}}, 1 << 30, prefetchGap,
-			[]br{{0, 600 << 10}, {600 << 10, 600<<10 + w}}, 1200<<10 + w},
-		{"one tile larger than a run", []br{{0, 3 << 20}}, 1 << 30, prefetchGap, []br{{0, 3 << 20}}, 3 << 20},
-		{"small tile read with its window, cut at the end", []br{{1000, 200}, {90000, 10}}, 95000, prefetchGap,
-			[]br{{1000, w}, {90000, 5000}}, w + 5000},
-		{"sparse tiles need nothing", []br{{0, 0}, {5000, 0}, {8000, 9000}}, 1 << 30, prefetchGap, []br{{8000, 9000}}, 9000},
-		{"past the end", []br{{2000, 10}}, 1000, prefetchGap, nil, 0},
+		{"adjacent tiles of a row", []br{r(100000, 40000), r(140000, 40000), r(180000, 30000)}, 1 << 30, prefetchGap,
+			[]br{r(100000, 110000)}, 110000},
+		{"unsorted, a gap within reach", []br{r(400000, 40000), r(100000, 40000), r(140000+prefetchGap, 40000)}, 1 << 30, prefetchGap,
+			[]br{r(100000, 80000+prefetchGap), r(400000, 40000)}, 120000 + prefetchGap},
+		{"gap too wide", []br{r(100000, 40000), r(140001+prefetchGap, 40000)}, 1 << 30, prefetchGap,
+			[]br{r(100000, 40000), r(140001+prefetchGap, 40000)}, 80000},
+		{"no gap allowed, overlapping", []br{r(0, w), r(100, 5000), r(w, 5000), r(w+5001, 5000)}, 1 << 30, 0,
+			[]br{r(0, w+5000), r(w+5001, 5000)}, w + 10000},
+		{"runs capped", []br{r(0, 600<<10), r(600<<10, 600<<10), r(1200<<10, 100)}, 1 << 30, prefetchGap,
+			[]br{r(0, 600<<10), r(600<<10, 600<<10+w)}, 1200<<10 + w},
+		{"one tile larger than a run", []br{r(0, 3<<20)}, 1 << 30, prefetchGap, []br{r(0, 3<<20)}, 3 << 20},
+		{"small tile read with its window, cut at the end", []br{r(1000, 200), r(90000, 10)}, 95000, prefetchGap,
+			[]br{r(1000, w), r(90000, 5000)}, w + 5000},
+		{"sparse tiles need nothing", []br{r(0, 0), r(5000, 0), r(8000, 9000)}, 1 << 30, prefetchGap, []br{r(8000, 9000)}, 9000},
+		{"past the end", []br{r(2000, 10)}, 1000, prefetchGap, nil, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

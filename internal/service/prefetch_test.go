@@ -266,3 +266,46 @@ func TestPrefetchFailure(t *testing.T) {
 		t.Errorf("%d goroutines after the render, %d before", g, base)
 	}
 }
+
+// TestPassthroughOneRequest passes stored tiles of a TIFF in a slow store
+// through: once a tile of the level has been served (and its offset
+// arrays read ahead), each further tile costs one request, for its own
+// bytes, and no admission.
+func TestPassthroughOneRequest(t *testing.T) {
+	svc, src, adm, _ := slowService(t, 20*time.Millisecond)
+	var admitted atomic.Int64
+	src.inSlot = func() bool {
+		if adm.Stats().Running > 0 {
+			admitted.Add(1)
+		}
+		return false
+	}
+	tile := func(x, y int) *service.Job {
+		req, err := iiif.ParseImage(iiif.V3, fmt.Sprintf("%d,%d,256,256", x*256, y*256), "256,", "0", "default.jpg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		job, err := svc.Image(t.Context(), "big.tif", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer job.Close()
+		if err := job.Render(t.Context(), io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		return job
+	}
+	if !tile(7, 7).Passthrough {
+		t.Fatal("an aligned JPEG tile was not passed through")
+	}
+	before := src.store.Stats()
+	for i := range 4 {
+		tile(i, 12-i)
+	}
+	if reqs := src.store.Stats().Requests - before.Requests; reqs != 4 {
+		t.Errorf("4 stored tiles cost %d requests, want 4", reqs)
+	}
+	if admitted.Load() != 0 {
+		t.Errorf("stored tiles were fetched by admitted work")
+	}
+}

@@ -83,6 +83,9 @@ type Service struct {
 	// output bytes depend on (Config.Variant and the limits), computed
 	// once for every ETag and cache key.
 	variant string
+	// arrays remembers the remote TIFF levels whose offset arrays were
+	// read ahead for stored tiles.
+	arrays *arraysAhead
 }
 
 // New returns a service reading sources through src and rendering with r.
@@ -97,6 +100,7 @@ func New(cfg Config, src source.Source, r Renderer) (*Service, error) {
 		render:   r,
 		formats:  r.Formats(),
 		headers:  newHeaderCache(4096),
+		arrays:   &arraysAhead{},
 		variant:  cfg.Variant + "\x00" + limitsKey(cfg.Limits),
 	}, nil
 }
@@ -457,6 +461,9 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	j.Passthrough = true
 	j.run = func(ctx context.Context, w io.Writer) error {
 		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
+		if j.obj.Path == "" {
+			s.arrays.readAhead(ctx, j.obj, tile.level)
+		}
 		b, err := spliceTIFFTile(ctx, j.obj, tile)
 		tracing.End(span, err)
 		if errors.Is(err, errNoPassthrough) {
