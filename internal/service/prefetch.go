@@ -139,6 +139,9 @@ func prefetchTIFF(ctx context.Context, obj *source.Object, hdr probe.Info, p *pl
 		}
 	}
 	for _, l := range []*probe.TIFFLevel{hdr.Levels[0].TIFF, lv} {
+		if l == nil {
+			continue
+		}
 		for _, a := range l.TileArrays() {
 			if a.Length <= prefetchArray {
 				meta = append(meta, a)
