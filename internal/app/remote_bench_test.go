@@ -244,7 +244,7 @@ http {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGQUIT)
+		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
 	for i := 0; ; i++ {

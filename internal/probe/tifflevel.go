@@ -123,6 +123,16 @@ func (l *TIFFLevel) TileArrays() []ByteRange {
 	return out
 }
 
+// JPEGTablesRange returns where the level's JPEGTables are stored in the
+// file, if it has tables not held in their IFD entry.
+func (l *TIFFLevel) JPEGTablesRange() (ByteRange, bool) {
+	a := l.tables
+	if a.off < 0 || a.count == 0 {
+		return ByteRange{}, false
+	}
+	return ByteRange{Offset: a.off, Length: int64(a.count) * int64(typeSize(a.typ))}, true
+}
+
 // maxJPEGTables bounds the JPEGTables read; real tables are under 1 KiB.
 const maxJPEGTables = 1 << 20
 

@@ -164,6 +164,20 @@ func TestTileRanges(t *testing.T) {
 						if err != nil || !bytes.Equal(got, tab) {
 							t.Errorf("level %d: JPEGTables % x, %v", i, got, err)
 						}
+						// Tables held in their entry take no bytes of
+						// their own; others are where JPEGTablesRange says.
+						inline := 4
+						if big {
+							inline = 8
+						}
+						if br, ok := tl.JPEGTablesRange(); ok != (len(tab) > inline) {
+							t.Errorf("level %d: JPEGTablesRange %v, %v for %d bytes of tables", i, br, ok, len(tab))
+						} else if ok {
+							only, err := tl.JPEGTables(onlyRanges{r, []ByteRange{br}})
+							if err != nil || !bytes.Equal(only, tab) {
+								t.Errorf("level %d: JPEGTables from their range alone: % x, %v", i, only, err)
+							}
+						}
 						if _, err := tl.TileRange(r, n); !errors.Is(err, ErrMalformed) {
 							t.Errorf("TileRange past the end: %v", err)
 						}

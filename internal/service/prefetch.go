@@ -48,10 +48,11 @@ const (
 	// prefetchSpan bounds the bytes of one request merging several
 	// tiles, so that a large region is fetched by concurrent requests.
 	prefetchSpan = 1 << 20
-	// prefetchArray bounds the offset and byte count arrays held for a
-	// render (each; 64 Ki tiles of BigTIFF). Larger ones are read by
-	// libtiff through the block cache as before.
-	prefetchArray = 512 << 10
+	// prefetchArray bounds the offset and byte count arrays of a file
+	// held for its renders (all levels together: 1 MiB is 64 Ki tiles
+	// of BigTIFF). Arrays past it are read by libtiff through the block
+	// cache as before.
+	prefetchArray = 1 << 20
 	// prefetchRequests bounds the requests one render has in flight (the
 	// store bounds them further, per object and globally).
 	prefetchRequests = 16
@@ -68,8 +69,9 @@ var heldBytes atomic.Int64
 // the render has given up on a read.
 type prefetched struct {
 	r     io.ReaderAt
-	spans []span // by offset
-	bytes int64  // held, counted in heldBytes until release
+	heads spans // the level's non-tile bytes, shared with other renders
+	tiles spans // this render's tiles
+	bytes int64 // of tiles, counted in heldBytes until release
 	once  sync.Once
 }
 
@@ -79,18 +81,41 @@ type span struct {
 	b   []byte
 }
 
+func (s span) end() int64 { return s.off + int64(len(s.b)) }
+
+// spans are sorted by offset and do not overlap (see mergeRanges).
+type spans []span
+
+// find returns the span holding [off, off+n), if one does: the last one
+// starting at or before off is the only one that can.
+func (ss spans) find(off int64, n int) (span, bool) {
+	i := sort.Search(len(ss), func(i int) bool { return ss[i].off > off }) - 1
+	if i >= 0 && off >= 0 && off+int64(n) <= ss[i].end() {
+		return ss[i], true
+	}
+	return span{}, false
+}
+
+var _ pixels.Holder = (*prefetched)(nil)
+
 func (p *prefetched) ReadAt(b []byte, off int64) (int, error) {
-	// The last span starting at or before off is the only one that can
-	// hold the read whole (spans do not overlap in a sound file; in an
-	// unsound one a miss just reads the object).
-	i := sort.Search(len(p.spans), func(i int) bool { return p.spans[i].off > off }) - 1
-	if i >= 0 {
-		s := p.spans[i]
-		if end := off + int64(len(b)); end <= s.off+int64(len(s.b)) {
-			return copy(b, s.b[off-s.off:end-s.off]), nil
-		}
+	if s, ok := p.find(off, len(b)); ok {
+		return copy(b, s.b[off-s.off:]), nil
 	}
 	return p.r.ReadAt(b, off)
+}
+
+// Holds reports whether a read of n bytes at off is served from memory.
+func (p *prefetched) Holds(off int64, n int) bool {
+	_, ok := p.find(off, n)
+	return ok
+}
+
+func (p *prefetched) find(off int64, n int) (span, bool) {
+	if s, ok := p.tiles.find(off, n); ok {
+		return s, ok
+	}
+	return p.heads.find(off, n)
 }
 
 // release gives the held bytes back to the budget.
@@ -109,12 +134,14 @@ func hold(n int64) bool {
 	return true
 }
 
-// prefetchTIFF fetches the arrays and tiles a render of p from the TIFF
-// obj will read. It returns nil, nil when there is nothing to fetch ahead
-// (the level is not tiled, the file's tags are unsound: libvips will
-// judge them) or no room in the budget; the caller must release what it
-// returns.
-func prefetchTIFF(ctx context.Context, obj *source.Object, hdr probe.Info, p *plan.Plan) (pf *prefetched, err error) {
+// prefetchTIFF fetches the bytes a render of p from the TIFF obj will
+// read: those of its level besides the tiles (from heads when they were
+// fetched before), then the tiles. It returns nil, nil when there is
+// nothing to fetch ahead (the level is not tiled); when the file's tags
+// are unsound (libvips will judge them) or the tiles do not fit the
+// budget, it returns the level's other bytes alone. The caller must
+// release what it returns.
+func prefetchTIFF(ctx context.Context, heads *levelHeads, obj *source.Object, hdr probe.Info, p *plan.Plan) (pf *prefetched, err error) {
 	lv := hdr.Levels[p.Level].TIFF
 	if lv == nil || !lv.Tiled() {
 		return nil, nil
@@ -122,42 +149,14 @@ func prefetchTIFF(ctx context.Context, obj *source.Object, hdr probe.Info, p *pl
 	ctx, span := tracing.Start(ctx, "source.prefetch")
 	defer func() {
 		if pf != nil && span.IsRecording() {
-			span.SetAttributes(attribute.Int64("iiifd.prefetch_bytes", pf.bytes), attribute.Int("iiifd.prefetch_spans", len(pf.spans)))
+			span.SetAttributes(attribute.Int64("iiifd.prefetch_bytes", pf.bytes), attribute.Int("iiifd.prefetch_spans", len(pf.tiles)))
 		}
 		tracing.End(span, err)
 	}()
-
-	// libvips reads the file's header and every level's IFD, then
-	// libtiff the offset arrays of IFD 0 when it opens the file and those
-	// of the level when it selects it, whole. These bytes are mostly in
-	// the block cache already (info.json read the IFDs); held here they
-	// are read in memory whatever the cache evicts meanwhile.
-	meta := []probe.ByteRange{{Offset: 0, Length: pixels.ReadWindow}}
-	for _, l := range hdr.Levels {
-		if l.TIFF != nil {
-			meta = append(meta, probe.ByteRange{Offset: l.TIFF.IFD(), Length: pixels.ReadWindow})
-		}
-	}
-	for _, l := range []*probe.TIFFLevel{hdr.Levels[0].TIFF, lv} {
-		if l == nil {
-			continue
-		}
-		for _, a := range l.TileArrays() {
-			if a.Length <= prefetchArray {
-				meta = append(meta, a)
-			}
-		}
-	}
-	runs, n := mergeRanges(meta, obj.Size, 0)
-	if !hold(n) {
-		return nil, nil
-	}
-	pf = &prefetched{r: obj.ReaderAt, bytes: n}
-	if pf.spans, err = fetchSpans(ctx, obj.ReaderAt, runs); err != nil {
-		pf.release()
+	pf = &prefetched{r: obj.ReaderAt}
+	if pf.heads, err = heads.get(ctx, obj, hdr); err != nil {
 		return nil, err
 	}
-
 	tiles, err := tileRanges(pf, lv, p.LevelRegion)
 	if err != nil {
 		var fe *probe.FormatError
@@ -166,45 +165,85 @@ func prefetchTIFF(ctx context.Context, obj *source.Object, hdr probe.Info, p *pl
 			// large to hold: its tiles are read as it is decoded.
 			return pf, nil
 		}
-		pf.release()
 		return nil, fetchError(ctx, err)
 	}
-	runs, n = mergeRanges(tiles, obj.Size, prefetchGap)
+	runs, n := mergeRanges(tiles, obj.Size, prefetchGap)
 	if n > prefetchJobBytes || !hold(n) {
 		return pf, nil
 	}
-	pf.bytes += n
+	pf.bytes = n
 	got, err := fetchSpans(ctx, obj.ReaderAt, runs)
 	if err != nil {
 		pf.release()
 		return nil, err
 	}
-	pf.spans = unionSpans(append(pf.spans, got...))
+	pf.tiles = got // in order, apart (mergeRanges)
 	return pf, nil
 }
 
-// unionSpans sorts spans by offset and joins those that overlap (a tile's
-// read window can reach into the next IFD's), so that a read finds the
-// one span that can hold it.
-func unionSpans(s []span) []span {
-	slices.SortFunc(s, func(a, b span) int { return cmpOffset(a.off, b.off) })
-	out := s[:0]
-	for _, sp := range s {
-		if k := len(out) - 1; k >= 0 && sp.off <= out[k].end() {
-			if last := out[k]; sp.end() > last.end() {
-				b := make([]byte, sp.end()-last.off)
-				copy(b, last.b)
-				copy(b[sp.off-last.off:], sp.b)
-				out[k] = span{off: last.off, b: b}
-			}
-			continue
-		}
-		out = append(out, sp)
-	}
-	return out
+// levelHeads keeps, for the remote TIFFs rendered lately, the bytes
+// libvips reads besides the tiles: the read windows at the file's header
+// and at every level's IFD, and every level's offset and byte-count
+// arrays and JPEG tables (libtiff reads a directory's arrays whole when
+// it reads the directory, and libvips 8.14 reads the directories of the
+// level and the next one, and of IFD 0, for every render). They are the
+// same for every render of the file, so they are fetched once and shared,
+// read-only; the block cache alone would not do, as tiles passing through
+// it can evict them between the fetch and the decode. Entries are keyed
+// by object version, so never stale; all are dropped when they exceed
+// levelHeadsBytes.
+type levelHeads struct {
+	mu    sync.Mutex
+	m     map[headsKey]spans
+	bytes int64
 }
 
-func (s span) end() int64 { return s.off + int64(len(s.b)) }
+type headsKey struct{ key, version string }
+
+// levelHeadsBytes bounds the bytes levelHeads keeps.
+const levelHeadsBytes = 32 << 20
+
+func (h *levelHeads) get(ctx context.Context, obj *source.Object, hdr probe.Info) (spans, error) {
+	k := headsKey{obj.Key, obj.Version}
+	h.mu.Lock()
+	ss, ok := h.m[k]
+	h.mu.Unlock()
+	if ok {
+		return ss, nil
+	}
+	rs := []probe.ByteRange{{Offset: 0, Length: pixels.ReadWindow}}
+	var arrays int64
+	for _, l := range hdr.Levels {
+		if l.TIFF == nil {
+			continue
+		}
+		rs = append(rs, probe.ByteRange{Offset: l.TIFF.IFD(), Length: pixels.ReadWindow})
+		if t, ok := l.TIFF.JPEGTablesRange(); ok && t.Length <= pixels.ReadWindow {
+			rs = append(rs, t)
+		}
+		for _, a := range l.TIFF.TileArrays() {
+			if arrays+a.Length <= prefetchArray {
+				rs = append(rs, a)
+				arrays += a.Length
+			}
+		}
+	}
+	runs, n := mergeRanges(rs, obj.Size, 0)
+	ss, err := fetchSpans(ctx, obj.ReaderAt, runs)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil || h.bytes+n > levelHeadsBytes {
+		h.m, h.bytes = map[headsKey]spans{}, 0
+	}
+	if _, ok := h.m[k]; !ok && n <= levelHeadsBytes {
+		h.m[k] = ss
+		h.bytes += n
+	}
+	return ss, nil
+}
 
 func cmpOffset(a, b int64) int { return int(min(max(a-b, -1), 1)) }
 

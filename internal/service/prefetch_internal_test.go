@@ -60,22 +60,19 @@ func TestPrefetchedReadAt(t *testing.T) {
 	for i := range file {
 		file[i] = byte(i * 7)
 	}
-	spans := unionSpans([]span{
-		{off: 500, b: file[500:600]},
-		{off: 100, b: file[100:200]},
-		{off: 150, b: file[150:300]}, // overlaps the one before
-		{off: 300, b: file[300:320]}, // touches it
-	})
-	if len(spans) != 2 || spans[0].off != 100 || spans[0].end() != 320 || spans[1].off != 500 {
-		t.Fatalf("unionSpans: %v", spans)
+	// The tiles overlap the heads' first span, as a tile's read window
+	// can reach into the next IFD's.
+	pf := &prefetched{
+		r:     failReader{},
+		heads: spans{{off: 150, b: file[150:320]}, {off: 500, b: file[500:600]}},
+		tiles: spans{{off: 100, b: file[100:200]}},
 	}
-	pf := &prefetched{r: failReader{}, spans: spans}
 	tests := []struct {
 		off, n int
 		held   bool
 	}{
-		{100, 220, true}, {150, 10, true}, {319, 1, true}, {500, 100, true}, {550, 0, true},
-		{99, 2, false}, {319, 2, false}, {0, 10, false}, {320, 10, false}, {599, 2, false}, {900, 10, false},
+		{100, 100, true}, {150, 170, true}, {150, 10, true}, {319, 1, true}, {500, 100, true}, {550, 0, true},
+		{100, 220, false}, {99, 2, false}, {319, 2, false}, {0, 10, false}, {320, 10, false}, {599, 2, false}, {900, 10, false},
 	}
 	for _, tc := range tests {
 		b := make([]byte, tc.n)
@@ -86,6 +83,9 @@ func TestPrefetchedReadAt(t *testing.T) {
 			}
 		} else if err == nil {
 			t.Errorf("ReadAt(%d, %d) was served from the spans", tc.off, tc.n)
+		}
+		if pf.Holds(int64(tc.off), tc.n) != tc.held {
+			t.Errorf("Holds(%d, %d) = %v", tc.off, tc.n, !tc.held)
 		}
 	}
 }

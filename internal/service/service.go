@@ -84,8 +84,10 @@ type Service struct {
 	// once for every ETag and cache key.
 	variant string
 	// arrays remembers the remote TIFF levels whose offset arrays were
-	// read ahead for stored tiles.
+	// read ahead for stored tiles; heads keeps what renders of remote
+	// TIFF levels read besides tiles.
 	arrays *arraysAhead
+	heads  *levelHeads
 }
 
 // New returns a service reading sources through src and rendering with r.
@@ -101,6 +103,7 @@ func New(cfg Config, src source.Source, r Renderer) (*Service, error) {
 		formats:  r.Formats(),
 		headers:  newHeaderCache(4096),
 		arrays:   &arraysAhead{},
+		heads:    &levelHeads{},
 		variant:  cfg.Variant + "\x00" + limitsKey(cfg.Limits),
 	}, nil
 }
@@ -451,7 +454,7 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	j.run = render
 	if in.Reader != nil {
 		j.prefetch = func(ctx context.Context) (*prefetched, error) {
-			return prefetchTIFF(ctx, j.obj, hdr, &j.Plan)
+			return prefetchTIFF(ctx, s.heads, j.obj, hdr, &j.Plan)
 		}
 	}
 	tile, ok := tiffTile(hdr, &j.Plan)
