@@ -10,7 +10,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 
@@ -371,45 +370,19 @@ func fetchError(ctx context.Context, err error) error {
 	return fault.Wrap(fault.BadGateway, err, "the source image could not be read")
 }
 
-// arraysAhead reads the offset arrays of a TIFF level whole, with one
-// request each, the first time in a while that a stored tile of the level
-// is passed through: every later tile then costs the one request for its
-// own bytes, instead of one more, or two, for the blocks of the arrays
-// that hold its offset and byte count. The arrays land in the store's
-// block cache, which is why a level is read again after arraysAheadTTL:
-// the cache may have dropped them.
-type arraysAhead struct {
-	mu   sync.Mutex
-	seen map[arraysKey]time.Time
-}
-
-type arraysKey struct {
-	key, version string
-	ifd          int64
-}
-
-const arraysAheadTTL = time.Minute
-
-// readAhead reads lv's arrays from obj unless it did lately. Failures are
-// not reported: the tile's own read meets them.
-func (a *arraysAhead) readAhead(ctx context.Context, obj *source.Object, lv *probe.TIFFLevel) {
-	k := arraysKey{obj.Key, obj.Version, lv.IFD()}
-	now := time.Now()
-	a.mu.Lock()
-	if at, ok := a.seen[k]; ok && now.Sub(at) < arraysAheadTTL {
-		a.mu.Unlock()
-		return
+// tileReader returns what a stored tile of obj is read through: for a
+// remote object, the file's offset arrays and JPEG tables held in memory
+// (fetched at once the first time, see levelHeads), so that every tile
+// costs one request, for its own bytes, instead of up to three, one after
+// the other, for the blocks of the arrays and the tile. A failure to
+// fetch them is left to the tile's own read to meet.
+func (s *Service) tileReader(ctx context.Context, obj *source.Object, hdr probe.Info) io.ReaderAt {
+	if obj.Path != "" {
+		return obj
 	}
-	if a.seen == nil || len(a.seen) > 10000 {
-		a.seen = map[arraysKey]time.Time{}
+	heads, err := s.heads.get(ctx, obj, hdr)
+	if err != nil {
+		return obj
 	}
-	a.seen[k] = now
-	a.mu.Unlock()
-	var arrays []probe.ByteRange
-	for _, r := range lv.TileArrays() {
-		if r.Length <= prefetchArray {
-			arrays = append(arrays, r)
-		}
-	}
-	fetchSpans(ctx, obj.ReaderAt, arrays)
+	return &prefetched{r: obj.ReaderAt, heads: heads}
 }

@@ -83,11 +83,9 @@ type Service struct {
 	// output bytes depend on (Config.Variant and the limits), computed
 	// once for every ETag and cache key.
 	variant string
-	// arrays remembers the remote TIFF levels whose offset arrays were
-	// read ahead for stored tiles; heads keeps what renders of remote
-	// TIFF levels read besides tiles.
-	arrays *arraysAhead
-	heads  *levelHeads
+	// heads keeps what renders and stored tiles of remote TIFFs read
+	// besides tiles (offset arrays, IFDs, JPEG tables).
+	heads *levelHeads
 }
 
 // New returns a service reading sources through src and rendering with r.
@@ -102,7 +100,6 @@ func New(cfg Config, src source.Source, r Renderer) (*Service, error) {
 		render:   r,
 		formats:  r.Formats(),
 		headers:  newHeaderCache(4096),
-		arrays:   &arraysAhead{},
 		heads:    &levelHeads{},
 		variant:  cfg.Variant + "\x00" + limitsKey(cfg.Limits),
 	}, nil
@@ -464,10 +461,7 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	j.Passthrough = true
 	j.run = func(ctx context.Context, w io.Writer) error {
 		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
-		if j.obj.Path == "" {
-			s.arrays.readAhead(ctx, j.obj, tile.level)
-		}
-		b, err := spliceTIFFTile(ctx, j.obj, tile)
+		b, err := spliceTIFFTile(ctx, s.tileReader(ctx, j.obj, hdr), tile)
 		tracing.End(span, err)
 		if errors.Is(err, errNoPassthrough) {
 			// The tile is not what its tags promised; nothing is
