@@ -22,11 +22,11 @@ import (
 )
 
 // A render of a tiled TIFF that is not on local disk fetches what libvips
-// will read before it is admitted: the tile offset and byte count arrays
-// of the levels libtiff opens, then the stored tiles under the plan's
-// region, each run of nearby tiles with one request, the runs
+// will read before it is admitted: the file's IFDs, offset arrays and
+// JPEG tables (once per file, see tiffHeads), then the stored tiles under
+// the plan's region, each run of nearby tiles with one request, the runs
 // concurrently. libvips then decodes from memory. Without this, a worker
-// slot (one of about as many as there are cores) would wait for every
+// slot (one of a few per core) would wait for every
 // round trip of the decode's reads, and a store 20 ms away would cap a
 // two-core server at a few dozen tiles a second whatever the number of
 // clients; with it, waiting for the store costs no slot, and a render
@@ -140,7 +140,7 @@ func hold(n int64) bool {
 // are unsound (libvips will judge them) or the tiles do not fit the
 // budget, it returns the level's other bytes alone. The caller must
 // release what it returns.
-func prefetchTIFF(ctx context.Context, heads *levelHeads, obj *source.Object, hdr probe.Info, p *plan.Plan) (pf *prefetched, err error) {
+func prefetchTIFF(ctx context.Context, heads *tiffHeads, obj *source.Object, hdr probe.Info, p *plan.Plan) (pf *prefetched, err error) {
 	lv := hdr.Levels[p.Level].TIFF
 	if lv == nil || !lv.Tiled() {
 		return nil, nil
@@ -180,7 +180,7 @@ func prefetchTIFF(ctx context.Context, heads *levelHeads, obj *source.Object, hd
 	return pf, nil
 }
 
-// levelHeads keeps, for the remote TIFFs rendered lately, the bytes
+// tiffHeads keeps, for the remote TIFFs read lately, the bytes
 // libvips reads besides the tiles: the read windows at the file's header
 // and at every level's IFD, and every level's offset and byte-count
 // arrays and JPEG tables (libtiff reads a directory's arrays whole when
@@ -190,8 +190,8 @@ func prefetchTIFF(ctx context.Context, heads *levelHeads, obj *source.Object, hd
 // read-only; the block cache alone would not do, as tiles passing through
 // it can evict them between the fetch and the decode. Entries are keyed
 // by object version, so never stale; all are dropped when they exceed
-// levelHeadsBytes.
-type levelHeads struct {
+// tiffHeadsBytes.
+type tiffHeads struct {
 	mu    sync.Mutex
 	m     map[headsKey]spans
 	bytes int64
@@ -199,10 +199,10 @@ type levelHeads struct {
 
 type headsKey struct{ key, version string }
 
-// levelHeadsBytes bounds the bytes levelHeads keeps.
-const levelHeadsBytes = 32 << 20
+// tiffHeadsBytes bounds the bytes tiffHeads keeps.
+const tiffHeadsBytes = 32 << 20
 
-func (h *levelHeads) get(ctx context.Context, obj *source.Object, hdr probe.Info) (spans, error) {
+func (h *tiffHeads) get(ctx context.Context, obj *source.Object, hdr probe.Info) (spans, error) {
 	k := headsKey{obj.Key, obj.Version}
 	h.mu.Lock()
 	ss, ok := h.m[k]
@@ -234,10 +234,10 @@ func (h *levelHeads) get(ctx context.Context, obj *source.Object, hdr probe.Info
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.m == nil || h.bytes+n > levelHeadsBytes {
+	if h.m == nil || h.bytes+n > tiffHeadsBytes {
 		h.m, h.bytes = map[headsKey]spans{}, 0
 	}
-	if _, ok := h.m[k]; !ok && n <= levelHeadsBytes {
+	if _, ok := h.m[k]; !ok && n <= tiffHeadsBytes {
 		h.m[k] = ss
 		h.bytes += n
 	}
@@ -372,7 +372,7 @@ func fetchError(ctx context.Context, err error) error {
 
 // tileReader returns what a stored tile of obj is read through: for a
 // remote object, the file's offset arrays and JPEG tables held in memory
-// (fetched at once the first time, see levelHeads), so that every tile
+// (fetched at once the first time, see tiffHeads), so that every tile
 // costs one request, for its own bytes, instead of up to three, one after
 // the other, for the blocks of the arrays and the tile. A failure to
 // fetch them is left to the tile's own read to meet.

@@ -85,7 +85,7 @@ type Service struct {
 	variant string
 	// heads keeps what renders and stored tiles of remote TIFFs read
 	// besides tiles (offset arrays, IFDs, JPEG tables).
-	heads *levelHeads
+	heads *tiffHeads
 }
 
 // New returns a service reading sources through src and rendering with r.
@@ -100,7 +100,7 @@ func New(cfg Config, src source.Source, r Renderer) (*Service, error) {
 		render:   r,
 		formats:  r.Formats(),
 		headers:  newHeaderCache(4096),
-		heads:    &levelHeads{},
+		heads:    &tiffHeads{},
 		variant:  cfg.Variant + "\x00" + limitsKey(cfg.Limits),
 	}, nil
 }
