@@ -221,6 +221,9 @@ func TestPrefetchHoldsNoSlot(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
+	if held := service.HeldBytes(); held != 0 {
+		t.Errorf("%d bytes still counted as held after every render ended", held)
+	}
 	t.Logf("%d renders at once with one worker, %s a request: %s", n, delay, took)
 	if took > n*delay/2 {
 		t.Errorf("%d renders took %s; with no slot held while fetching, want well under %s", n, took, n*delay)
@@ -264,6 +267,9 @@ func TestPrefetchFailure(t *testing.T) {
 	}
 	if g := runtime.NumGoroutine(); g > base {
 		t.Errorf("%d goroutines after the render, %d before", g, base)
+	}
+	if held := service.HeldBytes(); held != 0 {
+		t.Errorf("%d bytes still counted as held after failed renders", held)
 	}
 }
 
