@@ -357,15 +357,18 @@ func fetchSpans(ctx context.Context, r io.ReaderAt, ranges []probe.ByteRange) ([
 	return out, nil
 }
 
-// fetchError maps a failed read ahead as a failed read of the decoder
-// would be: the store's own fault, the client's context, or a 502.
+// fetchError maps a failed read ahead as pixels maps a failed read of
+// the decoder: the client's context as it is, the store's own fault as it
+// is, a timeout that is not the client's a 504, anything else a 502.
 func fetchError(ctx context.Context, err error) error {
 	var se interface{ HTTPStatus() int }
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case errors.As(err, &se), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &se):
 		return err
+	case errors.Is(err, context.DeadlineExceeded):
+		return fault.Wrap(fault.GatewayTimeout, err, "the source image could not be read in time")
 	}
 	return fault.Wrap(fault.BadGateway, err, "the source image could not be read")
 }

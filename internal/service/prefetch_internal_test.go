@@ -2,10 +2,15 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"testing"
 
+	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/probe"
 )
@@ -87,5 +92,37 @@ func TestPrefetchedReadAt(t *testing.T) {
 		if pf.Holds(int64(tc.off), tc.n) != tc.held {
 			t.Errorf("Holds(%d, %d) = %v", tc.off, tc.n, !tc.held)
 		}
+	}
+}
+
+func TestFetchError(t *testing.T) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	storeFault := fault.New(fault.Unavailable, "the image store cannot be reached")
+	tests := []struct {
+		name   string
+		ctx    context.Context
+		err    error
+		status int
+		same   bool // err itself returned
+	}{
+		{"client gone", done, errors.New("read tcp: use of closed connection"), 0, false},
+		{"store fault", context.Background(), fmt.Errorf("reading: %w", storeFault), http.StatusServiceUnavailable, true},
+		{"timeout not the client's", context.Background(), context.DeadlineExceeded, http.StatusGatewayTimeout, false},
+		{"anything else", context.Background(), io.ErrUnexpectedEOF, http.StatusBadGateway, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := fetchError(tc.ctx, tc.err)
+			if tc.ctx.Err() != nil {
+				if !errors.Is(got, context.Canceled) {
+					t.Errorf("fetchError = %v, want the context's error", got)
+				}
+				return
+			}
+			if status, _ := fault.Status(got); status != tc.status || (tc.same && got != tc.err) {
+				t.Errorf("fetchError = %v (%d), want %d", got, status, tc.status)
+			}
+		})
 	}
 }
