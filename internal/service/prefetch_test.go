@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -313,5 +314,46 @@ func TestPassthroughOneRequest(t *testing.T) {
 	}
 	if admitted.Load() != 0 {
 		t.Errorf("stored tiles were fetched by admitted work")
+	}
+}
+
+// TestPrefetchTooManyTiles renders a region of more tiles than a render
+// fetches ahead (4,761 tiles of 16×16): it takes the old path, reading
+// its tiles as libvips decodes them, and is right all the same.
+func TestPrefetchTooManyTiles(t *testing.T) {
+	root := t.TempDir()
+	noise := filepath.Join(t.TempDir(), "noise.v")
+	vips(t, "gaussnoise", noise, "1100", "1100", "--sigma", "40")
+	vips(t, "cast", noise, filepath.Join(root, "small.tif")+"[tile,tile-width=16,tile-height=16,compression=jpeg,Q=90]", "uchar")
+	files, err := fs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := limit.New(limit.Config{Workers: 1, Queue: 8, QueueTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &slowStore{Source: files, store: ranged.NewStore(ranged.Config{Cache: ranged.NewCache(64 << 20)}), delay: time.Millisecond}
+	src.inSlot = func() bool { return adm.Stats().Running > 0 }
+	if err := pixels.Startup(pixels.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(service.Config{Limits: app.Limits(config.Default()), TileSize: 512, Admit: adm}, src, app.Engine(pixels.EncodeOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := iiif.ParseImage(iiif.V3, "full", "max", "0", "default.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := render(t, svc, "small.tif", req)
+	if b := img.Bounds(); b.Dx() != 1100 || b.Dy() != 1100 {
+		t.Errorf("size %v, want 1100x1100", b)
+	}
+	if src.during.Load() == 0 {
+		t.Errorf("no request while the render held the worker: its tiles were fetched ahead")
+	}
+	if held := service.HeldBytes(); held != 0 {
+		t.Errorf("%d bytes still counted as held", held)
 	}
 }
