@@ -5,15 +5,18 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,10 +96,21 @@ func TestRemoteFigures(t *testing.T) {
 	// S3 measurement requests a tile another one fetched: every tile's
 	// bytes come from the store, not from the block cache.
 	perm := rand.New(rand.NewPCG(1, 9)).Perm((tiles - 1) * (tiles - 1))
-	var drawn atomic.Int64
+	// Each server draws from its own counter: no S3 or HTTP measurement
+	// requests a tile an earlier one of the same server (and its block
+	// cache) fetched.
+	var mu sync.Mutex
+	drawn := map[string]*atomic.Int64{}
 	format := "jpg" // aligned JPEG tiles pass through; png renders them
 	tileURL := func(base string, _ int) string {
-		i := perm[int(drawn.Add(1)-1)%len(perm)]
+		mu.Lock()
+		d := drawn[base]
+		if d == nil {
+			d = new(atomic.Int64)
+			drawn[base] = d
+		}
+		mu.Unlock()
+		i := perm[int(d.Add(1)-1)%len(perm)]
 		x, y := i%(tiles-1)*256, i/(tiles-1)*256
 		return fmt.Sprintf("%s/iiif/3/big.tif/%d,%d,256,256/256,256/0/default.%s", base, x, y, format)
 	}
@@ -141,16 +155,23 @@ func TestRemoteFigures(t *testing.T) {
 	t.Logf("object %d bytes; info.json: %d range requests, %d bytes; first tile: %d requests, %d bytes; next 10 tiles: %d requests, %d bytes",
 		st.Size(), s1.Requests-s0.Requests, s1.Bytes-s0.Bytes, s2.Requests-s1.Requests, s2.Bytes-s1.Bytes, s3s.Requests-s2.Requests, s3s.Bytes-s2.Bytes)
 
-	// Throughput: the same file on local disk and in S3.
+	// Throughput: the same file on local disk, in S3, and on an HTTP
+	// origin that costs little CPU per request (nginx), each remote store
+	// also behind a proxy adding 20 ms to every request.
 	dir := t.TempDir()
 	if err := os.Link(file, filepath.Join(dir, "big.tif")); err != nil {
 		t.Fatal(err) // same file system needed: the root refuses links leading out
 	}
 	_, local := start(dir)
+	origin := startNginx(t, filepath.Dir(file))
+	hproxy := remotetest.Start(t, origin)
 	// The machine is shared: each figure is the median of three rounds,
-	// the three sources measured one after another in every round.
+	// the sources measured one after another in every round.
 	_, s3base := start("s3://" + bucket)
 	_, slow := start("s3://" + bucket)
+	_, hbase := start("http://" + origin + "/")
+	_, hslow := start("http://" + hproxy.Addr() + "/")
+	hproxy.SetDelay(20 * time.Millisecond)
 	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
 	const n = 250
 	for _, run := range []struct {
@@ -162,16 +183,83 @@ func TestRemoteFigures(t *testing.T) {
 		}
 		format = run.format
 		c := run.conc
-		var fs, s3r, s3slow []float64
+		var fs, s3r, s3slow, hr, hsl []float64
 		for round := 0; round < 3; round++ {
 			fs = append(fs, throughput(local, n, c))
 			s3r = append(s3r, throughput(s3base, n, c))
 			proxy.SetDelay(20 * time.Millisecond)
 			s3slow = append(s3slow, throughput(slow, n, c))
 			proxy.SetDelay(0)
+			hr = append(hr, throughput(hbase, n, c))
+			hsl = append(hsl, throughput(hslow, n, c))
 		}
-		d, r, sl := median(fs), median(s3r), median(s3slow)
-		t.Logf("%s, concurrency %d: disk %.0f tiles/s; S3 %.0f tiles/s (%.2f×); S3 +20 ms/request %.0f tiles/s (%.2f×)", format, c, d, r, r/d, sl, sl/d)
+		d, r, sl, h, hs := median(fs), median(s3r), median(s3slow), median(hr), median(hsl)
+		t.Logf("%s, concurrency %d: disk %.0f tiles/s; S3 %.0f (%.2f×); S3 +20 ms %.0f (%.2f×); HTTP %.0f (%.2f×); HTTP +20 ms %.0f (%.2f×)",
+			format, c, d, r, r/d, sl, sl/d, h, h/d, hs, hs/d)
+	}
+}
+
+// startNginx serves dir on a free loopback port with Debian's nginx (an
+// origin that honours Range and costs little CPU per request) and returns
+// its HOST:PORT; the test is skipped without nginx.
+func startNginx(t *testing.T, dir string) string {
+	t.Helper()
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, err = os.Stat("/usr/sbin/nginx"); err != nil {
+			t.Skip("nginx not installed")
+		}
+		bin = "/usr/sbin/nginx"
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	tmp := t.TempDir()
+	conf := fmt.Sprintf(`daemon off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	keepalive_requests 1000000;
+	server {
+		listen %[2]s;
+		root %[3]s;
+	}
+}
+`, tmp, addr, dir)
+	path := filepath.Join(tmp, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", path, "-e", filepath.Join(tmp, "error.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if i == 50 {
+			log, _ := os.ReadFile(filepath.Join(tmp, "error.log"))
+			t.Fatalf("nginx did not listen on %s: %v\n%s", addr, err, log)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -84,7 +84,12 @@ func (s *readerSource) read(dst []byte) int64 {
 	}
 	dst = dst[:min(int64(len(dst)), s.size-s.pos)]
 	var err error
-	if len(dst) <= smallRead {
+	if h, ok := s.r.(Holder); ok && h.Holds(s.pos, len(dst)) {
+		// In memory: read on this thread, straight into libvips'
+		// buffer. Nothing can hang, and a goroutine and two thread
+		// switches would cost more than the copy.
+		err = s.readHeld(dst, s.pos)
+	} else if len(dst) <= smallRead {
 		err = s.readSmall(dst, s.pos)
 	} else {
 		err = s.readAt(dst, s.pos)
@@ -106,6 +111,16 @@ const (
 	smallRead  = 4 << 10
 	windowSize = 16 << 10
 	maxWindows = 4
+)
+
+// ReadWindow is how many bytes a small read of an Input's Reader (at
+// most SmallRead bytes, such as a tile that compressed well) asks for at
+// its offset; larger reads ask for exactly their bytes. Callers that
+// prepare an Input's bytes ahead of a render use it to know which they
+// need.
+const (
+	SmallRead  = smallRead
+	ReadWindow = windowSize
 )
 
 // window is bytes read ahead, at an offset.
@@ -135,6 +150,29 @@ func (s *readerSource) readSmall(dst []byte, off int64) error {
 		s.next = (s.next + 1) % maxWindows
 	}
 	return nil
+}
+
+// Holder is an io.ReaderAt that holds some of its bytes in memory, such
+// as the tiles of a render fetched before it was admitted. Reads of held
+// bytes are served on the calling libvips thread, without the goroutine
+// that guards other reads against hanging.
+type Holder interface {
+	io.ReaderAt
+	// Holds reports whether ReadAt(p, off) for n bytes is served from
+	// memory, without blocking.
+	Holds(off int64, n int) bool
+}
+
+// readHeld fills dst at off from a Holder.
+func (s *readerSource) readHeld(dst []byte, off int64) error {
+	n, err := s.r.ReadAt(dst, off)
+	if n == len(dst) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = fmt.Errorf("pixels: the source ended at byte %d of %d: %w", off+int64(n), s.size, io.ErrUnexpectedEOF)
+	}
+	return err
 }
 
 // readAt fills dst at off. The bytes go through a buffer of their own,

@@ -520,3 +520,49 @@ func TestReaderInputErrors(t *testing.T) {
 }
 
 const svgDoc = `<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>`
+
+// holder holds the bytes below half its file in memory (as a Holder);
+// it counts the reads it was asked of each kind.
+type holder struct {
+	b          []byte
+	held, rest atomic.Int64
+}
+
+func (h *holder) Holds(off int64, n int) bool { return off >= 0 && off+int64(n) <= int64(len(h.b)/2) }
+
+func (h *holder) ReadAt(p []byte, off int64) (int, error) {
+	if h.Holds(off, len(p)) {
+		h.held.Add(1)
+	} else {
+		h.rest.Add(1)
+	}
+	return bytes.NewReader(h.b).ReadAt(p, off)
+}
+
+// TestReaderHolder renders samples from a Holder: the held reads are
+// served from it (on libvips' thread), the others as from any reader,
+// and the output is the same as from the path.
+func TestReaderHolder(t *testing.T) {
+	for _, s := range readerSamples(t) {
+		t.Run(s.name, func(t *testing.T) {
+			w, h := s.size.X, s.size.Y
+			p := mkPlan(image.Rect(w/3, h/4, w*3/4, h*4/5), 120, 90, 0, false, "", iiif.FormatPNG)
+			want := renderBytes(t, s.path, s.level, p)
+			b, err := os.ReadFile(s.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hr := &holder{b: b}
+			got, err := renderInput(context.Background(), Input{Reader: hr, Size: int64(len(b)), Level: s.level}, p)
+			if err != nil {
+				t.Fatal(detail(err))
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%d bytes from the holder differ from %d bytes from the path", len(got), len(want))
+			}
+			if hr.held.Load() == 0 {
+				t.Errorf("no read was served from the held bytes (%d others)", hr.rest.Load())
+			}
+		})
+	}
+}

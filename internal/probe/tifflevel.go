@@ -32,6 +32,7 @@ type TIFFLevel struct {
 
 	bigEndian bool
 	size      int64     // file size, to check the ranges handed out
+	ifd       int64     // file offset of the level's IFD
 	offsets   tiffArray // TileOffsets or StripOffsets
 	counts    tiffArray // TileByteCounts or StripByteCounts; count 0 when absent
 	tables    tiffArray // JPEGTables; count 0 when absent
@@ -100,6 +101,36 @@ func (l *TIFFLevel) TileRanges(r io.ReaderAt, first, n int) ([]ByteRange, error)
 		rs[i] = ByteRange{Offset: int64(offs[i]), Length: int64(lens[i])}
 	}
 	return rs, nil
+}
+
+// IFD returns the file offset of the level's image file directory,
+// where a reader such as libtiff starts reading the level.
+func (l *TIFFLevel) IFD() int64 { return l.ifd }
+
+// TileArrays returns where the level's tile (or strip) offsets and byte
+// counts are stored in the file, for reading them ahead in one request
+// each: libtiff reads both whole when it opens a level, and TileRanges
+// reads parts of them. Arrays small enough to be held in their IFD
+// entries take no bytes of their own and are not listed.
+func (l *TIFFLevel) TileArrays() []ByteRange {
+	var out []ByteRange
+	for _, a := range []tiffArray{l.offsets, l.counts} {
+		if a.off >= 0 && a.count > 0 {
+			// locate checked that the array lies within the file.
+			out = append(out, ByteRange{Offset: a.off, Length: int64(a.count) * int64(typeSize(a.typ))})
+		}
+	}
+	return out
+}
+
+// JPEGTablesRange returns where the level's JPEGTables are stored in the
+// file, if it has tables not held in their IFD entry.
+func (l *TIFFLevel) JPEGTablesRange() (ByteRange, bool) {
+	a := l.tables
+	if a.off < 0 || a.count == 0 {
+		return ByteRange{}, false
+	}
+	return ByteRange{Offset: a.off, Length: int64(a.count) * int64(typeSize(a.typ))}, true
 }
 
 // maxJPEGTables bounds the JPEGTables read; real tables are under 1 KiB.
@@ -303,6 +334,7 @@ func isReduction(l0, l *TIFFLevel) bool {
 // what any reader (libtiff included) would refuse.
 func (t *tiffFile) level(d *ifd) (*TIFFLevel, error) {
 	l := &TIFFLevel{bigEndian: t.order == binary.BigEndian, size: t.src.size}
+	l.ifd, _ = t.abs(d.off, 0) // read already: within the file
 	get := func(tag uint16, def uint64, lo, hi uint64) (int, bool, error) {
 		v, ok, err := t.scalar(d, tag, def)
 		if err != nil {

@@ -3,6 +3,9 @@ package probe
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
+	"slices"
 	"testing"
 )
 
@@ -138,6 +141,18 @@ func TestTileRanges(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
+						if tl.IFD() != int64(ifds[i]) {
+							t.Errorf("level %d: IFD at %d, want %d", i, tl.IFD(), ifds[i])
+						}
+						// TileArrays names every byte TileRanges reads.
+						arrays := tl.TileArrays()
+						if len(arrays) != 2 {
+							t.Errorf("level %d: TileArrays %v, want 2 arrays", i, arrays)
+						}
+						only, err := tl.TileRanges(onlyRanges{r, arrays}, 0, n)
+						if err != nil || !slices.Equal(only, rs) {
+							t.Errorf("level %d: TileRanges from the arrays alone: %v, %v; want %v", i, only, err, rs)
+						}
 						// The writer stores each image's one shared chunk
 						// first, then its IFD; the IFD offsets say where.
 						for _, br := range rs {
@@ -148,6 +163,20 @@ func TestTileRanges(t *testing.T) {
 						got, err := tl.JPEGTables(r)
 						if err != nil || !bytes.Equal(got, tab) {
 							t.Errorf("level %d: JPEGTables % x, %v", i, got, err)
+						}
+						// Tables held in their entry take no bytes of
+						// their own; others are where JPEGTablesRange says.
+						inline := 4
+						if big {
+							inline = 8
+						}
+						if br, ok := tl.JPEGTablesRange(); ok != (len(tab) > inline) {
+							t.Errorf("level %d: JPEGTablesRange %v, %v for %d bytes of tables", i, br, ok, len(tab))
+						} else if ok {
+							only, err := tl.JPEGTables(onlyRanges{r, []ByteRange{br}})
+							if err != nil || !bytes.Equal(only, tab) {
+								t.Errorf("level %d: JPEGTables from their range alone: % x, %v", i, only, err)
+							}
 						}
 						if _, err := tl.TileRange(r, n); !errors.Is(err, ErrMalformed) {
 							t.Errorf("TileRange past the end: %v", err)
@@ -160,4 +189,19 @@ func TestTileRanges(t *testing.T) {
 			}
 		}
 	})
+}
+
+// onlyRanges fails every read that is not within one of its ranges.
+type onlyRanges struct {
+	r  io.ReaderAt
+	rs []ByteRange
+}
+
+func (o onlyRanges) ReadAt(p []byte, off int64) (int, error) {
+	for _, br := range o.rs {
+		if off >= br.Offset && off+int64(len(p)) <= br.Offset+br.Length {
+			return o.r.ReadAt(p, off)
+		}
+	}
+	return 0, fmt.Errorf("read of %d bytes at %d outside %v", len(p), off, o.rs)
 }

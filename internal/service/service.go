@@ -82,6 +82,9 @@ type Service struct {
 	// output bytes depend on (Config.Variant and the limits), computed
 	// once for every ETag and cache key.
 	variant string
+	// heads keeps what renders and stored tiles of remote TIFFs read
+	// besides tiles (offset arrays, IFDs, JPEG tables).
+	heads *tiffHeads
 }
 
 // New returns a service reading sources through src and rendering with r.
@@ -96,6 +99,7 @@ func New(cfg Config, src source.Source, r Renderer) (*Service, error) {
 		render:   r,
 		formats:  r.Formats(),
 		headers:  newHeaderCache(4096),
+		heads:    &tiffHeads{},
 		variant:  cfg.Variant + "\x00" + limitsKey(cfg.Limits),
 	}, nil
 }
@@ -353,6 +357,11 @@ type Job struct {
 	overlay func(ctx context.Context) (*pixels.Overlay, error)
 	ov      *pixels.Overlay
 	held    bool // Render answered from the tier Peek reads
+
+	// prefetch, when set, fetches what the render will read before it
+	// is admitted (see prefetchTIFF); fetched is its answer for run.
+	prefetch func(ctx context.Context) (*prefetched, error)
+	fetched  *prefetched
 }
 
 // Held is a cache entry that a repeat of a request can be answered from
@@ -465,9 +474,17 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	render := func(ctx context.Context, w io.Writer) error {
 		in := in
 		in.Overlay = j.ov
+		if j.fetched != nil {
+			in.Reader = j.fetched
+		}
 		return s.render.Render(ctx, in, &j.Plan, w)
 	}
 	j.run = render
+	if in.Reader != nil {
+		j.prefetch = func(ctx context.Context) (*prefetched, error) {
+			return prefetchTIFF(ctx, s.heads, j.obj, hdr, &j.Plan)
+		}
+	}
 	tile, ok := tiffTile(hdr, &j.Plan)
 	if !ok || j.overlay != nil {
 		return
@@ -475,7 +492,7 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	j.Passthrough = true
 	j.run = func(ctx context.Context, w io.Writer) error {
 		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
-		b, err := spliceTIFFTile(ctx, j.obj, tile)
+		b, err := spliceTIFFTile(ctx, s.tileReader(ctx, j.obj, hdr), tile)
 		tracing.End(span, err)
 		if errors.Is(err, errNoPassthrough) {
 			// The tile is not what its tags promised; nothing is
@@ -563,6 +580,19 @@ func (j *Job) compute(ctx context.Context, w io.Writer) error {
 		return j.run(ctx, w)
 	}
 	cost := Cost(&j.Plan)
+	if j.prefetch != nil {
+		// Fetched before admission: waiting for the store holds no
+		// worker slot. The bytes held count in the render's cost.
+		fetched, err := j.prefetch(ctx)
+		if err != nil {
+			return err
+		}
+		defer fetched.release()
+		j.fetched = fetched
+		if fetched != nil {
+			cost += fetched.bytes
+		}
+	}
 	if j.admit != nil {
 		release, err := admit(ctx, j.admit, cost)
 		if err != nil {

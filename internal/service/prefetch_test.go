@@ -1,0 +1,359 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/app"
+	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/limit"
+	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/probe"
+	"github.com/iiifd/iiifd/internal/service"
+	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/fs"
+	"github.com/iiifd/iiifd/internal/source/ranged"
+)
+
+// slowStore serves the objects of another source as a remote store
+// would: through a ranged.Store with a block cache, every range request
+// taking delay. inSlot, when set, is asked at each request whether a
+// render holds a worker slot; such requests are counted.
+type slowStore struct {
+	source.Source
+	store  *ranged.Store
+	delay  time.Duration
+	fail   func(off, n int64) bool // requests to fail, when set
+	inSlot func() bool
+	during atomic.Int64 // requests made while inSlot said true
+}
+
+func (s *slowStore) Open(ctx context.Context, key string) (*source.Object, error) {
+	obj, err := s.Source.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	file := obj.ReaderAt
+	rd := s.store.Open(ctx, key+"\x00"+obj.Version, obj.Size, func(ctx context.Context, off int64, p []byte) error {
+		if s.inSlot != nil && s.inSlot() {
+			s.during.Add(1)
+		}
+		t := time.NewTimer(s.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if s.fail != nil && s.fail(off, int64(len(p))) {
+			return errors.New("connection reset by peer")
+		}
+		_, err := file.ReadAt(p, off)
+		return err
+	})
+	return &source.Object{
+		ReaderAt: rd, Closer: closers{rd, obj}, Key: obj.Key, Size: obj.Size,
+		ModTime: obj.ModTime, Version: obj.Version,
+	}, nil
+}
+
+type closers []io.Closer
+
+func (c closers) Close() error {
+	var errs []error
+	for _, cl := range c {
+		errs = append(errs, cl.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// slowService serves the 4096² pyramidal TIFF of pyramidRoot from a store
+// delay away, through an admitter of one worker.
+func slowService(t *testing.T, delay time.Duration) (*service.Service, *slowStore, *limit.Admitter, string) {
+	t.Helper()
+	root, _ := pyramidRoot(t)
+	files, err := fs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &slowStore{Source: files, store: ranged.NewStore(ranged.Config{Cache: ranged.NewCache(64 << 20)}), delay: delay}
+	adm, err := limit.New(limit.Config{Workers: 1, Queue: 64, QueueTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pixels.Startup(pixels.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(service.Config{Limits: app.Limits(config.Default()), TileSize: 512, Admit: adm}, src, app.Engine(pixels.EncodeOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Info(t.Context(), iiif.V3, "big.tif", "http://x"); err != nil {
+		t.Fatal(err)
+	}
+	return svc, src, adm, root
+}
+
+// renderTile renders the full-resolution tile at column x, row y as PNG:
+// decoded and encoded, never passed through.
+func renderTile(ctx context.Context, svc *service.Service, x, y int) error {
+	req, err := iiif.ParseImage(iiif.V3, fmt.Sprintf("%d,%d,256,256", x*256, y*256), "256,", "0", "default.png")
+	if err != nil {
+		return err
+	}
+	job, err := svc.Image(ctx, "big.tif", req)
+	if err != nil {
+		return err
+	}
+	defer job.Close()
+	var out bytes.Buffer
+	return job.Render(ctx, &out)
+}
+
+// TestPrefetchHoldsNoSlot renders distinct tiles of a TIFF in a store
+// 100 ms away with one worker: the renders wait for the store before they
+// are admitted, so eight at once take about the time of one round trip
+// or two (the offset arrays, then the tiles), not eight; a render makes
+// no request while it holds the worker; and the bytes fetched are the
+// tiles' own.
+func TestPrefetchHoldsNoSlot(t *testing.T) {
+	const delay = 100 * time.Millisecond
+	svc, src, adm, root := slowService(t, delay)
+	src.inSlot = func() bool { return adm.Stats().Running > 0 }
+
+	// The bytes of each tile, from the file itself.
+	files, _ := fs.New(root)
+	obj, err := files.Open(t.Context(), "big.tif")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	hdr, err := probe.Read(obj, obj.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l0 := hdr.Levels[0].TIFF
+	tileBytes := func(x, y int) int64 {
+		br, err := l0.TileRange(obj, y*16+x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return br.Length
+	}
+
+	// The first render also reads what libvips reads besides tiles (the
+	// header's and IFDs' read windows, the offset arrays) that info.json
+	// did not; later ones only their tiles, one request each. None makes
+	// a request while it holds the worker.
+	if err := renderTile(t.Context(), svc, 15, 15); err != nil {
+		t.Fatal(err)
+	}
+	before := src.store.Stats()
+	var want int64
+	for i := range 3 {
+		if err := renderTile(t.Context(), svc, i, 2*i); err != nil {
+			t.Fatal(err)
+		}
+		want += tileBytes(i, 2*i)
+	}
+	if n := src.during.Load(); n != 0 {
+		t.Errorf("%d range requests while a render held the worker, want 0", n)
+	}
+	after := src.store.Stats()
+	got, reqs := after.Bytes-before.Bytes, after.Requests-before.Requests
+	// Each tile's bytes are rounded out to 4 KiB blocks at both ends
+	// (less a block at an end already cached with a neighbour).
+	const slack = 3 * 2 * ranged.BlockSize
+	if limit := want + slack; got < want-slack || got > limit || reqs != 3 {
+		t.Errorf("3 tiles of %d bytes fetched %d bytes in %d requests, want %d to %d in 3", want, got, reqs, want, limit)
+	}
+	t.Logf("3 tiles (%d bytes): %d requests, %d bytes", want, reqs, got)
+
+	// A region across 3×3 tiles, scaled: the tiles of each row lie
+	// together in the file, so each row is one request.
+	before = src.store.Stats()
+	req, err := iiif.ParseImage(iiif.V3, "1000,1000,300,300", "200,", "0", "default.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	render(t, svc, "big.tif", req)
+	after = src.store.Stats()
+	want = 0
+	for y := 3; y <= 5; y++ {
+		for x := 3; x <= 5; x++ {
+			want += tileBytes(x, y)
+		}
+	}
+	got, reqs = after.Bytes-before.Bytes, after.Requests-before.Requests
+	if limit := want + slack; got < want-slack || got > limit || reqs != 3 {
+		t.Errorf("9 tiles of %d bytes in 3 rows fetched %d bytes in %d requests, want %d to %d in 3", want, got, reqs, want, limit)
+	}
+	if n := src.during.Load(); n != 0 {
+		t.Errorf("%d range requests while a render held the worker, want 0", n)
+	}
+
+	// Eight at once, all waiting for the store together.
+	src.inSlot = nil
+	const n = 8
+	began := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = renderTile(t.Context(), svc, 8+i%8, 3+i/8)
+		}()
+	}
+	wg.Wait()
+	took := time.Since(began)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if held := service.HeldBytes(); held != 0 {
+		t.Errorf("%d bytes still counted as held after every render ended", held)
+	}
+	t.Logf("%d renders at once with one worker, %s a request: %s", n, delay, took)
+	if took > n*delay/2 {
+		t.Errorf("%d renders took %s; with no slot held while fetching, want well under %s", n, took, n*delay)
+	}
+}
+
+// TestPrefetchFailure fails the store's requests for the tiles: the
+// render is a 502 that names no internals, made before admission, and
+// a client that goes away mid-fetch gets its context's error at once and
+// leaves no goroutine behind.
+func TestPrefetchFailure(t *testing.T) {
+	svc, src, adm, _ := slowService(t, time.Millisecond)
+	var admitted atomic.Int64
+	src.inSlot = func() bool {
+		if adm.Stats().Running > 0 {
+			admitted.Add(1)
+		}
+		return false
+	}
+	src.fail = func(off, n int64) bool { return n > 8<<10 } // tiles, not headers
+	err := renderTile(t.Context(), svc, 5, 5)
+	if status, msg := fault.Status(err); status != http.StatusBadGateway {
+		t.Fatalf("render = %v (%d %q), want a 502", err, status, msg)
+	}
+	if admitted.Load() != 0 {
+		t.Errorf("the failing fetch was made by an admitted render")
+	}
+
+	src.fail, src.delay = nil, time.Hour
+	base := runtime.NumGoroutine()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	err = renderTile(ctx, svc, 6, 6)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(began) > 5*time.Second {
+		t.Fatalf("render = %v after %s, want the context's deadline at once", err, time.Since(began))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > base {
+		t.Errorf("%d goroutines after the render, %d before", g, base)
+	}
+	if held := service.HeldBytes(); held != 0 {
+		t.Errorf("%d bytes still counted as held after failed renders", held)
+	}
+}
+
+// TestPassthroughOneRequest passes stored tiles of a TIFF in a slow store
+// through: once a tile of the level has been served (and its offset
+// arrays read ahead), each further tile costs one request, for its own
+// bytes, and no admission.
+func TestPassthroughOneRequest(t *testing.T) {
+	svc, src, adm, _ := slowService(t, 20*time.Millisecond)
+	var admitted atomic.Int64
+	src.inSlot = func() bool {
+		if adm.Stats().Running > 0 {
+			admitted.Add(1)
+		}
+		return false
+	}
+	tile := func(x, y int) *service.Job {
+		req, err := iiif.ParseImage(iiif.V3, fmt.Sprintf("%d,%d,256,256", x*256, y*256), "256,", "0", "default.jpg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		job, err := svc.Image(t.Context(), "big.tif", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer job.Close()
+		if err := job.Render(t.Context(), io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		return job
+	}
+	if !tile(7, 7).Passthrough {
+		t.Fatal("an aligned JPEG tile was not passed through")
+	}
+	before := src.store.Stats()
+	for i := range 4 {
+		tile(i, 12-i)
+	}
+	if reqs := src.store.Stats().Requests - before.Requests; reqs != 4 {
+		t.Errorf("4 stored tiles cost %d requests, want 4", reqs)
+	}
+	if admitted.Load() != 0 {
+		t.Errorf("stored tiles were fetched by admitted work")
+	}
+}
+
+// TestPrefetchTooManyTiles renders a region of more tiles than a render
+// fetches ahead (4,761 tiles of 16×16): it takes the old path, reading
+// its tiles as libvips decodes them, and is right all the same.
+func TestPrefetchTooManyTiles(t *testing.T) {
+	root := t.TempDir()
+	noise := filepath.Join(t.TempDir(), "noise.v")
+	vips(t, "gaussnoise", noise, "1100", "1100", "--sigma", "40")
+	vips(t, "cast", noise, filepath.Join(root, "small.tif")+"[tile,tile-width=16,tile-height=16,compression=jpeg,Q=90]", "uchar")
+	files, err := fs.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := limit.New(limit.Config{Workers: 1, Queue: 8, QueueTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &slowStore{Source: files, store: ranged.NewStore(ranged.Config{Cache: ranged.NewCache(64 << 20)}), delay: time.Millisecond}
+	src.inSlot = func() bool { return adm.Stats().Running > 0 }
+	if err := pixels.Startup(pixels.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(service.Config{Limits: app.Limits(config.Default()), TileSize: 512, Admit: adm}, src, app.Engine(pixels.EncodeOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := iiif.ParseImage(iiif.V3, "full", "max", "0", "default.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := render(t, svc, "small.tif", req)
+	if b := img.Bounds(); b.Dx() != 1100 || b.Dy() != 1100 {
+		t.Errorf("size %v, want 1100x1100", b)
+	}
+	if src.during.Load() == 0 {
+		t.Errorf("no request while the render held the worker: its tiles were fetched ahead")
+	}
+	if held := service.HeldBytes(); held != 0 {
+		t.Errorf("%d bytes still counted as held", held)
+	}
+}
