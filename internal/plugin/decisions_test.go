@@ -3,8 +3,13 @@ package plugin
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/iiifd/iiifd/internal/plugin/plugintest"
 )
 
 func TestDecisionCache(t *testing.T) {
@@ -79,5 +84,24 @@ func TestOverlayFields(t *testing.T) {
 		if f := overlayFields(all, vary); f.Get("id") != "a" || f.Get("region") != "full" {
 			t.Errorf("%q: the request's own fields are missing", tt.vary)
 		}
+	}
+}
+
+// TestWazeroVersion: a test binary records no dependencies, yet finds
+// the wazero version it was built with, as go.mod requires it, so tests
+// share compiled code on disk (plugintest.CacheDir) across processes.
+func TestWazeroVersion(t *testing.T) {
+	mod, err := os.ReadFile(filepath.Join(plugintest.Root(t), "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want string
+	for _, line := range strings.Split(string(mod), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/tetratelabs/wazero" {
+			want = f[1]
+		}
+	}
+	if got := wazeroVersion(); want == "" || got != want {
+		t.Errorf("wazeroVersion() = %q, want %q (go.mod)", got, want)
 	}
 }

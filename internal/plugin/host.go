@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -250,8 +251,8 @@ var (
 // dirCache returns the process's one compilation cache for a directory.
 // The directory's name gets the wazero version this binary was built
 // with, since wazero cannot always tell its own version and machine code
-// from another version must never be loaded; a binary without that
-// record (a test binary) keeps compiled code in memory only.
+// from another version must never be loaded; a binary that cannot tell
+// (wazero replaced by a local copy) keeps compiled code in memory only.
 func dirCache(dir string) (wazero.CompilationCache, error) {
 	v := wazeroVersion()
 	if v == "" {
@@ -279,7 +280,30 @@ func wazeroVersion() string {
 			}
 		}
 	}
-	return ""
+	return wazeroSourceVersion()
+}
+
+// wazeroSourceVersion finds wazero's version for binaries that record no
+// dependencies (test binaries) in the name of the file its code was
+// compiled from: the module cache holds it under
+// github.com/tetratelabs/wazero@VERSION/, with -trimpath too. A local
+// replacement has no version there, and gets "".
+func wazeroSourceVersion() string {
+	pc := reflect.ValueOf(wazero.NewRuntimeConfig).Pointer()
+	fn := runtime.FuncForPC(pc)
+	if fn == nil {
+		return ""
+	}
+	file, _ := fn.FileLine(pc)
+	_, rest, ok := strings.Cut(file, "github.com/tetratelabs/wazero@")
+	if !ok {
+		return ""
+	}
+	v, _, ok := strings.Cut(rest, "/")
+	if !ok || v == "" {
+		return ""
+	}
+	return v
 }
 
 // Close stops watching and releases every module and instance.
