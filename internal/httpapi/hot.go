@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iiifd/iiifd/internal/service"
@@ -32,10 +33,12 @@ import (
 // rather than read by net/http), or when the request is traced.
 type hotRequests struct {
 	ttl time.Duration
-	max int
+	max int64
 
-	mu sync.RWMutex
-	m  map[string]*hotEntry
+	// m maps request lines to *hotEntry. A sync.Map, because lookups
+	// (every hot request, on every core) then take no lock at all.
+	m sync.Map
+	n atomic.Int64 // entries in m
 }
 
 // hotEntry is one remembered answer.
@@ -70,7 +73,7 @@ func newHotRequests(ttl time.Duration, max int) *hotRequests {
 	if ttl <= 0 || max <= 0 {
 		return nil
 	}
-	return &hotRequests{ttl: ttl, max: max, m: make(map[string]*hotEntry)}
+	return &hotRequests{ttl: ttl, max: int64(max)}
 }
 
 // hotLine reports whether r's request line may be remembered or looked up.
@@ -84,12 +87,11 @@ func (hr *hotRequests) serve(h *Handler, w http.ResponseWriter, r *http.Request)
 	if hr == nil || !hotLine(r) {
 		return false
 	}
-	hr.mu.RLock()
-	e := hr.m[r.RequestURI]
-	hr.mu.RUnlock()
-	if e == nil {
+	v, ok := hr.m.Load(r.RequestURI)
+	if !ok {
 		return false
 	}
+	e := v.(*hotEntry)
 	if time.Now().After(e.expires) {
 		hr.drop(r.RequestURI, e)
 		return false
@@ -150,30 +152,32 @@ func (hr *hotRequests) remember(r *http.Request, base string, job *service.Job, 
 			e.header = append(e.header, hotHeader{k, slices.Clip(slices.Clone(v))})
 		}
 	}
-	hr.mu.Lock()
-	defer hr.mu.Unlock()
-	if _, ok := hr.m[r.RequestURI]; !ok && len(hr.m) >= hr.max {
-		// Full: drop a few entries, expired or not. Map iteration
-		// starts at a random place, so this is random eviction, with
-		// no bookkeeping on hits and no scan of the whole map.
-		n := 0
-		for k := range hr.m {
-			delete(hr.m, k)
-			if n++; n == 16 {
-				break
-			}
-		}
+	hr.put(r.RequestURI, e)
+}
+
+// put remembers e for line, within the bound on entries.
+func (hr *hotRequests) put(line string, e *hotEntry) {
+	if _, loaded := hr.m.Swap(line, e); loaded || hr.n.Add(1) <= hr.max {
+		return
 	}
-	hr.m[r.RequestURI] = e
+	// Full: drop a few entries, expired or not, in the map's own order
+	// (by hash of the line: unrelated to use), with no bookkeeping on
+	// hits and no scan of the whole map.
+	dropped := 0
+	hr.m.Range(func(k, v any) bool {
+		if hr.m.CompareAndDelete(k, v) {
+			hr.n.Add(-1)
+			dropped++
+		}
+		return dropped < 16
+	})
 }
 
 // drop removes the expired entry e of line, unless it was replaced since.
 func (hr *hotRequests) drop(line string, e *hotEntry) {
-	hr.mu.Lock()
-	if hr.m[line] == e {
-		delete(hr.m, line)
+	if hr.m.CompareAndDelete(line, e) {
+		hr.n.Add(-1)
 	}
-	hr.mu.Unlock()
 }
 
 // forget drops every remembered answer (after a purge).
@@ -181,7 +185,10 @@ func (hr *hotRequests) forget() {
 	if hr == nil {
 		return
 	}
-	hr.mu.Lock()
-	clear(hr.m)
-	hr.mu.Unlock()
+	hr.m.Range(func(k, v any) bool {
+		if hr.m.CompareAndDelete(k, v) {
+			hr.n.Add(-1)
+		}
+		return true
+	})
 }
