@@ -24,12 +24,7 @@ import (
 func TestIngestToS3(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.Bucket("ingest")
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_REGION", s3test.Region)
-	t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint())
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	s3test.Env(t, srv.Endpoint())
 	src := ingestSource(t, 900, 700)
 	ctx := context.Background()
 	for _, tc := range []struct{ format, key, check string }{
@@ -58,16 +53,6 @@ func TestIngestToS3(t *testing.T) {
 	}
 }
 
-// s3Env points the AWS default chain at srv.
-func s3Env(t *testing.T, srv *s3test.Server) {
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_REGION", s3test.Region)
-	t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint())
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-}
-
 // TestCheckRemoteRoot: a bucket root is listed and its images checked
 // (a tile pyramid as one image, hidden keys and other files left out); a
 // web server root cannot be listed, which check says, with exit 2, and
@@ -76,7 +61,7 @@ func s3Env(t *testing.T, srv *s3test.Server) {
 func TestCheckRemoteRoot(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.Bucket("check")
-	s3Env(t, srv)
+	s3test.Env(t, srv.Endpoint())
 	dir := t.TempDir()
 	if err := samples.Extract(dir); err != nil {
 		t.Fatal(err)

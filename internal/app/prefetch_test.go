@@ -54,12 +54,7 @@ func TestS3RendersWaitOutsideWorkers(t *testing.T) {
 	bucket := srv.Bucket("slow")
 	srv.Put(bucket, map[string][]byte{"big.tif": data})
 	proxy := remotetest.Start(t, srv.Addr())
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_REGION", s3test.Region)
-	t.Setenv("AWS_ENDPOINT_URL", "http://"+proxy.Addr())
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	s3test.Env(t, "http://"+proxy.Addr())
 	cfg := config.Default()
 	cfg.Root = "s3://" + bucket
 	cfg.CacheMemory = 0

@@ -61,12 +61,7 @@ func TestRemoteFigures(t *testing.T) {
 	}
 	f.Close()
 	proxy := remotetest.Start(t, srv.Addr())
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_REGION", s3test.Region)
-	t.Setenv("AWS_ENDPOINT_URL", "http://"+proxy.Addr())
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	s3test.Env(t, "http://"+proxy.Addr())
 
 	start := func(root string) (*App, string) {
 		cfg := config.Default()
@@ -296,12 +291,7 @@ func TestRemoteTileDirFigures(t *testing.T) {
 	}
 	t.Logf("uploaded in %s", time.Since(began).Round(time.Millisecond))
 	proxy := remotetest.Start(t, srv.Addr())
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_REGION", s3test.Region)
-	t.Setenv("AWS_ENDPOINT_URL", "http://"+proxy.Addr())
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	s3test.Env(t, "http://"+proxy.Addr())
 	start := func(root string) string {
 		cfg := config.Default()
 		cfg.Root = root
@@ -383,12 +373,7 @@ func TestRemoteJP2Figures(t *testing.T) {
 	}
 	srv := s3test.Start(t)
 	bucket := srv.Bucket("jp2")
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_REGION", s3test.Region)
-	t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint())
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	s3test.Env(t, srv.Endpoint())
 	for _, file := range strings.Split(list, ",") {
 		st, err := os.Stat(file)
 		if err != nil {

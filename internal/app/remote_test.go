@@ -63,12 +63,7 @@ func TestS3EndToEnd(t *testing.T) {
 	bucket := srv.Bucket("images")
 	files := tilePyramid(t, "collection/pyr")
 	srv.Put(bucket, files)
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_REGION", s3test.Region)
-	t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint())
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	s3test.Env(t, srv.Endpoint())
 
 	cfg := config.Default()
 	cfg.Root = "s3://" + bucket + "/collection"
@@ -230,12 +225,7 @@ func TestS3Images(t *testing.T) {
 		files[e.Name()] = b
 	}
 	srv.Put(bucket, files)
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	t.Setenv("AWS_REGION", s3test.Region)
-	t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint())
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	s3test.Env(t, srv.Endpoint())
 	cfg := config.Default()
 	cfg.Root = "s3://" + bucket
 	cfg.CacheMemory = 0

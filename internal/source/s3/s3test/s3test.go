@@ -91,6 +91,19 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// Env points the AWS default configuration chain of the test process at
+// endpoint (the server, or a proxy in front of it) with the server's
+// credentials, and away from any shared config or credentials file of
+// the machine, for as long as t runs.
+func Env(t testing.TB, endpoint string) {
+	t.Setenv("AWS_ACCESS_KEY_ID", AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", SecretKey)
+	t.Setenv("AWS_REGION", Region)
+	t.Setenv("AWS_ENDPOINT_URL", endpoint)
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+}
+
 // Endpoint is the server's URL.
 func (s *Server) Endpoint() string { return "http://" + s.Addr() }
 
