@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -145,14 +147,7 @@ func (s *Source) putMultipart(ctx context.Context, full string, r io.ReaderAt, s
 	parts := make([]types.CompletedPart, n)
 	err = s.putParts(ctx, full, id, r, size, parts)
 	if err == nil {
-		err = s.Backend().Do(ctx, 0, func(ctx context.Context) error {
-			_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-				Bucket: &s.bucket, Key: &full, UploadId: id,
-				MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-			})
-			return storeError("CompleteMultipartUpload", err)
-		})
-		if err == nil {
+		if err = s.complete(ctx, full, id, parts, size); err == nil {
 			return nil
 		}
 		err = fmt.Errorf("multipart upload of %s: completing it: %w", full, err)
@@ -170,6 +165,42 @@ func (s *Source) putMultipart(ctx context.Context, full string, r io.ReaderAt, s
 		return fmt.Errorf("%w; aborting the upload (id %s) failed too, its parts stay stored until removed: %s", err, aws.ToString(id), detail(aerr))
 	}
 	return err
+}
+
+// complete completes upload id of full from parts. Completing is not
+// idempotent: when a store completed the upload but its answer was lost,
+// the retry finds no such upload. The object is then looked at: stored
+// with the upload's size and a multipart ETag of as many parts, it is the
+// upload, completed.
+func (s *Source) complete(ctx context.Context, full string, id *string, parts []types.CompletedPart, size int64) error {
+	err := s.Backend().Do(ctx, 0, func(ctx context.Context) error {
+		_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket: &s.bucket, Key: &full, UploadId: id,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		})
+		return storeError("CompleteMultipartUpload", err)
+	})
+	if !errors.Is(err, source.ErrNotFound) {
+		return err
+	}
+	var head *s3.HeadObjectOutput
+	herr := s.Backend().Do(ctx, 0, func(ctx context.Context) error {
+		var err error
+		head, err = s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &full})
+		return storeError("HeadObject", err)
+	})
+	if herr == nil && isUpload(head, size, len(parts)) {
+		return nil
+	}
+	return err
+}
+
+// isUpload reports whether an object's head describes a multipart upload
+// of size bytes in parts parts: its length, and the "-N" that S3 ends
+// the ETag of such an object with.
+func isUpload(head *s3.HeadObjectOutput, size int64, parts int) bool {
+	return aws.ToInt64(head.ContentLength) == size &&
+		strings.HasSuffix(strings.Trim(aws.ToString(head.ETag), `"`), "-"+strconv.Itoa(parts))
 }
 
 // putParts sends the parts of upload id, filling parts; it stops at the

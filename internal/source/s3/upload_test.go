@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/s3/s3test"
@@ -196,5 +197,58 @@ func TestUploadPartFails(t *testing.T) {
 	defer obj.Close()
 	if obj.Size != int64(len(data)) {
 		t.Errorf("stored %d bytes, want %d", obj.Size, len(data))
+	}
+}
+
+// TestCompleteRetried: completing is safe to retry. Stores answer a
+// retried completion either as a success (versitygw) or, once the upload
+// is gone, with NoSuchUpload (AWS); the object then tells whether it is
+// the upload (isUpload).
+func TestCompleteRetried(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("complete")
+	s := newSource(t, srv.Endpoint(), bucket, "", nil)
+	ctx := context.Background()
+	full := "done.tif"
+	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &full})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("iiifd"), 2<<20) // 10 MiB: two 5 MiB parts
+	var parts []types.CompletedPart
+	for i, off := 0, 0; off < len(data); i++ {
+		end := min(off+5<<20, len(data))
+		p, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket: &s.bucket, Key: &full, UploadId: out.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(data[off:end]),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: p.ETag, PartNumber: aws.Int32(int32(i + 1))})
+		off = end
+	}
+	for range 2 {
+		if err := s.complete(ctx, full, out.UploadId, parts, int64(len(data))); err != nil {
+			t.Fatalf("completion: %v", err)
+		}
+	}
+	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &full})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		size  int64
+		parts int
+		want  bool
+	}{
+		{int64(len(data)), 2, true},
+		{int64(len(data)) + 1, 2, false},
+		{int64(len(data)), 1, false},
+		{int64(len(data)), 12, false},
+	} {
+		if got := isUpload(head, tc.size, tc.parts); got != tc.want {
+			t.Errorf("isUpload(ETag %s, %d bytes, %d parts) = %v", aws.ToString(head.ETag), tc.size, tc.parts, got)
+		}
 	}
 }
