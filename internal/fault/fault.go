@@ -120,12 +120,18 @@ const StatusClientClosed = 499
 // Response returns the status and public message that the HTTP edge
 // answers err with: Status, except that a client that went away
 // (context.Canceled) is StatusClientClosed and a request that ran out of
-// time (context.DeadlineExceeded, we were too slow) is 503. Every
+// time (context.DeadlineExceeded, we were too slow) is 503 unless the
+// error says its own status (a store's timeout is a 504). Every
 // handler that answers errors maps them with Response and SetHeader.
 func Response(err error) (int, string) {
+	var se statusError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return StatusClientClosed, "client closed request"
+	case errors.As(err, &se):
+		// An error that says its status keeps it, even around a
+		// deadline: a store that did not answer in time is a 504.
+		return se.HTTPStatus(), se.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "the request took too long"
 	}

@@ -32,6 +32,7 @@ func TestResponse(t *testing.T) {
 		{"internal", secret, 500, "internal server error", http.Header{}},
 		{"client gone", fmt.Errorf("render: %w", context.Canceled), fault.StatusClientClosed, "client closed request", http.Header{}},
 		{"deadline", fmt.Errorf("render: %w", context.DeadlineExceeded), 503, "the request took too long", http.Header{"Retry-After": {"1"}}},
+		{"store timeout", fault.Wrap(fault.GatewayTimeout, fmt.Errorf("GET: %w", context.DeadlineExceeded), "the image store did not answer in time"), 504, "the image store did not answer in time", http.Header{}},
 		{"busy", fault.New(fault.Unavailable, "busy"), 503, "busy", http.Header{"Retry-After": {"1"}}},
 		{"too many", fault.New(fault.TooMany, "slow down"), 429, "slow down", http.Header{"Retry-After": {"1"}}},
 		{"refusal", fmt.Errorf("authorize: %w", refusal{http.Header{"Www-Authenticate": {`Bearer realm="x"`}}}), 401, "refused", http.Header{"Www-Authenticate": {`Bearer realm="x"`}}},

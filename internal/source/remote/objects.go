@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/ranged"
 	"github.com/iiifd/iiifd/internal/source/spool"
@@ -207,7 +208,7 @@ type metaFlight struct {
 func (o *Objects) fly(ctx context.Context, key string, c *metaFlight) {
 	defer c.cancel()
 	seen := time.Now()
-	m, err := o.fetchMeta(ctx, key)
+	m, err := o.fetchMetaSafe(ctx, key)
 	m.Seen = seen
 	o.mu.Lock()
 	if o.flights[key] == c {
@@ -222,6 +223,18 @@ func (o *Objects) fly(ctx context.Context, key string, c *metaFlight) {
 	c.m, c.err = m, err
 	close(c.done)
 	o.mu.Unlock()
+}
+
+// fetchMetaSafe is fetchMeta on a goroutine of its own: a panic in the
+// store's client becomes the flight's error, for its waiters, instead of
+// ending the process (no request's recovery covers this goroutine).
+func (o *Objects) fetchMetaSafe(ctx context.Context, key string) (m Meta, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			m, err = Meta{}, fault.Wrap(fault.Internal, fmt.Errorf("opening %s: panic in the store client: %v", key, v), "internal server error")
+		}
+	}()
+	return o.fetchMeta(ctx, key)
 }
 
 // fetchMeta asks the store for key's metadata: a Start where it helps,

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/ranged"
 )
 
 func TestClassify(t *testing.T) {
@@ -143,5 +145,20 @@ func TestDoLocal(t *testing.T) {
 	var fe *fault.Error
 	if errors.As(err, &fe) {
 		t.Errorf("local failure reported as the store's: %v", fe.Detail())
+	}
+}
+
+// panicky is a store whose client panics.
+type panicky struct{ Accessor }
+
+func (panicky) Head(context.Context, string) (Meta, error) { panic("bug in the store client") }
+
+// TestStatPanic: a panic in the store client while opening an object is an
+// error for the request, not the end of the process.
+func TestStatPanic(t *testing.T) {
+	o := New(Config{Accessor: panicky{}, Backend: NewBackend(DefaultPolicy()), Store: ranged.NewStore(ranged.Config{})})
+	_, err := o.Open(context.Background(), "a.tif")
+	if status, msg := fault.Response(err); status != 500 || strings.Contains(msg, "bug") {
+		t.Errorf("open with a panicking client: %d %q (%v)", status, msg, err)
 	}
 }
