@@ -105,3 +105,31 @@ func TestWazeroVersion(t *testing.T) {
 		t.Errorf("wazeroVersion() = %q, want %q (go.mod)", got, want)
 	}
 }
+
+// TestOverlayVaryPrivate: an overlay that depends on a cookie, the
+// client's address or any header but Accept-Language makes private
+// responses; every declared header is named in Vary.
+func TestOverlayVaryPrivate(t *testing.T) {
+	for _, tt := range []struct {
+		vary    []string
+		header  string
+		private bool
+	}{
+		{nil, "", false},
+		{[]string{"header:accept-language"}, "Accept-Language", false},
+		{[]string{"header:x-institution"}, "X-Institution", true},
+		{[]string{"header:authorization"}, "Authorization", true},
+		{[]string{"cookie:session"}, "Cookie", true},
+		{[]string{"client"}, "", true},
+		{[]string{"header:accept-language", "header:x-api-key"}, "Accept-Language, X-Api-Key", true},
+	} {
+		p := &Plugin{name: "wm"}
+		p.cur.Store(&module{p: p, hash: "h", hooks: map[string]bool{HookOverlay: true}, overlayVary: tt.vary})
+		h := &Host{plugins: []*Plugin{p}}
+		h.refresh()
+		st := h.state.Load()
+		if st.overlayHeader != tt.header || st.overlayPrivate != tt.private {
+			t.Errorf("%v: Vary %q private %v, want %q %v", tt.vary, st.overlayHeader, st.overlayPrivate, tt.header, tt.private)
+		}
+	}
+}

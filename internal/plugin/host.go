@@ -168,13 +168,23 @@ func (h *Host) refresh() {
 			st.overlayPrivate = true
 			names = append(names, "Cookie")
 		case isHeader:
+			// Many shared caches and CDNs ignore Vary on anything but
+			// a few negotiation headers, so an overlay that depends
+			// on any other header (credentials, a proxy's
+			// X-Institution) makes private responses: shared, they
+			// would reach clients with other values.
 			names = append(names, http.CanonicalHeaderKey(name))
-			st.overlayPrivate = st.overlayPrivate || name == "authorization"
+			st.overlayPrivate = st.overlayPrivate || !sharedVary[name]
 		}
 	}
 	st.overlayHeader = strings.Join(slices.Compact(names), ", ")
 	h.state.Store(st)
 }
+
+// sharedVary are the request headers an overlay may depend on while its
+// responses stay shareable (with Vary): content negotiation headers that
+// shared caches honour.
+var sharedVary = map[string]bool{"accept-language": true}
 
 // New compiles and starts every plugin of specs (each must compile,
 // instantiate and accept its configuration) and begins watching their

@@ -220,13 +220,19 @@ func (s *Service) addInfoFields(ctx context.Context, v iiif.Version, id string, 
 	return append(out, body[end:]...), nil
 }
 
+// errOverlayReloaded refuses an image whose overlay plugins were reloaded
+// while it was made; the next try is keyed and made by the new ones.
+var errOverlayReloaded = fault.New(fault.Unavailable, "the overlay plugins were reloaded while this image was being made; try again")
+
 // overlay asks the overlay hook for an image to put over the output of j.
-func (s *Service) overlay(ctx context.Context, v iiif.Version, id string, req *iiif.Request, p *plan.Plan) (*pixels.Overlay, error) {
+func (s *Service) overlay(ctx context.Context, id string, p *plan.Plan) (*pixels.Overlay, error) {
 	h := s.cfg.Plugins
 	if !h.Has(plugin.HookOverlay) {
 		return nil, nil
 	}
-	o, err := h.Overlay(ctx, pluginRequest(ctx, v, id, req), p.OutWidth, p.OutHeight)
+	// The overlay sees the canonical form of the request, which the
+	// cache key holds, not the spelling this client used.
+	o, err := h.Overlay(ctx, pluginRequest(ctx, p.Canonical.Version, id, &p.Canonical), p.OutWidth, p.OutHeight)
 	if err != nil || o == nil {
 		return nil, err
 	}

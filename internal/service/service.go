@@ -423,12 +423,19 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		return nil, err
 	}
 	variant, limits := s.variant, s.cfg.Limits
+	overlays := s.cfg.Plugins.Fingerprint(plugin.HookOverlay)
 	if s.cfg.Plugins != nil {
 		// Limited access plans within smaller limits, and the overlay
 		// plugins' modules and settings make other bytes: both are
 		// part of the cache key.
 		limits = degraded(limits, access)
-		variant += "\x00" + accessKey(access) + "\x00" + s.cfg.Plugins.Fingerprint(plugin.HookOverlay)
+		variant += "\x00" + accessKey(access) + "\x00" + overlays
+	}
+	if s.cfg.Plugins.Has(plugin.HookOverlay) {
+		// The overlay is told the identifier as asked (before the
+		// resolve hook maps it to a key) and the API version: they
+		// key its bytes too.
+		variant += "\x00" + id + "\x00" + strconv.Itoa(int(req.Version))
 	}
 	_, span := tracing.Start(ctx, "plan")
 	p, err := plan.Make(req, hdr.img, limits)
@@ -454,7 +461,14 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 	}
 	if s.cfg.Plugins.Has(plugin.HookOverlay) {
 		j.overlay = func(ctx context.Context) (*pixels.Overlay, error) {
-			return s.overlay(ctx, req.Version, id, &req, &j.Plan)
+			ov, err := s.overlay(ctx, id, &j.Plan)
+			if err == nil && s.cfg.Plugins.Fingerprint(plugin.HookOverlay) != overlays {
+				// Reloaded since the key, the validators and the
+				// caching of this image were decided: the overlay may
+				// come from a module that sees other client fields.
+				return nil, errOverlayReloaded
+			}
+			return ov, err
 		}
 	}
 	switch {
