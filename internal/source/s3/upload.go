@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -189,18 +191,31 @@ func (s *Source) complete(ctx context.Context, full string, id *string, parts []
 		head, err = s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &full})
 		return storeError("HeadObject", err)
 	})
-	if herr == nil && isUpload(head, size, len(parts)) {
+	if herr == nil && isUpload(head, size, parts) {
 		return nil
 	}
 	return err
 }
 
-// isUpload reports whether an object's head describes a multipart upload
-// of size bytes in parts parts: its length, and the "-N" that S3 ends
-// the ETag of such an object with.
-func isUpload(head *s3.HeadObjectOutput, size int64, parts int) bool {
-	return aws.ToInt64(head.ContentLength) == size &&
-		strings.HasSuffix(strings.Trim(aws.ToString(head.ETag), `"`), "-"+strconv.Itoa(parts))
+// isUpload reports whether an object's head is that of the multipart
+// upload of size bytes made of parts: its length, and its ETag, which S3
+// makes from the parts' own (the MD5 of their MD5s, then "-" and how
+// many there are), so that another object of the same length and number
+// of parts is not taken for it.
+func isUpload(head *s3.HeadObjectOutput, size int64, parts []types.CompletedPart) bool {
+	if aws.ToInt64(head.ContentLength) != size {
+		return false
+	}
+	h := md5.New()
+	for _, p := range parts {
+		sum, err := hex.DecodeString(strings.Trim(aws.ToString(p.ETag), `"`))
+		if err != nil || len(sum) != md5.Size {
+			return false // not an MD5: the store's ETags cannot be checked
+		}
+		h.Write(sum)
+	}
+	want := hex.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts))
+	return strings.Trim(aws.ToString(head.ETag), `"`) == want
 }
 
 // putParts sends the parts of upload id, filling parts; it stops at the

@@ -214,7 +214,7 @@ func TestCompleteRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := bytes.Repeat([]byte("iiifd"), 2<<20) // 10 MiB: two 5 MiB parts
+	data := append(bytes.Repeat([]byte("iiif"), 5<<18), bytes.Repeat([]byte("d"), 5<<20)...) // two different 5 MiB parts
 	var parts []types.CompletedPart
 	for i, off := 0, 0; off < len(data); i++ {
 		end := min(off+5<<20, len(data))
@@ -237,18 +237,21 @@ func TestCompleteRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	swapped := []types.CompletedPart{parts[1], parts[0]}
 	for _, tc := range []struct {
+		name  string
 		size  int64
-		parts int
+		parts []types.CompletedPart
 		want  bool
 	}{
-		{int64(len(data)), 2, true},
-		{int64(len(data)) + 1, 2, false},
-		{int64(len(data)), 1, false},
-		{int64(len(data)), 12, false},
+		{"the upload", int64(len(data)), parts, true},
+		{"another size", int64(len(data)) + 1, parts, false},
+		{"fewer parts", int64(len(data)), parts[:1], false},
+		{"other parts", int64(len(data)), swapped, false},
+		{"no MD5 ETags", int64(len(data)), []types.CompletedPart{{ETag: aws.String("x")}, {ETag: aws.String("y")}}, false},
 	} {
 		if got := isUpload(head, tc.size, tc.parts); got != tc.want {
-			t.Errorf("isUpload(ETag %s, %d bytes, %d parts) = %v", aws.ToString(head.ETag), tc.size, tc.parts, got)
+			t.Errorf("%s: isUpload(ETag %s) = %v", tc.name, aws.ToString(head.ETag), got)
 		}
 	}
 }
