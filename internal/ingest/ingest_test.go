@@ -602,3 +602,33 @@ func TestCancel(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkerLeavesNothingRunning: a worker that exits after starting a
+// process in the background does not leave that process running.
+func TestWorkerLeavesNothingRunning(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc")
+	}
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	// The worker's arguments follow the script as $1...: ignored.
+	script := "sleep 60 </dev/null >/dev/null 2>&1 & echo $! > " + pidFile + "; exit 0"
+	build := Subprocess("sh", "-c", script, "worker")
+	build(context.Background(), filepath.Join(dir, "src.png"), filepath.Join(dir, "out.tif"), Options{Format: FormatPTIFF, TileSize: 256, Quality: 85, Compression: CompressJPEG})
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(string(b))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			return // gone, or a zombie waiting for its parent
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker's background process %s is still running", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -73,6 +73,8 @@ func Subprocess(command ...string) Builder {
 		}
 		io.Copy(io.Discard, stdout)
 		err = cmd.Wait()
+		// Whatever the worker started and left running goes with it.
+		reap(cmd)
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}

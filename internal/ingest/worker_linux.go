@@ -5,6 +5,16 @@ import (
 	"syscall"
 )
 
+// reap kills what is left of the process group of a worker that has been
+// waited for: processes it started in the background. The group's id is
+// free for reuse only once every member has gone, so this reaches no
+// other process.
+func reap(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
 // contain makes the worker the leader of its own process group, and
 // cancellation (a time limit, a shutdown) kill that whole group, so that
 // nothing the worker started outlives it. The kernel also kills the worker
