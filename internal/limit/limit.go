@@ -3,10 +3,12 @@
 // its memory budget and answers overload with 503 instead of falling over.
 //
 // Work is admitted in two steps, as imgproxy and imagor do: first a place
-// in a bounded queue is taken without waiting (a full queue refuses at
-// once), then the work waits, in arrival order, until both a worker slot
-// and its estimated memory cost fit, or until its context ends or the
-// queue timeout passes.
+// in a bounded queue is taken without waiting (Reserve: a full queue or
+// a client over its share refuses at once), then the work waits, in
+// arrival order, until both a worker slot and its estimated memory cost
+// fit, or until its context ends or the queue timeout passes
+// (Place.Wait). Between the two, work may prepare (fetch its input)
+// holding bytes within a share of the memory budget (Place.Hold).
 package limit
 
 import (
@@ -61,7 +63,7 @@ func Refused(err error) bool {
 
 type clientKey struct{}
 
-// WithClient tells Acquire which client the work is for (e.g. its
+// WithClient tells Reserve and Acquire which client the work is for (e.g. its
 // address), for the per-client share.
 func WithClient(ctx context.Context, client string) context.Context {
 	return context.WithValue(ctx, clientKey{}, client)
@@ -78,15 +80,16 @@ type Admitter struct {
 
 	mu      sync.Mutex
 	running int
-	used    int64
-	waiting *list.List     // of *waiter, in arrival order
-	clients map[string]int // work running or waiting, per client
+	used    int64          // estimated bytes of running work
+	pending int            // places reserved and not admitted yet, waiting or not
+	held    int64          // bytes held by places not admitted yet (Place.Hold)
+	waiting *list.List     // of *Place, in arrival order
+	clients map[string]int // places taken and not given back, per client
 }
 
-type waiter struct {
-	cost  int64
-	ready chan struct{} // closed when admitted
-}
+// HeldShare is the share of Config.Memory that work not admitted yet may
+// hold (Place.Hold): 1/HeldShare of it.
+const HeldShare = 4
 
 // New returns an admitter for cfg.
 func New(cfg Config) (*Admitter, error) {
@@ -100,77 +103,156 @@ func New(cfg Config) (*Admitter, error) {
 type Stats struct {
 	Running, Waiting int
 	Memory           int64 // estimated bytes of running work
+	// Reserved counts the places taken and not admitted yet (Waiting
+	// among them); Held is the bytes they hold.
+	Reserved int
+	Held     int64
 }
 
 // Stats returns the current state.
 func (a *Admitter) Stats() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return Stats{Running: a.running, Waiting: a.waiting.Len(), Memory: a.used}
+	return Stats{Running: a.running, Waiting: a.waiting.Len(), Memory: a.used, Reserved: a.pending, Held: a.held}
 }
 
 // Acquire admits a unit of work of the estimated cost (bytes) and returns
 // the function that releases it, which must be called exactly once. It
 // fails with ErrClientShare when ctx's client is over its share,
 // ErrQueueFull when the queue is full, ErrQueueTimeout when the wait
-// exceeds the queue timeout, or ctx's error when ctx ends first.
+// exceeds the queue timeout, or ctx's error when ctx ends first. It is
+// Reserve and Place.Wait in one.
 func (a *Admitter) Acquire(ctx context.Context, cost int64) (release func(), err error) {
-	if err := ctx.Err(); err != nil {
+	p, err := a.Reserve(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if cost < 0 {
-		cost = 0
+	if err := p.Wait(ctx, cost); err != nil {
+		return nil, err
+	}
+	return p.Release, nil
+}
+
+// A Place is a unit of work's place in the admitter, from Reserve to
+// Release: first reserved (counted against the queue and its client's
+// share, waiting for nothing), then, once Wait returns, admitted (a
+// worker slot and its cost in the memory budget). Work that must
+// prepare before it runs (fetch its input) reserves its place first, so
+// that work the admitter would refuse is refused before it costs
+// anything. A nil *Place is work admitted without bounds. Its methods
+// are not for concurrent use.
+type Place struct {
+	a      *Admitter
+	client string
+	held   int64 // bytes held before admission (Hold)
+	cost   int64 // asked by Wait; once admitted, held included
+	state  placeState
+	ready  chan struct{} // closed when admitted from the queue
+}
+
+type placeState int
+
+const (
+	reserved placeState = iota
+	admitted
+	released
+)
+
+// Reserve takes a place without waiting: it fails at once with
+// ErrClientShare when ctx's client is over its share, ErrQueueFull when
+// the work reserved and not admitted yet already fills the queue and
+// the free worker slots, or ctx's error. The place must be released
+// (Release) whatever happens next.
+func (a *Admitter) Reserve(ctx context.Context) (*Place, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	client := ""
 	if a.cfg.PerClient > 0 {
 		client = clientOf(ctx)
 	}
-	if client != "" {
-		a.mu.Lock()
-		if a.clients[client] >= a.cfg.PerClient {
-			a.mu.Unlock()
-			return nil, ErrClientShare
-		}
-		a.clients[client]++
-		a.mu.Unlock()
-		release, err := a.acquire(ctx, cost)
-		if err != nil {
-			a.leave(client)
-			return nil, err
-		}
-		var once sync.Once
-		return func() {
-			once.Do(func() {
-				release()
-				a.leave(client)
-			})
-		}, nil
-	}
-	return a.acquire(ctx, cost)
-}
-
-// leave ends one unit of work of client.
-func (a *Admitter) leave(client string) {
 	a.mu.Lock()
-	if a.clients[client]--; a.clients[client] <= 0 {
-		delete(a.clients, client)
+	defer a.mu.Unlock()
+	if client != "" && a.clients[client] >= a.cfg.PerClient {
+		return nil, ErrClientShare
 	}
-	a.mu.Unlock()
-}
-
-func (a *Admitter) acquire(ctx context.Context, cost int64) (release func(), err error) {
-	a.mu.Lock()
-	if a.waiting.Len() == 0 && a.fits(cost) {
-		a.admit(cost)
-		a.mu.Unlock()
-		return a.releaser(cost), nil
-	}
-	if a.cfg.Queue > 0 && a.waiting.Len() >= a.cfg.Queue {
-		a.mu.Unlock()
+	if a.full() {
 		return nil, ErrQueueFull
 	}
-	w := &waiter{cost: cost, ready: make(chan struct{})}
-	el := a.waiting.PushBack(w)
+	if client != "" {
+		a.clients[client]++
+	}
+	a.pending++
+	return &Place{a: a, client: client, ready: make(chan struct{})}, nil
+}
+
+// full reports whether one more place would not find room: places
+// reserved and not admitted may fill the queue and the worker slots free
+// now, those the head of the queue is not already waiting for (it waits
+// for memory when it waits with slots free). Called with mu held.
+func (a *Admitter) full() bool {
+	if a.cfg.Queue <= 0 {
+		return false
+	}
+	free := 0
+	if a.waiting.Len() == 0 {
+		if a.cfg.Workers <= 0 {
+			return false
+		}
+		free = max(a.cfg.Workers-a.running, 0)
+	}
+	return a.pending >= a.cfg.Queue+free
+}
+
+// Hold counts n bytes that the reserved work holds before it is
+// admitted (input fetched ahead) against the memory budget, and reports
+// whether they fit: work not admitted may hold 1/HeldShare of
+// Config.Memory together, and what it holds leaves less room to the
+// running work. Held bytes count in the work's cost once it is admitted,
+// until Release. Without a memory budget, they always fit.
+func (p *Place) Hold(n int64) bool {
+	if p == nil || n <= 0 {
+		return true
+	}
+	a := p.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p.state != reserved {
+		return false
+	}
+	if a.cfg.Memory > 0 && a.held+n > a.cfg.Memory/HeldShare {
+		return false
+	}
+	a.held += n
+	p.held += n
+	return true
+}
+
+// Wait waits, in arrival order, until a worker slot and the estimated
+// cost (bytes, besides those held) fit, and admits the work. It fails
+// with ErrQueueTimeout when the wait exceeds the queue timeout, or ctx's
+// error when ctx ends first; the place is then given back.
+func (p *Place) Wait(ctx context.Context, cost int64) error {
+	if p == nil {
+		return ctx.Err()
+	}
+	a := p.a
+	if err := ctx.Err(); err != nil {
+		p.Release()
+		return err
+	}
+	a.mu.Lock()
+	if p.state != reserved {
+		a.mu.Unlock()
+		return errors.New("limit: Wait on a place not reserved")
+	}
+	p.cost = max(cost, 0)
+	if a.waiting.Len() == 0 && a.fits(p.cost) {
+		a.admit(p)
+		a.mu.Unlock()
+		return nil
+	}
+	el := a.waiting.PushBack(p)
 	a.mu.Unlock()
 
 	var timeout <-chan time.Time
@@ -179,44 +261,80 @@ func (a *Admitter) acquire(ctx context.Context, cost int64) (release func(), err
 		defer t.Stop()
 		timeout = t.C
 	}
+	var err error
 	select {
-	case <-w.ready:
-		return a.releaser(cost), nil
+	case <-p.ready:
+		return nil
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-timeout:
 		err = ErrQueueTimeout
 	}
 	a.mu.Lock()
-	select {
-	case <-w.ready:
-		// Admitted while giving up: hand the slot on.
-		a.mu.Unlock()
-		a.releaser(cost)()
-		return nil, err
-	default:
+	defer a.mu.Unlock()
+	if p.state == reserved {
+		a.waiting.Remove(el)
 	}
-	a.waiting.Remove(el)
-	// Leaving the head of the queue may let those behind start.
-	a.wake()
-	a.mu.Unlock()
-	return nil, err
+	// Admitted while giving up, the slot is handed on; leaving the head
+	// of the queue may let those behind start.
+	a.release(p)
+	return err
 }
 
-// fits reports whether work of cost can start now. Called with mu held.
+// Release gives back what the place holds: its queue place, held bytes
+// and client share, or, once admitted, its worker slot and cost. Later
+// calls do nothing.
+func (p *Place) Release() {
+	if p == nil {
+		return
+	}
+	p.a.mu.Lock()
+	p.a.release(p)
+	p.a.mu.Unlock()
+}
+
+// release is Release with mu held.
+func (a *Admitter) release(p *Place) {
+	switch p.state {
+	case released:
+		return
+	case reserved:
+		a.pending--
+		a.held -= p.held
+	case admitted:
+		a.running--
+		a.used -= p.cost
+	}
+	p.state = released
+	if p.client != "" {
+		if a.clients[p.client]--; a.clients[p.client] <= 0 {
+			delete(a.clients, p.client)
+		}
+	}
+	a.wake()
+}
+
+// fits reports whether work of cost (besides what it holds) can start
+// now: the bytes held by work not admitted yet, its own among them, are
+// memory as much as the running work's. Called with mu held.
 func (a *Admitter) fits(cost int64) bool {
 	if a.cfg.Workers > 0 && a.running >= a.cfg.Workers {
 		return false
 	}
-	if a.cfg.Memory > 0 && a.running > 0 && a.used+cost > a.cfg.Memory {
+	if a.cfg.Memory > 0 && a.running > 0 && a.used+a.held+cost > a.cfg.Memory {
 		return false
 	}
 	return true
 }
 
-func (a *Admitter) admit(cost int64) {
+// admit makes p running work. Called with mu held.
+func (a *Admitter) admit(p *Place) {
+	a.pending--
+	a.held -= p.held
+	p.cost += p.held
 	a.running++
-	a.used += cost
+	a.used += p.cost
+	p.state = admitted
 }
 
 // wake admits waiters from the head of the queue while they fit: strict
@@ -224,25 +342,12 @@ func (a *Admitter) admit(cost int64) {
 // Called with mu held.
 func (a *Admitter) wake() {
 	for el := a.waiting.Front(); el != nil; el = a.waiting.Front() {
-		w := el.Value.(*waiter)
-		if !a.fits(w.cost) {
+		p := el.Value.(*Place)
+		if !a.fits(p.cost) {
 			return
 		}
 		a.waiting.Remove(el)
-		a.admit(w.cost)
-		close(w.ready)
-	}
-}
-
-func (a *Admitter) releaser(cost int64) func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			a.mu.Lock()
-			a.running--
-			a.used -= cost
-			a.wake()
-			a.mu.Unlock()
-		})
+		a.admit(p)
+		close(p.ready)
 	}
 }

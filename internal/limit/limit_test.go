@@ -281,3 +281,106 @@ func TestPerClientShare(t *testing.T) {
 		t.Errorf("work without a client counted for %d clients", n)
 	}
 }
+
+// TestReserveRefusesAtOnce: places reserved for work still preparing
+// (not waiting yet) count against the queue and the client's share, so
+// that work that would be refused is refused before it prepares; the
+// room of free worker slots counts too.
+func TestReserveRefusesAtOnce(t *testing.T) {
+	a := mustNew(t, Config{Workers: 1, Queue: 2, PerClient: 2})
+	ctx := context.Background()
+	greedy := WithClient(ctx, "192.0.2.1")
+	var places []*Place
+	for range 2 {
+		p, err := a.Reserve(greedy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		places = append(places, p)
+	}
+	if _, err := a.Reserve(greedy); !errors.Is(err, ErrClientShare) {
+		t.Fatalf("a third place of one client: %v, want ErrClientShare", err)
+	}
+	p, err := a.Reserve(ctx) // the free worker's room and two queue places
+	if err != nil {
+		t.Fatal(err)
+	}
+	places = append(places, p)
+	if _, err := a.Reserve(ctx); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("a fourth place with one worker and two queue places: %v, want ErrQueueFull", err)
+	}
+	if s := a.Stats(); s.Reserved != 3 || s.Waiting != 0 || s.Running != 0 {
+		t.Errorf("stats %+v", s)
+	}
+	// The first admitted takes the worker; the others wait as before.
+	if err := places[0].Wait(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Reserve(ctx); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("with the worker busy and two places reserved: %v, want ErrQueueFull", err)
+	}
+	places[2].Release()
+	p, err = a.Reserve(ctx)
+	if err != nil {
+		t.Fatalf("a released place was not given back: %v", err)
+	}
+	p.Release()
+	for _, p := range places {
+		p.Release()
+		p.Release() // a second release is a no-op
+	}
+	if s := a.Stats(); s != (Stats{}) {
+		t.Errorf("leftover state %+v", s)
+	}
+	a.mu.Lock()
+	n := len(a.clients)
+	a.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d clients still counted after every place was released", n)
+	}
+}
+
+// TestHold: bytes held before admission fit in a share of the memory
+// budget, leave less room to running work, count in the work's cost
+// once admitted, and come back on Release.
+func TestHold(t *testing.T) {
+	a := mustNew(t, Config{Memory: 400})
+	ctx := context.Background()
+	p, _ := a.Reserve(ctx)
+	if !p.Hold(60) || !p.Hold(40) || p.Hold(1) {
+		t.Fatal("held bytes not bounded by a quarter of the budget")
+	}
+	if q, _ := a.Reserve(ctx); q.Hold(1) {
+		t.Error("a second place held past the share")
+	} else {
+		q.Release()
+	}
+	r, err := a.Acquire(ctx, 250) // nothing runs: admitted
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if _, err := a.Acquire(short, 60); err == nil {
+		t.Error("admitted over the budget: 250 running, 100 held, 60 more")
+	}
+	r()
+	if err := p.Wait(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if s := a.Stats(); s.Memory != 110 || s.Held != 0 || s.Reserved != 0 || s.Running != 1 {
+		t.Errorf("admitted with 100 held and a cost of 10: %+v", s)
+	}
+	if p.Hold(1) {
+		t.Error("an admitted place held more")
+	}
+	p.Release()
+	if s := a.Stats(); s != (Stats{}) {
+		t.Errorf("leftover state %+v", s)
+	}
+	var none *Place // no admitter: no bound
+	if !none.Hold(1<<40) || none.Wait(ctx, 1) != nil {
+		t.Error("a nil place bounds")
+	}
+	none.Release()
+}

@@ -72,6 +72,10 @@ func New(src Sources) *Metrics {
 				func() float64 { return float64(a.Stats().Waiting) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_work_memory_bytes", Help: "Estimated memory of running image operations."},
 				func() float64 { return float64(a.Stats().Memory) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_work_reserved", Help: "Image operations with a queue place, not running yet (fetching their input or waiting)."},
+				func() float64 { return float64(a.Stats().Reserved) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_work_held_bytes", Help: "Input bytes fetched ahead by image operations not running yet."},
+				func() float64 { return float64(a.Stats().Held) }),
 		)
 	}
 	if src.Vips {

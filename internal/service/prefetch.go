@@ -1,19 +1,21 @@
 package service
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"image"
 	"io"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/probe"
@@ -35,11 +37,10 @@ const (
 	// prefetchJobBytes bounds the bytes one render fetches ahead; a
 	// render needing more (a large region at full resolution) fetches
 	// only the offset arrays ahead, and its tiles as it decodes.
+	// All renders not admitted yet hold at most a share of the
+	// admission memory budget (limit.Place.Hold); renders that would
+	// exceed it fetch as they decode, as before.
 	prefetchJobBytes = 32 << 20
-	// prefetchHeldBytes bounds the bytes fetched ahead by all renders
-	// not finished yet, admitted or waiting. Renders that would exceed
-	// it fetch as they decode, as before.
-	prefetchHeldBytes = 512 << 20
 	// prefetchGap is the largest gap between two tiles fetched with one
 	// request (the gap's bytes are fetched too): a round trip costs far
 	// more than 64 KiB on any link worth serving images over.
@@ -57,11 +58,6 @@ const (
 	prefetchRequests = 16
 )
 
-// heldBytes counts the bytes fetched ahead by renders not finished yet,
-// across every Service of the process: it is memory, and the process has
-// one budget.
-var heldBytes atomic.Int64
-
 // prefetched serves reads of an object from the byte spans fetched ahead
 // of its render, and every other read from the object itself. It is
 // immutable once made, so libvips may read it from any thread, even after
@@ -70,8 +66,7 @@ type prefetched struct {
 	r     io.ReaderAt
 	heads spans // the level's non-tile bytes, shared with other renders
 	tiles spans // this render's tiles
-	bytes int64 // of tiles, counted in heldBytes until release
-	once  sync.Once
+	bytes int64 // of tiles, held in the render's admission place
 }
 
 // span is bytes of the object at an offset.
@@ -117,30 +112,14 @@ func (p *prefetched) find(off int64, n int) (span, bool) {
 	return p.heads.find(off, n)
 }
 
-// release gives the held bytes back to the budget.
-func (p *prefetched) release() {
-	if p != nil {
-		p.once.Do(func() { heldBytes.Add(-p.bytes) })
-	}
-}
-
-// hold takes n bytes of the budget, if they fit.
-func hold(n int64) bool {
-	if heldBytes.Add(n) > prefetchHeldBytes {
-		heldBytes.Add(-n)
-		return false
-	}
-	return true
-}
-
 // prefetchTIFF fetches the bytes a render of p from the TIFF obj will
 // read: those of its level besides the tiles (from heads when they were
 // fetched before), then the tiles. It returns nil, nil when there is
 // nothing to fetch ahead (the level is not tiled); when the file's tags
 // are unsound (libvips will judge them) or the tiles do not fit the
-// budget, it returns the level's other bytes alone. The caller must
-// release what it returns.
-func prefetchTIFF(ctx context.Context, heads *tiffHeads, obj *source.Object, hdr probe.Info, p *plan.Plan) (pf *prefetched, err error) {
+// budget, it returns the level's other bytes alone. The tiles' bytes are
+// held in place (see limit.Place.Hold), until it is released.
+func prefetchTIFF(ctx context.Context, heads *tiffHeads, place *limit.Place, obj *source.Object, hdr probe.Info, p *plan.Plan) (pf *prefetched, err error) {
 	lv := hdr.Levels[p.Level].TIFF
 	if lv == nil || !lv.Tiled() {
 		return nil, nil
@@ -167,13 +146,12 @@ func prefetchTIFF(ctx context.Context, heads *tiffHeads, obj *source.Object, hdr
 		return nil, fetchError(ctx, err)
 	}
 	runs, n := mergeRanges(tiles, obj.Size, prefetchGap)
-	if n > prefetchJobBytes || !hold(n) {
+	if n > prefetchJobBytes || !place.Hold(n) {
 		return pf, nil
 	}
 	pf.bytes = n
 	got, err := fetchSpans(ctx, obj.ReaderAt, runs)
 	if err != nil {
-		pf.release()
 		return nil, err
 	}
 	pf.tiles = got // in order, apart (mergeRanges)
@@ -189,27 +167,167 @@ func prefetchTIFF(ctx context.Context, heads *tiffHeads, obj *source.Object, hdr
 // same for every render of the file, so they are fetched once and shared,
 // read-only; the block cache alone would not do, as tiles passing through
 // it can evict them between the fetch and the decode. Entries are keyed
-// by object version, so never stale; all are dropped when they exceed
-// tiffHeadsBytes.
+// by object version, so never stale. Concurrent renders of a file not
+// held yet share one fetch; the bytes held and being fetched together
+// stay within max (tiffHeadsBytes when 0), the least recently used
+// entries giving way.
 type tiffHeads struct {
+	max   int64
 	mu    sync.Mutex
-	m     map[headsKey]spans
-	bytes int64
+	m     map[headsKey]*headsEntry
+	lru   list.List // of *headsEntry fetched, the most recently used first
+	bytes int64     // of the entries, fetched or being fetched
 }
 
 type headsKey struct{ key, version string }
 
+// headsEntry is one file's bytes, fetched or being fetched.
+type headsEntry struct {
+	key  headsKey
+	n    int64
+	done chan struct{} // closed when the fetch ends; then ss, err are set
+	ss   spans
+	err  error
+	el   *list.Element // in lru once fetched
+	// waiters counts the renders waiting for the fetch; when all have
+	// gone the fetch is stopped (cancel).
+	waiters int
+	cancel  context.CancelFunc
+	// owner is the context of the render that started the fetch, until
+	// it ends; ownerGone tells whether that render had gone by then.
+	owner     context.Context
+	ownerGone bool
+}
+
 // tiffHeadsBytes bounds the bytes tiffHeads keeps.
 const tiffHeadsBytes = 32 << 20
 
+// get returns the bytes of obj that libvips reads besides the tiles,
+// fetching them unless held or being fetched. When they cannot be held
+// (they exceed the bound, or fetches under way fill it), it returns none:
+// libvips reads them from the object as it decodes.
 func (h *tiffHeads) get(ctx context.Context, obj *source.Object, hdr probe.Info) (spans, error) {
+	for {
+		ss, err, again := h.wait(ctx, obj, hdr)
+		if !again {
+			return ss, err
+		}
+		// The fetch failed as the render that made it went away (an
+		// object reads under the context of the request that opened
+		// it): this render, still alive, fetches again.
+	}
+}
+
+// wait joins or starts the fetch of obj's bytes and waits for it within
+// ctx; again reports a fetch of another render that failed once that
+// render was gone.
+func (h *tiffHeads) wait(ctx context.Context, obj *source.Object, hdr probe.Info) (ss spans, err error, again bool) {
 	k := headsKey{obj.Key, obj.Version}
 	h.mu.Lock()
-	ss, ok := h.m[k]
-	h.mu.Unlock()
-	if ok {
-		return ss, nil
+	e, ok := h.m[k]
+	if !ok {
+		runs, n := headsRanges(obj.Size, hdr)
+		if !h.makeRoom(n) {
+			h.mu.Unlock()
+			return nil, nil, false
+		}
+		// The fetch is the file's, not this render's: it goes on while
+		// any render waits for it.
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		e = &headsEntry{key: k, n: n, done: make(chan struct{}), owner: ctx, cancel: cancel}
+		if h.m == nil {
+			h.m = map[headsKey]*headsEntry{}
+		}
+		h.m[k] = e
+		h.bytes += n
+		go h.fetch(fctx, e, obj.ReaderAt, runs)
 	}
+	select {
+	case <-e.done:
+		if e.el != nil {
+			h.lru.MoveToFront(e.el)
+		}
+		h.mu.Unlock()
+		return e.ss, e.err, false
+	default:
+	}
+	e.waiters++
+	h.mu.Unlock()
+	select {
+	case <-e.done:
+		h.mu.Lock()
+		e.waiters--
+		h.mu.Unlock()
+		again = e.err != nil && e.ownerGone && ctx.Err() == nil
+		return e.ss, e.err, again
+	case <-ctx.Done():
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		select {
+		case <-e.done:
+			e.waiters--
+			return nil, ctx.Err(), false
+		default:
+		}
+		if e.waiters--; e.waiters == 0 {
+			// Nobody waits for it any more: stop it, and let the next
+			// render of the file start another.
+			e.cancel()
+			if h.m[k] == e {
+				delete(h.m, k)
+			}
+		}
+		return nil, ctx.Err(), false
+	}
+}
+
+// makeRoom evicts the least recently used entries fetched until n more
+// bytes fit, and reports whether they do. Called with mu held.
+func (h *tiffHeads) makeRoom(n int64) bool {
+	limit := h.max
+	if limit <= 0 {
+		limit = tiffHeadsBytes
+	}
+	if n > limit {
+		return false
+	}
+	for h.bytes+n > limit {
+		el := h.lru.Back()
+		if el == nil {
+			return false // the rest is being fetched
+		}
+		e := h.lru.Remove(el).(*headsEntry)
+		e.el = nil
+		if h.m[e.key] == e {
+			delete(h.m, e.key)
+		}
+		h.bytes -= e.n
+	}
+	return true
+}
+
+// fetch reads e's runs and keeps them, or drops e when the fetch failed.
+func (h *tiffHeads) fetch(ctx context.Context, e *headsEntry, r io.ReaderAt, runs []probe.ByteRange) {
+	ss, err := fetchSpans(ctx, r, runs)
+	e.cancel()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e.ss, e.err = ss, err
+	e.ownerGone, e.owner = e.owner.Err() != nil, nil
+	if err == nil && h.m[e.key] == e {
+		e.el = h.lru.PushFront(e)
+	} else {
+		if h.m[e.key] == e {
+			delete(h.m, e.key)
+		}
+		h.bytes -= e.n
+	}
+	close(e.done)
+}
+
+// headsRanges returns the runs of the bytes of a TIFF that libvips reads
+// besides the tiles, and their bytes.
+func headsRanges(size int64, hdr probe.Info) ([]probe.ByteRange, int64) {
 	rs := []probe.ByteRange{{Offset: 0, Length: pixels.ReadWindow}}
 	var arrays int64
 	for _, l := range hdr.Levels {
@@ -227,21 +345,7 @@ func (h *tiffHeads) get(ctx context.Context, obj *source.Object, hdr probe.Info)
 			}
 		}
 	}
-	runs, n := mergeRanges(rs, obj.Size, 0)
-	ss, err := fetchSpans(ctx, obj.ReaderAt, runs)
-	if err != nil {
-		return nil, err
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.m == nil || h.bytes+n > tiffHeadsBytes {
-		h.m, h.bytes = map[headsKey]spans{}, 0
-	}
-	if _, ok := h.m[k]; !ok && n <= tiffHeadsBytes {
-		h.m[k] = ss
-		h.bytes += n
-	}
-	return ss, nil
+	return mergeRanges(rs, size, 0)
 }
 
 func cmpOffset(a, b int64) int { return int(min(max(a-b, -1), 1)) }
@@ -285,7 +389,8 @@ var errTooManyTiles = errors.New("service: too many tiles to fetch ahead")
 
 // mergeRanges sorts the ranges and merges those at most gap apart into
 // runs of at most prefetchSpan bytes (a larger range is a run of its
-// own), each read with one request; it returns the runs and their bytes.
+// own, and ranges that overlap are one run whatever its size), each
+// read with one request; the runs do not overlap; it returns the runs and their bytes.
 // Empty ranges (absent tiles of sparse files) need nothing; ranges are
 // cut at the object's size. A range small enough for the decoder's small
 // reads is read with the window those reads ask for (see
@@ -308,7 +413,9 @@ func mergeRanges(tiles []probe.ByteRange, size, gap int64) ([]probe.ByteRange, i
 		if k := len(runs) - 1; k >= 0 {
 			last := &runs[k]
 			end, tend := last.Offset+last.Length, t.Offset+t.Length
-			if t.Offset <= end+gap && max(end, tend)-last.Offset <= prefetchSpan {
+			// Overlapping ranges always merge, past the cap: a read of
+			// either must find its bytes in one run.
+			if t.Offset < end || t.Offset <= end+gap && tend-last.Offset <= prefetchSpan {
 				last.Length = max(end, tend) - last.Offset
 				continue
 			}
@@ -323,6 +430,7 @@ func mergeRanges(tiles []probe.ByteRange, size, gap int64) ([]probe.ByteRange, i
 }
 
 // fetchSpans reads the ranges from r, prefetchRequests at a time at most.
+// A read that panics fails with a fault.Internal.
 func fetchSpans(ctx context.Context, r io.ReaderAt, ranges []probe.ByteRange) ([]span, error) {
 	out := make([]span, len(ranges))
 	errs := make([]error, len(ranges))
@@ -338,6 +446,13 @@ func fetchSpans(ctx context.Context, r io.ReaderAt, ranges []probe.ByteRange) ([
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			defer func() {
+				// Store code runs here, off the request's goroutine:
+				// its panic fails this span, not the process.
+				if v := recover(); v != nil {
+					errs[i] = fault.Wrap(fault.Internal, fmt.Errorf("service: panic reading %d bytes at %d: %v\n%s", br.Length, br.Offset, v, debug.Stack()), "internal server error")
+				}
+			}()
 			b := make([]byte, br.Length)
 			k, err := r.ReadAt(b, br.Offset)
 			if k == len(b) {
@@ -388,4 +503,24 @@ func (s *Service) tileReader(ctx context.Context, obj *source.Object, hdr probe.
 		return obj
 	}
 	return &prefetched{r: obj.ReaderAt, heads: heads}
+}
+
+// reserve takes a place in the admission queue without waiting, in a
+// span when it is refused.
+func reserve(ctx context.Context, a *limit.Admitter) (*limit.Place, error) {
+	p, err := a.Reserve(ctx)
+	if err != nil {
+		_, span := tracing.Start(ctx, "admit")
+		tracing.End(span, err)
+	}
+	return p, err
+}
+
+// wait waits for the admission of the work of place costing cost bytes
+// besides those it holds, in a span.
+func wait(ctx context.Context, place *limit.Place, cost int64) error {
+	ctx, span := tracing.Start(ctx, "admit", attribute.Int64("iiifd.cost_bytes", cost))
+	err := place.Wait(ctx, cost)
+	tracing.End(span, err)
+	return err
 }

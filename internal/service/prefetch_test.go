@@ -83,13 +83,19 @@ func (c closers) Close() error {
 // delay away, through an admitter of one worker.
 func slowService(t *testing.T, delay time.Duration) (*service.Service, *slowStore, *limit.Admitter, string) {
 	t.Helper()
+	return slowServiceWith(t, delay, limit.Config{Workers: 1, Queue: 64, QueueTimeout: time.Minute})
+}
+
+// slowServiceWith is slowService admitting renders under cfg.
+func slowServiceWith(t *testing.T, delay time.Duration, cfg limit.Config) (*service.Service, *slowStore, *limit.Admitter, string) {
+	t.Helper()
 	root, _ := pyramidRoot(t)
 	files, err := fs.New(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := &slowStore{Source: files, store: ranged.NewStore(ranged.Config{Cache: ranged.NewCache(64 << 20)}), delay: delay}
-	adm, err := limit.New(limit.Config{Workers: 1, Queue: 64, QueueTimeout: time.Minute})
+	adm, err := limit.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +110,79 @@ func slowService(t *testing.T, delay time.Duration) (*service.Service, *slowStor
 		t.Fatal(err)
 	}
 	return svc, src, adm, root
+}
+
+// TestRefusedFetchesNothing fills the queue, then a client's share: the
+// renders refused make no request of the store, and are refused as
+// before (503 with the queue full, 429 over the share).
+func TestRefusedFetchesNothing(t *testing.T) {
+	svc, src, adm, _ := slowServiceWith(t, 5*time.Millisecond, limit.Config{Workers: 1, Queue: 2, PerClient: 2})
+	greedy := limit.WithClient(t.Context(), "192.0.2.1")
+	var places []*limit.Place
+	defer func() {
+		for _, p := range places {
+			p.Release()
+		}
+	}()
+	for range 2 {
+		p, err := adm.Reserve(greedy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		places = append(places, p)
+	}
+	before := src.store.Stats()
+	err := renderTile(greedy, svc, 4, 4)
+	if status, _ := fault.Status(err); !errors.Is(err, limit.ErrClientShare) || status != http.StatusTooManyRequests {
+		t.Errorf("render over the client's share = %v (%d), want ErrClientShare, a 429", err, status)
+	}
+	p, err := adm.Reserve(t.Context()) // the worker's room and the queue are taken
+	if err != nil {
+		t.Fatal(err)
+	}
+	places = append(places, p)
+	err = renderTile(t.Context(), svc, 5, 5)
+	if status, _ := fault.Status(err); !errors.Is(err, limit.ErrQueueFull) || status != http.StatusServiceUnavailable {
+		t.Errorf("render with the queue full = %v (%d), want ErrQueueFull, a 503", err, status)
+	}
+	if reqs := src.store.Stats().Requests - before.Requests; reqs != 0 {
+		t.Errorf("refused renders made %d requests of the store, want 0", reqs)
+	}
+	for _, p := range places {
+		p.Release()
+	}
+	places = nil
+	if err := renderTile(greedy, svc, 4, 4); err != nil {
+		t.Fatalf("render once places were given back: %v", err)
+	}
+	if reqs := src.store.Stats().Requests - before.Requests; reqs == 0 {
+		t.Error("an admitted render made no request: the test proves nothing")
+	}
+}
+
+// TestPrefetchBudgetFollowsMemory renders a region of nine tiles (about
+// 360 KiB stored) under two memory budgets: with a quarter of the budget
+// below the tiles' bytes they are read as the render decodes (requests
+// while it holds the worker), above it they are fetched ahead.
+func TestPrefetchBudgetFollowsMemory(t *testing.T) {
+	req, err := iiif.ParseImage(iiif.V3, "1000,1000,300,300", "200,", "0", "default.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		memory int64
+		ahead  bool
+	}{{256 << 10, false}, {64 << 20, true}} {
+		svc, src, adm, _ := slowServiceWith(t, time.Millisecond, limit.Config{Workers: 1, Memory: tc.memory})
+		src.inSlot = func() bool { return adm.Stats().Running > 0 }
+		render(t, svc, "big.tif", req)
+		if ahead := src.during.Load() == 0; ahead != tc.ahead {
+			t.Errorf("memory budget %d: fetched ahead %v, want %v (%d requests in the slot)", tc.memory, ahead, tc.ahead, src.during.Load())
+		}
+		if st := adm.Stats(); st != (limit.Stats{}) {
+			t.Errorf("admitter state %+v after the render, want none", st)
+		}
+	}
 }
 
 // renderTile renders the full-resolution tile at column x, row y as PNG:
@@ -222,8 +301,8 @@ func TestPrefetchHoldsNoSlot(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	if held := service.HeldBytes(); held != 0 {
-		t.Errorf("%d bytes still counted as held after every render ended", held)
+	if st := adm.Stats(); st != (limit.Stats{}) {
+		t.Errorf("admitter state %+v after every render ended, want none", st)
 	}
 	t.Logf("%d renders at once with one worker, %s a request: %s", n, delay, took)
 	if took > n*delay/2 {
@@ -269,8 +348,8 @@ func TestPrefetchFailure(t *testing.T) {
 	if g := runtime.NumGoroutine(); g > base {
 		t.Errorf("%d goroutines after the render, %d before", g, base)
 	}
-	if held := service.HeldBytes(); held != 0 {
-		t.Errorf("%d bytes still counted as held after failed renders", held)
+	if st := adm.Stats(); st != (limit.Stats{}) {
+		t.Errorf("admitter state %+v after failed renders, want none", st)
 	}
 }
 
@@ -353,7 +432,7 @@ func TestPrefetchTooManyTiles(t *testing.T) {
 	if src.during.Load() == 0 {
 		t.Errorf("no request while the render held the worker: its tiles were fetched ahead")
 	}
-	if held := service.HeldBytes(); held != 0 {
-		t.Errorf("%d bytes still counted as held", held)
+	if st := adm.Stats(); st != (limit.Stats{}) {
+		t.Errorf("admitter state %+v after the render, want none", st)
 	}
 }

@@ -359,8 +359,9 @@ type Job struct {
 	held    bool // Render answered from the tier Peek reads
 
 	// prefetch, when set, fetches what the render will read before it
-	// is admitted (see prefetchTIFF); fetched is its answer for run.
-	prefetch func(ctx context.Context) (*prefetched, error)
+	// is admitted, holding the bytes in its place (see prefetchTIFF);
+	// fetched is its answer for run.
+	prefetch func(ctx context.Context, place *limit.Place) (*prefetched, error)
 	fetched  *prefetched
 }
 
@@ -495,8 +496,8 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	}
 	j.run = render
 	if in.Reader != nil {
-		j.prefetch = func(ctx context.Context) (*prefetched, error) {
-			return prefetchTIFF(ctx, s.heads, j.obj, hdr, &j.Plan)
+		j.prefetch = func(ctx context.Context, place *limit.Place) (*prefetched, error) {
+			return prefetchTIFF(ctx, s.heads, place, j.obj, hdr, &j.Plan)
 		}
 	}
 	tile, ok := tiffTile(hdr, &j.Plan)
@@ -594,25 +595,31 @@ func (j *Job) compute(ctx context.Context, w io.Writer) error {
 		return j.run(ctx, w)
 	}
 	cost := Cost(&j.Plan)
+	var place *limit.Place // nil: admitted without bounds
+	if j.admit != nil {
+		// The queue place and the client's share first: a render the
+		// server refuses is refused before it fetches anything.
+		p, err := reserve(ctx, j.admit)
+		if err != nil {
+			return err
+		}
+		defer p.Release()
+		place = p
+	}
 	if j.prefetch != nil {
 		// Fetched before admission: waiting for the store holds no
-		// worker slot. The bytes held count in the render's cost.
-		fetched, err := j.prefetch(ctx)
+		// worker slot. The bytes are held in the place, within a share
+		// of the memory budget, and count in the render's cost.
+		fetched, err := j.prefetch(ctx, place)
 		if err != nil {
 			return err
 		}
-		defer fetched.release()
 		j.fetched = fetched
-		if fetched != nil {
-			cost += fetched.bytes
-		}
 	}
-	if j.admit != nil {
-		release, err := admit(ctx, j.admit, cost)
-		if err != nil {
+	if place != nil {
+		if err := wait(ctx, place, cost); err != nil {
 			return err
 		}
-		defer release()
 	}
 	if cost >= trimCost {
 		defer pixels.Trim()
