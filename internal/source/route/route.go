@@ -186,10 +186,13 @@ func (l Layout) total() int {
 	return t
 }
 
-// Key returns where key is stored.
+// Key returns where key is stored. Only keys whose first segment starts
+// with enough ASCII letters and digits (hashes, in practice) get the
+// folders: another prefix could make a folder "." or "..", or cut a
+// UTF-8 character in two (which object stores refuse in keys).
 func (l Layout) Key(key string) string {
 	first, _, _ := strings.Cut(key, "/")
-	if len(l.Widths) == 0 || len(first) < l.total() {
+	if len(l.Widths) == 0 || len(first) < l.total() || !alnum(first[:l.total()]) {
 		return key
 	}
 	var b strings.Builder
@@ -201,6 +204,17 @@ func (l Layout) Key(key string) string {
 	}
 	b.WriteString(key)
 	return b.String()
+}
+
+// alnum reports whether s is ASCII letters and digits only.
+func alnum(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // Unkey is the inverse of Key for keys Key produced.
