@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,13 +57,7 @@ func TestS3RendersWaitOutsideWorkers(t *testing.T) {
 	cfg.Root = "s3://" + bucket
 	cfg.CacheMemory = 0
 	cfg.Workers = 1
-	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	hs := httptest.NewServer(a.Handler())
-	defer hs.Close()
+	a, hs := serve(t, cfg)
 	client := &http.Client{Timeout: time.Minute}
 	get := func(path string) error {
 		resp, err := client.Get(hs.URL + path)

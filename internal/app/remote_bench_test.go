@@ -68,13 +68,7 @@ func TestRemoteFigures(t *testing.T) {
 		cfg.Root = root
 		cfg.CacheMemory = 0
 		cfg.LogLevel = "error"
-		a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close() })
-		hs := httptest.NewServer(a.Handler())
-		t.Cleanup(hs.Close)
+		a, hs := serve(t, cfg)
 		return a, hs.URL
 	}
 	get := func(url string) int {
@@ -296,13 +290,7 @@ func TestRemoteTileDirFigures(t *testing.T) {
 		cfg := config.Default()
 		cfg.Root = root
 		cfg.CacheMemory = 0
-		a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close() })
-		hs := httptest.NewServer(a.Handler())
-		t.Cleanup(hs.Close)
+		_, hs := serve(t, cfg)
 		return hs.URL
 	}
 	w, h := p.Level(1)

@@ -8,7 +8,6 @@ import (
 	"image/color"
 	"image/jpeg"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -70,13 +69,7 @@ func TestS3EndToEnd(t *testing.T) {
 	cfg.CacheMemory = 0
 	cfg.Stores.ConnectTimeout = 300 * time.Millisecond
 	cfg.Stores.ReadTimeout = time.Second
-	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	hs := httptest.NewServer(a.Handler())
-	defer hs.Close()
+	a, hs := serve(t, cfg)
 	get := func(path string) (int, []byte, time.Duration) {
 		start := time.Now()
 		resp, err := http.Get(hs.URL + path)
@@ -179,13 +172,7 @@ func TestHTTPOriginRule(t *testing.T) {
 	cfg.CacheMemory = 0
 	cfg.Stores.KeyLayout = "hash:2,1"
 	cfg.Stores.Roots = []config.RootRule{{Match: "web/**", Root: origin.URL + "/static/"}}
-	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	hs := httptest.NewServer(a.Handler())
-	defer hs.Close()
+	_, hs := serve(t, cfg)
 	for path, want := range map[string]int{
 		"/iiif/3/web%2Fab12cd34/info.json":                         200,
 		"/iiif/3/web%2Fab12cd34/0,0,256,256/256,256/0/default.jpg": 200,
@@ -230,13 +217,7 @@ func TestS3Images(t *testing.T) {
 	cfg.Root = "s3://" + bucket
 	cfg.CacheMemory = 0
 	cfg.Stores.SourceCacheDir = t.TempDir()
-	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	hs := httptest.NewServer(a.Handler())
-	defer hs.Close()
+	a, hs := serve(t, cfg)
 	// Image API 3 §5.1: JSON-LD with the context as profile (the client
 	// sends no Accept); 2.1 §5.1: plain JSON.
 	const infoV3 = `application/ld+json;profile="http://iiif.io/api/image/3/context.json"`
