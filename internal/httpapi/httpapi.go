@@ -50,8 +50,9 @@ type Options struct {
 	// Metrics, when set, is served at GET /metrics.
 	Metrics http.Handler
 	// Observe, when set, is told about every answered request (after
-	// it is logged): its status, body bytes, duration and X-Cache.
-	Observe func(r *http.Request, status int, bytes int64, d time.Duration, xcache string)
+	// it is logged): its route (obs.Route), status, body bytes, duration
+	// and X-Cache.
+	Observe func(route string, status int, bytes int64, d time.Duration, xcache string)
 	// ClientIPHeader, when set, names the header whose last
 	// comma-separated value is the client's address (X-Forwarded-For
 	// behind one trusted proxy); otherwise the peer's address is used.

@@ -53,12 +53,13 @@ func Wrap(log *slog.Logger, next http.Handler) http.Handler { return wrap(log, n
 // tried before next that reports whether it answered: it gets the
 // request as it came (no request id or deadline in its context), so that
 // answers from memory cost no copy of the request.
-func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duration, string), fast func(http.ResponseWriter, *http.Request) bool, next http.Handler) http.Handler {
-	done := func(r *http.Request, rec *recorder, start time.Time, id string) {
-		tracing.EndRequest(trace.SpanFromContext(r.Context()), rec.statusCode(), rec.bytes, rec.Header().Get("X-Cache"))
-		logRequest(log, r, rec, start, id)
+func wrap(log *slog.Logger, observe func(route string, status int, bytes int64, d time.Duration, xcache string), fast func(http.ResponseWriter, *http.Request) bool, next http.Handler) http.Handler {
+	done := func(r *http.Request, rec *recorder, start time.Time, id, route string) {
+		xcache := headerValue(rec.Header(), "X-Cache")
+		tracing.EndRequest(trace.SpanFromContext(r.Context()), rec.statusCode(), rec.bytes, xcache)
+		logRequest(log, r, rec, start, id, xcache)
 		if observe != nil {
-			observe(r, rec.statusCode(), rec.bytes, time.Since(start), rec.Header().Get("X-Cache"))
+			observe(route, rec.statusCode(), rec.bytes, time.Since(start), xcache)
 		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -67,7 +68,8 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 		if !saneID(id) {
 			id = newRequestID()
 		}
-		ctx, _ := tracing.StartRequest(r, obs.Route(r.URL.Path), id)
+		route := obs.Route(r.URL.Path)
+		ctx, _ := tracing.StartRequest(r, route, id)
 		rec := &recorder{ResponseWriter: w}
 		hd := w.Header()
 		hd["X-Request-Id"] = []string{id}
@@ -83,7 +85,7 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
-					done(r, rec, start, id)
+					done(r, rec, start, id, route)
 					panic(v)
 				}
 				log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
@@ -91,7 +93,7 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 				if rec.wrote {
 					// Part of a response is out: abort the connection so
 					// that nobody takes the torn body for a whole one.
-					done(r, rec, start, id)
+					done(r, rec, start, id, route)
 					panic(http.ErrAbortHandler)
 				}
 				for _, k := range []string{"ETag", "Last-Modified", "Link", "Content-Length", "Content-Disposition"} {
@@ -102,7 +104,7 @@ func wrap(log *slog.Logger, observe func(*http.Request, int, int64, time.Duratio
 				rec.WriteHeader(http.StatusInternalServerError)
 				rec.Write([]byte("500 Internal Server Error: internal server error\n"))
 			}
-			done(r, rec, start, id)
+			done(r, rec, start, id, route)
 		}()
 		if fast != nil && ctx == r.Context() && fast(rec, r) {
 			return // answered without a span (tracing is off)
@@ -120,7 +122,7 @@ var (
 	exposeHeaders  = []string{"Link, ETag, Last-Modified, X-Request-Id, X-Cache, Content-Length"}
 )
 
-func logRequest(log *slog.Logger, r *http.Request, rec *recorder, start time.Time, id string) {
+func logRequest(log *slog.Logger, r *http.Request, rec *recorder, start time.Time, id, xcache string) {
 	ctx := r.Context()
 	if !log.Enabled(ctx, slog.LevelInfo) {
 		return
@@ -130,7 +132,7 @@ func logRequest(log *slog.Logger, r *http.Request, rec *recorder, start time.Tim
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.EscapedPath()),
 		slog.Int("status", rec.statusCode()),
-		slog.String("cache", rec.Header().Get("X-Cache")),
+		slog.String("cache", xcache),
 		slog.Int64("bytes", rec.bytes),
 		slog.Duration("duration", time.Since(start)),
 		slog.String("remote", r.RemoteAddr),

@@ -98,8 +98,8 @@ func (m *Metrics) Handler() http.Handler {
 
 // Observe records one answered request; it has the signature of
 // httpapi.Options.Observe.
-func (m *Metrics) Observe(r *http.Request, status int, bytes int64, d time.Duration, xcache string) {
-	o := m.observers(Route(r.URL.Path), status, xcache)
+func (m *Metrics) Observe(route string, status int, bytes int64, d time.Duration, xcache string) {
+	o := m.observers(route, status, xcache)
 	o.requests.Inc()
 	o.duration.Observe(d.Seconds())
 	o.bytes.Add(float64(bytes))
