@@ -48,6 +48,8 @@ type hotEntry struct {
 	etag    string
 	mod     time.Time
 	xcache  []string
+	size    int         // length of the body sent when remembered
+	length  []string    // size as the Content-Length value
 	header  []hotHeader // everything but the per-request and per-body headers
 	expires time.Time
 }
@@ -121,7 +123,11 @@ func (hr *hotRequests) serve(h *Handler, w http.ResponseWriter, r *http.Request)
 		return true
 	}
 	hd["X-Cache"] = e.xcache
-	hd["Content-Length"] = []string{strconv.Itoa(len(body))}
+	if len(body) == e.size {
+		hd["Content-Length"] = e.length
+	} else {
+		hd["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	w.Write(body)
 	return true
 }
@@ -145,6 +151,8 @@ func (hr *hotRequests) remember(r *http.Request, base string, job *service.Job, 
 	e := &hotEntry{
 		base: base, held: held, etag: job.ETag, mod: job.ModTime,
 		xcache:  []string{job.CacheStatus},
+		size:    int(job.Size),
+		length:  []string{strconv.FormatInt(job.Size, 10)},
 		expires: expires,
 	}
 	for k, v := range sent {
