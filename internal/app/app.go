@@ -326,6 +326,9 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// Repeat requests answered from memory are answered on the
+	// connection, before net/http reads them (see httpapi.Listener).
+	ln = httpapi.Listener(a.handler, srv, ln)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if a.cfg.AdminAddr != "" {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/httpapi"
 )
 
 // serve builds the app from cfg, with its logs discarded, and serves it on
@@ -20,7 +21,10 @@ func serve(t testing.TB, cfg config.Config) (*App, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	hs := httptest.NewServer(a.Handler())
+	// As App.Serve serves: through httpapi.Listener.
+	hs := httptest.NewUnstartedServer(a.Handler())
+	hs.Listener = httpapi.Listener(a.Handler(), hs.Config, hs.Listener)
+	hs.Start()
 	t.Cleanup(hs.Close)
 	return a, hs
 }

@@ -2,10 +2,17 @@ package httpapi
 
 import "sync/atomic"
 
-var hotAnswered atomic.Int64
+var hotAnswered, connAnswered atomic.Int64
 
-func init() { onHot = func() { hotAnswered.Add(1) } }
+func init() {
+	onHot = func() { hotAnswered.Add(1) }
+	onConn = func() { connAnswered.Add(1) }
+}
 
 // HotAnswered is the number of requests answered from remembered entries
-// so far, in this test process.
+// so far, in this test process, on the connection or not.
 func HotAnswered() int64 { return hotAnswered.Load() }
+
+// ConnAnswered is the number of those answered on the connection, before
+// net/http read them.
+func ConnAnswered() int64 { return connAnswered.Load() }

@@ -4,10 +4,12 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/obs"
 	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
@@ -52,6 +54,13 @@ type hotEntry struct {
 	length  []string    // size as the Content-Length value
 	header  []hotHeader // everything but the per-request and per-body headers
 	expires time.Time
+
+	// For answers on the connection (hotConn): the status line and
+	// every header but Date and X-Request-Id, as sent (nil when a value
+	// could not be sent as it is); the route for the metrics and the path
+	// for the access log.
+	wire        []byte
+	route, path string
 }
 
 type hotHeader struct {
@@ -160,7 +169,40 @@ func (hr *hotRequests) remember(r *http.Request, base string, job *service.Job, 
 			e.header = append(e.header, hotHeader{k, slices.Clip(slices.Clone(v))})
 		}
 	}
+	e.route, e.path = obs.Route(r.URL.Path), r.URL.EscapedPath()
+	e.wire = e.wireHead()
 	hr.put(r.RequestURI, e)
+}
+
+// wireHead is the start of e's answer as net/http would write it, up to
+// the per-request headers, or nil if a value has bytes that net/http
+// would change.
+func (e *hotEntry) wireHead() []byte {
+	hs := slices.Clone(e.header)
+	hs = append(hs, hotHeader{"X-Cache", e.xcache}, hotHeader{"Content-Length", e.length})
+	slices.SortFunc(hs, func(a, b hotHeader) int { return strings.Compare(a.key, b.key) })
+	b := []byte("HTTP/1.1 200 OK\r\n")
+	for _, kv := range hs {
+		for _, v := range kv.val {
+			if strings.ContainsAny(v, "\r\n") || strings.TrimSpace(v) != v || !validHeaderName(kv.key) {
+				return nil
+			}
+			b = append(b, kv.key...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return slices.Clip(b)
+}
+
+func validHeaderName(k string) bool {
+	for i := range len(k) {
+		if !tokenByte(k[i]) {
+			return false
+		}
+	}
+	return k != ""
 }
 
 // put remembers e for line, within the bound on entries.

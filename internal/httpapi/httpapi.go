@@ -163,14 +163,14 @@ func New(images Images, opt Options) http.Handler {
 	if h.hot != nil {
 		fast = func(w http.ResponseWriter, r *http.Request) bool { return h.hot.serve(h, w, r) }
 	}
-	return wrap(h.log, opt.Observe, fast, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return &front{h: h, Handler: wrap(h.log, opt.Observe, fast, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d := opt.RequestTimeout; d > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), d)
 			defer cancel()
 			r = r.WithContext(ctx)
 		}
 		h.mux.ServeHTTP(w, r)
-	}))
+	}))}
 }
 
 // purge serves DELETE /admin/cache/{identifier}: every cached derivative
@@ -518,6 +518,15 @@ func (h *Handler) sameBase(r *http.Request, base string) bool {
 		return base == h.opt.BaseURL
 	}
 	scheme, host, prefix := baseParts(r)
+	return h.sameBaseOf(base, scheme, host, prefix)
+}
+
+// sameBaseOf reports whether base is the public URL of the server for a
+// request whose own base URL has these parts.
+func (h *Handler) sameBaseOf(base, scheme, host, prefix string) bool {
+	if h.opt.BaseURL != "" {
+		return base == h.opt.BaseURL
+	}
 	rest, ok := strings.CutPrefix(base, scheme)
 	if !ok {
 		return false
@@ -532,21 +541,29 @@ func (h *Handler) sameBase(r *http.Request, base string) bool {
 // baseParts are the scheme, host and path prefix of the public URL of
 // the server for r, from the request and its forwarding headers.
 func baseParts(r *http.Request) (scheme, host, prefix string) {
+	return basePartsOf(r.TLS != nil, r.Host, headerValue(r.Header, "X-Forwarded-Proto"),
+		headerValue(r.Header, "X-Forwarded-Host"), headerValue(r.Header, "X-Forwarded-Prefix"))
+}
+
+// basePartsOf is baseParts from the facts of a request: whether it came
+// over TLS, its Host, and its first X-Forwarded-Proto, -Host and -Prefix
+// values.
+func basePartsOf(tls bool, reqHost, fproto, fhost, fprefix string) (scheme, host, prefix string) {
 	scheme = "http"
-	if r.TLS != nil {
+	if tls {
 		scheme = "https"
 	}
-	if p := firstValue(headerValue(r.Header, "X-Forwarded-Proto")); p == "http" || p == "https" {
+	if p := firstValue(fproto); p == "http" || p == "https" {
 		scheme = p
 	}
-	host = r.Host
-	if fh := firstValue(headerValue(r.Header, "X-Forwarded-Host")); fh != "" && validHost(fh) {
+	host = reqHost
+	if fh := firstValue(fhost); fh != "" && validHost(fh) {
 		host = fh
 	}
 	if !validHost(host) {
 		host = "localhost"
 	}
-	prefix = strings.TrimSuffix(firstValue(headerValue(r.Header, "X-Forwarded-Prefix")), "/")
+	prefix = strings.TrimSuffix(firstValue(fprefix), "/")
 	if !validPrefix(prefix) {
 		prefix = ""
 	}

@@ -127,22 +127,28 @@ func logRequest(log *slog.Logger, r *http.Request, rec *recorder, start time.Tim
 	if !log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := []slog.Attr{
-		slog.String("request_id", id),
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.EscapedPath()),
-		slog.Int("status", rec.statusCode()),
-		slog.String("cache", xcache),
-		slog.Int64("bytes", rec.bytes),
-		slog.Duration("duration", time.Since(start)),
-		slog.String("remote", r.RemoteAddr),
-	}
 	// The trace id joins the log line to its trace (ours when tracing is
 	// on, or the caller's, from its traceparent header).
+	var extra []slog.Attr
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+		extra = append(extra, slog.String("trace_id", sc.TraceID().String()))
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+	logAccess(log, ctx, id, r.Method, r.URL.EscapedPath(), rec.statusCode(), xcache, rec.bytes, time.Since(start), r.RemoteAddr, extra...)
+}
+
+// logAccess writes the access log line of one request.
+func logAccess(log *slog.Logger, ctx context.Context, id, method, path string, status int, xcache string, bytes int64, d time.Duration, remote string, extra ...slog.Attr) {
+	attrs := []slog.Attr{
+		slog.String("request_id", id),
+		slog.String("method", method),
+		slog.String("path", path),
+		slog.Int("status", status),
+		slog.String("cache", xcache),
+		slog.Int64("bytes", bytes),
+		slog.Duration("duration", d),
+		slog.String("remote", remote),
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "request", append(attrs, extra...)...)
 }
 
 func saneID(s string) bool {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/httpapi"
 )
 
 // Serve builds the app from cfg, with its logs discarded, and serves it
@@ -21,7 +22,10 @@ func Serve(t testing.TB, cfg config.Config) (*app.App, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	srv := httptest.NewServer(a.Handler())
+	// As App.Serve serves: through httpapi.Listener.
+	srv := httptest.NewUnstartedServer(a.Handler())
+	srv.Listener = httpapi.Listener(a.Handler(), srv.Config, srv.Listener)
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return a, srv
 }

@@ -1,0 +1,452 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/iiifd/iiifd/internal/tracing"
+)
+
+// Answering remembered requests on the connection.
+//
+// A hit on a small tile is a few kilobytes of bytes already in memory;
+// what limits its throughput is the work per request, and most of what is
+// left after hotRequests is net/http's own: a Request, its Header map, a
+// response, the header map of the response written out key by key. A
+// Listener therefore reads each connection first: a plain GET whose
+// request line is remembered is answered right there, with the header
+// block built when it was remembered and one write, and everything else is
+// handed to net/http, which serves it as always.
+//
+// Handing over has to keep net/http's view of the connection exact. A
+// request is handed over whole, and interception resumes after net/http
+// has answered it, only when it is delimited beyond doubt: every line
+// ends in CRLF, there is no other CR or LF, and no header announces a
+// body (Content-Length, Transfer-Encoding) or a change of protocol
+// (Expect, Upgrade). net/http then reads exactly that request, holds no
+// byte of the next one, and comes back for more only when it is idle
+// (http.ConnState, which Listener hooks). Anything else, including bytes
+// that arrive while net/http is busy (pipelining), makes the connection
+// net/http's for good: from then on reads go straight to the socket, and
+// nothing can make the two parsers disagree on where a request ends.
+//
+// Answers from the connection are the same bytes the handler sends for
+// the same request (the headers recorded then, a new date and request id),
+// counted in the metrics and logged in the same way; anything that could
+// change the answer (conditional headers, a traceparent, forwarding
+// headers that name another base URL, an expired or evicted entry) hands
+// the request to net/http, which decides it through the pipeline.
+
+// Listener returns ln, wrapped so that requests handler would answer from
+// its hot request memo are answered on the connection, before net/http
+// parses them. srv must be the server that serves the returned listener
+// with handler (the value New returned); Listener hooks its ConnState and
+// reads its timeouts, so it is called after they are set. Without a memo
+// (no memory tier, or plugins loaded), ln is returned as it is.
+func Listener(handler http.Handler, srv *http.Server, ln net.Listener) net.Listener {
+	f, ok := handler.(*front)
+	if !ok || f.h.hot == nil {
+		return ln
+	}
+	l := &hotListener{Listener: ln, h: f.h, idle: srv.IdleTimeout, header: srv.ReadHeaderTimeout, write: srv.WriteTimeout}
+	if l.idle == 0 {
+		l.idle = srv.ReadTimeout // as net/http does
+	}
+	if l.header == 0 {
+		l.header = srv.ReadTimeout
+	}
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		if hc, ok := c.(*hotConn); ok {
+			hc.setState(s)
+		}
+		if prev != nil {
+			prev(c, s)
+		}
+	}
+	return l
+}
+
+// front is the handler New returns: the middleware and routes, and the
+// Handler behind them for Listener.
+type front struct {
+	http.Handler
+	h *Handler
+}
+
+type hotListener struct {
+	net.Listener
+	h *Handler
+	// The server's timeouts, which the connection applies while it
+	// answers on its own: the wait for a next request, the rest of a
+	// request's header once its first bytes came, and each answer.
+	idle, header, write time.Duration
+}
+
+func (l *hotListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &hotConn{Conn: c, l: l}, nil
+}
+
+// onConn, when set (by tests), is called for each request answered on
+// the connection.
+var onConn func()
+
+// maxHotHead bounds the bytes of a request read before deciding what it
+// is; a longer one is net/http's (remembered lines are at most
+// maxHotLine long).
+const maxHotHead = 4096
+
+// hotConn is one connection of a hotListener. Its Read is net/http's
+// only way to the socket: it is called by the connection's goroutine, or,
+// while a request is served, by net/http's background read, never both at
+// once.
+type hotConn struct {
+	net.Conn
+	l *hotListener
+
+	state atomic.Int32 // the http.ConnState net/http reported last
+
+	buf     []byte // read from the socket: buf[r:w] is not handled yet
+	r, w    int
+	handing int  // bytes at buf[r:] of a whole request net/http is reading
+	foreign bool // net/http reads the socket itself from now on
+	head    reqHead
+
+	// Deadlines this connection set on the socket since net/http last
+	// changed state (zero: net/http's own are in force).
+	readBy, writeBy time.Time
+	inHeader        bool   // the read deadline is a request's header timeout
+	out             []byte // an answer's header block, reused
+
+	mu                           sync.Mutex
+	answering, closing, isClosed bool
+}
+
+func (c *hotConn) setState(s http.ConnState) {
+	c.state.Store(int32(s))
+	if s == http.StateHijacked {
+		c.foreign = true
+	}
+	// net/http sets its own deadlines around each state.
+	c.readBy, c.writeBy, c.inHeader = time.Time{}, time.Time{}, false
+}
+
+// Read gives net/http the bytes of the requests it is to serve, after
+// answering those it need not see.
+func (c *hotConn) Read(p []byte) (int, error) {
+	if c.handing > 0 {
+		n := copy(p, c.buf[c.r:c.r+min(c.handing, len(p))])
+		c.r += n
+		c.handing -= n
+		return n, nil
+	}
+	if c.foreign {
+		if c.r < c.w {
+			n := copy(p, c.buf[c.r:c.w])
+			c.r += n
+			return n, nil
+		}
+		return c.Conn.Read(p)
+	}
+	if http.ConnState(c.state.Load()) == http.StateActive {
+		return c.readBusy(p)
+	}
+	return c.serve(p)
+}
+
+// readBusy is net/http's background read while it serves a request: it
+// is how net/http learns that the client went away, and it ends when
+// net/http sets a past deadline after the answer. The bytes of a next
+// request that come before then (a client sends it as soon as it has
+// the answer, which net/http flushes before it stops this read) are kept
+// for when net/http is idle again, unless there are too many of them to
+// keep: net/http then gets them and the connection for good.
+func (c *hotConn) readBusy(p []byte) (int, error) {
+	if c.buf == nil {
+		c.buf = make([]byte, maxHotHead)
+	}
+	for {
+		if c.w == len(c.buf) && c.r > 0 {
+			c.w = copy(c.buf, c.buf[c.r:c.w])
+			c.r = 0
+		}
+		if c.w == len(c.buf) {
+			c.foreign = true
+			return c.Read(p)
+		}
+		n, err := c.Conn.Read(c.buf[c.w:])
+		c.w += n
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// serve answers the requests it can, while net/http waits for a request
+// (idle, or on a new connection), until one is for net/http.
+func (c *hotConn) serve(p []byte) (int, error) {
+	if c.buf == nil {
+		c.buf = make([]byte, maxHotHead)
+	}
+	for {
+		switch c.head.parse(c.buf[c.r:c.w]) {
+		case headMore:
+			if c.w-c.r == len(c.buf) {
+				return c.handOver(p, true) // too long to be one of ours
+			}
+			if c.r == c.w {
+				c.r, c.w = 0, 0
+			} else if c.w == len(c.buf) {
+				c.w = copy(c.buf, c.buf[c.r:c.w])
+				c.r = 0
+			}
+			if c.r < c.w && c.l.header > 0 && !c.inHeader {
+				// A request has begun: the rest of its header must
+				// come within the header timeout, as in net/http.
+				c.setReadDeadline(time.Now().Add(c.l.header))
+				c.inHeader = true
+			}
+			n, err := c.Conn.Read(c.buf[c.w:])
+			c.w += n
+			if err != nil {
+				if c.r < c.w {
+					return c.handOver(p, true)
+				}
+				return 0, err
+			}
+		case headWhole:
+			if c.head.plain {
+				done, err := c.answer(&c.head)
+				if err != nil {
+					return 0, err
+				}
+				if done {
+					c.r += c.head.n
+					if c.r == c.w {
+						c.r, c.w = 0, 0
+					}
+					continue
+				}
+			}
+			c.handing = c.head.n
+			return c.handOver(p, false)
+		default:
+			return c.handOver(p, true)
+		}
+	}
+}
+
+// handOver gives net/http the request at buf[r:] (whole: the c.handing
+// bytes of it; otherwise all that was read, and the connection is
+// net/http's from now on), with the deadlines it expects: none set by this
+// connection, except the header timeout net/http would have set.
+func (c *hotConn) handOver(p []byte, forever bool) (int, error) {
+	if forever {
+		c.foreign = true
+		c.handing = c.w - c.r
+	}
+	if !c.readBy.IsZero() {
+		var by time.Time
+		if c.l.header > 0 {
+			by = time.Now().Add(c.l.header)
+		}
+		c.Conn.SetReadDeadline(by)
+		c.readBy, c.inHeader = time.Time{}, false
+	}
+	if !c.writeBy.IsZero() {
+		c.Conn.SetWriteDeadline(time.Time{})
+		c.writeBy = time.Time{}
+	}
+	return c.Read(p)
+}
+
+func (c *hotConn) setReadDeadline(t time.Time) {
+	c.Conn.SetReadDeadline(t)
+	c.readBy = t
+}
+
+// deadlineSlack is how stale a deadline this connection set may be before
+// it is set again: setting one per request would cost more than the
+// answer's own system call. Timeouts may so run up to this much longer.
+const deadlineSlack = time.Second
+
+// answer sends the remembered answer to q, and reports whether it did;
+// when it did not, the request is net/http's to serve.
+func (c *hotConn) answer(q *reqHead) (bool, error) {
+	h := c.l.h
+	if tracing.On() {
+		return false, nil
+	}
+	line := bytesString(q.target)
+	v, ok := h.hot.m.Load(line)
+	if !ok {
+		return false, nil
+	}
+	e := v.(*hotEntry)
+	start := time.Now()
+	if start.After(e.expires) {
+		h.hot.drop(line, e)
+		return false, nil
+	}
+	if e.wire == nil {
+		return false, nil
+	}
+	var scheme, host, prefix string
+	if h.opt.BaseURL == "" {
+		scheme, host, prefix = basePartsOf(false, bytesString(q.host), bytesString(q.fproto), bytesString(q.fhost), bytesString(q.fprefix))
+	}
+	if !h.sameBaseOf(e.base, scheme, host, prefix) {
+		return false, nil
+	}
+	body, ok := h.images.Peek(e.held)
+	if !ok || len(body) != e.size {
+		return false, nil
+	}
+	if onHot != nil {
+		onHot()
+	}
+	if onConn != nil {
+		onConn()
+	}
+	b := append(c.out[:0], e.wire...)
+	b = appendDate(b, start)
+	b = append(b, "X-Request-Id: "...)
+	idAt := len(b)
+	if len(q.id) > 0 && saneID(bytesString(q.id)) {
+		b = append(b, q.id...)
+	} else {
+		b = append(b, idPrefix...)
+		b = append(b, '-')
+		b = strconv.AppendUint(b, idCounter.Add(1), 36)
+	}
+	idEnd := len(b)
+	b = append(b, "\r\n\r\n"...)
+	c.out = b
+
+	c.mu.Lock()
+	if c.closing || c.isClosed {
+		c.mu.Unlock()
+		return false, net.ErrClosed
+	}
+	c.answering = true
+	c.mu.Unlock()
+	if c.l.write > 0 && c.writeBy.Sub(start) < c.l.write {
+		c.writeBy = start.Add(c.l.write + deadlineSlack)
+		c.Conn.SetWriteDeadline(c.writeBy)
+	}
+	bufs := net.Buffers{b, body}
+	_, err := bufs.WriteTo(c.Conn)
+	c.mu.Lock()
+	c.answering = false
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		c.closeNow()
+		if err == nil {
+			err = net.ErrClosed
+		}
+	}
+	switch {
+	case err != nil:
+	case c.l.idle > 0 && (c.inHeader || c.readBy.Sub(start) < c.l.idle):
+		c.setReadDeadline(start.Add(c.l.idle + deadlineSlack))
+	case c.inHeader:
+		c.setReadDeadline(time.Time{})
+	}
+	c.inHeader = false
+
+	status, sent := http.StatusOK, int64(len(body))
+	if err != nil {
+		sent = 0 // as far as anyone knows
+	}
+	if h.log.Enabled(context.Background(), slog.LevelInfo) {
+		logAccess(h.log, context.Background(), string(b[idAt:idEnd]), http.MethodGet, e.path, status, e.xcache[0], sent, time.Since(start), c.RemoteAddr().String())
+	}
+	if h.opt.Observe != nil {
+		h.opt.Observe(e.route, status, sent, time.Since(start), e.xcache[0])
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Close closes the connection, after the answer being written if there is
+// one (a server shutting down closes connections it sees as idle).
+func (c *hotConn) Close() error {
+	c.mu.Lock()
+	if c.answering {
+		c.closing = true
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	return c.closeNow()
+}
+
+func (c *hotConn) closeNow() error {
+	c.mu.Lock()
+	done := c.isClosed
+	c.isClosed = true
+	c.mu.Unlock()
+	if done {
+		return net.ErrClosed
+	}
+	return c.Conn.Close()
+}
+
+// CloseWrite and ReadFrom keep what net/http uses of a TCP connection:
+// a half close before closing after an error, and sendfile.
+func (c *hotConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+func (c *hotConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// bytesString is b as a string without a copy, for lookups and
+// comparisons that do not keep it while b may change.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// dateLine is the Date header of the responses sent within one second.
+type dateLine struct {
+	sec  int64
+	line []byte
+}
+
+var lastDate atomic.Pointer[dateLine]
+
+func appendDate(b []byte, now time.Time) []byte {
+	d := lastDate.Load()
+	if d == nil || d.sec != now.Unix() {
+		line := now.UTC().AppendFormat([]byte("Date: "), http.TimeFormat)
+		d = &dateLine{sec: now.Unix(), line: append(line, "\r\n"...)}
+		lastDate.Store(d)
+	}
+	return append(b, d.line...)
+}

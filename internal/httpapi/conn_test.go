@@ -1,0 +1,437 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/app"
+	"github.com/iiifd/iiifd/internal/app/apptest"
+	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/httpapi"
+	"github.com/iiifd/iiifd/internal/samples"
+)
+
+// connImg is the request line the connection tests make hot.
+const connImg = "/iiif/3/julia/0,0,64,64/64,/0/default.png"
+
+// connServers serves one app twice, sharing its caches and its memo:
+// through httpapi.Listener as iiifd serves, and on plain net/http. The
+// request line connImg is made hot.
+func connServers(t testing.TB) (fast, plain *httptest.Server) {
+	t.Helper()
+	root := t.TempDir()
+	if err := samples.Extract(root); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Root = root
+	a, fast := apptest.Serve(t, cfg)
+	plain = httptest.NewUnstartedServer(a.Handler())
+	plain.Config.ReadHeaderTimeout = time.Second
+	plain.Start()
+	t.Cleanup(plain.Close)
+	warm(t, fast.URL+connImg)
+	return fast, plain
+}
+
+// warm asks for url (a server behind httpapi.Listener) until it is
+// answered on the connection, and returns how many times it asked. (A
+// remembered answer lasts a second from when its source was opened, so
+// on a busy machine the first hit may come too late to be remembered.)
+func warm(t testing.TB, url string) int {
+	t.Helper()
+	for n := 1; n <= 50; n++ {
+		before := httpapi.ConnAnswered()
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if httpapi.ConnAnswered() > before {
+			return n
+		}
+	}
+	t.Fatalf("%s is never answered on the connection", url)
+	return 0
+}
+
+// exchange sends in on a new connection to srv and returns every byte
+// the server sent until it closed the connection (or 3 s passed).
+func exchange(t testing.TB, srv *httptest.Server, in string) []byte {
+	t.Helper()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	go c.Write([]byte(in))
+	out, _ := io.ReadAll(c)
+	return out
+}
+
+// perResponse are the header lines that differ between two answers to
+// one request: the date, the request id, and whether the cache had the
+// image yet (the two servers share one cache, so the first to ask fills
+// it).
+var perResponse = regexp.MustCompile(`(?m)^(Date|X-Request-Id|X-Cache): [^\r\n]*\r\n`)
+
+// sameAnswers checks that srv (through httpapi.Listener) and plain send
+// the same bytes for in, but for the per-response header lines.
+func sameAnswers(t testing.TB, fast, plain *httptest.Server, in string) {
+	t.Helper()
+	const last = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	want := perResponse.ReplaceAll(exchange(t, plain, in+last), nil)
+	got := perResponse.ReplaceAll(exchange(t, fast, in+last), nil)
+	if !bytes.Equal(got, want) {
+		t.Errorf("for %q\n got %q\nwant %q", in, got, want)
+	}
+}
+
+// connInputs are request streams whose framing a connection must keep
+// exactly as net/http does: pipelined hot and other requests, bodies,
+// bare line feeds, folded lines, smuggling attempts, HTTP/2's preface.
+var connInputs = []string{
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\nGET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"HEAD " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\nGET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\nX-Forwarded-Host: images.example.org\r\nX-Forwarded-Proto: https\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nhost: a\r\nx-forwarded-prefix: /p/\r\nCONNECTION: keep-alive\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc\r\nAccept: */*\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\nIf-Modified-Since: Sat, 01 Jan 2050 00:00:00 GMT\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET " + connImg + " HTTP/1.0\r\nHost: a\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a b\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost : a\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\nHost: a\n\nGET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\rX: y\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\nContent-Length: 47\r\n\r\nGET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST /iiif/3/julia/info.json HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+	"\r\nGET " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+	"GET " + connImg + "?x HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://a" + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET  " + connImg + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET " + connImg + " HTTP/1.1\r\nHost: a\r\nX-Long: " + strings.Repeat("x", 5000) + "\r\n\r\n",
+	"GET " + connImg,
+}
+
+// TestConnFraming: whatever bytes a client sends, a server behind
+// httpapi.Listener sends the same answers as net/http alone.
+func TestConnFraming(t *testing.T) {
+	fast, plain := connServers(t)
+	before := httpapi.ConnAnswered()
+	for _, in := range connInputs {
+		sameAnswers(t, fast, plain, in)
+	}
+	if httpapi.ConnAnswered() == before {
+		t.Error("no request was answered on the connection")
+	}
+}
+
+func FuzzConn(f *testing.F) {
+	for _, in := range connInputs {
+		f.Add(in)
+	}
+	fast, plain := connServers(f)
+	f.Fuzz(func(t *testing.T, in string) {
+		sameAnswers(t, fast, plain, in)
+	})
+}
+
+// TestConnAnswers: hot requests, pipelined or one by one, are answered on
+// the connection with the bytes and headers net/http sends for them, and
+// requests that need net/http in between keep their order.
+func TestConnAnswers(t *testing.T) {
+	fast, _ := connServers(t)
+	c, err := net.Dial("tcp", fast.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	// A conditional request with another tag is answered by net/http
+	// (from the memo): the reference answer.
+	ref := roundTrip(t, c, br, "GET", connImg, "If-None-Match: \"other\"\r\n")
+	before := httpapi.ConnAnswered()
+	hot := roundTrip(t, c, br, "GET", connImg, "")
+	if httpapi.ConnAnswered() != before+1 {
+		t.Fatal("the hot request was not answered on the connection")
+	}
+	if hot.StatusCode != 200 || !bytes.Equal(hot.body, ref.body) || hot.Header.Get("X-Cache") != "HIT memory" {
+		t.Fatalf("answer on the connection: %d, %d bytes, X-Cache %q; net/http sent %d bytes", hot.StatusCode, len(hot.body), hot.Header.Get("X-Cache"), len(ref.body))
+	}
+	for _, h := range []http.Header{hot.Header, ref.Header} {
+		if h.Get("X-Request-Id") == "" || h.Get("Date") == "" {
+			t.Errorf("no request id or date: %v", h)
+		}
+		h.Del("X-Request-Id")
+		h.Del("Date")
+	}
+	if !sameHeader(hot.Header, ref.Header) {
+		t.Errorf("headers on the connection:\n%v\nnet/http:\n%v", hot.Header, ref.Header)
+	}
+	// The client's request id is kept.
+	if r := roundTrip(t, c, br, "GET", connImg, "X-Request-Id: trace-me.1\r\n"); r.Header.Get("X-Request-Id") != "trace-me.1" {
+		t.Errorf("X-Request-Id %q", r.Header.Get("X-Request-Id"))
+	}
+
+	// Pipelined: hot, another route, a 304, HEAD, hot.
+	etag := ref.Header.Get("ETag")
+	in := "GET " + connImg + " HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET " + connImg + " HTTP/1.1\r\nHost: x\r\nIf-None-Match: " + etag + "\r\n\r\n" +
+		"HEAD " + connImg + " HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET " + connImg + " HTTP/1.1\r\nHost: x\r\n\r\n"
+	before = httpapi.ConnAnswered()
+	c.Write([]byte(in))
+	for i, want := range []struct {
+		method string
+		status int
+		body   []byte
+	}{{"GET", 200, ref.body}, {"GET", 200, []byte("ok")}, {"GET", 304, nil}, {"HEAD", 200, nil}, {"GET", 200, ref.body}} {
+		r := readResponse(t, br, want.method)
+		if r.StatusCode != want.status || !bytes.Equal(bytes.TrimSpace(r.body), want.body) {
+			t.Errorf("pipelined answer %d: %d, %q…", i, r.StatusCode, r.body[:min(len(r.body), 16)])
+		}
+	}
+	if n := httpapi.ConnAnswered() - before; n < 1 {
+		t.Errorf("%d pipelined requests answered on the connection", n)
+	}
+	// After net/http took the connection over (bytes came while it was
+	// busy), it keeps serving it right.
+	if r := roundTrip(t, c, br, "GET", connImg, ""); r.StatusCode != 200 || !bytes.Equal(r.body, ref.body) {
+		t.Errorf("after pipelining: %d, %d bytes", r.StatusCode, len(r.body))
+	}
+}
+
+type response struct {
+	*http.Response
+	body []byte
+}
+
+func roundTrip(t *testing.T, c net.Conn, br *bufio.Reader, method, path, extra string) response {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(method + " " + path + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	return readResponse(t, br, method)
+}
+
+func readResponse(t *testing.T, br *bufio.Reader, method string) response {
+	t.Helper()
+	res, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{res, b}
+}
+
+func sameHeader(a, b http.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if strings.Join(v, "\n") != strings.Join(b[k], "\n") {
+			return false
+		}
+	}
+	return true
+}
+
+// TestConnShutdown: a graceful shutdown while clients keep asking for hot
+// requests ends every answer whole; none is cut.
+func TestConnShutdown(t *testing.T) {
+	root := t.TempDir()
+	if err := samples.Extract(root); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Root = root
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv := &http.Server{Handler: a.Handler(), IdleTimeout: time.Minute}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(httpapi.Listener(a.Handler(), srv, ln))
+	warm(t, "http://"+ln.Addr().String()+connImg)
+
+	var answered, torn atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			br := bufio.NewReader(c)
+			for {
+				if _, err := c.Write([]byte("GET " + connImg + " HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+					return
+				}
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					return // closed between answers: fine
+				}
+				if _, err := io.Copy(io.Discard, res.Body); err != nil {
+					torn.Add(1)
+					return
+				}
+				answered.Add(1)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	wg.Wait()
+	if torn.Load() > 0 || answered.Load() == 0 {
+		t.Errorf("%d answers, %d cut short", answered.Load(), torn.Load())
+	}
+}
+
+// TestConnTimeouts: a connection answered on its own still ends after the
+// server's idle timeout, and a request header that stops halfway after
+// the header timeout.
+func TestConnTimeouts(t *testing.T) {
+	root := t.TempDir()
+	if err := samples.Extract(root); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Root = root
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv := &http.Server{Handler: a.Handler(), IdleTimeout: 300 * time.Millisecond, ReadHeaderTimeout: 300 * time.Millisecond}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(httpapi.Listener(a.Handler(), srv, ln))
+	defer srv.Close()
+	warm(t, "http://"+ln.Addr().String()+connImg)
+
+	for _, then := range []string{"", "GET /heal"} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		roundTrip(t, c, br, "GET", connImg, "") // remembered for Host: x
+		before := httpapi.ConnAnswered()
+		roundTrip(t, c, br, "GET", connImg, "")
+		if httpapi.ConnAnswered() == before {
+			t.Fatal("not answered on the connection")
+		}
+		c.Write([]byte(then))
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.ReadAll(br) // net/http may say 408 first
+		if d := time.Since(start); err != nil || d > 5*time.Second {
+			t.Errorf("after %q: %v after %v, want the server to close the connection within about 1.3 s", then, err, d)
+		}
+		c.Close()
+	}
+}
+
+// TestConnObserved: answers on the connection are logged and counted in
+// the metrics like any other.
+func TestConnObserved(t *testing.T) {
+	root := t.TempDir()
+	if err := samples.Extract(root); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Root = root
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	a, err := app.New(cfg, slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv := httptest.NewUnstartedServer(a.Handler())
+	srv.Listener = httpapi.Listener(a.Handler(), srv.Config, srv.Listener)
+	srv.Start()
+	defer srv.Close()
+	n := warm(t, srv.URL+connImg) + 5
+	before := httpapi.ConnAnswered()
+	for range 5 {
+		get(t, srv.URL+connImg)
+	}
+	if httpapi.ConnAnswered() == before {
+		t.Fatal("none of 5 hot requests answered on the connection")
+	}
+	m := string(get(t, srv.URL+"/metrics").body)
+	if !strings.Contains(m, fmt.Sprintf(`iiifd_http_requests_total{code="200",route="image"} %d`, n)) ||
+		!strings.Contains(m, fmt.Sprintf(`iiifd_responses_by_cache_total{cache="hit_memory",route="image"} %d`, n-1)) {
+		t.Errorf("metrics do not count the %d image requests, %d from memory:\n%s", n, n-1, grepLines(m, "route=\"image\""))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Count(logs.String(), `"path":"`+connImg+`","status":200,"cache":"HIT memory"`); got != n-1 {
+		t.Errorf("%d access log lines of memory hits, want %d:\n%s", got, n-1, logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
