@@ -368,3 +368,77 @@ func (l failureLog) Handle(_ context.Context, r slog.Record) error {
 	})
 	return nil
 }
+
+// TestGenerationReloadBack: a reload from A to B and back to A gives A's
+// fingerprint again, but never an earlier generation, so a request that
+// took the generation before the reloads is told that modules were
+// swapped meanwhile. Reloads of plugins without the hook leave its
+// generation alone.
+func TestGenerationReloadBack(t *testing.T) {
+	a, err := os.ReadFile(plugintest.Build(t, "announce"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := plugintest.Variant(a, "module B")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "announce.wasm")
+	other := filepath.Join(dir, "auth-token.wasm")
+	auth, err := os.ReadFile(plugintest.Build(t, "auth-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, bin := range map[string][]byte{path: a, other: auth} {
+		if err := os.WriteFile(p, bin, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newHost(t, Options{Reload: -1}, Spec{Path: path}, Spec{Path: other})
+	ov, auths := h.Plugins()[0], h.Plugins()[1]
+	load := func(p *Plugin, path string, bin []byte) {
+		t.Helper()
+		if err := os.WriteFile(path, bin, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	fp, gen, authGen := h.Fingerprint(HookOverlay), h.Generation(HookOverlay), h.Generation(HookAuthorize)
+	if fp == "" || !h.Unchanged(HookOverlay, gen) || !h.Unchanged(HookAuthorize, authGen) {
+		t.Fatalf("after New: fingerprint %q, generations %d %d not stable", fp, gen, authGen)
+	}
+	load(ov, path, b)
+	if h.Fingerprint(HookOverlay) == fp || h.Unchanged(HookOverlay, gen) {
+		t.Errorf("A to B: fingerprint or generation unchanged")
+	}
+	load(ov, path, a)
+	if got := h.Fingerprint(HookOverlay); got != fp {
+		t.Errorf("back to A: fingerprint %q, want A's %q", got, fp)
+	}
+	if h.Unchanged(HookOverlay, gen) {
+		t.Errorf("A to B to A: generation %d unchanged", gen)
+	}
+	if now := h.Generation(HookOverlay); now <= gen || now%2 != 0 {
+		t.Errorf("generation %d after two reloads from %d, want a larger even count", now, gen)
+	}
+	if !h.Unchanged(HookAuthorize, authGen) {
+		t.Errorf("overlay reloads changed the generation of authorize")
+	}
+	// Changing bytes of the authorize plugin touch only its hooks.
+	gen = h.Generation(HookOverlay)
+	load(auths, other, plugintest.Variant(auth, "v2"))
+	if h.Unchanged(HookAuthorize, authGen) || !h.Unchanged(HookOverlay, gen) {
+		t.Errorf("an authorize reload: authorize unchanged %v, overlay unchanged %v; want false, true",
+			h.Unchanged(HookAuthorize, authGen), h.Unchanged(HookOverlay, gen))
+	}
+	// The same bytes again swap nothing.
+	gen = h.Generation(HookOverlay)
+	load(ov, path, a)
+	if !h.Unchanged(HookOverlay, gen) {
+		t.Error("a reload of unchanged bytes counts as a swap")
+	}
+	if h.Unchanged(HookOverlay, gen+1) {
+		t.Error("an odd generation (a swap under way) counts as unchanged")
+	}
+}
