@@ -159,6 +159,17 @@ func TestOverlayWatermark(t *testing.T) {
 	}
 }
 
+// TestOverlayOpacityNaN: an overlay opacity that is not a number is not
+// in 0..1 either; the call fails rather than composite with it. (Go's
+// watermark accepts opacity=NaN and answers it.)
+func TestOverlayOpacityNaN(t *testing.T) {
+	h := newHost(t, Options{}, Spec{Path: plugintest.Build(t, "watermark"), Config: map[string]string{"opacity": "NaN"}})
+	o, err := h.Overlay(context.Background(), &Request{ID: "x", Kind: "image"}, 800, 600)
+	if err == nil || !strings.Contains(err.Error(), "opacity") {
+		t.Fatalf("got an overlay (%v) and %v; want an error about the opacity", o != nil, err)
+	}
+}
+
 // TestOverlayVaryPerUser: watermark with per-user, in Go and in
 // AssemblyScript, declares in its configure reply (overlay-vary) the
 // cookie its overlay depends on, is given it, and draws stripes of each
