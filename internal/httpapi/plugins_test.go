@@ -185,37 +185,42 @@ func TestPluginInfo(t *testing.T) {
 	}
 }
 
-// TestPluginOverlay: watermark stamps images above its minimum size, and
-// only those; the stamped images are cached apart from plain ones.
+// TestPluginOverlay: watermark, in Go and in AssemblyScript, stamps
+// images above its minimum size, and only those; the stamped images are
+// cached apart from plain ones.
 func TestPluginOverlay(t *testing.T) {
 	plain, _ := server(t, nil)
-	srv, _ := server(t, withPlugins(t, []string{"watermark"}, "watermark.min-size=150", "watermark.opacity=1"))
-	for _, tt := range []struct {
-		path    string
-		stamped bool
-	}{
-		{"/iiif/3/sub%2Fdir%2Fchart.png/full/max/0/default.png", true},
-		{"/iiif/3/sub%2Fdir%2Fchart.png/full/max/0/default.png", true}, // cached
-		{"/iiif/3/sub%2Fdir%2Fchart.png/full/100,/0/default.png", false},
-		{"/iiif/3/mandelbrot/0,0,256,256/256,/0/default.jpg", true}, // a stored tile otherwise
-	} {
-		a, b := get(t, plain.URL+tt.path), get(t, srv.URL+tt.path)
-		if a.status != 200 || b.status != 200 {
-			t.Fatalf("%s: %d, %d %s", tt.path, a.status, b.status, b.body)
-		}
-		ia, ib := decode(t, a.body), decode(t, b.body)
-		w, h := ia.Bounds().Dx(), ia.Bounds().Dy()
-		side := max(min(w, h)/4, 8)
-		x, y := w-side-side/8+side/2, h-side-side/8+side/2
-		ra, ga, ba, _ := ia.At(x, y).RGBA()
-		rb, gb, bb, _ := ib.At(x, y).RGBA()
-		same := ra>>8 == rb>>8 && ga>>8 == gb>>8 && ba>>8 == bb>>8
-		if same == tt.stamped {
-			t.Errorf("%s: stamped %v, want %v", tt.path, !same, tt.stamped)
-		}
-		if tt.stamped && a.header.Get("ETag") == b.header.Get("ETag") {
-			t.Errorf("%s: stamped and plain images share an ETag", tt.path)
-		}
+	for _, name := range []string{"watermark", "assemblyscript/watermark"} {
+		t.Run(name, func(t *testing.T) {
+			srv, _ := server(t, withPlugins(t, []string{name}, "watermark.min-size=150", "watermark.opacity=1"))
+			for _, tt := range []struct {
+				path    string
+				stamped bool
+			}{
+				{"/iiif/3/sub%2Fdir%2Fchart.png/full/max/0/default.png", true},
+				{"/iiif/3/sub%2Fdir%2Fchart.png/full/max/0/default.png", true}, // cached
+				{"/iiif/3/sub%2Fdir%2Fchart.png/full/100,/0/default.png", false},
+				{"/iiif/3/mandelbrot/0,0,256,256/256,/0/default.jpg", true}, // a stored tile otherwise
+			} {
+				a, b := get(t, plain.URL+tt.path), get(t, srv.URL+tt.path)
+				if a.status != 200 || b.status != 200 {
+					t.Fatalf("%s: %d, %d %s", tt.path, a.status, b.status, b.body)
+				}
+				ia, ib := decode(t, a.body), decode(t, b.body)
+				w, h := ia.Bounds().Dx(), ia.Bounds().Dy()
+				side := max(min(w, h)/4, 8)
+				x, y := w-side-side/8+side/2, h-side-side/8+side/2
+				ra, ga, ba, _ := ia.At(x, y).RGBA()
+				rb, gb, bb, _ := ib.At(x, y).RGBA()
+				same := ra>>8 == rb>>8 && ga>>8 == gb>>8 && ba>>8 == bb>>8
+				if same == tt.stamped {
+					t.Errorf("%s: stamped %v, want %v", tt.path, !same, tt.stamped)
+				}
+				if tt.stamped && a.header.Get("ETag") == b.header.Get("ETag") {
+					t.Errorf("%s: stamped and plain images share an ETag", tt.path)
+				}
+			}
+		})
 	}
 }
 
@@ -254,12 +259,21 @@ func TestPluginFailures(t *testing.T) {
 }
 
 // TestPluginOverlayPerUser: a watermark that differs by user (a cookie)
-// is declared so; two users never get each other's bytes, whether from
-// the derivative cache or from a shared HTTP cache, and a user without
-// the cookie gets the plain image. A plugin that declared nothing is not
-// given cookies at all, so its output can be shared.
+// is declared so, in Go and in AssemblyScript; two users never get each
+// other's bytes, whether from the derivative cache or from a shared HTTP
+// cache, and a user without the cookie gets the plain image. A plugin
+// that declared nothing is not given cookies at all, so its output can
+// be shared.
 func TestPluginOverlayPerUser(t *testing.T) {
-	srv, _ := server(t, withPlugins(t, []string{"watermark"}, "watermark.min-size=150", "watermark.opacity=1", "watermark.per-user=session"))
+	for _, name := range []string{"watermark", "assemblyscript/watermark"} {
+		t.Run(name, func(t *testing.T) {
+			testOverlayPerUser(t, name)
+		})
+	}
+}
+
+func testOverlayPerUser(t *testing.T, name string) {
+	srv, _ := server(t, withPlugins(t, []string{name}, "watermark.min-size=150", "watermark.opacity=1", "watermark.per-user=session"))
 	path := srv.URL + "/iiif/3/sub%2Fdir%2Fchart.png/full/max/0/default.png"
 	alice := map[string]string{"Cookie": "session=alice"}
 	bob := map[string]string{"Cookie": "session=bob"}
@@ -297,7 +311,7 @@ func TestPluginOverlayPerUser(t *testing.T) {
 
 	// Without the declaration the plugin sees no cookie: it stamps
 	// nobody, and the image is shared and cached as usual.
-	shared, _ := server(t, withPlugins(t, []string{"watermark"}, "watermark.min-size=150", "watermark.opacity=1"))
+	shared, _ := server(t, withPlugins(t, []string{name}, "watermark.min-size=150", "watermark.opacity=1"))
 	path = shared.URL + "/iiif/3/sub%2Fdir%2Fchart.png/full/max/0/default.png"
 	s1, s2 := do(t, "GET", path, alice), do(t, "GET", path, bob)
 	if s1.status != 200 || string(s1.body) != string(s2.body) || strings.Contains(s2.header.Get("Cache-Control"), "private") {

@@ -307,7 +307,7 @@ func (h *Host) Overlay(ctx context.Context, r *Request, width, height int) (*Ove
 		o := &Overlay{PNG: []byte(png), X: atoiSigned(reply.Get("x")), Y: atoiSigned(reply.Get("y")), Opacity: 1}
 		if s := reply.Get("opacity"); s != "" {
 			v, err := strconv.ParseFloat(s, 64)
-			if err != nil || v < 0 || v > 1 {
+			if err != nil || !(v >= 0 && v <= 1) { // NaN too
 				return nil, fault.New(fault.Internal, "plugin %s: overlay opacity %q is not in 0..1", p.name, s)
 			}
 			o.Opacity = v

@@ -46,7 +46,7 @@ const (
 	HookOverlay   = "overlay"
 )
 
-var hooks = []string{HookResolve, HookAuthorize, HookInfo, HookOverlay}
+var hooks = [...]string{HookResolve, HookAuthorize, HookInfo, HookOverlay}
 
 // ABI exports.
 const (
@@ -115,9 +115,16 @@ type Host struct {
 	done    sync.WaitGroup
 
 	// state is what requests need to know about the modules loaded now,
-	// computed when one is loaded; refreshMu orders the computations.
+	// computed when one is loaded; refreshMu orders the computations and
+	// the swaps.
 	state     atomic.Pointer[hostState]
 	refreshMu sync.Mutex
+	// loads counts, for each hook (in the order of hooks), the swaps of
+	// modules that export or exported it: odd while one is under way
+	// (from before the module is swapped in until the state describes
+	// it), so that a caller can tell that nothing was swapped in between
+	// two points of a request (Generation, Unchanged).
+	loads [len(hooks)]atomic.Uint64
 }
 
 // hostState is computed once per load or reload, not per request.
@@ -137,6 +144,40 @@ type hostState struct {
 func (h *Host) refresh() {
 	h.refreshMu.Lock()
 	defer h.refreshMu.Unlock()
+	h.refreshLocked()
+}
+
+// swap makes m the running module of p, and the state describe it; the
+// counts of loads of the hooks that the old or the new module exports
+// are odd meanwhile. It returns the module replaced (nil at the first
+// load).
+func (h *Host) swap(p *Plugin, m *module) *module {
+	h.refreshMu.Lock()
+	defer h.refreshMu.Unlock()
+	old := p.cur.Load()
+	var swapped []*atomic.Uint64
+	for i, hook := range hooks {
+		if m.hooks[hook] || (old != nil && old.hooks[hook]) {
+			swapped = append(swapped, &h.loads[i])
+		}
+	}
+	// Odd before the module is in place, even again only once the
+	// state describes it: a request that took an even count, read the
+	// state and called the hook, and then finds the same count, has
+	// called the modules that state describes.
+	for _, n := range swapped {
+		n.Add(1)
+	}
+	p.cur.Store(m)
+	h.refreshLocked()
+	for _, n := range swapped {
+		n.Add(1)
+	}
+	return old
+}
+
+// refreshLocked is refresh with refreshMu held.
+func (h *Host) refreshLocked() {
 	st := &hostState{fingerprints: map[string]string{}}
 	for _, hook := range hooks {
 		var parts []string
@@ -350,12 +391,39 @@ func (h *Host) Has(hook string) bool {
 // exporting hook, as loaded now: responses that depend on the hook are
 // cached under it, so a reloaded module or a changed configuration never
 // meets an entry made by the old one. Empty when no plugin exports it.
-// It is computed when a module is loaded, not per request.
+// It is computed when a module is loaded, not per request. A reload from
+// A to B and back to A gives A's fingerprint again: whether modules were
+// swapped during a request is told by Generation.
 func (h *Host) Fingerprint(hook string) string {
 	if h == nil {
 		return ""
 	}
 	return h.state.Load().fingerprints[hook]
+}
+
+// Generation returns the count of loads of modules exporting hook: it
+// grows with every module swapped in (a reload of a changed file) that
+// exports the hook or replaces one that did, and is odd while one is
+// being swapped in. Unlike the Fingerprint, it never comes back to an earlier
+// value, so a reload from A to B and back to A is seen. Take it before
+// reading what the hook's modules declared (Fingerprint, OverlayKey,
+// OverlayVary), and check with Unchanged after calling the hook.
+func (h *Host) Generation(hook string) uint64 {
+	if h == nil {
+		return 0
+	}
+	if i := slices.Index(hooks[:], hook); i >= 0 {
+		return h.loads[i].Load()
+	}
+	return 0
+}
+
+// Unchanged reports whether no module exporting hook was swapped in
+// since Generation returned gen, and none was being swapped in then:
+// every call of hook made in between ran on the modules that what was
+// read of them after gen describes.
+func (h *Host) Unchanged(hook string, gen uint64) bool {
+	return gen%2 == 0 && h.Generation(hook) == gen
 }
 
 // Plugin is one loaded plugin; its module may be swapped by hot reload.
@@ -439,7 +507,7 @@ func (p *Plugin) load(ctx context.Context) error {
 	}
 	if len(m.hooks) == 0 {
 		cm.Close(ctx)
-		return fmt.Errorf("plugin %s: the module exports none of the hooks %s", p.name, strings.Join(hooks, ", "))
+		return fmt.Errorf("plugin %s: the module exports none of the hooks %s", p.name, strings.Join(hooks[:], ", "))
 	}
 	// One instance now: a module that cannot start or refuses its
 	// configuration is refused before it takes traffic.
@@ -455,10 +523,9 @@ func (p *Plugin) load(ctx context.Context) error {
 	}
 	inst.configReply = nil
 	m.idle <- inst
-	if old := p.cur.Swap(m); old != nil {
+	if old := p.host.swap(p, m); old != nil {
 		old.retire()
 	}
-	p.host.refresh()
 	p.log.Info("plugin loaded", "hooks", strings.Join(sortedKeys(m.hooks), ","), "sha256", hash[:12])
 	return nil
 }

@@ -7,11 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"image"
+	"image/color"
 	"image/png"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,24 +129,117 @@ func TestInfoRights(t *testing.T) {
 	}
 }
 
+// TestOverlayWatermark runs watermark, in Go and in AssemblyScript: no
+// overlay on small images, a square in the bottom-right corner at the
+// configured opacity on large ones.
 func TestOverlayWatermark(t *testing.T) {
-	h := newHost(t, Options{}, Spec{Path: plugintest.Build(t, "watermark"), Config: map[string]string{"min-size": "300", "opacity": "0.25"}})
-	r := &Request{ID: "x", Kind: "image"}
-	o, err := h.Overlay(context.Background(), r, 200, 150)
-	if err != nil || o != nil {
-		t.Fatalf("small image: %v %v, want no overlay", o, err)
+	for _, name := range []string{"watermark", "assemblyscript/watermark"} {
+		t.Run(name, func(t *testing.T) {
+			h := newHost(t, Options{}, Spec{Path: plugintest.Build(t, name), Config: map[string]string{"min-size": "300", "opacity": "0.25"}})
+			r := &Request{ID: "x", Kind: "image"}
+			o, err := h.Overlay(context.Background(), r, 200, 150)
+			if err != nil || o != nil {
+				t.Fatalf("small image: %v %v, want no overlay", o, err)
+			}
+			o, err = h.Overlay(context.Background(), r, 800, 600)
+			if err != nil || o == nil {
+				t.Fatalf("large image: %v %v", o, err)
+			}
+			img, err := png.Decode(bytes.NewReader(o.PNG))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b := img.Bounds(); b.Dx() != 150 || b.Dy() != 150 || o.X != 800-150-18 || o.Y != 600-150-18 || o.Opacity != 0.25 {
+				t.Errorf("overlay %v at %d,%d opacity %v", b, o.X, o.Y, o.Opacity)
+			}
+			if vary, private := h.OverlayVary(); vary != "" || private || len(h.state.Load().overlayVary) != 0 {
+				t.Errorf("declared %q %v %v without per-user", vary, private, h.state.Load().overlayVary)
+			}
+		})
 	}
-	o, err = h.Overlay(context.Background(), r, 800, 600)
-	if err != nil || o == nil {
-		t.Fatalf("large image: %v %v", o, err)
+}
+
+// TestOverlayOpacityNaN: an overlay opacity that is not a number is not
+// in 0..1 either; the call fails rather than composite with it. (Go's
+// watermark accepts opacity=NaN and answers it.)
+func TestOverlayOpacityNaN(t *testing.T) {
+	h := newHost(t, Options{}, Spec{Path: plugintest.Build(t, "watermark"), Config: map[string]string{"opacity": "NaN"}})
+	o, err := h.Overlay(context.Background(), &Request{ID: "x", Kind: "image"}, 800, 600)
+	if err == nil || !strings.Contains(err.Error(), "opacity") {
+		t.Fatalf("got an overlay (%v) and %v; want an error about the opacity", o != nil, err)
 	}
-	img, err := png.Decode(bytes.NewReader(o.PNG))
-	if err != nil {
-		t.Fatal(err)
+}
+
+// TestOverlayVaryPerUser: watermark with per-user, in Go and in
+// AssemblyScript, declares in its configure reply (overlay-vary) the
+// cookie its overlay depends on, is given it, and draws stripes of each
+// user's own colour, the same pixels in both languages; a request
+// without the cookie gets none. A setting out of range refuses the
+// module.
+func TestOverlayVaryPerUser(t *testing.T) {
+	cfg := map[string]string{"min-size": "100", "opacity": "1", "per-user": "session"}
+	users := []string{"alice", "bob"}
+	drawn := map[string][]image.Image{}
+	for _, name := range []string{"watermark", "assemblyscript/watermark"} {
+		h := newHost(t, Options{}, Spec{Path: plugintest.Build(t, name), Config: cfg})
+		if got := h.state.Load().overlayVary; !slices.Equal(got, []string{"cookie:session"}) {
+			t.Errorf("%s: declared %q, want cookie:session", name, got)
+		}
+		if vary, private := h.OverlayVary(); vary != "Cookie" || !private {
+			t.Errorf("%s: Vary %q private %v, want Cookie, true", name, vary, private)
+		}
+		for _, u := range users {
+			r := &Request{ID: "x", Kind: "image", Header: http.Header{"Cookie": {"theme=dark; session=" + u}}}
+			o, err := h.Overlay(context.Background(), r, 400, 300)
+			if err != nil || o == nil {
+				t.Fatalf("%s, %s: %v %v", name, u, o, err)
+			}
+			img, err := png.Decode(bytes.NewReader(o.PNG))
+			if err != nil {
+				t.Fatalf("%s, %s: %v", name, u, err)
+			}
+			if b := img.Bounds(); b.Dx() != 75 || o.X != 400-75-9 || o.Y != 300-75-9 || o.Opacity != 1 {
+				t.Errorf("%s, %s: overlay %v at %d,%d opacity %v", name, u, b, o.X, o.Y, o.Opacity)
+			}
+			drawn[name] = append(drawn[name], img)
+		}
+		if k := h.OverlayKey(&Request{Header: http.Header{"Cookie": {"session=alice"}}}); k == h.OverlayKey(&Request{Header: http.Header{"Cookie": {"session=bob"}}}) {
+			t.Errorf("%s: alice and bob share the overlay key %q", name, k)
+		}
+		if o, err := h.Overlay(context.Background(), &Request{ID: "x", Kind: "image"}, 400, 300); err != nil || o != nil {
+			t.Errorf("%s without the cookie: %v %v, want no overlay", name, o, err)
+		}
 	}
-	if b := img.Bounds(); b.Dx() != 150 || o.X != 800-150-18 || o.Y != 600-150-18 || o.Opacity != 0.25 {
-		t.Errorf("overlay %v at %d,%d opacity %v", b, o.X, o.Y, o.Opacity)
+	for i, u := range users {
+		if d := imageDiff(drawn["watermark"][i], drawn["assemblyscript/watermark"][i]); d != "" {
+			t.Errorf("%s: Go and AssemblyScript watermarks differ: %s", u, d)
+		}
 	}
+	if imageDiff(drawn["assemblyscript/watermark"][0], drawn["assemblyscript/watermark"][1]) == "" {
+		t.Error("alice and bob got the same stripes")
+	}
+	_, err := New(context.Background(), []Spec{{Path: plugintest.Build(t, "assemblyscript/watermark"), Config: map[string]string{"opacity": "2"}}}, Options{CacheDir: plugintest.CacheDir()})
+	if err == nil || !strings.Contains(err.Error(), "opacity") {
+		t.Errorf("opacity 2: %v, want the configuration refused", err)
+	}
+}
+
+// imageDiff describes the first difference between a and b, "" when
+// they have the same size and colours.
+func imageDiff(a, b image.Image) string {
+	if a.Bounds() != b.Bounds() {
+		return fmt.Sprintf("bounds %v and %v", a.Bounds(), b.Bounds())
+	}
+	r := a.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			ca, cb := color.NRGBAModel.Convert(a.At(x, y)), color.NRGBAModel.Convert(b.At(x, y))
+			if ca != cb {
+				return fmt.Sprintf("at %d,%d: %v and %v", x, y, ca, cb)
+			}
+		}
+	}
+	return ""
 }
 
 // trapModule is a hand-assembled module whose authorize executes
@@ -367,4 +463,78 @@ func (l failureLog) Handle(_ context.Context, r slog.Record) error {
 		return true
 	})
 	return nil
+}
+
+// TestGenerationReloadBack: a reload from A to B and back to A gives A's
+// fingerprint again, but never an earlier generation, so a request that
+// took the generation before the reloads is told that modules were
+// swapped meanwhile. Reloads of plugins without the hook leave its
+// generation alone.
+func TestGenerationReloadBack(t *testing.T) {
+	a, err := os.ReadFile(plugintest.Build(t, "announce"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := plugintest.Variant(a, "module B")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "announce.wasm")
+	other := filepath.Join(dir, "auth-token.wasm")
+	auth, err := os.ReadFile(plugintest.Build(t, "auth-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, bin := range map[string][]byte{path: a, other: auth} {
+		if err := os.WriteFile(p, bin, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newHost(t, Options{Reload: -1}, Spec{Path: path}, Spec{Path: other})
+	ov, auths := h.Plugins()[0], h.Plugins()[1]
+	load := func(p *Plugin, path string, bin []byte) {
+		t.Helper()
+		if err := os.WriteFile(path, bin, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	fp, gen, authGen := h.Fingerprint(HookOverlay), h.Generation(HookOverlay), h.Generation(HookAuthorize)
+	if fp == "" || !h.Unchanged(HookOverlay, gen) || !h.Unchanged(HookAuthorize, authGen) {
+		t.Fatalf("after New: fingerprint %q, generations %d %d not stable", fp, gen, authGen)
+	}
+	load(ov, path, b)
+	if h.Fingerprint(HookOverlay) == fp || h.Unchanged(HookOverlay, gen) {
+		t.Errorf("A to B: fingerprint or generation unchanged")
+	}
+	load(ov, path, a)
+	if got := h.Fingerprint(HookOverlay); got != fp {
+		t.Errorf("back to A: fingerprint %q, want A's %q", got, fp)
+	}
+	if h.Unchanged(HookOverlay, gen) {
+		t.Errorf("A to B to A: generation %d unchanged", gen)
+	}
+	if now := h.Generation(HookOverlay); now <= gen || now%2 != 0 {
+		t.Errorf("generation %d after two reloads from %d, want a larger even count", now, gen)
+	}
+	if !h.Unchanged(HookAuthorize, authGen) {
+		t.Errorf("overlay reloads changed the generation of authorize")
+	}
+	// Changing bytes of the authorize plugin touch only its hooks.
+	gen = h.Generation(HookOverlay)
+	load(auths, other, plugintest.Variant(auth, "v2"))
+	if h.Unchanged(HookAuthorize, authGen) || !h.Unchanged(HookOverlay, gen) {
+		t.Errorf("an authorize reload: authorize unchanged %v, overlay unchanged %v; want false, true",
+			h.Unchanged(HookAuthorize, authGen), h.Unchanged(HookOverlay, gen))
+	}
+	// The same bytes again swap nothing.
+	gen = h.Generation(HookOverlay)
+	load(ov, path, a)
+	if !h.Unchanged(HookOverlay, gen) {
+		t.Error("a reload of unchanged bytes counts as a swap")
+	}
+	if h.Unchanged(HookOverlay, gen+1) {
+		t.Error("an odd generation (a swap under way) counts as unchanged")
+	}
 }

@@ -68,6 +68,11 @@ type grant struct {
 	// would serve one client only; the client's own cache revalidates
 	// with the ETag).
 	private bool
+	// overlayGen is the overlay plugins' load count
+	// (plugin.Host.Generation) taken before anything was read of them
+	// for this request: an image whose overlay was made after one was
+	// swapped in is refused (errOverlayReloaded).
+	overlayGen uint64
 }
 
 // admitPlugins runs the authorize hook (before anything is looked up, so
@@ -89,6 +94,9 @@ func (s *Service) admitPlugins(ctx context.Context, v iiif.Version, id string, r
 			return "", g, err
 		}
 	}
+	// Before the overlay plugins' declarations, fingerprint and hooks
+	// are read, here and in Image.
+	g.overlayGen = h.Generation(plugin.HookOverlay)
 	if vary, private := h.OverlayVary(); req != nil && (vary != "" || private) {
 		// The overlay plugins declared client fields (every declared
 		// field makes a Vary header or private).
@@ -221,7 +229,8 @@ func (s *Service) addInfoFields(ctx context.Context, v iiif.Version, id string, 
 }
 
 // errOverlayReloaded refuses an image whose overlay plugins were reloaded
-// while it was made; the next try is keyed and made by the new ones.
+// while it was made (between its key and its overlay, even from A to B
+// and back to A); the next try is keyed and made by the new ones.
 var errOverlayReloaded = fault.New(fault.Unavailable, "the overlay plugins were reloaded while this image was being made; try again")
 
 // overlay asks the overlay hook for an image to put over the output of j.

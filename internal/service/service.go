@@ -432,7 +432,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		limits = degraded(limits, access)
 		variant += "\x00" + accessKey(access) + "\x00" + overlays
 	}
-	if s.cfg.Plugins.Has(plugin.HookOverlay) {
+	if overlays != "" {
 		// The overlay is told the identifier as asked (before the
 		// resolve hook maps it to a key) and the API version: they
 		// key its bytes too.
@@ -460,13 +460,17 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		cache:       s.cacheFor(access),
 		CacheStatus: "MISS",
 	}
-	if s.cfg.Plugins.Has(plugin.HookOverlay) {
+	if overlays != "" {
+		// Decided by the fingerprint in the key, not by the modules
+		// running now, which may have been swapped since.
 		j.overlay = func(ctx context.Context) (*pixels.Overlay, error) {
 			ov, err := s.overlay(ctx, id, &j.Plan)
-			if err == nil && s.cfg.Plugins.Fingerprint(plugin.HookOverlay) != overlays {
+			if err == nil && !s.cfg.Plugins.Unchanged(plugin.HookOverlay, access.overlayGen) {
 				// Reloaded since the key, the validators and the
 				// caching of this image were decided: the overlay may
-				// come from a module that sees other client fields.
+				// come from a module that sees other client fields,
+				// even when the module running now is the one of the
+				// key again (a reload from A to B and back to A).
 				return nil, errOverlayReloaded
 			}
 			return ov, err

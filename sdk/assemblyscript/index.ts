@@ -5,6 +5,7 @@
 //
 //   export { iiifd_alloc, configure } from "<path>/sdk/assemblyscript/index";
 //   export function authorize(ptr: usize, size: u32): u64 { return authorizeWith(size, check); }
+//   export function overlay(ptr: usize, size: u32): u64 { return overlayWith(size, stamp); }
 //
 // Values are decoded as UTF-8 text. See docs/PLUGINS.md for the ABI.
 
@@ -62,6 +63,14 @@ export class Fields {
   cookie(name: string): string {
     return this.get("cookie:" + name);
   }
+
+  // int returns the field named key as an integer (0 when absent or not
+  // a number), e.g. an overlay's "width" and "height".
+  int(key: string): i32 {
+    const v = this.get(key);
+    if (v.length == 0) return 0;
+    return I32.parseInt(v, 10);
+  }
 }
 
 // decode returns the request the host wrote into inBuf. The host writes
@@ -74,11 +83,20 @@ export function decode(size: u32): Fields {
 // reply encodes the fields keys[i] = values[i] into outBuf and returns
 // its address and length packed as hooks return them.
 export function reply(keys: string[], values: string[]): u64 {
+  const bytes = new Array<ArrayBuffer>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    bytes[i] = String.UTF8.encode(values[i]);
+  }
+  return replyBytes(keys, bytes);
+}
+
+// replyBytes is reply with values as bytes, such as an overlay's PNG.
+export function replyBytes(keys: string[], values: ArrayBuffer[]): u64 {
   const parts = new Array<ArrayBuffer>(0);
   let total = 0;
   for (let i = 0; i < keys.length; i++) {
     const k = String.UTF8.encode(keys[i]);
-    const v = String.UTF8.encode(values[i]);
+    const v = values[i];
     parts.push(k);
     parts.push(v);
     total += 8 + k.byteLength + v.byteLength;
@@ -106,9 +124,25 @@ export function onConfigure(fn: (config: Fields) => string): void {
   configureFn = fn;
 }
 
+let overlayVaryKeys: string[] = [];
+
+// overlayVary declares the client fields ("client", "header:NAME",
+// "cookie:NAME") that the plugin's overlay depends on, for overlays that
+// differ by user or institution. The host gives the overlay only these
+// besides the request's own fields, keeps its output apart for each
+// value of them, and sends it to no other client: Vary names the
+// headers, and a dependence on cookies, Authorization or the client's
+// address makes the response private and keeps it out of the derivative
+// cache. Call it at the top level of the plugin or in the function given
+// to onConfigure; a later call replaces the keys of an earlier one.
+export function overlayVary(keys: string[]): void {
+  overlayVaryKeys = keys;
+}
+
 export function configure(ptr: usize, size: u32): u64 {
   const err = configureFn(decode(size));
   if (err.length > 0) return reply(["error"], [err]);
+  if (overlayVaryKeys.length > 0) return reply(["overlay-vary"], [overlayVaryKeys.join(",")]);
   return reply([], []);
 }
 
@@ -168,4 +202,24 @@ export function infoWith(size: u32, fn: (req: Fields) => string): u64 {
   const js = fn(decode(size));
   if (js.length == 0) return reply([], []);
   return reply(["json"], [js]);
+}
+
+// Image is an overlay: PNG bytes placed with their top-left corner at x, y
+// of the output (either may be negative), with an opacity of 0..1.
+export class Image {
+  constructor(public png: ArrayBuffer, public x: i32 = 0, public y: i32 = 0, public opacity: f64 = 1) {}
+}
+
+// overlayWith answers an overlay call with fn, which is given the request
+// and the output's size (fields "width" and "height", see Fields.int)
+// and returns an image to put over the output, or null for none.
+export function overlayWith(size: u32, fn: (req: Fields) => Image | null): u64 {
+  const img = fn(decode(size));
+  if (img === null) return reply([], []);
+  return replyBytes(["png", "x", "y", "opacity"], [
+    img.png,
+    String.UTF8.encode(img.x.toString()),
+    String.UTF8.encode(img.y.toString()),
+    String.UTF8.encode(img.opacity.toString()),
+  ]);
 }

@@ -94,6 +94,30 @@ func BuildWith(t testing.TB, name, ldflags string) string {
 	return out
 }
 
+// Variant returns the module bin with a custom section named
+// "iiifd-test" holding data appended: another file and module hash for
+// the same code, to reload a plugin with.
+func Variant(bin []byte, data string) []byte {
+	uleb := func(out []byte, n int) []byte {
+		for {
+			c := byte(n & 0x7f)
+			if n >>= 7; n != 0 {
+				c |= 0x80
+			}
+			out = append(out, c)
+			if n == 0 {
+				return out
+			}
+		}
+	}
+	const name = "iiifd-test"
+	payload := append(uleb(nil, len(name)), name...)
+	payload = append(payload, data...)
+	out := append(append([]byte(nil), bin...), 0) // section id 0: custom
+	out = uleb(out, len(payload))
+	return append(out, payload...)
+}
+
 // CacheDir is a compilation cache directory shared by the tests of every
 // package and run, so each example is compiled to machine code once.
 func CacheDir() string { return filepath.Join(os.TempDir(), "iiifd-test-plugin-cache") }
