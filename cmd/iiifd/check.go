@@ -125,7 +125,8 @@ func checkRoots(root string, rules []config.RootRule) []checkRoot {
 // root's images, as identifiers (the key layout undone), kept only where
 // the roots' rules send them to that root, as the server would. It
 // returns them sorted, and the roots it listed and those it could not
-// (web servers).
+// (web servers). Buckets are listed a page at a time: what is kept is
+// the identifiers, not the keys (a tile pyramid's tiles are many).
 func listImages(ctx context.Context, roots []checkRoot, cfg config.Config) (ids, listed, unlisted []string, err error) {
 	layout, err := route.ParseLayout(cfg.Stores.KeyLayout)
 	if err != nil {
@@ -142,87 +143,154 @@ func listImages(ctx context.Context, roots []checkRoot, cfg config.Config) (ids,
 	}
 	seen := map[string]bool{}
 	for i, r := range roots {
-		var found []string
-		switch {
-		case strings.HasPrefix(r.root, "s3://"):
-			found, err = listBucket(ctx, r.root, cfg)
-		case config.RemoteRoot(r.root):
-			unlisted = append(unlisted, r.root)
-			continue
-		default:
-			found, err = findImages(r.root)
-		}
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("listing %s: %w", r.root, err)
-		}
-		listed = append(listed, r.root)
-		for _, k := range found {
+		add := func(k string) {
 			id := layout.Unkey(k)
 			if owner(id) == i && !seen[id] {
 				seen[id] = true
 				ids = append(ids, id)
 			}
 		}
+		switch {
+		case strings.HasPrefix(r.root, "s3://"):
+			err = listBucket(ctx, r.root, cfg, add)
+		case config.RemoteRoot(r.root):
+			unlisted = append(unlisted, r.root)
+			continue
+		default:
+			var found []string
+			found, err = findImages(r.root)
+			for _, k := range found {
+				add(k)
+			}
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("listing %s: %w", r.root, err)
+		}
+		listed = append(listed, r.root)
 	}
 	slices.Sort(ids)
 	return ids, listed, unlisted, nil
 }
 
+// checkListPage is the most keys one bucket listing request asks for (0:
+// the store's most); a variable for the tests.
+var checkListPage int32
+
 // listBucket lists the images stored under an s3:// root, as keys under
-// its prefix.
-func listBucket(ctx context.Context, root string, cfg config.Config) ([]string, error) {
+// its prefix, calling add with each (in no particular order).
+func listBucket(ctx context.Context, root string, cfg config.Config, add func(key string)) error {
 	bucket, prefix, err := s3.ParseURL(root)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	policy := remote.DefaultPolicy()
 	policy.ConnectTimeout, policy.ReadTimeout, policy.Retries = cfg.Stores.ConnectTimeout, cfg.Stores.ReadTimeout, cfg.Stores.Retries
-	src, err := s3.New(ctx, s3.Config{Bucket: bucket, Prefix: prefix, Policy: policy, Store: ranged.NewStore(ranged.Config{})})
+	src, err := s3.New(ctx, s3.Config{Bucket: bucket, Prefix: prefix, Policy: policy, Store: ranged.NewStore(ranged.Config{}), ListPage: checkListPage})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var keys []string
-	if err := src.Walk(ctx, func(k string) error { keys = append(keys, k); return nil }); err != nil {
-		return nil, err
+	l := newImageLister(add)
+	if err := src.Walk(ctx, func(k string) error { l.add(k); return nil }); err != nil {
+		return err
 	}
-	return imageKeys(keys), nil
+	l.done()
+	return nil
 }
 
-// imageKeys picks from a bucket's keys what findImages picks from a
-// folder: image files, and tile pyramids (a folder holding an info.json)
-// as their folder's key, not their tiles. Keys with a hidden segment
-// (".name") are left out, as the server never serves them.
-func imageKeys(keys []string) []string {
-	pyramids := map[string]bool{}
-	for _, k := range keys {
-		if dir, ok := strings.CutSuffix(k, "/info.json"); ok && source.ValidKey(dir) {
-			pyramids[dir] = true
+// imageLister picks from a bucket's keys, given one at a time in the
+// store's order (bytewise, as S3 lists them), what findImages picks from
+// a folder: image files, and tile pyramids (a folder holding an
+// info.json) as their folder's key, not their tiles. Keys with a hidden
+// segment (".name") are left out, as the server never serves them.
+//
+// It holds only the keys it cannot decide yet: an image whose folder may
+// still turn out to be a pyramid. The keys under a folder are listed
+// together, and those sorting before "info.json" (a pyramid's tiles,
+// "0,0,256,256/..." and "full/...") before it; so once the listing is
+// past FOLDER/info.json, whether FOLDER is a pyramid is known. What is
+// held is then the images found and the tiles of the pyramids whose
+// info.json is still to come, never the whole listing.
+type imageLister struct {
+	emit     func(key string)
+	pyramids map[string]bool // every pyramid found, hidden ones too
+	pending  []pendingKey    // in the order listed
+	most     int             // the most keys pending at once (for tests)
+}
+
+// pendingKey is an image (a file, or a pyramid's folder) that a pyramid
+// around it may still take.
+type pendingKey struct {
+	key string
+	// at is the key listed that brought it: key, or the folder's
+	// info.json.
+	at string
+	// until is the last info.json of its folders, the last key that
+	// could make one a pyramid: once the listing is past it, key is an
+	// image.
+	until string
+}
+
+func newImageLister(emit func(string)) *imageLister {
+	return &imageLister{emit: emit, pyramids: map[string]bool{}}
+}
+
+// add takes the next key of the listing, which sorts after every key
+// given before.
+func (l *imageLister) add(k string) {
+	l.decide(k)
+	if dir, ok := strings.CutSuffix(k, "/info.json"); ok && source.ValidKey(dir) {
+		l.pyramids[dir] = true
+		// What was held under dir/ (listed after dir/, before its
+		// info.json) is the pyramid's: its tiles.
+		i, _ := slices.BinarySearchFunc(l.pending, dir+"/", func(p pendingKey, at string) int { return strings.Compare(p.at, at) })
+		clear(l.pending[i:])
+		l.pending = l.pending[:i]
+		if !hiddenSegment(dir) && !l.inPyramid(dir) {
+			l.hold(dir, k)
+		}
+		return
+	}
+	if source.ValidKey(k) && !hiddenSegment(k) && !l.inPyramid(k) && resolve.HasImageExtension(k) {
+		l.hold(k, k)
+	}
+}
+
+// done ends the listing: every key held is an image.
+func (l *imageLister) done() { l.decide("") }
+
+// hold keeps key, brought by the listed key at, until it is decided.
+func (l *imageLister) hold(key, at string) {
+	p := pendingKey{key: key, at: at}
+	for i := strings.IndexByte(key, '/'); i >= 0; i = next(key, i) {
+		p.until = max(p.until, key[:i]+"/info.json")
+	}
+	l.pending = append(l.pending, p)
+	l.most = max(l.most, len(l.pending))
+}
+
+// decide passes on the keys held, in order, that the listing, now at k
+// ("" at its end), is past the until of.
+func (l *imageLister) decide(k string) {
+	n := 0
+	for _, p := range l.pending {
+		if k != "" && p.until >= k {
+			break
+		}
+		l.emit(p.key)
+		n++
+	}
+	clear(l.pending[:n])
+	l.pending = l.pending[n:]
+}
+
+// inPyramid reports whether a folder around k is a pyramid found so far.
+func (l *imageLister) inPyramid(k string) bool {
+	for i := strings.IndexByte(k, '/'); i >= 0; i = next(k, i) {
+		if l.pyramids[k[:i]] {
+			return true
 		}
 	}
-	inPyramid := func(k string) bool {
-		for i := strings.IndexByte(k, '/'); i >= 0; i = next(k, i) {
-			if pyramids[k[:i]] {
-				return true
-			}
-		}
-		return false
-	}
-	var out []string
-	for _, k := range keys {
-		if !source.ValidKey(k) || hiddenSegment(k) || inPyramid(k) {
-			continue
-		}
-		if resolve.HasImageExtension(k) {
-			out = append(out, k)
-		}
-	}
-	for dir := range pyramids {
-		if !hiddenSegment(dir) && !inPyramid(dir) {
-			out = append(out, dir)
-		}
-	}
-	slices.Sort(out)
-	return out
+	return false
 }
 
 // next returns the index of the '/' after the one at i in k, or -1.

@@ -108,6 +108,18 @@ func TestCheckRemoteRoot(t *testing.T) {
 	if want := "checked 10 images under " + root + ": 9 ok, 1 failed"; !strings.Contains(out.String(), want) {
 		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}
+	// Listed three keys a page, the pyramid's tiles, before and after
+	// its info.json, and the images around them span many pages: the
+	// output is the same.
+	whole := out.String()
+	checkListPage = 3
+	out.Reset()
+	errOut.Reset()
+	code := run(ctx, []string{"check", "--root", root, "--jobs", "2"}, &out, &errOut)
+	checkListPage = 0
+	if code != 1 || out.String() != whole {
+		t.Errorf("check listing 3 keys a page: exit %d, output\n%s\nwant\n%s%s", code, out.String(), whole, errOut.String())
+	}
 
 	// Identifiers named on the command line are checked alone.
 	out.Reset()

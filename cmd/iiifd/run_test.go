@@ -85,6 +85,8 @@ func TestRunCommands(t *testing.T) {
 		{[]string{"serve", "--no-such-flag"}, 2, "no-such-flag", nil},
 		{[]string{"serve", "--tile-size", "1"}, 2, "tile-size", nil},
 		{[]string{"serve", "extra"}, 2, "unexpected", nil},
+		{[]string{"serve", "--prefetch-per-render", "lots"}, 2, "prefetch-per-render", nil},
+		{[]string{"serve", "--memory-limit", "1GiB", "--prefetch-memory", "2GiB"}, 2, "prefetch-memory", nil},
 		{[]string{"serve", "--root", "/does/not/exist", "--addr", "127.0.0.1:0"}, 1, "root", nil},
 		{[]string{"serve", "--addr", "127.0.0.1:0"}, 2, "IIIFD_MAX_AREA", map[string]string{"IIIFD_MAX_AREA": "lots"}},
 	}

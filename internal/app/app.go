@@ -50,6 +50,7 @@ type App struct {
 	ready   atomic.Bool
 	metrics http.Handler
 	stores  []namedStore // remote roots, for their counters
+	admit   *limit.Admitter
 }
 
 // New builds the server from cfg. Close releases what it holds.
@@ -89,12 +90,13 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	})
 	admit, err := limit.New(limit.Config{
 		Workers: cfg.Workers, Queue: cfg.Queue, QueueTimeout: cfg.QueueTimeout, Memory: int64(cfg.MemoryLimit),
-		PerClient: cfg.ClientLimit,
+		PerClient: cfg.ClientLimit, Held: int64(cfg.PrefetchMemory),
 	})
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
+	a.admit = admit
 	dc, err := a.buildCache(cfg)
 	if err != nil {
 		a.Close()
@@ -106,11 +108,12 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	svc, err := service.New(service.Config{
-		Plugins:  plugins,
-		Cache:    dc,
-		Admit:    admit,
-		Limits:   Limits(cfg),
-		TileSize: cfg.TileSize,
+		Plugins:           plugins,
+		Cache:             dc,
+		Admit:             admit,
+		Limits:            Limits(cfg),
+		TileSize:          cfg.TileSize,
+		PrefetchPerRender: prefetchPerRender(cfg.PrefetchPerRender),
 		// Everything that changes output bytes besides the request and the
 		// source: encoder settings, this build, libvips and what it can
 		// write. Caches that outlive an upgrade (disk, Redis) then never
@@ -145,6 +148,15 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		RequestTimeout: cfg.RequestTimeout,
 	})
 	return a, nil
+}
+
+// prefetchPerRender is --prefetch-per-render as service.Config takes it:
+// there 0 is the default, and no tiles fetched ahead is negative.
+func prefetchPerRender(n config.ByteSize) int64 {
+	if n == 0 {
+		return -1
+	}
+	return int64(n)
 }
 
 // overlayVary is what overlay plugins make image responses vary with;

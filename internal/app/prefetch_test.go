@@ -5,28 +5,27 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/source/ranged"
 	"github.com/iiifd/iiifd/internal/source/remote/remotetest"
 	"github.com/iiifd/iiifd/internal/source/s3/s3test"
 )
 
-// TestS3RendersWaitOutsideWorkers serves a pyramidal TIFF from versitygw
-// behind a proxy adding 100 ms to every request, with one worker: eight
-// distinct tiles rendered at once finish in about the time of one or two
-// round trips, because each render fetches its tile before it is
-// admitted (before the change, each held the worker through its round
-// trips: over 800 ms); and each costs one range request, of its tile's
-// bytes.
-func TestS3RendersWaitOutsideWorkers(t *testing.T) {
+// noiseTIFF writes a 2048² pyramidal TIFF of noise, in 256² JPEG tiles
+// of about 40 KiB, and returns its path.
+func noiseTIFF(t *testing.T) string {
+	t.Helper()
 	if _, err := exec.LookPath("vips"); err != nil {
 		t.Skip("vips not installed")
 	}
@@ -40,7 +39,103 @@ func TestS3RendersWaitOutsideWorkers(t *testing.T) {
 			t.Fatalf("vips %v: %v\n%s", args, err, out)
 		}
 	}
+	return tif
+}
+
+// TestPrefetchSettings renders a region of nine tiles from an HTTP origin with one worker, under the settings of
+// fetching ahead: the tiles are fetched before the render takes the
+// worker (no request to the origin while it holds it) exactly when they
+// fit --prefetch-per-render and --prefetch-memory (by default a quarter
+// of --memory-limit).
+func TestPrefetchSettings(t *testing.T) {
+	tif := noiseTIFF(t)
 	data, err := os.ReadFile(tif)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, err := probe.Read(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tiles config.ByteSize // of the region's 3×3 tiles
+	for y := 1; y <= 3; y++ {
+		for x := 1; x <= 3; x++ {
+			br, err := hdr.Levels[0].TIFF.TileRange(bytes.NewReader(data), y*8+x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tiles += config.ByteSize(br.Length)
+		}
+	}
+	var running atomic.Pointer[App]
+	var inSlot atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := running.Load(); a != nil && a.admit.Stats().Running > 0 {
+			inSlot.Add(1)
+		}
+		http.ServeFile(w, r, tif)
+	}))
+	defer origin.Close()
+	const perRender = config.DefaultPrefetchPerRender
+	for _, tc := range []struct {
+		name              string
+		perRender, memory config.ByteSize
+		memoryLimit       config.ByteSize
+		ahead             bool
+	}{
+		{"defaults", perRender, 0, 1 << 30, true},
+		{"none per render", 0, 0, 1 << 30, false},
+		{"per render below the tiles", tiles / 2, 0, 1 << 30, false},
+		{"memory below the tiles", perRender, tiles / 2, 1 << 30, false},
+		{"a quarter of the budget below the tiles", perRender, 0, 2 * tiles, false},
+		{"memory over a quarter of the budget", perRender, tiles + 64<<10, 2*tiles + 64<<10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Root = origin.URL + "/"
+			cfg.CacheMemory = 0
+			cfg.Workers = 1
+			cfg.MemoryLimit = tc.memoryLimit
+			cfg.PrefetchPerRender, cfg.PrefetchMemory = tc.perRender, tc.memory
+			a, hs := serve(t, cfg)
+			running.Store(a)
+			defer running.Store(nil)
+			get := func(path string) {
+				t.Helper()
+				resp, err := http.Get(hs.URL + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 {
+					t.Fatalf("%s: %d %.200s", path, resp.StatusCode, body)
+				}
+			}
+			// A first render reads what libvips reads besides tiles.
+			get("/iiif/3/big.tif/info.json")
+			get("/iiif/3/big.tif/0,0,256,256/256,/0/default.png")
+			inSlot.Store(0)
+			get("/iiif/3/big.tif/300,300,600,600/200,/0/default.png")
+			if ahead := inSlot.Load() == 0; ahead != tc.ahead {
+				t.Errorf("fetched ahead: %v, want %v (%d requests while the render held the worker)", ahead, tc.ahead, inSlot.Load())
+			}
+			if st := a.admit.Stats(); st != (limit.Stats{}) {
+				t.Errorf("admitter state %+v after the render, want none", st)
+			}
+		})
+	}
+}
+
+// TestS3RendersWaitOutsideWorkers serves a pyramidal TIFF from versitygw
+// behind a proxy adding 100 ms to every request, with one worker: eight
+// distinct tiles rendered at once finish in about the time of one or two
+// round trips, because each render fetches its tile before it is
+// admitted (before the change, each held the worker through its round
+// trips: over 800 ms); and each costs one range request, of its tile's
+// bytes.
+func TestS3RendersWaitOutsideWorkers(t *testing.T) {
+	data, err := os.ReadFile(noiseTIFF(t))
 	if err != nil {
 		t.Fatal(err)
 	}

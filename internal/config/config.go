@@ -97,6 +97,13 @@ type Config struct {
 	ClientIPHeader string
 	// RequestTimeout bounds the work of one request (0 = none).
 	RequestTimeout time.Duration
+	// PrefetchPerRender bounds the bytes of stored tiles one render of a
+	// remote tiled TIFF fetches before it waits for a worker (0 = none
+	// fetched ahead); PrefetchMemory bounds what all renders not
+	// admitted yet hold together (0 = a quarter of MemoryLimit, no bound
+	// without one).
+	PrefetchPerRender ByteSize
+	PrefetchMemory    ByteSize
 
 	ReadHeaderTimeout time.Duration
 	WriteTimeout      time.Duration
@@ -285,6 +292,7 @@ func Default() Config {
 		QueueTimeout:      10 * time.Second,
 		MemoryLimit:       defaultMemoryLimit(),
 		RequestTimeout:    60 * time.Second,
+		PrefetchPerRender: DefaultPrefetchPerRender,
 		ReadHeaderTimeout: 10 * time.Second,
 		PluginTimeout:     100 * time.Millisecond,
 		PluginMemory:      64 << 20,
@@ -295,6 +303,10 @@ func Default() Config {
 		Stores:            DefaultStoreConfig(),
 	}
 }
+
+// DefaultPrefetchPerRender is the default of --prefetch-per-render
+// (service.DefaultPrefetchPerRender).
+const DefaultPrefetchPerRender = 32 << 20
 
 // defaultMemoryLimit is half of the memory the process may use (the rest
 // is for the Go heap, the OS and the page cache), or 2 GiB when unknown.
@@ -372,6 +384,12 @@ func (c *Config) Validate() error {
 	if c.Queue < 0 || c.QueueTimeout < 0 || c.MemoryLimit < 0 || c.RequestTimeout < 0 || c.ClientLimit < 0 {
 		errs = append(errs, errors.New("queue, queue-timeout, memory-limit, request-timeout, client-limit: must not be negative"))
 	}
+	if c.PrefetchPerRender < 0 || c.PrefetchMemory < 0 {
+		errs = append(errs, errors.New("prefetch-per-render, prefetch-memory: must not be negative"))
+	}
+	if c.MemoryLimit > 0 && c.PrefetchMemory > c.MemoryLimit {
+		errs = append(errs, fmt.Errorf("prefetch-memory: %v is more than memory-limit %v, which it is part of", c.PrefetchMemory, c.MemoryLimit))
+	}
 	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 || c.DrainDelay < 0 || c.PluginReload < 0 || c.IngestTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
@@ -418,6 +436,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.ClientLimit, "client-limit", c.ClientLimit, "image operations one client address may have running and waiting at once; more get 429 with Retry-After (0 = no per-client limit; leave it off behind a CDN, whose few addresses carry everyone's requests)")
 	fs.StringVar(&c.ClientIPHeader, "client-ip-header", c.ClientIPHeader, "`header` whose last value is the client address for --client-limit, e.g. X-Forwarded-For behind one trusted proxy (default: the peer address)")
 	fs.Var(&c.MemoryLimit, "memory-limit", "memory `size` (e.g. 4GiB) the estimated cost of running image operations may add up to (0 = no budget)")
+	fs.Var(&c.PrefetchPerRender, "prefetch-per-render", "most bytes (`size`, e.g. 32MiB) of stored tiles one render of a remote tiled TIFF fetches before it waits for a worker; a render needing more reads its tiles as it decodes (0 = none fetched ahead)")
+	fs.Var(&c.PrefetchMemory, "prefetch-memory", "most bytes (`size`, e.g. 512MiB) that renders fetch ahead and hold together, counted in --memory-limit (0 = a quarter of --memory-limit, no bound without one)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "longest time for the work of one request (0 = none)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read request headers")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time allowed to write a whole response")

@@ -241,6 +241,61 @@ func TestUploadMaxSize(t *testing.T) {
 	}
 }
 
+// TestPrefetchSettings: --prefetch-per-render and --prefetch-memory read
+// sizes from flags, the environment and the file, keep their defaults
+// otherwise, and refuse what is not a size or more than the memory
+// budget they are part of.
+func TestPrefetchSettings(t *testing.T) {
+	c, err := load(t, nil, nil)
+	if err != nil || c.PrefetchPerRender != 32<<20 || c.PrefetchMemory != 0 {
+		t.Errorf("defaults: %v, %v, %v; want 32MiB, 0 (a quarter of memory-limit)", c.PrefetchPerRender, c.PrefetchMemory, err)
+	}
+	file := writeFile(t, `
+memory-limit = "4GiB"
+prefetch-per-render = "8MiB"
+prefetch-memory = 268435456
+`)
+	tests := []struct {
+		args              []string
+		env               map[string]string
+		perRender, memory ByteSize
+	}{
+		{[]string{"--prefetch-per-render", "16MiB", "--prefetch-memory", "1.5GiB", "--memory-limit", "4GiB"}, nil, 16 << 20, 3 << 29},
+		{[]string{"--prefetch-per-render=0"}, nil, 0, 0},
+		{nil, map[string]string{"IIIFD_PREFETCH_PER_RENDER": "2m", "IIIFD_PREFETCH_MEMORY": "100MB", "IIIFD_MEMORY_LIMIT": "1GiB"}, 2 << 20, 100e6},
+		{[]string{"--config", file}, nil, 8 << 20, 256 << 20},
+		{[]string{"--config", file, "--prefetch-memory", "512MiB"}, map[string]string{"IIIFD_PREFETCH_PER_RENDER": "4MiB"}, 4 << 20, 512 << 20},
+		{[]string{"--prefetch-memory", "64GiB", "--memory-limit", "0"}, nil, 32 << 20, 64 << 30},
+	}
+	for _, tc := range tests {
+		c, err := load(t, tc.args, tc.env)
+		if err != nil || c.PrefetchPerRender != tc.perRender || c.PrefetchMemory != tc.memory {
+			t.Errorf("%v %v: %v, %v, %v; want %v, %v", tc.args, tc.env, c.PrefetchPerRender, c.PrefetchMemory, err, tc.perRender, tc.memory)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--prefetch-per-render", "lots"}, nil, `invalid value "lots" for flag -prefetch-per-render`},
+		{[]string{"--prefetch-memory", "-1MiB"}, nil, "prefetch-memory"},
+		{[]string{"--prefetch-memory", "2GiB", "--memory-limit", "1GiB"}, nil, "prefetch-memory: 2GiB is more than memory-limit 1GiB"},
+		{nil, map[string]string{"IIIFD_PREFETCH_MEMORY": "1e9"}, "IIIFD_PREFETCH_MEMORY"},
+		{[]string{"--config", writeFile(t, `prefetch-per-render = "32 parsecs"`)}, nil, "prefetch-per-render"},
+		{[]string{"--config", writeFile(t, `prefetch-memory = -5`)}, nil, "prefetch-memory"},
+	} {
+		if _, err := load(t, tc.args, tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: got %v, want an error containing %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+	bad := Default()
+	bad.PrefetchPerRender = -1
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "prefetch-per-render") {
+		t.Errorf("a negative prefetch-per-render: %v", err)
+	}
+}
+
 func TestStoreSettings(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "iiifd.toml")
 	os.WriteFile(file, []byte(`

@@ -36,12 +36,16 @@ type Config struct {
 	// with ErrClientShare, so that one greedy client cannot take every
 	// worker and queue place from the others.
 	PerClient int
+	// Held bounds the bytes that work not admitted yet may hold
+	// together (Place.Hold); zero means 1/HeldShare of Memory, and no
+	// bound when Memory is zero too.
+	Held int64
 }
 
 // Validate reports impossible settings.
 func (c Config) Validate() error {
-	if c.Workers < 0 || c.Queue < 0 || c.QueueTimeout < 0 || c.Memory < 0 || c.PerClient < 0 {
-		return errors.New("limit: workers, queue, queue timeout, memory and per-client share must not be negative")
+	if c.Workers < 0 || c.Queue < 0 || c.QueueTimeout < 0 || c.Memory < 0 || c.PerClient < 0 || c.Held < 0 {
+		return errors.New("limit: workers, queue, queue timeout, memory, per-client share and held bytes must not be negative")
 	}
 	return nil
 }
@@ -88,8 +92,17 @@ type Admitter struct {
 }
 
 // HeldShare is the share of Config.Memory that work not admitted yet may
-// hold (Place.Hold): 1/HeldShare of it.
+// hold (Place.Hold) unless Config.Held says otherwise: 1/HeldShare of it.
 const HeldShare = 4
+
+// heldLimit is the bound of the bytes held by work not admitted, 0 for
+// none.
+func (c Config) heldLimit() int64 {
+	if c.Held > 0 {
+		return c.Held
+	}
+	return c.Memory / HeldShare
+}
 
 // New returns an admitter for cfg.
 func New(cfg Config) (*Admitter, error) {
@@ -145,6 +158,7 @@ type Place struct {
 	a      *Admitter
 	client string
 	held   int64 // bytes held before admission (Hold)
+	kept   int64 // of held, counted past Release until given back (Keep)
 	cost   int64 // asked by Wait; once admitted, held included
 	state  placeState
 	ready  chan struct{} // closed when admitted from the queue
@@ -206,10 +220,11 @@ func (a *Admitter) full() bool {
 
 // Hold counts n bytes that the reserved work holds before it is
 // admitted (input fetched ahead) against the memory budget, and reports
-// whether they fit: work not admitted may hold 1/HeldShare of
-// Config.Memory together, and what it holds leaves less room to the
-// running work. Held bytes count in the work's cost once it is admitted,
-// until Release. Without a memory budget, they always fit.
+// whether they fit: work not admitted may hold Config.Held together
+// (1/HeldShare of Config.Memory by default), and what it holds leaves
+// less room to the running work. Held bytes count in the work's cost
+// once it is admitted, until Release (or, after Keep, until the work's
+// input is given back). Without a bound, they always fit.
 func (p *Place) Hold(n int64) bool {
 	if p == nil || n <= 0 {
 		return true
@@ -220,7 +235,7 @@ func (p *Place) Hold(n int64) bool {
 	if p.state != reserved {
 		return false
 	}
-	if a.cfg.Memory > 0 && a.held+n > a.cfg.Memory/HeldShare {
+	if lim := a.cfg.heldLimit(); lim > 0 && a.held+n > lim {
 		return false
 	}
 	a.held += n
@@ -293,6 +308,39 @@ func (p *Place) Release() {
 	p.a.mu.Unlock()
 }
 
+// Keep makes the bytes the place holds (Hold) outlive it: Release gives
+// back its queue place or worker slot as ever, but the held bytes stay
+// counted as held by work not admitted (within Config.Held, and against
+// the memory budget) until giveBack is called. It is for input that may
+// still be in use when the work is over, such as bytes a read abandoned
+// by the work can still reach. giveBack may be called from any goroutine,
+// before or after Release; only its first call does anything.
+func (p *Place) Keep() (giveBack func()) {
+	if p == nil {
+		return func() {}
+	}
+	a := p.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := p.held - p.kept
+	if n <= 0 || p.state == released {
+		return func() {}
+	}
+	p.kept += n
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if p.state == released {
+				a.held -= n
+			}
+			p.kept -= n
+			a.wake()
+		})
+	}
+}
+
 // release is Release with mu held.
 func (a *Admitter) release(p *Place) {
 	switch p.state {
@@ -300,10 +348,11 @@ func (a *Admitter) release(p *Place) {
 		return
 	case reserved:
 		a.pending--
-		a.held -= p.held
+		a.held -= p.held - p.kept
 	case admitted:
 		a.running--
 		a.used -= p.cost
+		a.held += p.kept
 	}
 	p.state = released
 	if p.client != "" {

@@ -384,3 +384,105 @@ func TestHold(t *testing.T) {
 	}
 	none.Release()
 }
+
+// TestHeldBound: Config.Held replaces the quarter of the memory budget,
+// and bounds held bytes without a memory budget too.
+func TestHeldBound(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		cfg  Config
+		fits int64 // the most bytes held together
+	}{
+		{Config{Memory: 400}, 100},
+		{Config{Memory: 400, Held: 300}, 300},
+		{Config{Memory: 400, Held: 20}, 20},
+		{Config{Held: 50}, 50},
+	} {
+		a := mustNew(t, tc.cfg)
+		p, _ := a.Reserve(ctx)
+		q, _ := a.Reserve(ctx)
+		if !p.Hold(tc.fits-1) || !q.Hold(1) || q.Hold(1) || p.Hold(1) {
+			t.Errorf("%+v: held bytes not bounded at %d: %+v", tc.cfg, tc.fits, a.Stats())
+		}
+		p.Release()
+		q.Release()
+		if s := a.Stats(); s != (Stats{}) {
+			t.Errorf("%+v: leftover state %+v", tc.cfg, s)
+		}
+	}
+}
+
+// TestKeep: bytes kept past Release still count as held, against the
+// bound of held bytes and the memory budget, while the place's worker
+// slot is free for others; they come back when given back, and the
+// work waiting for them is admitted.
+func TestKeep(t *testing.T) {
+	ctx := context.Background()
+	a := mustNew(t, Config{Workers: 2, Memory: 400})
+	p, _ := a.Reserve(ctx)
+	if !p.Hold(80) {
+		t.Fatal("80 bytes did not fit")
+	}
+	giveBack := p.Keep()
+	if err := p.Wait(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if s := a.Stats(); s.Memory != 90 || s.Held != 0 || s.Running != 1 {
+		t.Errorf("admitted with 80 kept: %+v", s)
+	}
+	p.Release()
+	if s := a.Stats(); s != (Stats{Held: 80}) {
+		t.Errorf("released with 80 kept: %+v, want only the 80 held", s)
+	}
+	q, _ := a.Reserve(ctx)
+	if q.Hold(21) || !q.Hold(20) {
+		t.Errorf("kept bytes do not count against the bound of held bytes: %+v", a.Stats())
+	}
+	r, err := a.Acquire(ctx, 250)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r()
+	// 250 running and 100 held: 60 more wait for the kept bytes.
+	admitted := make(chan error, 1)
+	go func() { admitted <- q.Wait(ctx, 60) }()
+	waitFor(t, func() bool { return a.Stats().Waiting == 1 })
+	select {
+	case err := <-admitted:
+		t.Fatalf("admitted over the budget with 80 bytes kept (%v)", err)
+	case <-time.After(30 * time.Millisecond):
+	}
+	giveBack()
+	giveBack() // a second call is a no-op
+	if err := <-admitted; err != nil {
+		t.Fatalf("not admitted once the kept bytes were given back: %v", err)
+	}
+	q.Release()
+	r()
+	if s := a.Stats(); s != (Stats{}) {
+		t.Errorf("leftover state %+v", s)
+	}
+
+	// Given back before Release: Release gives everything back.
+	p, _ = a.Reserve(ctx)
+	p.Hold(50)
+	p.Keep()()
+	p.Release()
+	if s := a.Stats(); s != (Stats{}) {
+		t.Errorf("given back before Release: leftover state %+v", s)
+	}
+	// Kept while reserved, released without admission.
+	p, _ = a.Reserve(ctx)
+	p.Hold(50)
+	giveBack = p.Keep()
+	p.Release()
+	if s := a.Stats(); s != (Stats{Held: 50}) {
+		t.Errorf("kept, released unadmitted: %+v, want 50 held", s)
+	}
+	giveBack()
+	if s := a.Stats(); s != (Stats{}) {
+		t.Errorf("leftover state %+v", s)
+	}
+	var none *Place
+	none.Keep()()
+}

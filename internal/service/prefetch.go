@@ -33,14 +33,17 @@ import (
 // two-core server at a few dozen tiles a second whatever the number of
 // clients; with it, waiting for the store costs no slot, and a render
 // costs one round trip however many tiles it reads.
+
+// DefaultPrefetchPerRender bounds the bytes of tiles one render fetches
+// ahead unless Config.PrefetchPerRender says otherwise; a render needing
+// more (a large region at full resolution) fetches only the offset
+// arrays ahead, and its tiles as it decodes. All renders not admitted
+// yet hold at most a share of the admission memory budget
+// (limit.Place.Hold, limit.Config.Held); renders that would exceed it
+// fetch as they decode, as before.
+const DefaultPrefetchPerRender = 32 << 20
+
 const (
-	// prefetchJobBytes bounds the bytes one render fetches ahead; a
-	// render needing more (a large region at full resolution) fetches
-	// only the offset arrays ahead, and its tiles as it decodes.
-	// All renders not admitted yet hold at most a share of the
-	// admission memory budget (limit.Place.Hold); renders that would
-	// exceed it fetch as they decode, as before.
-	prefetchJobBytes = 32 << 20
 	// prefetchGap is the largest gap between two tiles fetched with one
 	// request (the gap's bytes are fetched too): a round trip costs far
 	// more than 64 KiB on any link worth serving images over.
@@ -59,14 +62,26 @@ const (
 )
 
 // prefetched serves reads of an object from the byte spans fetched ahead
-// of its render, and every other read from the object itself. It is
-// immutable once made, so libvips may read it from any thread, even after
-// the render has given up on a read.
+// of its render, and every other read from the object itself. libvips
+// may read it from any thread, even after the render has given up on a
+// read (see pixels.Input: a read still running when the render's context
+// ends is abandoned, not waited for).
+//
+// The render's tiles are held in its admission place until the last of
+// their users lets go: the render itself (done, once it has returned)
+// and every read under way, abandoned ones included, which keep the
+// bytes reachable. Then the bytes are dropped and given back to the
+// budget; a read that starts later finds nothing held and reads the
+// object.
 type prefetched struct {
 	r     io.ReaderAt
 	heads spans // the level's non-tile bytes, shared with other renders
-	tiles spans // this render's tiles
 	bytes int64 // of tiles, held in the render's admission place
+
+	mu       sync.Mutex
+	tiles    spans  // this render's tiles; nil once given back
+	users    int    // the render until done, and reads under way
+	giveBack func() // gives the tiles' bytes back to the budget
 }
 
 // span is bytes of the object at an offset.
@@ -93,7 +108,9 @@ func (ss spans) find(off int64, n int) (span, bool) {
 var _ pixels.Holder = (*prefetched)(nil)
 
 func (p *prefetched) ReadAt(b []byte, off int64) (int, error) {
-	if s, ok := p.find(off, len(b)); ok {
+	tiles := p.use()
+	defer p.done()
+	if s, ok := find(tiles, p.heads, off, len(b)); ok {
 		return copy(b, s.b[off-s.off:]), nil
 	}
 	return p.r.ReadAt(b, off)
@@ -101,25 +118,69 @@ func (p *prefetched) ReadAt(b []byte, off int64) (int, error) {
 
 // Holds reports whether a read of n bytes at off is served from memory.
 func (p *prefetched) Holds(off int64, n int) bool {
-	_, ok := p.find(off, n)
+	p.mu.Lock()
+	tiles := p.tiles
+	p.mu.Unlock()
+	_, ok := find(tiles, p.heads, off, n)
 	return ok
 }
 
-func (p *prefetched) find(off int64, n int) (span, bool) {
-	if s, ok := p.tiles.find(off, n); ok {
+func find(tiles, heads spans, off int64, n int) (span, bool) {
+	if s, ok := tiles.find(off, n); ok {
 		return s, ok
 	}
-	return p.heads.find(off, n)
+	return heads.find(off, n)
+}
+
+// hold makes the render the tiles' first user and gives tiles' bytes
+// back with giveBack once the last user lets go.
+func (p *prefetched) hold(tiles spans, giveBack func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tiles, p.giveBack, p.users = tiles, giveBack, 1
+}
+
+// use counts a user of the tiles until done and returns them (nil once
+// given back).
+func (p *prefetched) use() spans {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tiles != nil {
+		p.users++
+	}
+	return p.tiles
+}
+
+// done ends a use of the tiles (the render's, when it has returned); the
+// last drops them and gives their bytes back.
+func (p *prefetched) done() {
+	p.mu.Lock()
+	if p.tiles == nil {
+		p.mu.Unlock()
+		return
+	}
+	if p.users--; p.users > 0 {
+		p.mu.Unlock()
+		return
+	}
+	giveBack := p.giveBack
+	p.tiles, p.giveBack = nil, nil
+	p.mu.Unlock()
+	if giveBack != nil {
+		giveBack()
+	}
 }
 
 // prefetchTIFF fetches the bytes a render of p from the TIFF obj will
 // read: those of its level besides the tiles (from heads when they were
-// fetched before), then the tiles. It returns nil, nil when there is
-// nothing to fetch ahead (the level is not tiled); when the file's tags
-// are unsound (libvips will judge them) or the tiles do not fit the
-// budget, it returns the level's other bytes alone. The tiles' bytes are
-// held in place (see limit.Place.Hold), until it is released.
-func prefetchTIFF(ctx context.Context, heads *tiffHeads, place *limit.Place, obj *source.Object, hdr probe.Info, p *plan.Plan) (pf *prefetched, err error) {
+// fetched before), then the tiles, unless they exceed perRender bytes.
+// It returns nil, nil when there is nothing to fetch ahead (the level is
+// not tiled); when the file's tags are unsound (libvips will judge them)
+// or the tiles do not fit the budget, it returns the level's other bytes
+// alone. The tiles' bytes are held in place (see limit.Place.Hold and
+// Keep) until the render is done with them (prefetched.done) and no read
+// of them is under way, even past the place's release.
+func prefetchTIFF(ctx context.Context, heads *tiffHeads, place *limit.Place, perRender int64, obj *source.Object, hdr probe.Info, p *plan.Plan) (pf *prefetched, err error) {
 	lv := hdr.Levels[p.Level].TIFF
 	if lv == nil || !lv.Tiled() {
 		return nil, nil
@@ -146,15 +207,17 @@ func prefetchTIFF(ctx context.Context, heads *tiffHeads, place *limit.Place, obj
 		return nil, fetchError(ctx, err)
 	}
 	runs, n := mergeRanges(tiles, obj.Size, prefetchGap)
-	if n > prefetchJobBytes || !place.Hold(n) {
+	if n == 0 || n > perRender || !place.Hold(n) {
 		return pf, nil
 	}
-	pf.bytes = n
+	giveBack := place.Keep()
 	got, err := fetchSpans(ctx, obj.ReaderAt, runs)
 	if err != nil {
+		giveBack() // fetchSpans waited for its reads
 		return nil, err
 	}
-	pf.tiles = got // in order, apart (mergeRanges)
+	pf.bytes = n
+	pf.hold(got, giveBack) // in order, apart (mergeRanges)
 	return pf, nil
 }
 

@@ -90,8 +90,9 @@ func TestPrefetchedReadAt(t *testing.T) {
 	pf := &prefetched{
 		r:     failReader{},
 		heads: spans{{off: 150, b: file[150:320]}, {off: 500, b: file[500:600]}},
-		tiles: spans{{off: 100, b: file[100:200]}},
 	}
+	given := 0
+	pf.hold(spans{{off: 100, b: file[100:200]}}, func() { given++ })
 	tests := []struct {
 		off, n int
 		held   bool
@@ -112,6 +113,22 @@ func TestPrefetchedReadAt(t *testing.T) {
 		if pf.Holds(int64(tc.off), tc.n) != tc.held {
 			t.Errorf("Holds(%d, %d) = %v", tc.off, tc.n, !tc.held)
 		}
+	}
+	if given != 0 {
+		t.Fatal("the tiles were given back while the render used them")
+	}
+	// Once the render is done, the tiles are given back, once, and
+	// reads of them go to the object; the shared heads stay.
+	pf.done()
+	pf.done()
+	if given != 1 {
+		t.Errorf("tiles given back %d times when the render was done, want once", given)
+	}
+	if _, err := pf.ReadAt(make([]byte, 10), 100); err == nil || pf.Holds(100, 10) {
+		t.Error("tiles given back are still read from memory")
+	}
+	if !pf.Holds(500, 100) {
+		t.Error("the heads were dropped with the tiles")
 	}
 }
 

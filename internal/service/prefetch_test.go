@@ -38,6 +38,10 @@ type slowStore struct {
 	fail   func(off, n int64) bool // requests to fail, when set
 	inSlot func() bool
 	during atomic.Int64 // requests made while inSlot said true
+	// stall, when set, holds the requests made while inSlot says true
+	// until it is closed, whatever their context: a store that answers
+	// late.
+	stall chan struct{}
 }
 
 func (s *slowStore) Open(ctx context.Context, key string) (*source.Object, error) {
@@ -49,6 +53,9 @@ func (s *slowStore) Open(ctx context.Context, key string) (*source.Object, error
 	rd := s.store.Open(ctx, key+"\x00"+obj.Version, obj.Size, func(ctx context.Context, off int64, p []byte) error {
 		if s.inSlot != nil && s.inSlot() {
 			s.during.Add(1)
+			if s.stall != nil {
+				<-s.stall
+			}
 		}
 		t := time.NewTimer(s.delay)
 		defer t.Stop()
@@ -434,5 +441,63 @@ func TestPrefetchTooManyTiles(t *testing.T) {
 	}
 	if st := adm.Stats(); st != (limit.Stats{}) {
 		t.Errorf("admitter state %+v after the render, want none", st)
+	}
+}
+
+// TestPrefetchHeldPastAbandonedRead renders a tile whose tiles were
+// fetched ahead but whose other bytes are not held, from a store that
+// stalls the reads libvips makes: the client goes away, and the render
+// gives its worker back at once, but its tiles' bytes stay held against the budget
+// while the read it abandoned (which keeps them reachable) is under way,
+// and are given back when it ends.
+func TestPrefetchHeldPastAbandonedRead(t *testing.T) {
+	svc, src, adm, _ := slowServiceWith(t, time.Millisecond, limit.Config{Workers: 1, Memory: 64 << 20})
+	service.SetHeadsBound(svc, 1)
+	req, err := iiif.ParseImage(iiif.V3, "512,512,256,256", "256,", "0", "default.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The object reads under the context it was opened with, which
+	// outlives the render's.
+	job, err := svc.Image(t.Context(), "big.tif", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer job.Close()
+	src.stall = make(chan struct{})
+	src.inSlot = func() bool { return adm.Stats().Running > 0 }
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var held atomic.Int64
+	go func() {
+		// Once libvips waits for the store, with the worker: what the
+		// render holds besides its cost; then the client goes away.
+		defer cancel()
+		for ctx.Err() == nil {
+			if src.during.Load() > 0 {
+				held.Store(adm.Stats().Memory - service.Cost(&job.Plan))
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	err = job.Render(ctx, io.Discard)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("render = %v, want the render's context's error", err)
+	}
+	if src.during.Load() == 0 {
+		t.Fatal("the render read nothing from the store while it held the worker: nothing was abandoned")
+	}
+	st := adm.Stats()
+	if h := held.Load(); h <= 0 || st.Running != 0 || st.Reserved != 0 || st.Held != h {
+		t.Errorf("admitter state %+v while the abandoned read is under way; want no work and the %d bytes fetched ahead held", st, h)
+	}
+	close(src.stall)
+	deadline := time.Now().Add(5 * time.Second)
+	for adm.Stats() != (limit.Stats{}) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := adm.Stats(); st != (limit.Stats{}) {
+		t.Errorf("admitter state %+v after the abandoned read ended, want none", st)
 	}
 }

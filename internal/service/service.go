@@ -68,6 +68,12 @@ type Config struct {
 	// authorize and resolve first, info before info.json is cached,
 	// overlay before encoding.
 	Plugins *plugin.Host
+	// PrefetchPerRender bounds the bytes of stored tiles one render of a
+	// remote tiled TIFF fetches before it is admitted (see
+	// prefetchTIFF); zero means DefaultPrefetchPerRender, a negative
+	// value fetches no tiles ahead. What all renders not admitted yet
+	// hold together is bounded by Admit (limit.Config.Held).
+	PrefetchPerRender int64
 }
 
 // Service runs requests through the pipeline.
@@ -501,7 +507,7 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	j.run = render
 	if in.Reader != nil {
 		j.prefetch = func(ctx context.Context, place *limit.Place) (*prefetched, error) {
-			return prefetchTIFF(ctx, s.heads, place, j.obj, hdr, &j.Plan)
+			return prefetchTIFF(ctx, s.heads, place, s.prefetchPerRender(), j.obj, hdr, &j.Plan)
 		}
 	}
 	tile, ok := tiffTile(hdr, &j.Plan)
@@ -531,6 +537,18 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 		}
 		j.Size = int64(len(b))
 		return write(w, b)
+	}
+}
+
+// prefetchPerRender is the bound of Config.PrefetchPerRender: 0 for none.
+func (s *Service) prefetchPerRender() int64 {
+	switch n := s.cfg.PrefetchPerRender; {
+	case n == 0:
+		return DefaultPrefetchPerRender
+	case n < 0:
+		return 0
+	default:
+		return n
 	}
 }
 
@@ -617,6 +635,11 @@ func (j *Job) compute(ctx context.Context, w io.Writer) error {
 		fetched, err := j.prefetch(ctx, place)
 		if err != nil {
 			return err
+		}
+		if fetched != nil {
+			// The tiles' bytes stay held past the place's release while
+			// a read abandoned by the render may still reach them.
+			defer fetched.done()
 		}
 		j.fetched = fetched
 	}

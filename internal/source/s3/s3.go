@@ -49,14 +49,18 @@ type Config struct {
 	Policy remote.Policy
 	Store  *ranged.Store
 	Spool  *spool.Spool // nil: nothing is downloaded whole
+	// ListPage is the most keys one listing request of Walk asks for;
+	// zero means S3's most, 1000.
+	ListPage int32
 }
 
 // Source reads images from a bucket.
 type Source struct {
 	*remote.Objects
-	client *s3.Client
-	bucket string
-	prefix string
+	client   *s3.Client
+	bucket   string
+	prefix   string
+	listPage int32
 }
 
 var _ source.Source = (*Source)(nil)
@@ -96,7 +100,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix}
+	s := &Source{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, listPage: cfg.ListPage}
 	s.Objects = remote.New(remote.Config{
 		Name: "s3://" + cfg.Bucket, Prefix: cfg.Prefix, Accessor: accessor{s},
 		Backend: remote.NewBackend(cfg.Policy), Store: cfg.Store, Spool: cfg.Spool,
@@ -277,22 +281,26 @@ func (a accessor) Start(ctx context.Context, key string, n int) (remote.Meta, []
 	return m, data, nil
 }
 
-// listPage is the most keys one listing request returns (S3's most);
-// a variable for the tests.
-var listPage int32 = 1000
+// defaultListPage is the most keys one listing request asks for unless
+// Config.ListPage says otherwise: S3's most.
+const defaultListPage = 1000
 
 // Walk calls fn with every key under the prefix (without it), in the
 // store's order (bytewise), one listing page at a time; each page is an
 // idempotent request with the backend's retries. It stops at the first
 // error, fn's included.
 func (s *Source) Walk(ctx context.Context, fn func(key string) error) error {
+	page := int32(defaultListPage)
+	if s.listPage > 0 {
+		page = s.listPage
+	}
 	var token *string
 	for {
 		var out *s3.ListObjectsV2Output
 		err := s.Backend().Do(ctx, 0, func(ctx context.Context) error {
 			var err error
 			out, err = s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
-				Bucket: &s.bucket, Prefix: &s.prefix, ContinuationToken: token, MaxKeys: aws.Int32(listPage),
+				Bucket: &s.bucket, Prefix: &s.prefix, ContinuationToken: token, MaxKeys: aws.Int32(page),
 			})
 			return storeError("ListObjectsV2", err)
 		})

@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/source"
@@ -235,9 +239,22 @@ func TestWalk(t *testing.T) {
 		want = append(want, k)
 	}
 	srv.Put(bucket, files)
-	listPage = 2
-	defer func() { listPage = 1000 }()
-	s := newSource(t, srv.Endpoint(), bucket, "pre", nil)
+	s, err := New(context.Background(), Config{
+		Bucket: bucket, Prefix: "pre", Endpoint: srv.Endpoint(), Region: s3test.Region,
+		AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey, Policy: testPolicy(),
+		Store: ranged.NewStore(ranged.Config{}), ListPage: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pages atomic.Int64
+	s.client = s3.New(s.client.Options(), func(o *s3.Options) {
+		o.HTTPClient = answerHook{inner: o.HTTPClient, at: func(req *http.Request, _ *http.Response) {
+			if req.URL.Query().Get("list-type") == "2" {
+				pages.Add(1)
+			}
+		}}
+	})
 	var got []string
 	if err := s.Walk(context.Background(), func(k string) error { got = append(got, k); return nil }); err != nil {
 		t.Fatal(err)
@@ -245,6 +262,9 @@ func TestWalk(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("Walk: %q, want %q", got, want)
+	}
+	if n := pages.Load(); n != 3 {
+		t.Errorf("5 keys listed 2 a page in %d requests, want 3", n)
 	}
 	stop := errors.New("stop")
 	n := 0

@@ -149,7 +149,15 @@ func (s *Source) putMultipart(ctx context.Context, full string, r io.ReaderAt, s
 	parts := make([]types.CompletedPart, n)
 	err = s.putParts(ctx, full, id, r, size, parts)
 	if err == nil {
-		if err = s.complete(ctx, full, id, parts, size); err == nil {
+		err = ctx.Err() // gone before the completion: aborted
+	}
+	if err == nil {
+		// Once sent, the completion is seen through whatever becomes of
+		// ctx: the store may complete the upload as the caller goes
+		// away, and the answer must then be the object's, stored, not
+		// the caller's context error. Its attempts stay bounded by the
+		// backend's policy (an attempt timeout each, a few retries).
+		if err = s.complete(context.WithoutCancel(ctx), full, id, parts, size); err == nil {
 			return nil
 		}
 		err = fmt.Errorf("multipart upload of %s: completing it: %w", full, err)
@@ -169,7 +177,8 @@ func (s *Source) putMultipart(ctx context.Context, full string, r io.ReaderAt, s
 	return err
 }
 
-// complete completes upload id of full from parts. Completing is not
+// complete completes upload id of full from parts; putMultipart calls it
+// with a context the caller's going away does not end. Completing is not
 // idempotent: when a store completed the upload but its answer was lost,
 // the retry finds no such upload. The object is then looked at: stored
 // with the upload's size and a multipart ETag of as many parts, it is the

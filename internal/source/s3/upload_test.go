@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -253,5 +255,78 @@ func TestCompleteRetried(t *testing.T) {
 		if got := isUpload(head, tc.size, tc.parts); got != tc.want {
 			t.Errorf("%s: isUpload(ETag %s) = %v", tc.name, aws.ToString(head.ETag), got)
 		}
+	}
+}
+
+// answerHook is the S3 client's HTTP client, calling at with each answer
+// before the client gets it. When the request's context has ended by
+// then, the answer is lost, as the transport loses an answer arriving
+// after its caller went away.
+type answerHook struct {
+	inner s3.HTTPClient
+	at    func(req *http.Request, resp *http.Response)
+}
+
+func (h answerHook) Do(req *http.Request) (*http.Response, error) {
+	resp, err := h.inner.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	h.at(req, resp)
+	if err := req.Context().Err(); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp, nil
+}
+
+// TestCompleteCallerGone: the caller of a multipart upload goes away just
+// as versitygw answers that it completed the upload. The object is
+// stored, whole, so the upload reports success, and nothing is left
+// pending.
+func TestCompleteCallerGone(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("gone")
+	s := newSource(t, srv.Endpoint(), bucket, "", nil)
+	partSize = 5 << 20
+	defer func() { partSize = 16 << 20 }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var completed atomic.Bool
+	s.client = s3.New(s.client.Options(), func(o *s3.Options) {
+		o.HTTPClient = answerHook{inner: o.HTTPClient, at: func(req *http.Request, resp *http.Response) {
+			if req.Method == http.MethodPost && req.URL.Query().Has("uploadId") && resp.StatusCode == http.StatusOK {
+				completed.Store(true)
+				cancel()
+			}
+		}}
+	})
+	data := make([]byte, 2*partSize+1000)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	err := s.putMultipart(ctx, "gone.tif", &partFile{data: data, read: map[int]bool{}}, int64(len(data)))
+	if !completed.Load() {
+		t.Fatalf("the store never answered a completion (upload: %v)", err)
+	}
+	if err != nil {
+		t.Errorf("upload completed as its caller went away = %v, want success", err)
+	}
+	obj, oerr := s.Open(context.Background(), "gone.tif")
+	if oerr != nil {
+		t.Fatalf("the completed object: %v", oerr)
+	}
+	defer obj.Close()
+	got := make([]byte, obj.Size)
+	if n, _ := obj.ReadAt(got, 0); n != len(data) || !bytes.Equal(got, data) {
+		t.Errorf("stored %d bytes, want the %d uploaded", n, len(data))
+	}
+	ups, lerr := srv.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &bucket})
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Errorf("%d uploads left pending", len(ups.Uploads))
 	}
 }
