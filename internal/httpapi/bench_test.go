@@ -1,15 +1,21 @@
 package httpapi_test
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/samples"
 )
 
@@ -145,4 +151,84 @@ func BenchmarkInfo(b *testing.B) {
 // identifier given without its extension, as viewers send them.
 func BenchmarkCacheHit(b *testing.B) {
 	benchRequest(b, "/iiif/3/mandelbrot/1792,2304,256,256/256,256/0/gray.jpg")
+}
+
+// BenchmarkCacheHitSocket is BenchmarkCacheHit over a loopback keep-alive
+// connection, one request after the other, answered on the connection
+// (httpapi.Listener, as iiifd serves) and by net/http alone (the same
+// handler and memo), side by side. The client is a minimal one, so that
+// the figures are mostly the server's and the kernel's.
+func BenchmarkCacheHitSocket(b *testing.B) {
+	const path = "/iiif/3/mandelbrot/1792,2304,256,256/256,256/0/gray.jpg"
+	a := benchHandler(b)
+	for _, name := range []string{"listener", "net-http"} {
+		b.Run(name, func(b *testing.B) {
+			srv := httptest.NewUnstartedServer(a.Handler())
+			if name == "listener" {
+				srv.Listener = httpapi.Listener(a.Handler(), srv.Config, srv.Listener)
+			}
+			srv.Start()
+			defer srv.Close()
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			req := []byte("GET " + path + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+			br := bufio.NewReaderSize(c, 64<<10)
+			hit := func() int {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				n, err := skipResponse(br)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return n
+			}
+			for range 3 { // a miss, a hit that is remembered, a remembered hit
+				res, err := http.Get(srv.URL + path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+			before := httpapi.ConnAnswered()
+			b.ReportAllocs()
+			b.ResetTimer()
+			n := 0
+			for b.Loop() {
+				n = hit()
+			}
+			b.StopTimer()
+			if on := httpapi.ConnAnswered() > before; on != (name == "listener") {
+				b.Fatalf("answered on the connection: %v", on)
+			}
+			b.ReportMetric(float64(n), "resp-bytes")
+		})
+	}
+}
+
+// skipResponse reads one response with a Content-Length and returns the
+// length of its body.
+func skipResponse(br *bufio.Reader) (int, error) {
+	n := -1
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(k, []byte("Content-Length")) {
+			n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		}
+	}
+	if n < 0 {
+		return 0, errors.New("no Content-Length")
+	}
+	_, err := br.Discard(n)
+	return n, err
 }

@@ -128,8 +128,10 @@ type hotConn struct {
 	// Deadlines this connection set on the socket since net/http last
 	// changed state (zero: net/http's own are in force).
 	readBy, writeBy time.Time
-	inHeader        bool   // the read deadline is a request's header timeout
-	out             []byte // an answer's header block, reused
+	inHeader        bool        // the read deadline is a request's header timeout
+	out             []byte      // an answer's header block, reused
+	iov             [2][]byte   // the header block and the body…
+	bufs            net.Buffers // …written with one system call
 
 	mu                           sync.Mutex
 	answering, closing, isClosed bool
@@ -347,8 +349,10 @@ func (c *hotConn) answer(q *reqHead) (bool, error) {
 		c.writeBy = start.Add(c.l.write + deadlineSlack)
 		c.Conn.SetWriteDeadline(c.writeBy)
 	}
-	bufs := net.Buffers{b, body}
-	_, err := bufs.WriteTo(c.Conn)
+	c.iov = [2][]byte{b, body}
+	c.bufs = c.iov[:]
+	_, err := c.bufs.WriteTo(c.Conn)
+	c.iov = [2][]byte{}
 	c.mu.Lock()
 	c.answering = false
 	closing := c.closing
