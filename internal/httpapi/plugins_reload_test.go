@@ -18,25 +18,26 @@ import (
 	"github.com/iiifd/iiifd/internal/plugin/plugintest"
 )
 
-// holdOverlay is a log handler that holds the first overlay call of the
-// announce plugin where it prints its line (the host logs a guest's
-// output while the call runs) until release is closed, and tells of
-// every module loaded.
-type holdOverlay struct {
+// holdCall is a log handler that holds the first call of the announce
+// plugin that prints a line starting with prefix ("overlay " or "info
+// "; the host logs a guest's output while the call runs) until release
+// is closed, and tells of every module loaded.
+type holdCall struct {
+	prefix  string
 	held    chan struct{}
 	release chan struct{}
 	once    *sync.Once
 	loaded  chan string
 }
 
-func (h holdOverlay) Enabled(context.Context, slog.Level) bool { return true }
-func (h holdOverlay) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h holdOverlay) WithGroup(string) slog.Handler            { return h }
-func (h holdOverlay) Handle(_ context.Context, r slog.Record) error {
+func (h holdCall) Enabled(context.Context, slog.Level) bool { return true }
+func (h holdCall) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h holdCall) WithGroup(string) slog.Handler            { return h }
+func (h holdCall) Handle(_ context.Context, r slog.Record) error {
 	switch r.Message {
 	case "plugin output":
 		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == "line" && strings.HasPrefix(a.Value.String(), "overlay ") {
+			if a.Key == "line" && strings.HasPrefix(a.Value.String(), h.prefix) {
 				h.once.Do(func() {
 					close(h.held)
 					<-h.release
@@ -58,69 +59,77 @@ func (h holdOverlay) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// TestPluginOverlayReloadedMeanwhile: an overlay plugin reloaded from A
-// to B and back to A while an image's overlay runs on A (its
-// fingerprint is A's again when the overlay returns) makes that image a
-// 503, never cached under the key decided before the reloads; the next
-// request is made and served as usual.
-func TestPluginOverlayReloadedMeanwhile(t *testing.T) {
-	a, err := os.ReadFile(plugintest.Build(t, "announce"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := plugintest.Variant(a, "module B")
-	root := t.TempDir()
-	writePNG(t, filepath.Join(root, "chart.png"), 300, 200)
+// heldServer is a server with plugins whose files are watched, and whose
+// first announce call printing a line starting with prefix is held.
+type heldServer struct {
+	t       *testing.T
+	url     string
+	files   []string // the plugins' files, in the order of names
+	hold    holdCall
+	release func()
+}
+
+func startHeld(t *testing.T, root, prefix string, names ...string) *heldServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Root = root
-	withPlugins(t, []string{"announce"})(&cfg)
+	withPlugins(t, names)(&cfg)
 	cfg.PluginReload = 10 * time.Millisecond
-	// The overlay call is held while modules compile, on a shared and
-	// slow machine: neither the call's nor the request's time limit may
-	// end it first.
+	// The call is held while modules compile, on a shared and slow
+	// machine: neither the call's nor the request's time limit may end
+	// it first.
 	cfg.PluginTimeout = 10 * time.Minute
 	cfg.RequestTimeout = 0
-	path := cfg.Plugins.Files[0]
-	hold := holdOverlay{held: make(chan struct{}), release: make(chan struct{}), once: new(sync.Once), loaded: make(chan string, 8)}
+	hs := &heldServer{t: t, files: cfg.Plugins.Files,
+		hold: holdCall{prefix: prefix, held: make(chan struct{}), release: make(chan struct{}), once: new(sync.Once), loaded: make(chan string, 8)}}
 	released := false
-	release := func() {
+	hs.release = func() {
 		if !released {
 			released = true
-			close(hold.release)
+			close(hs.hold.release)
 		}
 	}
-	t.Cleanup(release)
-	ap, err := app.New(cfg, slog.New(hold))
+	t.Cleanup(hs.release)
+	ap, err := app.New(cfg, slog.New(hs.hold))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ap.Close() })
 	srv := httptest.NewServer(ap.Handler())
 	t.Cleanup(srv.Close)
+	hs.url = srv.URL
+	return hs
+}
 
-	wait := func(what string, ch <-chan string) string {
-		t.Helper()
-		select {
-		case v := <-ch:
-			return v
-		case <-time.After(3 * time.Minute):
-			t.Fatalf("timed out waiting for %s", what)
-			return ""
-		}
+// loaded waits for the next module loaded and returns its hash.
+func (hs *heldServer) loaded(what string) string {
+	hs.t.Helper()
+	select {
+	case v := <-hs.hold.loaded:
+		return v
+	case <-time.After(3 * time.Minute):
+		hs.t.Fatalf("timed out waiting for %s", what)
+		return ""
 	}
-	hashA := wait("A loaded", hold.loaded)
-	install := func(bin []byte) {
-		t.Helper()
-		tmp := filepath.Join(filepath.Dir(path), "tmp")
-		if err := os.WriteFile(tmp, bin, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
+}
 
-	url := srv.URL + "/iiif/3/chart.png/full/max/0/default.png"
+// install writes bin over the file of plugin i as a deployment does: a
+// new file renamed over the old one.
+func (hs *heldServer) install(i int, bin []byte) {
+	hs.t.Helper()
+	tmp := filepath.Join(filepath.Dir(hs.files[i]), "tmp")
+	if err := os.WriteFile(tmp, bin, 0o644); err != nil {
+		hs.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, hs.files[i]); err != nil {
+		hs.t.Fatal(err)
+	}
+}
+
+// getHeld starts a GET of url and returns once its call is held, with
+// the channel its response will come on.
+func (hs *heldServer) getHeld(url string) <-chan resp {
+	hs.t.Helper()
 	done := make(chan resp, 1)
 	go func() {
 		// Not get: a test may not fail from another goroutine.
@@ -134,21 +143,42 @@ func TestPluginOverlayReloadedMeanwhile(t *testing.T) {
 		done <- resp{res.StatusCode, res.Header, body}
 	}()
 	select {
-	case <-hold.held:
+	case <-hs.hold.held:
 	case r := <-done:
-		t.Fatalf("the request ended before its overlay was held: %d %s", r.status, r.body)
+		hs.t.Fatalf("the request ended before its call was held: %d %s", r.status, r.body)
 	case <-time.After(3 * time.Minute):
-		t.Fatal("timed out waiting for the overlay call")
+		hs.t.Fatal("timed out waiting for the held call")
 	}
-	install(b)
-	if h := wait("B loaded", hold.loaded); h == hashA {
+	return done
+}
+
+// TestPluginOverlayReloadedMeanwhile: an overlay plugin reloaded from A
+// to B and back to A while an image's overlay runs on A (its
+// fingerprint is A's again when the overlay returns) makes that image a
+// 503, never cached under the key decided before the reloads; the next
+// request is made and served as usual.
+func TestPluginOverlayReloadedMeanwhile(t *testing.T) {
+	a, err := os.ReadFile(plugintest.Build(t, "announce"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := plugintest.Variant(a, "module B")
+	root := t.TempDir()
+	writePNG(t, filepath.Join(root, "chart.png"), 300, 200)
+	hs := startHeld(t, root, "overlay ", "announce")
+	hashA := hs.loaded("A loaded")
+
+	url := hs.url + "/iiif/3/chart.png/full/max/0/default.png"
+	done := hs.getHeld(url)
+	hs.install(0, b)
+	if h := hs.loaded("B loaded"); h == hashA {
 		t.Fatalf("B has A's hash %s", h)
 	}
-	install(a)
-	if h := wait("A loaded again", hold.loaded); h != hashA {
+	hs.install(0, a)
+	if h := hs.loaded("A loaded again"); h != hashA {
 		t.Fatalf("A loaded again with hash %s, want %s", h, hashA)
 	}
-	release()
+	hs.release()
 	r := <-done
 	if r.status != 503 || !strings.Contains(string(r.body), "reloaded") {
 		t.Fatalf("image whose overlay plugin was reloaded A→B→A meanwhile: %d %.200q, want 503 saying it was reloaded", r.status, r.body)
@@ -164,6 +194,67 @@ func TestPluginOverlayReloadedMeanwhile(t *testing.T) {
 		}
 		if r, g, b, _ := decode(t, r.body).At(2, 2).RGBA(); r|g|b != 0 {
 			t.Errorf("request %d: no overlay (pixel 2,2 is not black)", i)
+		}
+	}
+}
+
+// TestPluginInfoReloadedMeanwhile: an info plugin reloaded from A to B
+// while an info.json is being made (after its key and ETag were decided
+// from A's fingerprint, before B's info call answered) never has B's
+// additions stored under A's key or sent with A's ETag: the document is
+// made once more, under B's key. Without that, the request would send
+// B's rights with A's ETag, and once A is back every client would get
+// B's rights from the cache.
+func TestPluginInfoReloadedMeanwhile(t *testing.T) {
+	const urlB = "http://b.example/rights"
+	a, err := os.ReadFile(plugintest.Build(t, "rights"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(plugintest.BuildWith(t, "rights", "-X main.url="+urlB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const urlA = "http://creativecommons.org/licenses/by/4.0/"
+	root := t.TempDir()
+	writePNG(t, filepath.Join(root, "chart.png"), 300, 200)
+	// announce's info call comes first and is held; rights' comes
+	// after it, on whatever module is running then.
+	hs := startHeld(t, root, "info ", "announce", "rights")
+	hs.loaded("announce loaded")
+	hashA := hs.loaded("rights A loaded")
+
+	url := hs.url + "/iiif/3/chart.png/info.json"
+	done := hs.getHeld(url)
+	hs.install(1, b)
+	if h := hs.loaded("rights B loaded"); h == hashA {
+		t.Fatalf("B has A's hash %s", h)
+	}
+	hs.release()
+	r := <-done
+	if r.status != 200 || !strings.Contains(string(r.body), urlB) || strings.Contains(string(r.body), urlA) {
+		t.Fatalf("info.json whose info plugin was reloaded A→B meanwhile: %d %.400q, want 200 with B's rights only", r.status, r.body)
+	}
+	etagB := r.header.Get("ETag")
+	// Made again under B's key: the next request is a hit with the same
+	// validator.
+	r = get(t, url)
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("X-Cache"), "HIT") || r.header.Get("ETag") != etagB || !strings.Contains(string(r.body), urlB) {
+		t.Errorf("info.json after the reload: %d X-Cache %q ETag %s (the held one's %s) %.400q, want a hit with B's rights and the held response's ETag",
+			r.status, r.header.Get("X-Cache"), r.header.Get("ETag"), etagB, r.body)
+	}
+	// A back: nothing of B's was stored under A's key.
+	hs.install(1, a)
+	if h := hs.loaded("rights A loaded again"); h != hashA {
+		t.Fatalf("A loaded again with hash %s, want %s", h, hashA)
+	}
+	for i, want := range []string{"MISS", "HIT"} {
+		r := get(t, url)
+		if r.status != 200 || !strings.HasPrefix(r.header.Get("X-Cache"), want) || !strings.Contains(string(r.body), urlA) || strings.Contains(string(r.body), urlB) {
+			t.Fatalf("request %d with A back: %d X-Cache %q %.400q, want 200 %s with A's rights only", i, r.status, r.header.Get("X-Cache"), r.body, want)
+		}
+		if r.header.Get("ETag") == etagB {
+			t.Errorf("request %d with A back: B's ETag %s", i, etagB)
 		}
 	}
 }

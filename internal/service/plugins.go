@@ -233,6 +233,11 @@ func (s *Service) addInfoFields(ctx context.Context, v iiif.Version, id string, 
 // and back to A); the next try is keyed and made by the new ones.
 var errOverlayReloaded = fault.New(fault.Unavailable, "the overlay plugins were reloaded while this image was being made; try again")
 
+// errInfoReloaded refuses an info.json whose info plugins were reloaded
+// while it was made (between its key and the info hook's answer, even
+// from A to B and back to A); Service.Info makes it once more.
+var errInfoReloaded = fault.New(fault.Unavailable, "the info plugins were reloaded while this info.json was being made; try again")
+
 // overlay asks the overlay hook for an image to put over the output of j.
 func (s *Service) overlay(ctx context.Context, id string, p *plan.Plan) (*pixels.Overlay, error) {
 	h := s.cfg.Plugins

@@ -130,9 +130,29 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 	if err != nil {
 		return nil, err
 	}
+	defer tgt.Object.Close()
+	// A document whose info plugins were reloaded while it was made is
+	// made once more, by the modules running then, rather than refused
+	// as an image is (errOverlayReloaded): it is small and cheap to make
+	// again, and a viewer that gets a 503 for info.json shows an error
+	// where a missing tile would only be fetched again. Only a second
+	// reload during the second try makes it a 503.
+	info, err := s.info(ctx, v, id, base, tgt, access)
+	if err == errInfoReloaded {
+		info, err = s.info(ctx, v, id, base, tgt, access)
+	}
+	return info, err
+}
+
+// info makes (or finds in the cache) the info.json of the resolved
+// source tgt; it fails with errInfoReloaded, storing nothing, when the
+// info plugins were reloaded meanwhile.
+func (s *Service) info(ctx context.Context, v iiif.Version, id, base string, tgt resolve.Target, access grant) (*Info, error) {
 	obj := tgt.Object
-	defer obj.Close()
 	facts := []string{"info", strconv.Itoa(int(v)), id, obj.Key, obj.Version, s.variant, strconv.Itoa(s.cfg.TileSize)}
+	// Before the info plugins' fingerprint and hooks are read: the
+	// fingerprint of a reload from A to B and back to A is A's again.
+	gen := s.cfg.Plugins.Generation(plugin.HookInfo)
 	if s.cfg.Plugins != nil {
 		facts = append(facts, accessKey(access), s.cfg.Plugins.Fingerprint(plugin.HookInfo))
 	}
@@ -182,6 +202,14 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 	}
 	if body, err = s.addInfoFields(ctx, v, id, body); err != nil {
 		return nil, err
+	}
+	if !s.cfg.Plugins.Unchanged(plugin.HookInfo, gen) {
+		// Reloaded since the key and the ETag were decided: the
+		// additions may come from a module the fingerprint does not
+		// name (even when the one running now is the key's again).
+		// Neither stored (the deferred Abort lets waiters try again)
+		// nor sent.
+		return nil, errInfoReloaded
 	}
 	if fill != nil {
 		fill.Write(body)
