@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/iiifd/iiifd/internal/app"
-	"github.com/iiifd/iiifd/internal/app/apptest"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/samples"
@@ -27,10 +26,9 @@ import (
 // connImg is the request line the connection tests make hot.
 const connImg = "/iiif/3/julia/0,0,64,64/64,/0/default.png"
 
-// connServers serves one app twice, sharing its caches and its memo:
-// through httpapi.Listener as iiifd serves, and on plain net/http. The
-// request line connImg is made hot.
-func connServers(t testing.TB) (fast, plain *httptest.Server) {
+// connApp is the app on the sample images, logging to w (nil:
+// nowhere), closed when the test ends.
+func connApp(t testing.TB, w io.Writer) *app.App {
 	t.Helper()
 	root := t.TempDir()
 	if err := samples.Extract(root); err != nil {
@@ -38,7 +36,42 @@ func connServers(t testing.TB) (fast, plain *httptest.Server) {
 	}
 	cfg := config.Default()
 	cfg.Root = root
-	a, fast := apptest.Serve(t, cfg)
+	if w == nil {
+		w = io.Discard
+	}
+	a, err := app.New(cfg, slog.New(slog.NewJSONHandler(w, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// serveConns serves a with srv on a loopback port through
+// httpapi.Listener, until the test ends, and returns the address.
+func serveConns(t testing.TB, a *app.App, srv *http.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Handler = a.Handler()
+	go srv.Serve(httpapi.Listener(a.Handler(), srv, ln))
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// connServers serves one app twice, sharing its caches and its memo:
+// through httpapi.Listener as iiifd serves, and on plain net/http. The
+// request line connImg is made hot.
+func connServers(t testing.TB) (fast, plain *httptest.Server) {
+	t.Helper()
+	a := connApp(t, nil)
+	fast = httptest.NewUnstartedServer(a.Handler())
+	fast.Config.ReadHeaderTimeout = time.Second
+	fast.Listener = httpapi.Listener(a.Handler(), fast.Config, fast.Listener)
+	fast.Start()
+	t.Cleanup(fast.Close)
 	plain = httptest.NewUnstartedServer(a.Handler())
 	plain.Config.ReadHeaderTimeout = time.Second
 	plain.Start()
@@ -268,24 +301,9 @@ func sameHeader(a, b http.Header) bool {
 // TestConnShutdown: a graceful shutdown while clients keep asking for hot
 // requests ends every answer whole; none is cut.
 func TestConnShutdown(t *testing.T) {
-	root := t.TempDir()
-	if err := samples.Extract(root); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Root = root
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	srv := &http.Server{Handler: a.Handler(), IdleTimeout: time.Minute}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(httpapi.Listener(a.Handler(), srv, ln))
-	warm(t, "http://"+ln.Addr().String()+connImg)
+	srv := &http.Server{IdleTimeout: time.Minute}
+	addr := serveConns(t, connApp(t, nil), srv)
+	warm(t, "http://"+addr+connImg)
 
 	var answered, torn atomic.Int64
 	var wg sync.WaitGroup
@@ -293,7 +311,7 @@ func TestConnShutdown(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				return
 			}
@@ -332,28 +350,12 @@ func TestConnShutdown(t *testing.T) {
 // server's idle timeout, and a request header that stops halfway after
 // the header timeout.
 func TestConnTimeouts(t *testing.T) {
-	root := t.TempDir()
-	if err := samples.Extract(root); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Root = root
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	srv := &http.Server{Handler: a.Handler(), IdleTimeout: 300 * time.Millisecond, ReadHeaderTimeout: 300 * time.Millisecond}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(httpapi.Listener(a.Handler(), srv, ln))
-	defer srv.Close()
-	warm(t, "http://"+ln.Addr().String()+connImg)
+	srv := &http.Server{IdleTimeout: 300 * time.Millisecond, ReadHeaderTimeout: 300 * time.Millisecond}
+	addr := serveConns(t, connApp(t, nil), srv)
+	warm(t, "http://"+addr+connImg)
 
 	for _, then := range []string{"", "GET /heal"} {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -378,19 +380,9 @@ func TestConnTimeouts(t *testing.T) {
 // TestConnObserved: answers on the connection are logged and counted in
 // the metrics like any other.
 func TestConnObserved(t *testing.T) {
-	root := t.TempDir()
-	if err := samples.Extract(root); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Root = root
 	var mu sync.Mutex
 	var logs bytes.Buffer
-	a, err := app.New(cfg, slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := connApp(t, lockedWriter{&mu, &logs})
 	srv := httptest.NewUnstartedServer(a.Handler())
 	srv.Listener = httpapi.Listener(a.Handler(), srv.Config, srv.Listener)
 	srv.Start()
