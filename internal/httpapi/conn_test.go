@@ -118,9 +118,7 @@ func exchange(t testing.TB, srv *httptest.Server, in string) []byte {
 }
 
 // perResponse are the header lines that differ between two answers to
-// one request: the date, the request id, and whether the cache had the
-// image yet (the two servers share one cache, so the first to ask fills
-// it).
+// one request: the date, the request id, and the cache tier.
 var perResponse = regexp.MustCompile(`(?m)^(Date|X-Request-Id|X-Cache): [^\r\n]*\r\n`)
 
 // sameAnswers checks that srv (through httpapi.Listener) and plain send
@@ -128,6 +126,10 @@ var perResponse = regexp.MustCompile(`(?m)^(Date|X-Request-Id|X-Cache): [^\r\n]*
 func sameAnswers(t testing.TB, fast, plain *httptest.Server, in string) {
 	t.Helper()
 	const last = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	// Once to fill the cache: a miss is sent otherwise than a hit (its
+	// length may be unknown when it starts), and the two servers share
+	// one cache.
+	exchange(t, plain, in+last)
 	want := perResponse.ReplaceAll(exchange(t, plain, in+last), nil)
 	got := perResponse.ReplaceAll(exchange(t, fast, in+last), nil)
 	if !bytes.Equal(got, want) {
