@@ -377,6 +377,11 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		srv.Close()
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	// Answers written by the listener itself are not net/http's to wait
+	// for.
+	if err := httpapi.Drain(sctx, ln); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,8 +51,9 @@ import (
 // its hot request memo are answered on the connection, before net/http
 // parses them. srv must be the server that serves the returned listener
 // with handler (the value New returned); Listener hooks its ConnState and
-// reads its timeouts, so it is called after they are set. Without a memo
-// (no memory tier, or plugins loaded), ln is returned as it is.
+// its shutdown and reads its timeouts, so it is called after they are set,
+// and Drain is called after srv.Shutdown. Without a memo (no memory tier,
+// or plugins loaded), ln is returned as it is.
 func Listener(handler http.Handler, srv *http.Server, ln net.Listener) net.Listener {
 	f, ok := handler.(*front)
 	if !ok || f.h.hot == nil {
@@ -73,8 +75,35 @@ func Listener(handler http.Handler, srv *http.Server, ln net.Listener) net.Liste
 			prev(c, s)
 		}
 	}
+	// Shutting down, net/http answers with Connection: close and keeps
+	// no connection open; so does every request from then on.
+	srv.RegisterOnShutdown(func() { l.down.Store(true) })
 	return l
 }
+
+// Drain waits until no answer is being written on a connection of ln (a
+// listener Listener returned), or until ctx ends. net/http's Shutdown
+// does not wait for them: it sees their connections as idle. It closes
+// those connections, which lets an answer being written finish, within
+// closeGrace.
+func Drain(ctx context.Context, ln net.Listener) error {
+	l, ok := ln.(*hotListener)
+	if !ok {
+		return nil
+	}
+	for l.writing.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// closeGrace is how long an answer being written may still take when its
+// connection is closed.
+const closeGrace = 5 * time.Second
 
 // front is the handler New returns: the middleware and routes, and the
 // Handler behind them for Listener.
@@ -90,6 +119,9 @@ type hotListener struct {
 	// answers on its own: the wait for a next request, the rest of a
 	// request's header once its first bytes came, and each answer.
 	idle, header, write time.Duration
+
+	down    atomic.Bool  // the server is shutting down
+	writing atomic.Int64 // answers being written
 }
 
 func (l *hotListener) Accept() (net.Conn, error) {
@@ -97,7 +129,7 @@ func (l *hotListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &hotConn{Conn: c, l: l}, nil
+	return &hotConn{Conn: c, l: l, wake: make(chan struct{}, 1)}, nil
 }
 
 // onConn, when set (by tests), is called for each request answered on
@@ -112,38 +144,49 @@ const maxHotHead = 4096
 // hotConn is one connection of a hotListener. Its Read is net/http's
 // only way to the socket: it is called by the connection's goroutine, or,
 // while a request is served, by net/http's background read, never both at
-// once.
+// once (net/http's connReader orders them).
 type hotConn struct {
 	net.Conn
 	l *hotListener
 
-	state atomic.Int32 // the http.ConnState net/http reported last
+	state   atomic.Int32 // the http.ConnState net/http reported last
+	tracked atomic.Bool  // net/http reports states here at all
 
 	buf     []byte // read from the socket: buf[r:w] is not handled yet
 	r, w    int
 	handing int  // bytes at buf[r:] of a whole request net/http is reading
 	foreign bool // net/http reads the socket itself from now on
 	head    reqHead
+	held    error // the socket's error, kept until buf[r:w] is handled
 
-	// Deadlines this connection set on the socket since net/http last
-	// changed state (zero: net/http's own are in force).
+	// The read deadline net/http set last (unix ns; 0: none) and a
+	// signal for each change, for a background read that waits without
+	// reading (see readBusy).
+	deadline atomic.Int64
+	wake     chan struct{}
+
+	// Deadlines this connection set itself since net/http last changed
+	// state (ownRead false: net/http's read deadline is in force).
+	ownRead         bool
 	readBy, writeBy time.Time
-	inHeader        bool        // the read deadline is a request's header timeout
-	out             []byte      // an answer's header block, reused
-	iov             [2][]byte   // the header block and the body…
-	bufs            net.Buffers // …written with one system call
+	inHeader        bool // the read deadline is a request's header timeout
+
+	out  []byte      // an answer's header block, reused
+	iov  [2][]byte   // the header block and the body…
+	bufs net.Buffers // …written with one system call
 
 	mu                           sync.Mutex
 	answering, closing, isClosed bool
 }
 
 func (c *hotConn) setState(s http.ConnState) {
+	c.tracked.Store(true)
 	c.state.Store(int32(s))
 	if s == http.StateHijacked {
 		c.foreign = true
 	}
 	// net/http sets its own deadlines around each state.
-	c.readBy, c.writeBy, c.inHeader = time.Time{}, time.Time{}, false
+	c.ownRead, c.readBy, c.writeBy, c.inHeader = false, time.Time{}, time.Time{}, false
 }
 
 // Read gives net/http the bytes of the requests it is to serve, after
@@ -155,11 +198,22 @@ func (c *hotConn) Read(p []byte) (int, error) {
 		c.handing -= n
 		return n, nil
 	}
+	if !c.foreign && !c.tracked.Load() {
+		// net/http does not report this connection's states (the
+		// server's ConnState hook was replaced after Listener, or the
+		// connection was wrapped): nothing would tell when it is idle.
+		c.foreign = true
+	}
 	if c.foreign {
 		if c.r < c.w {
 			n := copy(p, c.buf[c.r:c.w])
 			c.r += n
 			return n, nil
+		}
+		c.buf, c.out = nil, nil
+		if err := c.held; err != nil {
+			c.held = nil
+			return 0, err
 		}
 		return c.Conn.Read(p)
 	}
@@ -171,16 +225,19 @@ func (c *hotConn) Read(p []byte) (int, error) {
 
 // readBusy is net/http's background read while it serves a request: it
 // is how net/http learns that the client went away, and it ends when
-// net/http sets a past deadline after the answer. The bytes of a next
-// request that come before then (a client sends it as soon as it has
-// the answer, which net/http flushes before it stops this read) are kept
-// for when net/http is idle again, unless there are too many of them to
-// keep: net/http then gets them and the connection for good.
+// net/http sets a past read deadline after the answer. The bytes of a
+// next request that come before then (a client sends it as soon as it
+// has the answer, which net/http flushes before it stops this read) are
+// kept for when net/http is idle again, unless there are too many of
+// them: net/http then gets them and the connection for good. An error
+// that comes after such bytes (a client that half-closed after its last
+// request) is kept for after them too, as net/http's own one-byte read
+// would not have met it yet.
 func (c *hotConn) readBusy(p []byte) (int, error) {
 	if c.buf == nil {
 		c.buf = make([]byte, maxHotHead)
 	}
-	for {
+	for c.held == nil {
 		if c.w == len(c.buf) && c.r > 0 {
 			c.w = copy(c.buf, c.buf[c.r:c.w])
 			c.r = 0
@@ -192,9 +249,68 @@ func (c *hotConn) readBusy(p []byte) (int, error) {
 		n, err := c.Conn.Read(c.buf[c.w:])
 		c.w += n
 		if err != nil {
-			return 0, err
+			if c.r == c.w || isTimeout(err) {
+				return 0, err
+			}
+			c.held = err
 		}
 	}
+	for {
+		c.mu.Lock()
+		closed := c.isClosed
+		c.mu.Unlock()
+		if closed {
+			return 0, net.ErrClosed
+		}
+		d := c.deadline.Load()
+		if d == 0 {
+			<-c.wake
+			continue
+		}
+		left := time.Until(time.Unix(0, d))
+		if left <= 0 {
+			return 0, os.ErrDeadlineExceeded
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-c.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// SetReadDeadline and SetDeadline record net/http's read deadline for
+// readBusy.
+func (c *hotConn) SetReadDeadline(t time.Time) error {
+	c.noteDeadline(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *hotConn) SetDeadline(t time.Time) error {
+	c.noteDeadline(t)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *hotConn) noteDeadline(t time.Time) {
+	var d int64
+	if !t.IsZero() {
+		d = max(t.UnixNano(), 1)
+	}
+	c.deadline.Store(d)
+	c.signal()
+}
+
+func (c *hotConn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // serve answers the requests it can, while net/http waits for a request
@@ -215,6 +331,14 @@ func (c *hotConn) serve(p []byte) (int, error) {
 				c.w = copy(c.buf, c.buf[c.r:c.w])
 				c.r = 0
 			}
+			if c.held != nil {
+				if c.r < c.w {
+					return c.handOver(p, true) // then the error
+				}
+				err := c.held
+				c.held = nil
+				return 0, err
+			}
 			if c.r < c.w && c.l.header > 0 && !c.inHeader {
 				// A request has begun: the rest of its header must
 				// come within the header timeout, as in net/http.
@@ -224,13 +348,17 @@ func (c *hotConn) serve(p []byte) (int, error) {
 			n, err := c.Conn.Read(c.buf[c.w:])
 			c.w += n
 			if err != nil {
-				if c.r < c.w {
-					return c.handOver(p, true)
+				if c.r == c.w || isTimeout(err) {
+					// net/http closes the connection quietly when a
+					// request's header does not come in time.
+					return 0, err
 				}
-				return 0, err
+				// What came before the end is net/http's to answer.
+				c.held = err
+				return c.handOver(p, true)
 			}
 		case headWhole:
-			if c.head.plain {
+			if c.head.plain && !c.l.down.Load() {
 				done, err := c.answer(&c.head)
 				if err != nil {
 					return 0, err
@@ -260,13 +388,13 @@ func (c *hotConn) handOver(p []byte, forever bool) (int, error) {
 		c.foreign = true
 		c.handing = c.w - c.r
 	}
-	if !c.readBy.IsZero() {
+	if c.ownRead {
 		var by time.Time
 		if c.l.header > 0 {
 			by = time.Now().Add(c.l.header)
 		}
 		c.Conn.SetReadDeadline(by)
-		c.readBy, c.inHeader = time.Time{}, false
+		c.ownRead, c.readBy, c.inHeader = false, time.Time{}, false
 	}
 	if !c.writeBy.IsZero() {
 		c.Conn.SetWriteDeadline(time.Time{})
@@ -277,7 +405,7 @@ func (c *hotConn) handOver(p []byte, forever bool) (int, error) {
 
 func (c *hotConn) setReadDeadline(t time.Time) {
 	c.Conn.SetReadDeadline(t)
-	c.readBy = t
+	c.ownRead, c.readBy = true, t
 }
 
 // deadlineSlack is how stale a deadline this connection set may be before
@@ -317,14 +445,28 @@ func (c *hotConn) answer(q *reqHead) (bool, error) {
 	if !ok || len(body) != e.size {
 		return false, nil
 	}
+	if c.l.write > 0 && c.writeBy.Sub(start) < c.l.write {
+		c.writeBy = start.Add(c.l.write + deadlineSlack)
+		c.Conn.SetWriteDeadline(c.writeBy)
+	}
+	c.mu.Lock()
+	if c.closing || c.isClosed {
+		c.mu.Unlock()
+		return false, net.ErrClosed
+	}
+	c.answering = true
+	c.l.writing.Add(1)
+	c.mu.Unlock()
 	if onHot != nil {
 		onHot()
 	}
 	if onConn != nil {
 		onConn()
 	}
-	b := append(c.out[:0], e.wire...)
-	b = appendDate(b, start)
+
+	// The headers in net/http's order: the handler's sorted by name
+	// (the request id among them), then the date.
+	b := append(c.out[:0], e.wire[:e.idAt]...)
 	b = append(b, "X-Request-Id: "...)
 	idAt := len(b)
 	if len(q.id) > 0 && saneID(bytesString(q.id)) {
@@ -335,20 +477,12 @@ func (c *hotConn) answer(q *reqHead) (bool, error) {
 		b = strconv.AppendUint(b, idCounter.Add(1), 36)
 	}
 	idEnd := len(b)
-	b = append(b, "\r\n\r\n"...)
+	b = append(b, "\r\n"...)
+	b = append(b, e.wire[e.idAt:]...)
+	b = appendDate(b, start)
+	b = append(b, "\r\n"...)
 	c.out = b
 
-	c.mu.Lock()
-	if c.closing || c.isClosed {
-		c.mu.Unlock()
-		return false, net.ErrClosed
-	}
-	c.answering = true
-	c.mu.Unlock()
-	if c.l.write > 0 && c.writeBy.Sub(start) < c.l.write {
-		c.writeBy = start.Add(c.l.write + deadlineSlack)
-		c.Conn.SetWriteDeadline(c.writeBy)
-	}
 	c.iov = [2][]byte{b, body}
 	c.bufs = c.iov[:]
 	_, err := c.bufs.WriteTo(c.Conn)
@@ -357,20 +491,7 @@ func (c *hotConn) answer(q *reqHead) (bool, error) {
 	c.answering = false
 	closing := c.closing
 	c.mu.Unlock()
-	if closing {
-		c.closeNow()
-		if err == nil {
-			err = net.ErrClosed
-		}
-	}
-	switch {
-	case err != nil:
-	case c.l.idle > 0 && (c.inHeader || c.readBy.Sub(start) < c.l.idle):
-		c.setReadDeadline(start.Add(c.l.idle + deadlineSlack))
-	case c.inHeader:
-		c.setReadDeadline(time.Time{})
-	}
-	c.inHeader = false
+	c.l.writing.Add(-1)
 
 	status, sent := http.StatusOK, int64(len(body))
 	if err != nil {
@@ -382,19 +503,34 @@ func (c *hotConn) answer(q *reqHead) (bool, error) {
 	if h.opt.Observe != nil {
 		h.opt.Observe(e.route, status, sent, time.Since(start), e.xcache[0])
 	}
+	if closing {
+		c.closeNow()
+		return false, net.ErrClosed
+	}
 	if err != nil {
 		return false, err
 	}
+	switch {
+	case c.l.idle > 0 && (!c.ownRead || c.inHeader || c.readBy.Sub(start) < c.l.idle):
+		c.setReadDeadline(start.Add(c.l.idle + deadlineSlack))
+	case c.l.idle == 0 && (!c.ownRead || c.inHeader):
+		// No idle timeout: none of net/http's deadlines (the first
+		// request's header timeout) may end the connection later.
+		c.setReadDeadline(time.Time{})
+	}
+	c.inHeader = false
 	return true, nil
 }
 
-// Close closes the connection, after the answer being written if there is
-// one (a server shutting down closes connections it sees as idle).
+// Close closes the connection; an answer being written is given
+// closeGrace to finish first (a server shutting down closes the
+// connections it sees as idle).
 func (c *hotConn) Close() error {
 	c.mu.Lock()
 	if c.answering {
 		c.closing = true
 		c.mu.Unlock()
+		c.Conn.SetWriteDeadline(time.Now().Add(closeGrace))
 		return nil
 	}
 	c.mu.Unlock()
@@ -409,6 +545,7 @@ func (c *hotConn) closeNow() error {
 	if done {
 		return net.ErrClosed
 	}
+	c.signal()
 	return c.Conn.Close()
 }
 

@@ -122,7 +122,9 @@ func exchange(t testing.TB, srv *httptest.Server, in string) []byte {
 var perResponse = regexp.MustCompile(`(?m)^(Date|X-Request-Id|X-Cache): [^\r\n]*\r\n`)
 
 // sameAnswers checks that srv (through httpapi.Listener) and plain send
-// the same bytes for in, but for the per-response header lines.
+// the same bytes for in, but for the per-response header lines. A
+// difference must show three times running: on a busy machine a
+// header timeout may end one exchange and not the other.
 func sameAnswers(t testing.TB, fast, plain *httptest.Server, in string) {
 	t.Helper()
 	const last = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -130,11 +132,15 @@ func sameAnswers(t testing.TB, fast, plain *httptest.Server, in string) {
 	// length may be unknown when it starts), and the two servers share
 	// one cache.
 	exchange(t, plain, in+last)
-	want := perResponse.ReplaceAll(exchange(t, plain, in+last), nil)
-	got := perResponse.ReplaceAll(exchange(t, fast, in+last), nil)
-	if !bytes.Equal(got, want) {
-		t.Errorf("for %q\n got %q\nwant %q", in, got, want)
+	var got, want []byte
+	for range 3 {
+		want = perResponse.ReplaceAll(exchange(t, plain, in+last), nil)
+		got = perResponse.ReplaceAll(exchange(t, fast, in+last), nil)
+		if bytes.Equal(got, want) {
+			return
+		}
 	}
+	t.Errorf("for %q\n got %q\nwant %q", in, got, want)
 }
 
 // connInputs are request streams whose framing a connection must keep
@@ -352,7 +358,7 @@ func TestConnShutdown(t *testing.T) {
 // server's idle timeout, and a request header that stops halfway after
 // the header timeout.
 func TestConnTimeouts(t *testing.T) {
-	srv := &http.Server{IdleTimeout: 300 * time.Millisecond, ReadHeaderTimeout: 300 * time.Millisecond}
+	srv := &http.Server{IdleTimeout: 300 * time.Millisecond, ReadHeaderTimeout: 500 * time.Millisecond}
 	addr := serveConns(t, connApp(t, nil), srv)
 	warm(t, "http://"+addr+connImg)
 
@@ -371,9 +377,10 @@ func TestConnTimeouts(t *testing.T) {
 		c.Write([]byte(then))
 		start := time.Now()
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, err = io.ReadAll(br) // net/http may say 408 first
-		if d := time.Since(start); err != nil || d > 5*time.Second {
-			t.Errorf("after %q: %v after %v, want the server to close the connection within about 1.3 s", then, err, d)
+		_, err = io.ReadAll(br)
+		// The idle timeout may run a second long; the header timeout not.
+		if d, want := time.Since(start), map[string]time.Duration{"": 2 * time.Second, "GET /heal": 850 * time.Millisecond}[then]; err != nil || d > want {
+			t.Errorf("after %q: %v after %v, want the server to close the connection within %v", then, err, d, want)
 		}
 		c.Close()
 	}
@@ -428,4 +435,169 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestConnDrain: the shutdown App.Serve does (net/http's Shutdown, then
+// Drain) returns only after an answer being written on the connection is
+// out, although net/http sees that connection as idle.
+func TestConnDrain(t *testing.T) {
+	srv := &http.Server{IdleTimeout: time.Minute}
+	a := connApp(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Handler = a.Handler()
+	hl := httpapi.Listener(a.Handler(), srv, ln)
+	go srv.Serve(hl)
+	defer srv.Close()
+	// A large answer (MiBs: more than the socket buffers hold).
+	const big = "/iiif/3/julia/full/max/0/default.tif"
+	warm(t, "http://"+ln.Addr().String()+big)
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	// A request net/http serves first: the connection is then idle in
+	// its eyes (a new one would be given five seconds by Shutdown).
+	br := bufio.NewReader(c)
+	roundTrip(t, c, br, "GET", "/healthz", "")
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	before := httpapi.ConnAnswered()
+	c.Write([]byte("GET " + big + " HTTP/1.1\r\nHost: " + ln.Addr().String() + "\r\n\r\n"))
+	time.Sleep(300 * time.Millisecond) // the answer is stuck: nobody reads
+	if httpapi.ConnAnswered() == before {
+		t.Fatal("not answered on the connection")
+	}
+	done := make(chan time.Time, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		httpapi.Drain(ctx, hl)
+		done <- time.Now()
+	}()
+	time.Sleep(time.Second)
+	select {
+	case <-done:
+		t.Fatal("shutdown returned while the answer was being written")
+	default:
+	}
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, res.Body)
+	if err != nil || n != res.ContentLength {
+		t.Fatalf("read %d of %d bytes: %v", n, res.ContentLength, err)
+	}
+	read := time.Now()
+	if at := <-done; at.Before(read.Add(-100 * time.Millisecond)) {
+		t.Errorf("shutdown returned %v before the answer was out", read.Sub(at))
+	}
+}
+
+// TestConnUntracked: when net/http does not report a connection's states
+// to Listener (its ConnState hook was replaced), the connection is
+// net/http's: no answer can overtake the one it is making.
+func TestConnUntracked(t *testing.T) {
+	srv := &http.Server{IdleTimeout: time.Minute}
+	a := connApp(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Handler = a.Handler()
+	hl := httpapi.Listener(a.Handler(), srv, ln)
+	srv.ConnState = nil
+	go srv.Serve(hl)
+	defer srv.Close()
+	addr := "http://" + ln.Addr().String()
+	for range 3 {
+		get(t, addr+connImg)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	before := httpapi.ConnAnswered()
+	// A render that takes a while, then a remembered request.
+	c.Write([]byte("GET /iiif/3/mandelbrot/full/max/90/default.png HTTP/1.1\r\nHost: x\r\n\r\n"))
+	time.Sleep(20 * time.Millisecond)
+	c.Write([]byte("GET " + connImg + " HTTP/1.1\r\nHost: " + ln.Addr().String() + "\r\n\r\n"))
+	br := bufio.NewReader(c)
+	if r := readResponse(t, br, "GET"); r.Header.Get("Content-Type") != "image/png" || !strings.Contains(r.Header.Get("Link"), "/mandelbrot/") {
+		t.Errorf("first answer: %d, Link %q", r.StatusCode, r.Header.Get("Link"))
+	}
+	if r := readResponse(t, br, "GET"); !strings.Contains(r.Header.Get("Link"), "/julia/") {
+		t.Errorf("second answer: %d, Link %q", r.StatusCode, r.Header.Get("Link"))
+	}
+	if httpapi.ConnAnswered() != before {
+		t.Error("answered on a connection whose states are not known")
+	}
+}
+
+// TestConnNoIdleTimeout: without an idle timeout a busy connection lives
+// on; the header timeout of its first request does not end it.
+func TestConnNoIdleTimeout(t *testing.T) {
+	srv := &http.Server{ReadHeaderTimeout: 300 * time.Millisecond}
+	addr := serveConns(t, connApp(t, nil), srv)
+	warm(t, "http://"+addr+connImg)
+	for range 2 { // remembered for Host: x
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, c, bufio.NewReader(c), "GET", connImg, "")
+		c.Close()
+	}
+	// Only remembered requests on this connection: net/http never had
+	// it, so its first header timeout is in force until undone.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	before := httpapi.ConnAnswered()
+	for range 10 {
+		if r := roundTrip(t, c, br, "GET", connImg, ""); r.StatusCode != 200 {
+			t.Fatalf("status %d", r.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if httpapi.ConnAnswered()-before != 10 {
+		t.Errorf("%d of 10 answered on the connection", httpapi.ConnAnswered()-before)
+	}
+}
+
+// TestConnHalfClose: a client that sends a last request while the one
+// before is being made, and half-closes, gets both answers (net/http
+// alone does not take the half-close for a client gone).
+func TestConnHalfClose(t *testing.T) {
+	srv := &http.Server{IdleTimeout: time.Minute}
+	addr := serveConns(t, connApp(t, nil), srv)
+	warm(t, "http://"+addr+connImg)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.Write([]byte("GET /iiif/3/mandelbrot/full/max/270/default.png HTTP/1.1\r\nHost: x\r\n\r\n"))
+	time.Sleep(20 * time.Millisecond)
+	c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	c.(*net.TCPConn).CloseWrite()
+	br := bufio.NewReader(c)
+	if r := readResponse(t, br, "GET"); r.StatusCode != 200 {
+		t.Errorf("the render: %d %q", r.StatusCode, r.body[:min(len(r.body), 80)])
+	}
+	if r := readResponse(t, br, "GET"); r.StatusCode != 200 || string(r.body) != "ok\n" {
+		t.Errorf("the last request: %d %q", r.StatusCode, r.body)
+	}
 }
