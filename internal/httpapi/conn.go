@@ -238,21 +238,12 @@ func (c *hotConn) readBusy(p []byte) (int, error) {
 		c.buf = make([]byte, maxHotHead)
 	}
 	for c.held == nil {
-		if c.w == len(c.buf) && c.r > 0 {
-			c.w = copy(c.buf, c.buf[c.r:c.w])
-			c.r = 0
-		}
-		if c.w == len(c.buf) {
+		if !c.room() {
 			c.foreign = true
 			return c.Read(p)
 		}
-		n, err := c.Conn.Read(c.buf[c.w:])
-		c.w += n
-		if err != nil {
-			if c.r == c.w || isTimeout(err) {
-				return 0, err
-			}
-			c.held = err
+		if err := c.readMore(); err != nil {
+			return 0, err
 		}
 	}
 	for {
@@ -278,6 +269,36 @@ func (c *hotConn) readBusy(p []byte) (int, error) {
 		}
 		t.Stop()
 	}
+}
+
+// room makes room in buf after the bytes not handled yet, moving them to
+// its start if need be, and reports whether there is any.
+func (c *hotConn) room() bool {
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	} else if c.w == len(c.buf) {
+		c.w = copy(c.buf, c.buf[c.r:c.w])
+		c.r = 0
+	}
+	return c.w < len(c.buf)
+}
+
+// readMore reads what the socket has into buf's room. Its error is
+// returned when no byte of a request is waiting, and on a timeout
+// (net/http closes the connection quietly when a request's header does
+// not come in time); otherwise it is kept in held, for after the bytes
+// before it.
+func (c *hotConn) readMore() error {
+	n, err := c.Conn.Read(c.buf[c.w:])
+	c.w += n
+	if err == nil {
+		return nil
+	}
+	if c.r == c.w || isTimeout(err) {
+		return err
+	}
+	c.held = err
+	return nil
 }
 
 // SetReadDeadline and SetDeadline record net/http's read deadline for
@@ -322,14 +343,8 @@ func (c *hotConn) serve(p []byte) (int, error) {
 	for {
 		switch c.head.parse(c.buf[c.r:c.w]) {
 		case headMore:
-			if c.w-c.r == len(c.buf) {
+			if !c.room() {
 				return c.handOver(p, true) // too long to be one of ours
-			}
-			if c.r == c.w {
-				c.r, c.w = 0, 0
-			} else if c.w == len(c.buf) {
-				c.w = copy(c.buf, c.buf[c.r:c.w])
-				c.r = 0
 			}
 			if c.held != nil {
 				if c.r < c.w {
@@ -345,17 +360,8 @@ func (c *hotConn) serve(p []byte) (int, error) {
 				c.setReadDeadline(time.Now().Add(c.l.header))
 				c.inHeader = true
 			}
-			n, err := c.Conn.Read(c.buf[c.w:])
-			c.w += n
-			if err != nil {
-				if c.r == c.w || isTimeout(err) {
-					// net/http closes the connection quietly when a
-					// request's header does not come in time.
-					return 0, err
-				}
-				// What came before the end is net/http's to answer.
-				c.held = err
-				return c.handOver(p, true)
+			if err := c.readMore(); err != nil {
+				return 0, err
 			}
 		case headWhole:
 			if c.head.plain && !c.l.down.Load() {

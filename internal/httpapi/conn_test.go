@@ -48,17 +48,22 @@ func connApp(t testing.TB, w io.Writer) *app.App {
 }
 
 // serveConns serves a with srv on a loopback port through
-// httpapi.Listener, until the test ends, and returns the address.
-func serveConns(t testing.TB, a *app.App, srv *http.Server) string {
+// httpapi.Listener, until the test ends, and returns the address and
+// the listener. then, if given, changes srv after Listener hooked it.
+func serveConns(t testing.TB, a *app.App, srv *http.Server, then ...func()) (string, net.Listener) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Handler = a.Handler()
-	go srv.Serve(httpapi.Listener(a.Handler(), srv, ln))
+	hl := httpapi.Listener(a.Handler(), srv, ln)
+	for _, f := range then {
+		f()
+	}
+	go srv.Serve(hl)
 	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	return ln.Addr().String(), hl
 }
 
 // connServers serves one app twice, sharing its caches and its memo:
@@ -310,7 +315,7 @@ func sameHeader(a, b http.Header) bool {
 // requests ends every answer whole; none is cut.
 func TestConnShutdown(t *testing.T) {
 	srv := &http.Server{IdleTimeout: time.Minute}
-	addr := serveConns(t, connApp(t, nil), srv)
+	addr, _ := serveConns(t, connApp(t, nil), srv)
 	warm(t, "http://"+addr+connImg)
 
 	var answered, torn atomic.Int64
@@ -359,7 +364,7 @@ func TestConnShutdown(t *testing.T) {
 // the header timeout.
 func TestConnTimeouts(t *testing.T) {
 	srv := &http.Server{IdleTimeout: 300 * time.Millisecond, ReadHeaderTimeout: 500 * time.Millisecond}
-	addr := serveConns(t, connApp(t, nil), srv)
+	addr, _ := serveConns(t, connApp(t, nil), srv)
 	warm(t, "http://"+addr+connImg)
 
 	for _, then := range []string{"", "GET /heal"} {
@@ -442,20 +447,12 @@ func grepLines(s, sub string) string {
 // out, although net/http sees that connection as idle.
 func TestConnDrain(t *testing.T) {
 	srv := &http.Server{IdleTimeout: time.Minute}
-	a := connApp(t, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Handler = a.Handler()
-	hl := httpapi.Listener(a.Handler(), srv, ln)
-	go srv.Serve(hl)
-	defer srv.Close()
+	addr, hl := serveConns(t, connApp(t, nil), srv)
 	// A large answer (MiBs: more than the socket buffers hold).
 	const big = "/iiif/3/julia/full/max/0/default.tif"
-	warm(t, "http://"+ln.Addr().String()+big)
+	warm(t, "http://"+addr+big)
 
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +464,7 @@ func TestConnDrain(t *testing.T) {
 	roundTrip(t, c, br, "GET", "/healthz", "")
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	before := httpapi.ConnAnswered()
-	c.Write([]byte("GET " + big + " HTTP/1.1\r\nHost: " + ln.Addr().String() + "\r\n\r\n"))
+	c.Write([]byte("GET " + big + " HTTP/1.1\r\nHost: " + addr + "\r\n\r\n"))
 	time.Sleep(300 * time.Millisecond) // the answer is stuck: nobody reads
 	if httpapi.ConnAnswered() == before {
 		t.Fatal("not answered on the connection")
@@ -505,21 +502,11 @@ func TestConnDrain(t *testing.T) {
 // net/http's: no answer can overtake the one it is making.
 func TestConnUntracked(t *testing.T) {
 	srv := &http.Server{IdleTimeout: time.Minute}
-	a := connApp(t, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Handler = a.Handler()
-	hl := httpapi.Listener(a.Handler(), srv, ln)
-	srv.ConnState = nil
-	go srv.Serve(hl)
-	defer srv.Close()
-	addr := "http://" + ln.Addr().String()
+	addr, _ := serveConns(t, connApp(t, nil), srv, func() { srv.ConnState = nil })
 	for range 3 {
-		get(t, addr+connImg)
+		get(t, "http://"+addr+connImg)
 	}
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +516,7 @@ func TestConnUntracked(t *testing.T) {
 	// A render that takes a while, then a remembered request.
 	c.Write([]byte("GET /iiif/3/mandelbrot/full/max/90/default.png HTTP/1.1\r\nHost: x\r\n\r\n"))
 	time.Sleep(20 * time.Millisecond)
-	c.Write([]byte("GET " + connImg + " HTTP/1.1\r\nHost: " + ln.Addr().String() + "\r\n\r\n"))
+	c.Write([]byte("GET " + connImg + " HTTP/1.1\r\nHost: " + addr + "\r\n\r\n"))
 	br := bufio.NewReader(c)
 	if r := readResponse(t, br, "GET"); r.Header.Get("Content-Type") != "image/png" || !strings.Contains(r.Header.Get("Link"), "/mandelbrot/") {
 		t.Errorf("first answer: %d, Link %q", r.StatusCode, r.Header.Get("Link"))
@@ -546,7 +533,7 @@ func TestConnUntracked(t *testing.T) {
 // on; the header timeout of its first request does not end it.
 func TestConnNoIdleTimeout(t *testing.T) {
 	srv := &http.Server{ReadHeaderTimeout: 300 * time.Millisecond}
-	addr := serveConns(t, connApp(t, nil), srv)
+	addr, _ := serveConns(t, connApp(t, nil), srv)
 	warm(t, "http://"+addr+connImg)
 	for range 2 { // remembered for Host: x
 		c, err := net.Dial("tcp", addr)
@@ -581,7 +568,7 @@ func TestConnNoIdleTimeout(t *testing.T) {
 // alone does not take the half-close for a client gone).
 func TestConnHalfClose(t *testing.T) {
 	srv := &http.Server{IdleTimeout: time.Minute}
-	addr := serveConns(t, connApp(t, nil), srv)
+	addr, _ := serveConns(t, connApp(t, nil), srv)
 	warm(t, "http://"+addr+connImg)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
