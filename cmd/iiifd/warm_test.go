@@ -11,19 +11,11 @@ import (
 	"testing"
 
 	"github.com/iiifd/iiifd/internal/app/apptest"
-	"github.com/iiifd/iiifd/internal/config"
-	"github.com/iiifd/iiifd/internal/samples"
 )
 
 func warmServer(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
-	if err := samples.Extract(root); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Root = root
-	_, srv := apptest.Serve(t, cfg)
+	_, srv := apptest.Serve(t, apptest.Samples(t))
 	return srv.URL
 }
 

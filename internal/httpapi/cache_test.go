@@ -16,7 +16,6 @@ import (
 	"github.com/iiifd/iiifd/internal/cache/redis/redistest"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/httpapi"
-	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/source/fs"
 )
 
@@ -356,13 +355,7 @@ func TestHotRequests(t *testing.T) {
 // as adapters for serverless platforms make them) are never answered
 // from another request's remembered entry.
 func TestHotRequestsInProcess(t *testing.T) {
-	root := t.TempDir()
-	if err := samples.Extract(root); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Root = root
-	a, _ := apptest.Serve(t, cfg)
+	a, _ := apptest.Serve(t, apptest.Samples(t))
 	call := func(path string) *httptest.ResponseRecorder {
 		req, err := http.NewRequest("GET", "http://iiif.example"+path, nil)
 		if err != nil {

@@ -18,9 +18,8 @@ import (
 	"time"
 
 	"github.com/iiifd/iiifd/internal/app"
-	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/app/apptest"
 	"github.com/iiifd/iiifd/internal/httpapi"
-	"github.com/iiifd/iiifd/internal/samples"
 )
 
 // connImg is the request line the connection tests make hot.
@@ -30,12 +29,7 @@ const connImg = "/iiif/3/julia/0,0,64,64/64,/0/default.png"
 // nowhere), closed when the test ends.
 func connApp(t testing.TB, w io.Writer) *app.App {
 	t.Helper()
-	root := t.TempDir()
-	if err := samples.Extract(root); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Root = root
+	cfg := apptest.Samples(t)
 	if w == nil {
 		w = io.Discard
 	}

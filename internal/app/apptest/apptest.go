@@ -11,6 +11,7 @@ import (
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/httpapi"
+	"github.com/iiifd/iiifd/internal/samples"
 )
 
 // Serve builds the app from cfg, with its logs discarded, and serves it
@@ -28,4 +29,17 @@ func Serve(t testing.TB, cfg config.Config) (*app.App, *httptest.Server) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return a, srv
+}
+
+// Samples is the default configuration serving a fresh copy of the
+// embedded sample images, removed when the test ends.
+func Samples(t testing.TB) config.Config {
+	t.Helper()
+	root := t.TempDir()
+	if err := samples.Extract(root); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Root = root
+	return cfg
 }
