@@ -246,6 +246,14 @@ func (c *hotConn) readBusy(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if c.r == c.w {
+		// The error came before any byte of a next request (it was
+		// met while net/http read this one): net/http's own read
+		// would meet it now.
+		err := c.held
+		c.held = nil
+		return 0, err
+	}
 	for {
 		c.mu.Lock()
 		closed := c.isClosed
@@ -354,10 +362,15 @@ func (c *hotConn) serve(p []byte) (int, error) {
 				c.held = nil
 				return 0, err
 			}
-			if c.r < c.w && c.l.header > 0 && !c.inHeader {
+			if c.r < c.w && !c.inHeader {
 				// A request has begun: the rest of its header must
-				// come within the header timeout, as in net/http.
-				c.setReadDeadline(time.Now().Add(c.l.header))
+				// come within the header timeout, as in net/http
+				// (without one, the idle timeout no longer applies).
+				if c.l.header > 0 {
+					c.setReadDeadline(time.Now().Add(c.l.header))
+				} else if c.ownRead {
+					c.setReadDeadline(time.Time{})
+				}
 				c.inHeader = true
 			}
 			if err := c.readMore(); err != nil {
@@ -535,8 +548,14 @@ func (c *hotConn) Close() error {
 	c.mu.Lock()
 	if c.answering {
 		c.closing = true
+		// writeBy was set before answering was, and no answer starts
+		// once closing is.
+		by := time.Now().Add(closeGrace)
+		shorter := c.writeBy.IsZero() || by.Before(c.writeBy)
 		c.mu.Unlock()
-		c.Conn.SetWriteDeadline(time.Now().Add(closeGrace))
+		if shorter {
+			c.Conn.SetWriteDeadline(by)
+		}
 		return nil
 	}
 	c.mu.Unlock()

@@ -1,6 +1,9 @@
 package httpapi
 
-import "sync/atomic"
+import (
+	"net"
+	"sync/atomic"
+)
 
 var hotAnswered, connAnswered atomic.Int64
 
@@ -16,3 +19,12 @@ func HotAnswered() int64 { return hotAnswered.Load() }
 // ConnAnswered is the number of those answered on the connection, before
 // net/http read them.
 func ConnAnswered() int64 { return connAnswered.Load() }
+
+// Writing is the number of answers being written on connections of ln
+// (a listener Listener returned).
+func Writing(ln net.Listener) int64 {
+	if l, ok := ln.(*hotListener); ok {
+		return l.writing.Load()
+	}
+	return 0
+}
