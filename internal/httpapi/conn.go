@@ -439,18 +439,9 @@ func (c *hotConn) answer(q *reqHead) (bool, error) {
 	if tracing.On() {
 		return false, nil
 	}
-	line := bytesString(q.target)
-	v, ok := h.hot.m.Load(line)
-	if !ok {
-		return false, nil
-	}
-	e := v.(*hotEntry)
 	start := time.Now()
-	if start.After(e.expires) {
-		h.hot.drop(line, e)
-		return false, nil
-	}
-	if e.wire == nil {
+	e := h.hot.get(bytesString(q.target), start)
+	if e == nil || e.wire == nil {
 		return false, nil
 	}
 	var scheme, host, prefix string

@@ -100,16 +100,8 @@ func (hr *hotRequests) serve(h *Handler, w http.ResponseWriter, r *http.Request)
 	if hr == nil || !hotLine(r) {
 		return false
 	}
-	v, ok := hr.m.Load(r.RequestURI)
-	if !ok {
-		return false
-	}
-	e := v.(*hotEntry)
-	if time.Now().After(e.expires) {
-		hr.drop(r.RequestURI, e)
-		return false
-	}
-	if !h.sameBase(r, e.base) {
+	e := hr.get(r.RequestURI, time.Now())
+	if e == nil || !h.sameBase(r, e.base) {
 		return false
 	}
 	// The validators decide a conditional request before the body is
@@ -141,6 +133,22 @@ func (hr *hotRequests) serve(h *Handler, w http.ResponseWriter, r *http.Request)
 	}
 	w.Write(body)
 	return true
+}
+
+// get returns the entry remembered for line, unless it expired by now
+// (it is then dropped). line may be a view of a buffer that changes
+// later: it is not kept.
+func (hr *hotRequests) get(line string, now time.Time) *hotEntry {
+	v, ok := hr.m.Load(line)
+	if !ok {
+		return nil
+	}
+	e := v.(*hotEntry)
+	if now.After(e.expires) {
+		hr.drop(line, e)
+		return nil
+	}
+	return e
 }
 
 // remember records the answer just sent for r from job, when it came from

@@ -514,15 +514,16 @@ func (h *Handler) base(r *http.Request) string {
 // sameBase reports whether base is the public URL of the server for r,
 // without building it.
 func (h *Handler) sameBase(r *http.Request, base string) bool {
-	if h.opt.BaseURL != "" {
-		return base == h.opt.BaseURL
+	var scheme, host, prefix string
+	if h.opt.BaseURL == "" {
+		scheme, host, prefix = baseParts(r)
 	}
-	scheme, host, prefix := baseParts(r)
 	return h.sameBaseOf(base, scheme, host, prefix)
 }
 
 // sameBaseOf reports whether base is the public URL of the server for a
-// request whose own base URL has these parts.
+// request whose own base URL has these parts (not needed, and not
+// looked at, when the base URL is configured).
 func (h *Handler) sameBaseOf(base, scheme, host, prefix string) bool {
 	if h.opt.BaseURL != "" {
 		return base == h.opt.BaseURL
