@@ -1,5 +1,11 @@
 package httpapi
 
+import (
+	"net/textproto"
+
+	"golang.org/x/net/http/httpguts"
+)
+
 // reqHead is what a hotConn reads of a request before deciding whether
 // to answer it itself: where it ends and the few fields a remembered
 // answer depends on. The fields are slices of the connection's buffer.
@@ -59,7 +65,7 @@ func (q *reqHead) parse(b []byte) int {
 				colon = i
 				break
 			}
-			if !tokenByte(c) {
+			if !httpguts.IsTokenRune(rune(c)) {
 				q.plain = false
 				break
 			}
@@ -68,7 +74,7 @@ func (q *reqHead) parse(b []byte) int {
 			q.plain = false
 			continue
 		}
-		name, value := h[:colon], trimOWS(h[colon+1:])
+		name, value := h[:colon], textproto.TrimBytes(h[colon+1:])
 		for _, c := range value {
 			if c < ' ' && c != '\t' || c > '~' {
 				q.plain = false
@@ -154,28 +160,6 @@ func crlfLine(b []byte) (line, rest []byte, st int) {
 		}
 	}
 	return nil, nil, headMore
-}
-
-func tokenByte(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // foldEq reports whether b is lower, ignoring ASCII case (lower is in

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/iiifd/iiifd/internal/obs"
 	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/tracing"
@@ -198,7 +200,7 @@ func (e *hotEntry) wireHead() ([]byte, int) {
 			idAt = len(b)
 		}
 		for _, v := range kv.val {
-			if strings.ContainsAny(v, "\r\n") || strings.TrimSpace(v) != v || !validHeaderName(kv.key) {
+			if strings.ContainsAny(v, "\r\n") || strings.TrimSpace(v) != v || !httpguts.ValidHeaderFieldName(kv.key) {
 				return nil, 0
 			}
 			b = append(b, kv.key...)
@@ -211,15 +213,6 @@ func (e *hotEntry) wireHead() ([]byte, int) {
 		idAt = len(b)
 	}
 	return slices.Clip(b), idAt
-}
-
-func validHeaderName(k string) bool {
-	for i := range len(k) {
-		if !tokenByte(k[i]) {
-			return false
-		}
-	}
-	return k != ""
 }
 
 // put remembers e for line, within the bound on entries.
