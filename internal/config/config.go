@@ -304,8 +304,8 @@ func Default() Config {
 	}
 }
 
-// DefaultPrefetchPerRender is the default of --prefetch-per-render
-// (service.DefaultPrefetchPerRender).
+// DefaultPrefetchPerRender is the default of --prefetch-per-render, and
+// what the pipeline fetches ahead when not told (service.Config).
 const DefaultPrefetchPerRender = 32 << 20
 
 // defaultMemoryLimit is half of the memory the process may use (the rest

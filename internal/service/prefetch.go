@@ -34,14 +34,13 @@ import (
 // clients; with it, waiting for the store costs no slot, and a render
 // costs one round trip however many tiles it reads.
 
-// DefaultPrefetchPerRender bounds the bytes of tiles one render fetches
-// ahead unless Config.PrefetchPerRender says otherwise; a render needing
-// more (a large region at full resolution) fetches only the offset
-// arrays ahead, and its tiles as it decodes. All renders not admitted
-// yet hold at most a share of the admission memory budget
-// (limit.Place.Hold, limit.Config.Held); renders that would exceed it
-// fetch as they decode, as before.
-const DefaultPrefetchPerRender = 32 << 20
+// A render fetches ahead at most Config.PrefetchPerRender bytes of tiles
+// (by default config.DefaultPrefetchPerRender, the default of
+// --prefetch-per-render); a render needing more (a large region at full
+// resolution) fetches only the offset arrays ahead, and its tiles as it
+// decodes. All renders not admitted yet hold at most a share of the
+// admission memory budget (limit.Place.Hold, limit.Config.Held); renders
+// that would exceed it fetch as they decode, as before.
 
 const (
 	// prefetchGap is the largest gap between two tiles fetched with one

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/iiifd/iiifd/internal/cache"
+	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/limit"
@@ -70,7 +71,7 @@ type Config struct {
 	Plugins *plugin.Host
 	// PrefetchPerRender bounds the bytes of stored tiles one render of a
 	// remote tiled TIFF fetches before it is admitted (see
-	// prefetchTIFF); zero means DefaultPrefetchPerRender, a negative
+	// prefetchTIFF); zero means config.DefaultPrefetchPerRender, a negative
 	// value fetches no tiles ahead. What all renders not admitted yet
 	// hold together is bounded by Admit (limit.Config.Held).
 	PrefetchPerRender int64
@@ -572,7 +573,7 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 func (s *Service) prefetchPerRender() int64 {
 	switch n := s.cfg.PrefetchPerRender; {
 	case n == 0:
-		return DefaultPrefetchPerRender
+		return config.DefaultPrefetchPerRender
 	case n < 0:
 		return 0
 	default:
