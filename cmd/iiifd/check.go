@@ -245,12 +245,12 @@ func (l *imageLister) add(k string) {
 		i, _ := slices.BinarySearchFunc(l.pending, dir+"/", func(p pendingKey, at string) int { return strings.Compare(p.at, at) })
 		clear(l.pending[i:])
 		l.pending = l.pending[:i]
-		if !hiddenSegment(dir) && !l.inPyramid(dir) {
+		if !resolve.Hidden(dir) && !l.inPyramid(dir) {
 			l.hold(dir, k)
 		}
 		return
 	}
-	if source.ValidKey(k) && !hiddenSegment(k) && !l.inPyramid(k) && resolve.HasImageExtension(k) {
+	if source.ValidKey(k) && !resolve.Hidden(k) && !l.inPyramid(k) && resolve.HasImageExtension(k) {
 		l.hold(k, k)
 	}
 }
@@ -300,10 +300,6 @@ func next(k string, i int) int {
 		return -1
 	}
 	return i + 1 + j
-}
-
-func hiddenSegment(k string) bool {
-	return strings.HasPrefix(k, ".") || strings.Contains(k, "/.")
 }
 
 // findImages lists the identifiers under root: image files, and folders

@@ -128,7 +128,7 @@ func wholeImageKeys(keys []string) []string {
 	}
 	var out []string
 	for _, k := range keys {
-		if !source.ValidKey(k) || hiddenSegment(k) || inPyramid(k) {
+		if !source.ValidKey(k) || resolve.Hidden(k) || inPyramid(k) {
 			continue
 		}
 		if resolve.HasImageExtension(k) {
@@ -136,7 +136,7 @@ func wholeImageKeys(keys []string) []string {
 		}
 	}
 	for dir := range pyramids {
-		if !hiddenSegment(dir) && !inPyramid(dir) {
+		if !resolve.Hidden(dir) && !inPyramid(dir) {
 			out = append(out, dir)
 		}
 	}

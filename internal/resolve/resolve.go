@@ -110,7 +110,7 @@ func (r *Resolver) Resolve(ctx context.Context, id string) (Target, error) {
 	if !ValidIdentifier(id) {
 		return Target{}, ErrInvalidIdentifier
 	}
-	if hidden(id) {
+	if Hidden(id) {
 		return Target{}, notFound(id)
 	}
 	if t, ok := r.recall(ctx, id); ok {
@@ -148,7 +148,7 @@ func (r *Resolver) Open(ctx context.Context, id string) (*source.Object, error) 
 	if !ValidIdentifier(id) {
 		return nil, ErrInvalidIdentifier
 	}
-	if hidden(id) {
+	if Hidden(id) {
 		return nil, notFound(id)
 	}
 	if HasImageExtension(id) {
@@ -197,9 +197,10 @@ func notFound(id string) error {
 	return fault.Wrap(fault.NotFound, errNoImage, "no image with identifier %q", truncate(id))
 }
 
-// hidden reports whether a segment of id starts with a dot: hidden files
-// and folders are never served.
-func hidden(id string) bool {
+// Hidden reports whether a segment of id (or of a store key) starts with
+// a dot: hidden files and folders are never served, nor listed by iiifd
+// check.
+func Hidden(id string) bool {
 	return strings.HasPrefix(id, ".") || strings.Contains(id, "/.")
 }
 
