@@ -97,6 +97,16 @@ func (e *Error) Detail() string {
 	return e.Public + ": " + e.Cause.Error()
 }
 
+// Detail is err's text for logs: the Detail of the *Error in its chain
+// (public message and cause), or else its own text.
+func Detail(err error) string {
+	var fe *Error
+	if errors.As(err, &fe) {
+		return fe.Detail()
+	}
+	return err.Error()
+}
+
 type statusError interface {
 	error
 	HTTPStatus() int

@@ -5,7 +5,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -655,15 +654,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 const statusClientClosed = fault.StatusClientClosed
 
 func logFailure(log *slog.Logger, r *http.Request, err error) {
-	detail := err.Error()
-	var fe *fault.Error
-	if errors.As(err, &fe) {
-		detail = fe.Detail()
-	}
 	log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 		slog.String("request_id", RequestID(r.Context())),
 		slog.String("path", r.URL.EscapedPath()),
-		slog.String("error", detail))
+		slog.String("error", fault.Detail(err)))
 }
 
 type baseKey struct{}

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/remote"
 )
@@ -172,7 +173,7 @@ func (s *Source) putMultipart(ctx context.Context, full string, r io.ReaderAt, s
 		return err
 	})
 	if aerr != nil {
-		return fmt.Errorf("%w; aborting the upload (id %s) failed too, its parts stay stored until removed: %s", err, aws.ToString(id), detail(aerr))
+		return fmt.Errorf("%w; aborting the upload (id %s) failed too, its parts stay stored until removed: %s", err, aws.ToString(id), fault.Detail(aerr))
 	}
 	return err
 }
@@ -349,14 +350,6 @@ func (s *Source) PutTree(ctx context.Context, key, dir string, workers int, prog
 
 // detail is err's message with the cause of a fault, which its Error
 // leaves out (it is the public message).
-func detail(err error) string {
-	var fe interface{ Detail() string }
-	if errors.As(err, &fe) {
-		return fe.Detail()
-	}
-	return err.Error()
-}
-
 func contentType(key string) string {
 	switch path.Ext(key) {
 	case ".json":
