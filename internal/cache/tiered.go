@@ -56,6 +56,7 @@ type Cache struct {
 	locker     Locker // the first tier that is one, or nil
 	lockerTier Tier
 	lockTTL    time.Duration
+	peeker     Peeker // the first tier, if it is one
 
 	mu      sync.Mutex
 	flights map[Key]*flight
@@ -97,6 +98,9 @@ func New(cfg Config, tiers ...Tier) (*Cache, error) {
 	}
 	if c.lockTTL == 0 {
 		c.lockTTL = 15 * time.Second
+	}
+	if len(tiers) > 0 {
+		c.peeker, _ = tiers[0].(Peeker)
 	}
 	if c.lockTTL > 0 {
 		for _, t := range tiers {
@@ -197,22 +201,15 @@ type Peeker interface {
 // Peeker, without allocating; it never waits, fills or promotes. The
 // body is shared and must not be modified.
 func (c *Cache) Peek(key Key) ([]byte, Meta, bool) {
-	if len(c.tiers) == 0 {
+	if c.peeker == nil {
 		return nil, Meta{}, false
 	}
-	p, ok := c.tiers[0].(Peeker)
-	if !ok {
-		return nil, Meta{}, false
-	}
-	return p.Peek(key)
+	return c.peeker.Peek(key)
 }
 
 // PeekTier names the tier Peek reads, or "" when Peek always misses.
 func (c *Cache) PeekTier() string {
-	if len(c.tiers) == 0 {
-		return ""
-	}
-	if _, ok := c.tiers[0].(Peeker); !ok {
+	if c.peeker == nil {
 		return ""
 	}
 	return c.tiers[0].Name()

@@ -83,18 +83,12 @@ func (t *Tier) Name() string { return "memory" }
 
 // Get returns the entry for key, or cache.ErrMiss.
 func (t *Tier) Get(_ context.Context, key cache.Key) (*cache.Hit, error) {
-	t.mu.Lock()
-	el, ok := t.items[key]
+	body, meta, ok := t.Peek(key)
 	if !ok {
-		t.mu.Unlock()
 		t.counters.Misses.Add(1)
 		return nil, cache.ErrMiss
 	}
-	t.lru.MoveToFront(el)
-	e := el.Value.(*entry)
-	t.mu.Unlock()
-	t.counters.Hits.Add(1)
-	return &cache.Hit{Meta: e.meta, Body: io.NopCloser(bytes.NewReader(e.body)), Tier: t.Name()}, nil
+	return &cache.Hit{Meta: meta, Body: io.NopCloser(bytes.NewReader(body)), Tier: t.Name()}, nil
 }
 
 // Peek returns the body and metadata of the entry for key without
