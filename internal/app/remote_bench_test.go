@@ -3,7 +3,6 @@ package app
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -401,13 +400,9 @@ func TestRemoteJP2Figures(t *testing.T) {
 				cfg.CacheMemory = 0
 				cfg.LogLevel = "error"
 				cfg.Stores.SourceCacheDir = t.TempDir()
-				var err error
-				if a, err = New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-					t.Fatal(err)
-				}
-				hs := httptest.NewServer(a.Handler())
+				var hs *httptest.Server
+				a, hs = serve(t, cfg)
 				base = hs.URL
-				t.Cleanup(func() { hs.Close(); a.Close() })
 			}
 			if warm {
 				open()
