@@ -22,7 +22,6 @@ import (
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/ranged"
-	"github.com/iiifd/iiifd/internal/source/remote"
 	"github.com/iiifd/iiifd/internal/source/route"
 	"github.com/iiifd/iiifd/internal/source/s3"
 )
@@ -183,9 +182,7 @@ func listBucket(ctx context.Context, root string, cfg config.Config, add func(ke
 	if err != nil {
 		return err
 	}
-	policy := remote.DefaultPolicy()
-	policy.ConnectTimeout, policy.ReadTimeout, policy.Retries = cfg.Stores.ConnectTimeout, cfg.Stores.ReadTimeout, cfg.Stores.Retries
-	src, err := s3.New(ctx, s3.Config{Bucket: bucket, Prefix: prefix, Policy: policy, Store: ranged.NewStore(ranged.Config{}), ListPage: checkListPage})
+	src, err := s3.New(ctx, s3.Config{Bucket: bucket, Prefix: prefix, Policy: app.StorePolicy(cfg.Stores), Store: ranged.NewStore(ranged.Config{}), ListPage: checkListPage})
 	if err != nil {
 		return err
 	}

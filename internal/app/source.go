@@ -24,6 +24,15 @@ type statser interface {
 	Backend() *remote.Backend
 }
 
+// StorePolicy is how remote roots are read with the configured store
+// settings: timeouts, retries and connections.
+func StorePolicy(st config.StoreConfig) remote.Policy {
+	policy := remote.DefaultPolicy()
+	policy.ConnectTimeout, policy.ReadTimeout, policy.Retries = st.ConnectTimeout, st.ReadTimeout, st.Retries
+	policy.Connections = st.Concurrency
+	return policy
+}
+
 // buildSource builds the source of the configured roots: --root, and the
 // [[roots]] rules tried before it, each root a directory, a bucket or an
 // origin, all with the configured key layout. Remote roots share one
@@ -34,9 +43,7 @@ func (a *App) buildSource(cfg config.Config) (source.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	policy := remote.DefaultPolicy()
-	policy.ConnectTimeout, policy.ReadTimeout, policy.Retries = st.ConnectTimeout, st.ReadTimeout, st.Retries
-	policy.Connections = st.Concurrency
+	policy := StorePolicy(st)
 	if err := policy.Validate(); err != nil {
 		return nil, err
 	}
