@@ -133,3 +133,34 @@ func TestOverlayVaryPrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestClientVaryKey: the overlay key read from the declared fields alone
+// is the key of the request's whole fields.
+func TestClientVaryKey(t *testing.T) {
+	reqs := []*Request{
+		{},
+		{ID: "x", Kind: "image", Client: "10.0.0.1:5000"},
+		{Client: "10.0.0.2:1", Header: http.Header{
+			"Cookie":          {"session=alice; theme=dark", "bad cookie=;;=", "session=carol"},
+			"Accept-Language": {"fr", "en;q=0.5"},
+			"X-Institution":   {"uni"},
+			"x-lower":         {"raw"},
+			"X-ÄPfel":         {"unicode"},
+		}},
+	}
+	varies := [][]string{
+		{"client"},
+		{"cookie:session"},
+		{"cookie:theme", "cookie:session", "cookie:none"},
+		{"header:accept-language", "header:x-institution"},
+		{"header:cookie", "header:x-lower", "header:x-äpfel", "header:absent"},
+		{"client", "cookie:session", "header:accept-language"},
+	}
+	for _, r := range reqs {
+		for _, vary := range varies {
+			if got, want := r.clientVaryKey(vary), varyKey(r.fields(), vary); got != want {
+				t.Errorf("%v of %+v: %q, want %q", vary, r, got, want)
+			}
+		}
+	}
+}

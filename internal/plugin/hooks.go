@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/plan"
@@ -264,7 +265,74 @@ func (h *Host) OverlayKey(r *Request) string {
 	if len(st.overlayVary) == 0 {
 		return ""
 	}
-	return varyKey(r.fields(), st.overlayVary)
+	return r.clientVaryKey(st.overlayVary)
+}
+
+// clientVaryKey returns varyKey(r.fields(), vary) for vary naming client
+// fields only (as overlayVary leaves it), reading just those fields of r:
+// the client address, the headers whose lowercased name is declared, the
+// cookies of the Cookie header (parsed only when one is declared).
+func (r *Request) clientVaryKey(vary []string) string {
+	var b strings.Builder
+	var cookies []*http.Cookie
+	parsed := false
+	for _, k := range vary {
+		b.WriteString(k)
+		if k == "client" {
+			b.WriteByte(0)
+			b.WriteString(r.Client)
+		} else if name, ok := strings.CutPrefix(k, "header:"); ok {
+			for h, vals := range r.Header {
+				if !isLower(h, name) {
+					continue
+				}
+				for _, v := range vals {
+					b.WriteByte(0)
+					b.WriteString(v)
+				}
+			}
+		} else if name, ok := strings.CutPrefix(k, "cookie:"); ok {
+			if !parsed {
+				for _, v := range r.Header["Cookie"] {
+					if cs, err := http.ParseCookie(v); err == nil {
+						cookies = append(cookies, cs...)
+					}
+				}
+				parsed = true
+			}
+			for _, c := range cookies {
+				if c.Name == name {
+					b.WriteByte(0)
+					b.WriteString(c.Value)
+				}
+			}
+		}
+		b.WriteByte(1)
+	}
+	return b.String()
+}
+
+// isLower reports whether strings.ToLower(s) == lower, without making
+// the lowercased copy when s is ASCII.
+func isLower(s, lower string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return strings.ToLower(s) == lower
+		}
+	}
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // OverlayVary says what the overlay plugins' declarations make of image

@@ -511,17 +511,16 @@ func (p *Plugin) load(ctx context.Context) error {
 	}
 	// One instance now: a module that cannot start or refuses its
 	// configuration is refused before it takes traffic.
-	inst, err := m.instantiate(ctx)
+	inst, configured, err := m.instantiate(ctx)
 	if err != nil {
 		cm.Close(ctx)
 		return err
 	}
-	if m.overlayVary, err = overlayVary(inst.configReply.Get("overlay-vary")); err != nil {
+	if m.overlayVary, err = overlayVary(configured.Get("overlay-vary")); err != nil {
 		inst.mod.Close(ctx)
 		cm.Close(ctx)
 		return fmt.Errorf("plugin %s: configure: %w", p.name, err)
 	}
-	inst.configReply = nil
 	m.idle <- inst
 	if old := p.host.swap(p, m); old != nil {
 		old.retire()
@@ -562,8 +561,6 @@ type instance struct {
 	// iiifd_alloc: payloads that fit are written there without asking
 	// again (one guest call per hook call, not two).
 	buf, bufCap uint32
-	// configReply is the reply of configure, until load reads it.
-	configReply Fields
 	// enc is the buffer payloads are encoded into, reused by every call
 	// of the instance (one call at a time).
 	enc []byte
@@ -577,7 +574,9 @@ type instance struct {
 // own.
 const maxEncKeep = 64 << 10
 
-func (m *module) instantiate(ctx context.Context) (*instance, error) {
+// instantiate starts an instance of m and configures it; it returns the
+// instance and the reply of configure (nil when the module exports none).
+func (m *module) instantiate(ctx context.Context) (*instance, Fields, error) {
 	p := m.p
 	out := &logWriter{log: p.log}
 	cfg := wazero.NewModuleConfig().
@@ -592,18 +591,19 @@ func (m *module) instantiate(ctx context.Context) (*instance, error) {
 	defer cancel()
 	mod, err := p.host.rt.InstantiateModule(cctx, m.compiled, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("plugin %s: instantiate: %w", p.name, err)
+		return nil, nil, fmt.Errorf("plugin %s: instantiate: %w", p.name, err)
 	}
 	inst := &instance{mod: mod, alloc: mod.ExportedFunction(exportAlloc), hooks: map[string]api.Function{}, out: out, stack: make([]uint64, 2)}
 	if f := mod.ExportedFunction(exportInit); f != nil {
 		if _, err := f.Call(cctx); err != nil {
 			mod.Close(ctx)
-			return nil, fmt.Errorf("plugin %s: %s: %w", p.name, exportInit, err)
+			return nil, nil, fmt.Errorf("plugin %s: %s: %w", p.name, exportInit, err)
 		}
 	}
 	for hk := range m.hooks {
 		inst.hooks[hk] = mod.ExportedFunction(hk)
 	}
+	var configured Fields
 	if f := mod.ExportedFunction(exportConfigure); f != nil {
 		var cf Fields
 		for _, k := range sortedKeys(p.spec.Config) {
@@ -612,15 +612,15 @@ func (m *module) instantiate(ctx context.Context) (*instance, error) {
 		reply, err := inst.call(cctx, f, cf.AppendEncode(nil))
 		if err != nil {
 			mod.Close(ctx)
-			return nil, fmt.Errorf("plugin %s: configure: %w", p.name, err)
+			return nil, nil, fmt.Errorf("plugin %s: configure: %w", p.name, err)
 		}
 		if msg := reply.Get("error"); msg != "" {
 			mod.Close(ctx)
-			return nil, fmt.Errorf("plugin %s: configuration refused: %s", p.name, msg)
+			return nil, nil, fmt.Errorf("plugin %s: configuration refused: %s", p.name, msg)
 		}
-		inst.configReply = reply
+		configured = reply
 	}
-	return inst, nil
+	return inst, configured, nil
 }
 
 // call hands payload to the guest function f and returns its reply.
@@ -683,7 +683,7 @@ func (p *Plugin) Call(ctx context.Context, hook string, payload Fields) (Fields,
 	case inst = <-m.idle:
 	default:
 		var err error
-		if inst, err = m.instantiate(ctx); err != nil {
+		if inst, _, err = m.instantiate(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}

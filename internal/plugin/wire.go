@@ -80,10 +80,10 @@ func Decode(b []byte) (Fields, error) {
 	}
 	// Count first, so that the list is allocated once.
 	n := 0
-	for rest := b; len(rest) > 0; n++ {
+	for off := 0; off < len(b); n++ {
 		var err error
-		if _, rest, err = cut(rest); err == nil {
-			_, rest, err = cut(rest)
+		if _, off, err = cut(b, off); err == nil {
+			_, off, err = cut(b, off)
 		}
 		if err != nil {
 			return nil, err
@@ -95,26 +95,26 @@ func Decode(b []byte) (Fields, error) {
 	s := string(b)
 	f := make(Fields, 0, n)
 	for off := 0; off < len(s); {
-		kl := int(binary.LittleEndian.Uint32(b[off:]))
-		k := s[off+4 : off+4+kl]
-		off += 4 + kl
-		vl := int(binary.LittleEndian.Uint32(b[off:]))
-		f = append(f, Field{k, s[off+4 : off+4+vl]})
-		off += 4 + vl
+		// Checked above.
+		k, kend, _ := cut(b, off)
+		v, vend, _ := cut(b, kend)
+		f = append(f, Field{s[k:kend], s[v:vend]})
+		off = vend
 	}
 	return f, nil
 }
 
-// cut checks one length-prefixed part at the start of b and returns it
-// and the rest.
-func cut(b []byte) ([]byte, []byte, error) {
+// cut checks the length-prefixed part of b at off and returns where it
+// starts and ends, its end being where the rest of b starts.
+func cut(b []byte, off int) (start, end int, err error) {
+	b = b[off:]
 	if len(b) < 4 {
-		return nil, nil, fmt.Errorf("%w: truncated length", errMalformed)
+		return 0, 0, fmt.Errorf("%w: truncated length", errMalformed)
 	}
 	n := binary.LittleEndian.Uint32(b)
-	b = b[4:]
-	if uint64(n) > uint64(len(b)) {
-		return nil, nil, fmt.Errorf("%w: a field of %d bytes in %d remaining", errMalformed, n, len(b))
+	if uint64(n) > uint64(len(b)-4) {
+		return 0, 0, fmt.Errorf("%w: a field of %d bytes in %d remaining", errMalformed, n, len(b)-4)
 	}
-	return b[:n], b[n:], nil
+	start = off + 4
+	return start, start + int(n), nil
 }

@@ -65,3 +65,15 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeAllocs: the payload's copy and the list, whatever the fields.
+func TestDecodeAllocs(t *testing.T) {
+	b := Fields{{"action", "allow"}, {"max-width", "512"}, {"ttl", "60"}, {"vary", "header:authorization"}}.AppendEncode(nil)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := Decode(b); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 2 {
+		t.Errorf("Decode made %v allocations, want 2", n)
+	}
+}
