@@ -528,10 +528,19 @@ type holder struct {
 	held, rest atomic.Int64
 }
 
-func (h *holder) Holds(off int64, n int) bool { return off >= 0 && off+int64(n) <= int64(len(h.b)/2) }
+func (h *holder) holds(off int64, n int) bool { return off >= 0 && off+int64(n) <= int64(len(h.b)/2) }
+
+func (h *holder) ReadHeld(p []byte, off int64) bool {
+	if !h.holds(off, len(p)) {
+		return false
+	}
+	h.held.Add(1)
+	copy(p, h.b[off:])
+	return true
+}
 
 func (h *holder) ReadAt(p []byte, off int64) (int, error) {
-	if h.Holds(off, len(p)) {
+	if h.holds(off, len(p)) {
 		h.held.Add(1)
 	} else {
 		h.rest.Add(1)

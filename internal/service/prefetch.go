@@ -115,12 +115,16 @@ func (p *prefetched) ReadAt(b []byte, off int64) (int, error) {
 	return p.r.ReadAt(b, off)
 }
 
-// Holds reports whether a read of n bytes at off is served from memory.
-func (p *prefetched) Holds(off int64, n int) bool {
+// ReadHeld fills b with the bytes at off if they are held in memory and
+// reports whether they were: one lookup, and the copy made under the
+// lock, so the tiles cannot be given back between the two.
+func (p *prefetched) ReadHeld(b []byte, off int64) bool {
 	p.mu.Lock()
-	tiles := p.tiles
-	p.mu.Unlock()
-	_, ok := find(tiles, p.heads, off, n)
+	defer p.mu.Unlock()
+	s, ok := find(p.tiles, p.heads, off, len(b))
+	if ok {
+		copy(b, s.b[off-s.off:])
+	}
 	return ok
 }
 
