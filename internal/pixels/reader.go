@@ -243,10 +243,10 @@ func (s *readerSource) seek(off int64, whence int) int64 {
 	return p
 }
 
-// readFault turns a failed read into an error for the client: a fault of
+// ReadFault turns a failed read into an error for the client: a fault of
 // the reader's own (a backend that says 404 or 504) as it is, else a bad
 // gateway, or a gateway timeout when the reader gave up waiting.
-func readFault(err error) error {
+func ReadFault(err error) error {
 	var se interface {
 		error
 		HTTPStatus() int

@@ -539,19 +539,14 @@ func fetchSpans(ctx context.Context, r io.ReaderAt, ranges []probe.ByteRange) ([
 }
 
 // fetchError maps a failed read ahead as pixels maps a failed read of
-// the decoder: the client's context as it is, the store's own fault as it
-// is, a timeout that is not the client's a 504, anything else a 502.
+// the decoder (pixels.ReadFault): the client's context as it is, the
+// store's own fault as it is, a timeout that is not the client's a 504,
+// anything else a 502.
 func fetchError(ctx context.Context, err error) error {
-	var se interface{ HTTPStatus() int }
-	switch {
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		return ctx.Err()
-	case errors.As(err, &se):
-		return err
-	case errors.Is(err, context.DeadlineExceeded):
-		return fault.Wrap(fault.GatewayTimeout, err, "the source image could not be read in time")
 	}
-	return fault.Wrap(fault.BadGateway, err, "the source image could not be read")
+	return pixels.ReadFault(err)
 }
 
 // tileReader returns what a stored tile of obj is read through: for a
