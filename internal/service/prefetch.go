@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -414,8 +415,6 @@ func headsRanges(size int64, hdr probe.Info) ([]probe.ByteRange, int64) {
 	return mergeRanges(rs, size, 0)
 }
 
-func cmpOffset(a, b int64) int { return int(min(max(a-b, -1), 1)) }
-
 // tileRanges returns where the stored tiles (or, for planar levels, the
 // tiles of every plane) under the level region r lie, one call of
 // TileRanges per row.
@@ -473,7 +472,7 @@ func mergeRanges(tiles []probe.ByteRange, size, gap int64) ([]probe.ByteRange, i
 		t.Length = min(t.Length, size-t.Offset)
 		rs = append(rs, t)
 	}
-	slices.SortFunc(rs, func(a, b probe.ByteRange) int { return cmpOffset(a.Offset, b.Offset) })
+	slices.SortFunc(rs, func(a, b probe.ByteRange) int { return cmp.Compare(a.Offset, b.Offset) })
 	var runs []probe.ByteRange
 	for _, t := range rs {
 		if k := len(runs) - 1; k >= 0 {
