@@ -215,7 +215,7 @@ func prefetchTIFF(ctx context.Context, heads *tiffHeads, place *limit.Place, per
 		return pf, nil
 	}
 	giveBack := place.Keep()
-	got, err := fetchSpans(ctx, obj.ReaderAt, runs)
+	got, err := fetchSpans(ctx, uncached(obj.ReaderAt), runs)
 	if err != nil {
 		giveBack() // fetchSpans waited for its reads
 		return nil, err
@@ -224,6 +224,24 @@ func prefetchTIFF(ctx context.Context, heads *tiffHeads, place *limit.Place, per
 	pf.hold(got, giveBack) // in order, apart (mergeRanges)
 	return pf, nil
 }
+
+// uncached returns what a render's tiles are fetched ahead through: the
+// object's reads that bypass the block cache when it has them (see
+// ranged.Reader.ReadAtUncached), as the render holds the tiles itself;
+// else the object.
+func uncached(r io.ReaderAt) io.ReaderAt {
+	if u, ok := r.(interface {
+		ReadAtUncached(p []byte, off int64) (int, error)
+	}); ok {
+		return readerAtFunc(u.ReadAtUncached)
+	}
+	return r
+}
+
+// readerAtFunc is an io.ReaderAt of a function.
+type readerAtFunc func(p []byte, off int64) (int, error)
+
+func (f readerAtFunc) ReadAt(p []byte, off int64) (int, error) { return f(p, off) }
 
 // tiffHeads keeps, for the remote TIFFs read lately, the bytes
 // libvips reads besides the tiles: the read windows at the file's header
