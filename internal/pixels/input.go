@@ -134,7 +134,7 @@ func (i *input) failed() error {
 	if cerr := i.rs.ctx.Err(); cerr != nil {
 		return cerr
 	}
-	return readFault(err)
+	return ReadFault(err)
 }
 
 // findLoader returns the nickname and description of the loader for the

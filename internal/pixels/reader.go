@@ -84,11 +84,10 @@ func (s *readerSource) read(dst []byte) int64 {
 	}
 	dst = dst[:min(int64(len(dst)), s.size-s.pos)]
 	var err error
-	if h, ok := s.r.(Holder); ok && h.Holds(s.pos, len(dst)) {
-		// In memory: read on this thread, straight into libvips'
+	if h, ok := s.r.(Holder); ok && h.ReadHeld(dst, s.pos) {
+		// In memory: copied on this thread, straight into libvips'
 		// buffer. Nothing can hang, and a goroutine and two thread
 		// switches would cost more than the copy.
-		err = s.readHeld(dst, s.pos)
 	} else if len(dst) <= smallRead {
 		err = s.readSmall(dst, s.pos)
 	} else {
@@ -158,21 +157,12 @@ func (s *readerSource) readSmall(dst []byte, off int64) error {
 // that guards other reads against hanging.
 type Holder interface {
 	io.ReaderAt
-	// Holds reports whether ReadAt(p, off) for n bytes is served from
-	// memory, without blocking.
-	Holds(off int64, n int) bool
-}
-
-// readHeld fills dst at off from a Holder.
-func (s *readerSource) readHeld(dst []byte, off int64) error {
-	n, err := s.r.ReadAt(dst, off)
-	if n == len(dst) {
-		return nil
-	}
-	if err == nil || errors.Is(err, io.EOF) {
-		err = fmt.Errorf("pixels: the source ended at byte %d of %d: %w", off+int64(n), s.size, io.ErrUnexpectedEOF)
-	}
-	return err
+	// ReadHeld fills p with the bytes at off if it holds all of them in
+	// memory, without blocking, and reports whether it did; when it did
+	// not, p may be left as it was and the bytes are read as from any
+	// reader. Holding and copying are one step, so the bytes cannot be
+	// let go of between the two.
+	ReadHeld(p []byte, off int64) bool
 }
 
 // readAt fills dst at off. The bytes go through a buffer of their own,
@@ -253,10 +243,10 @@ func (s *readerSource) seek(off int64, whence int) int64 {
 	return p
 }
 
-// readFault turns a failed read into an error for the client: a fault of
+// ReadFault turns a failed read into an error for the client: a fault of
 // the reader's own (a backend that says 404 or 504) as it is, else a bad
 // gateway, or a gateway timeout when the reader gave up waiting.
-func readFault(err error) error {
+func ReadFault(err error) error {
 	var se interface {
 		error
 		HTTPStatus() int

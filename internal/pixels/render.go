@@ -277,7 +277,7 @@ func (r *render) readFailure() error {
 	}
 	for _, s := range r.sources {
 		if err := s.failed(); err != nil {
-			return readFault(err)
+			return ReadFault(err)
 		}
 	}
 	return nil

@@ -115,9 +115,8 @@ func (l *TIFFLevel) IFD() int64 { return l.ifd }
 func (l *TIFFLevel) TileArrays() []ByteRange {
 	var out []ByteRange
 	for _, a := range []tiffArray{l.offsets, l.counts} {
-		if a.off >= 0 && a.count > 0 {
-			// locate checked that the array lies within the file.
-			out = append(out, ByteRange{Offset: a.off, Length: int64(a.count) * int64(typeSize(a.typ))})
+		if r, ok := a.stored(); ok {
+			out = append(out, r)
 		}
 	}
 	return out
@@ -126,7 +125,13 @@ func (l *TIFFLevel) TileArrays() []ByteRange {
 // JPEGTablesRange returns where the level's JPEGTables are stored in the
 // file, if it has tables not held in their IFD entry.
 func (l *TIFFLevel) JPEGTablesRange() (ByteRange, bool) {
-	a := l.tables
+	return l.tables.stored()
+}
+
+// stored returns where the array's values are stored in the file, apart
+// from its IFD entry; false when they are held in the entry or there are
+// none. locate checked that the values lie within the file.
+func (a tiffArray) stored() (ByteRange, bool) {
 	if a.off < 0 || a.count == 0 {
 		return ByteRange{}, false
 	}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -115,12 +116,16 @@ func (p *prefetched) ReadAt(b []byte, off int64) (int, error) {
 	return p.r.ReadAt(b, off)
 }
 
-// Holds reports whether a read of n bytes at off is served from memory.
-func (p *prefetched) Holds(off int64, n int) bool {
+// ReadHeld fills b with the bytes at off if they are held in memory and
+// reports whether they were: one lookup, and the copy made under the
+// lock, so the tiles cannot be given back between the two.
+func (p *prefetched) ReadHeld(b []byte, off int64) bool {
 	p.mu.Lock()
-	tiles := p.tiles
-	p.mu.Unlock()
-	_, ok := find(tiles, p.heads, off, n)
+	defer p.mu.Unlock()
+	s, ok := find(p.tiles, p.heads, off, len(b))
+	if ok {
+		copy(b, s.b[off-s.off:])
+	}
 	return ok
 }
 
@@ -210,7 +215,7 @@ func prefetchTIFF(ctx context.Context, heads *tiffHeads, place *limit.Place, per
 		return pf, nil
 	}
 	giveBack := place.Keep()
-	got, err := fetchSpans(ctx, obj.ReaderAt, runs)
+	got, err := fetchSpans(ctx, uncached(obj.ReaderAt), runs)
 	if err != nil {
 		giveBack() // fetchSpans waited for its reads
 		return nil, err
@@ -219,6 +224,24 @@ func prefetchTIFF(ctx context.Context, heads *tiffHeads, place *limit.Place, per
 	pf.hold(got, giveBack) // in order, apart (mergeRanges)
 	return pf, nil
 }
+
+// uncached returns what a render's tiles are fetched ahead through: the
+// object's reads that bypass the block cache when it has them (see
+// ranged.Reader.ReadAtUncached), as the render holds the tiles itself;
+// else the object.
+func uncached(r io.ReaderAt) io.ReaderAt {
+	if u, ok := r.(interface {
+		ReadAtUncached(p []byte, off int64) (int, error)
+	}); ok {
+		return readerAtFunc(u.ReadAtUncached)
+	}
+	return r
+}
+
+// readerAtFunc is an io.ReaderAt of a function.
+type readerAtFunc func(p []byte, off int64) (int, error)
+
+func (f readerAtFunc) ReadAt(p []byte, off int64) (int, error) { return f(p, off) }
 
 // tiffHeads keeps, for the remote TIFFs read lately, the bytes
 // libvips reads besides the tiles: the read windows at the file's header
@@ -410,8 +433,6 @@ func headsRanges(size int64, hdr probe.Info) ([]probe.ByteRange, int64) {
 	return mergeRanges(rs, size, 0)
 }
 
-func cmpOffset(a, b int64) int { return int(min(max(a-b, -1), 1)) }
-
 // tileRanges returns where the stored tiles (or, for planar levels, the
 // tiles of every plane) under the level region r lie, one call of
 // TileRanges per row.
@@ -469,7 +490,7 @@ func mergeRanges(tiles []probe.ByteRange, size, gap int64) ([]probe.ByteRange, i
 		t.Length = min(t.Length, size-t.Offset)
 		rs = append(rs, t)
 	}
-	slices.SortFunc(rs, func(a, b probe.ByteRange) int { return cmpOffset(a.Offset, b.Offset) })
+	slices.SortFunc(rs, func(a, b probe.ByteRange) int { return cmp.Compare(a.Offset, b.Offset) })
 	var runs []probe.ByteRange
 	for _, t := range rs {
 		if k := len(runs) - 1; k >= 0 {
@@ -535,19 +556,14 @@ func fetchSpans(ctx context.Context, r io.ReaderAt, ranges []probe.ByteRange) ([
 }
 
 // fetchError maps a failed read ahead as pixels maps a failed read of
-// the decoder: the client's context as it is, the store's own fault as it
-// is, a timeout that is not the client's a 504, anything else a 502.
+// the decoder (pixels.ReadFault): the client's context as it is, the
+// store's own fault as it is, a timeout that is not the client's a 504,
+// anything else a 502.
 func fetchError(ctx context.Context, err error) error {
-	var se interface{ HTTPStatus() int }
-	switch {
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		return ctx.Err()
-	case errors.As(err, &se):
-		return err
-	case errors.Is(err, context.DeadlineExceeded):
-		return fault.Wrap(fault.GatewayTimeout, err, "the source image could not be read in time")
 	}
-	return fault.Wrap(fault.BadGateway, err, "the source image could not be read")
+	return pixels.ReadFault(err)
 }
 
 // tileReader returns what a stored tile of obj is read through: for a

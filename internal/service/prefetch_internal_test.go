@@ -110,8 +110,11 @@ func TestPrefetchedReadAt(t *testing.T) {
 		} else if err == nil {
 			t.Errorf("ReadAt(%d, %d) was served from the spans", tc.off, tc.n)
 		}
-		if pf.Holds(int64(tc.off), tc.n) != tc.held {
-			t.Errorf("Holds(%d, %d) = %v", tc.off, tc.n, !tc.held)
+		h := make([]byte, tc.n)
+		if held := pf.ReadHeld(h, int64(tc.off)); held != tc.held {
+			t.Errorf("ReadHeld(%d, %d) = %v", tc.off, tc.n, held)
+		} else if held && !bytes.Equal(h, file[tc.off:tc.off+tc.n]) {
+			t.Errorf("ReadHeld(%d, %d) did not copy the file's bytes", tc.off, tc.n)
 		}
 	}
 	if given != 0 {
@@ -124,10 +127,10 @@ func TestPrefetchedReadAt(t *testing.T) {
 	if given != 1 {
 		t.Errorf("tiles given back %d times when the render was done, want once", given)
 	}
-	if _, err := pf.ReadAt(make([]byte, 10), 100); err == nil || pf.Holds(100, 10) {
+	if _, err := pf.ReadAt(make([]byte, 10), 100); err == nil || pf.ReadHeld(make([]byte, 10), 100) {
 		t.Error("tiles given back are still read from memory")
 	}
-	if !pf.Holds(500, 100) {
+	if !pf.ReadHeld(make([]byte, 100), 500) {
 		t.Error("the heads were dropped with the tiles")
 	}
 }

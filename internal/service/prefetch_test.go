@@ -34,6 +34,7 @@ import (
 type slowStore struct {
 	source.Source
 	store  *ranged.Store
+	cache  *ranged.Cache // the store's block cache
 	delay  time.Duration
 	fail   func(off, n int64) bool // requests to fail, when set
 	inSlot func() bool
@@ -101,7 +102,8 @@ func slowServiceWith(t *testing.T, delay time.Duration, cfg limit.Config) (*serv
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &slowStore{Source: files, store: ranged.NewStore(ranged.Config{Cache: ranged.NewCache(64 << 20)}), delay: delay}
+	cache := ranged.NewCache(64 << 20)
+	src := &slowStore{Source: files, store: ranged.NewStore(ranged.Config{Cache: cache}), cache: cache, delay: delay}
 	adm, err := limit.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +248,7 @@ func TestPrefetchHoldsNoSlot(t *testing.T) {
 	if err := renderTile(t.Context(), svc, 15, 15); err != nil {
 		t.Fatal(err)
 	}
-	before := src.store.Stats()
+	before, cached := src.store.Stats(), src.cache.Bytes()
 	var want int64
 	for i := range 3 {
 		if err := renderTile(t.Context(), svc, i, 2*i); err != nil {
@@ -259,13 +261,19 @@ func TestPrefetchHoldsNoSlot(t *testing.T) {
 	}
 	after := src.store.Stats()
 	got, reqs := after.Bytes-before.Bytes, after.Requests-before.Requests
-	// Each tile's bytes are rounded out to 4 KiB blocks at both ends
-	// (less a block at an end already cached with a neighbour).
+	// Tiles fetched ahead are their own bytes (bypassing the block
+	// cache); read through it, each would be rounded out to 4 KiB
+	// blocks at both ends.
 	const slack = 3 * 2 * ranged.BlockSize
 	if limit := want + slack; got < want-slack || got > limit || reqs != 3 {
 		t.Errorf("3 tiles of %d bytes fetched %d bytes in %d requests, want %d to %d in 3", want, got, reqs, want, limit)
 	}
 	t.Logf("3 tiles (%d bytes): %d requests, %d bytes", want, reqs, got)
+	// The render holds its tiles: they bypass the block cache rather
+	// than being held twice.
+	if grew := src.cache.Bytes() - cached; grew != 0 {
+		t.Errorf("the block cache grew by %d bytes with 3 tiles fetched ahead, want 0", grew)
+	}
 
 	// A region across 3×3 tiles, scaled: the tiles of each row lie
 	// together in the file, so each row is one request.

@@ -122,6 +122,21 @@ func (r *Reader) Size() int64 { return r.size }
 // ReadAt reads len(p) bytes at off; at the end of the object it returns
 // what there is and io.EOF.
 func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	return r.read(p, off, true)
+}
+
+// ReadAtUncached reads as ReadAt does, but never through the block
+// cache: its bytes are fetched into p with one request, neither looked
+// up among nor added to the cached blocks. It is for bytes the caller
+// holds itself (a render's tiles, fetched ahead of it), which the cache
+// would hold a second time, evicting blocks other reads need.
+func (r *Reader) ReadAtUncached(p []byte, off int64) (int, error) {
+	return r.read(p, off, false)
+}
+
+// read reads len(p) bytes at off, through the block cache if cache is
+// set and the read is small enough.
+func (r *Reader) read(p []byte, off int64, cache bool) (int, error) {
 	if off < 0 {
 		return 0, errors.New("ranged: negative offset")
 	}
@@ -157,7 +172,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		}
 		return k, err
 	}
-	if n > r.s.cfg.MaxCached || r.s.cfg.Cache == nil {
+	if !cache || n > r.s.cfg.MaxCached || r.s.cfg.Cache == nil {
 		err = r.fetchDirect(off, p[:n])
 	} else {
 		err = r.readBlocks(off, p[:n], true)

@@ -264,3 +264,37 @@ func TestPrime(t *testing.T) {
 		}
 	}
 }
+
+// TestReadAtUncached reads bytes around cached blocks: they are fetched
+// with one request for exactly their bytes, cached blocks are not used
+// and nothing is added to the cache.
+func TestReadAtUncached(t *testing.T) {
+	data := testData(100_000)
+	c := &counter{data: data}
+	s := NewStore(Config{Cache: NewCache(1 << 20)})
+	r := s.Open(context.Background(), "o", int64(len(data)), c.fetch)
+	if _, err := r.ReadAt(make([]byte, 10), 5000); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Stats()
+	p := make([]byte, 9000)
+	if n, err := r.ReadAtUncached(p, 3000); n != len(p) || err != nil || !bytes.Equal(p, data[3000:12000]) {
+		t.Fatalf("ReadAtUncached = %d, %v; want the data's %d bytes", n, err, len(p))
+	}
+	after := s.Stats()
+	if reqs, got, hits := after.Requests-before.Requests, after.Bytes-before.Bytes, after.CacheHits-before.CacheHits; reqs != 1 || got != int64(len(p)) || hits != 0 {
+		t.Errorf("ReadAtUncached: %d requests, %d bytes, %d cache hits; want 1, %d, 0", reqs, got, hits, len(p))
+	}
+	// The blocks it read were not cached: reading them fetches them.
+	before = s.Stats()
+	if _, err := r.ReadAt(make([]byte, 10), 9000); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := s.Stats().Requests - before.Requests; reqs != 1 {
+		t.Errorf("a block read uncached was then read with %d requests, want 1", reqs)
+	}
+	// At the end, what there is and io.EOF, as ReadAt.
+	if n, err := r.ReadAtUncached(make([]byte, 20), int64(len(data))-10); n != 10 || err != io.EOF {
+		t.Errorf("ReadAtUncached over the end = %d, %v; want 10, EOF", n, err)
+	}
+}
