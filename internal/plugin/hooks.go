@@ -273,22 +273,21 @@ func (h *Host) OverlayKey(r *Request) string {
 // the client address, the headers whose lowercased name is declared, the
 // cookies of the Cookie header (parsed only when one is declared).
 func (r *Request) clientVaryKey(vary []string) string {
-	var b strings.Builder
+	var fs Fields
 	var cookies []*http.Cookie
 	parsed := false
-	for _, k := range vary {
-		b.WriteString(k)
+	for i, k := range vary {
+		if slices.Contains(vary[:i], k) {
+			continue // its values are in fs already
+		}
 		if k == "client" {
-			b.WriteByte(0)
-			b.WriteString(r.Client)
+			fs = append(fs, Field{k, r.Client})
 		} else if name, ok := strings.CutPrefix(k, "header:"); ok {
 			for h, vals := range r.Header {
-				if !isLower(h, name) {
-					continue
-				}
-				for _, v := range vals {
-					b.WriteByte(0)
-					b.WriteString(v)
+				if isLower(h, name) {
+					for _, v := range vals {
+						fs = append(fs, Field{k, v})
+					}
 				}
 			}
 		} else if name, ok := strings.CutPrefix(k, "cookie:"); ok {
@@ -302,14 +301,12 @@ func (r *Request) clientVaryKey(vary []string) string {
 			}
 			for _, c := range cookies {
 				if c.Name == name {
-					b.WriteByte(0)
-					b.WriteString(c.Value)
+					fs = append(fs, Field{k, c.Value})
 				}
 			}
 		}
-		b.WriteByte(1)
 	}
-	return b.String()
+	return varyKey(fs, vary)
 }
 
 // isLower reports whether strings.ToLower(s) == lower, without making
