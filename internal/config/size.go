@@ -32,7 +32,8 @@ func ParseByteSize(s string) (ByteSize, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f < 0 || f*mult > 1<<62 || t == "" || strings.ContainsAny(t, "eE+-") {
+	// !(f >= 0) refuses NaN too, which ParseFloat takes from "nan".
+	if err != nil || !(f >= 0) || f*mult > 1<<62 || t == "" || strings.ContainsAny(t, "eE+-") {
 		return 0, fmt.Errorf("%q is not a size (e.g. 512MiB, 2GiB)", s)
 	}
 	return ByteSize(f * mult), nil
