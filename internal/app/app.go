@@ -338,9 +338,6 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	// Repeat requests answered from memory are answered on the
-	// connection, before net/http reads them (see httpapi.Listener).
-	ln = httpapi.Listener(a.handler, srv, ln)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if a.cfg.AdminAddr != "" {
@@ -375,11 +372,6 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	// Answers written by the listener itself are not net/http's to wait
-	// for.
-	if err := httpapi.Drain(sctx, ln); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/iiifd/iiifd/internal/config"
-	"github.com/iiifd/iiifd/internal/httpapi"
 )
 
 // serve builds the app from cfg, with its logs discarded, and serves it on
@@ -21,10 +20,7 @@ func serve(t testing.TB, cfg config.Config) (*App, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	// As App.Serve serves: through httpapi.Listener.
-	hs := httptest.NewUnstartedServer(a.Handler())
-	hs.Listener = httpapi.Listener(a.Handler(), hs.Config, hs.Listener)
-	hs.Start()
+	hs := httptest.NewServer(a.Handler())
 	t.Cleanup(hs.Close)
 	return a, hs
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
-	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/samples"
 )
 
@@ -154,60 +153,47 @@ func BenchmarkCacheHit(b *testing.B) {
 }
 
 // BenchmarkCacheHitSocket is BenchmarkCacheHit over a loopback keep-alive
-// connection, one request after the other, answered on the connection
-// (httpapi.Listener, as iiifd serves) and by net/http alone (the same
-// handler and memo), side by side. The client is a minimal one, so that
-// the figures are mostly the server's and the kernel's.
+// connection, one request after the other, as iiifd serves (net/http with
+// the handler's memo). The client is a minimal one, so that the figures
+// are mostly the server's and the kernel's.
 func BenchmarkCacheHitSocket(b *testing.B) {
 	const path = "/iiif/3/mandelbrot/1792,2304,256,256/256,256/0/gray.jpg"
 	a := benchHandler(b)
-	for _, name := range []string{"listener", "net-http"} {
-		b.Run(name, func(b *testing.B) {
-			srv := httptest.NewUnstartedServer(a.Handler())
-			if name == "listener" {
-				srv.Listener = httpapi.Listener(a.Handler(), srv.Config, srv.Listener)
-			}
-			srv.Start()
-			defer srv.Close()
-			c, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			req := []byte("GET " + path + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
-			br := bufio.NewReaderSize(c, 64<<10)
-			hit := func() int {
-				if _, err := c.Write(req); err != nil {
-					b.Fatal(err)
-				}
-				n, err := skipResponse(br)
-				if err != nil {
-					b.Fatal(err)
-				}
-				return n
-			}
-			for range 3 { // a miss, a hit that is remembered, a remembered hit
-				res, err := http.Get(srv.URL + path)
-				if err != nil {
-					b.Fatal(err)
-				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-			}
-			before := httpapi.ConnAnswered()
-			b.ReportAllocs()
-			b.ResetTimer()
-			n := 0
-			for b.Loop() {
-				n = hit()
-			}
-			b.StopTimer()
-			if on := httpapi.ConnAnswered() > before; on != (name == "listener") {
-				b.Fatalf("answered on the connection: %v", on)
-			}
-			b.ReportMetric(float64(n), "resp-bytes")
-		})
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		b.Fatal(err)
 	}
+	defer c.Close()
+	req := []byte("GET " + path + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	br := bufio.NewReaderSize(c, 64<<10)
+	hit := func() int {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		n, err := skipResponse(br)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	for range 3 { // a miss, a hit that is remembered, a remembered hit
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		n = hit()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n), "resp-bytes")
 }
 
 // skipResponse reads one response with a Content-Length and returns the

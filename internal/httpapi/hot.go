@@ -4,14 +4,10 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
-
-	"github.com/iiifd/iiifd/internal/obs"
 	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
@@ -56,15 +52,6 @@ type hotEntry struct {
 	length  []string    // size as the Content-Length value
 	header  []hotHeader // everything but the per-request and per-body headers
 	expires time.Time
-
-	// For answers on the connection (hotConn): the status line and
-	// every header but Date and X-Request-Id, sorted by name as net/http
-	// writes them (nil when a value could not be sent as it is), and
-	// where the request id goes among them; the route for the metrics
-	// and the path for the access log.
-	wire        []byte
-	idAt        int
-	route, path string
 }
 
 type hotHeader struct {
@@ -181,38 +168,7 @@ func (hr *hotRequests) remember(r *http.Request, base string, job *service.Job, 
 			e.header = append(e.header, hotHeader{k, slices.Clip(slices.Clone(v))})
 		}
 	}
-	e.route, e.path = obs.Route(r.URL.Path), r.URL.EscapedPath()
-	e.wire, e.idAt = e.wireHead()
 	hr.put(r.RequestURI, e)
-}
-
-// wireHead is the start of e's answer as net/http would write it, but for
-// the per-request headers, and where X-Request-Id goes in it; or nil if a
-// value has bytes that net/http would change.
-func (e *hotEntry) wireHead() ([]byte, int) {
-	hs := slices.Clone(e.header)
-	hs = append(hs, hotHeader{"X-Cache", e.xcache}, hotHeader{"Content-Length", e.length})
-	slices.SortFunc(hs, func(a, b hotHeader) int { return strings.Compare(a.key, b.key) })
-	b := []byte("HTTP/1.1 200 OK\r\n")
-	idAt := -1
-	for _, kv := range hs {
-		if idAt < 0 && kv.key > "X-Request-Id" {
-			idAt = len(b)
-		}
-		for _, v := range kv.val {
-			if strings.ContainsAny(v, "\r\n") || strings.TrimSpace(v) != v || !httpguts.ValidHeaderFieldName(kv.key) {
-				return nil, 0
-			}
-			b = append(b, kv.key...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
-		}
-	}
-	if idAt < 0 {
-		idAt = len(b)
-	}
-	return slices.Clip(b), idAt
 }
 
 // put remembers e for line, within the bound on entries.

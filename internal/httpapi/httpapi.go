@@ -162,14 +162,14 @@ func New(images Images, opt Options) http.Handler {
 	if h.hot != nil {
 		fast = func(w http.ResponseWriter, r *http.Request) bool { return h.hot.serve(h, w, r) }
 	}
-	return &front{h: h, Handler: wrap(h.log, opt.Observe, fast, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return wrap(h.log, opt.Observe, fast, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d := opt.RequestTimeout; d > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), d)
 			defer cancel()
 			r = r.WithContext(ctx)
 		}
 		h.mux.ServeHTTP(w, r)
-	}))}
+	}))
 }
 
 // purge serves DELETE /admin/cache/{identifier}: every cached derivative

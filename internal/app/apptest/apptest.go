@@ -10,7 +10,6 @@ import (
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
-	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/samples"
 )
 
@@ -23,10 +22,7 @@ func Serve(t testing.TB, cfg config.Config) (*app.App, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	// As App.Serve serves: through httpapi.Listener.
-	srv := httptest.NewUnstartedServer(a.Handler())
-	srv.Listener = httpapi.Listener(a.Handler(), srv.Config, srv.Listener)
-	srv.Start()
+	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	return a, srv
 }
