@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +21,7 @@ import (
 	"github.com/iiifd/iiifd/internal/cache/memory"
 	"github.com/iiifd/iiifd/internal/cache/redis"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/iiif"
@@ -31,7 +31,6 @@ import (
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/plugin"
-	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/source"
@@ -85,7 +84,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("libvips: %w", err)
 	}
-	eng := Engine(pixels.EncodeOptions{
+	eng := pixels.NewEngine(engine.EncodeOptions{
 		JPEGQuality: cfg.JPEGQuality, WebPQuality: cfg.WebPQuality, AVIFQuality: cfg.AVIFQuality,
 	})
 	admit, err := limit.New(limit.Config{
@@ -126,7 +125,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.svc = svc
-	metrics := obs.New(obs.Sources{Cache: dc, Admit: admit, Vips: true, Stores: a.storeCounts})
+	metrics := obs.New(obs.Sources{Cache: dc, Admit: admit, Engine: vipsStats, Stores: a.storeCounts})
 	a.metrics = metrics.Handler()
 	front, err := a.buildWeb(cfg, svc, src)
 	if err != nil {
@@ -171,11 +170,16 @@ func overlayVary(h *plugin.Host) func() (string, bool) {
 // buildWeb builds the web front: gallery, viewer, Presentation API
 // documents and uploads into the served root.
 func (a *App) buildWeb(cfg config.Config, svc *service.Service, src source.Source) (http.Handler, error) {
-	var build ingest.Builder
+	var build ingest.Builder // nil: in this process
 	if len(cfg.IngestCommand) > 0 {
 		build = ingest.Subprocess(cfg.IngestCommand...)
 	}
-	wc := web.Config{Images: svc, UploadMaxSize: int64(cfg.UploadMaxSize), Ingest: build, IngestTimeout: cfg.IngestTimeout, Logger: a.log}
+	convert := func(ctx context.Context, src, dst string, progress func(int)) error {
+		// Run kills the worker (its whole process group) when ctx ends
+		// and removes its work directory.
+		return ingest.Run(ctx, src, dst, ingest.Options{Format: ingest.FormatPTIFF, Progress: progress}, build)
+	}
+	wc := web.Config{Images: svc, UploadMaxSize: int64(cfg.UploadMaxSize), Ingest: convert, IngestTimeout: cfg.IngestTimeout, Logger: a.log}
 	if local, ok := src.(*fs.FS); ok {
 		wc.List, wc.Root, wc.AdminToken = local, local.Root(), cfg.AdminToken
 	} else {
@@ -392,25 +396,10 @@ func adminMux(metrics http.Handler) http.Handler {
 	return mux
 }
 
-// Engine returns the libvips pixel engine as a service.Renderer, encoding
-// with opt. pixels.Startup must have been called.
-func Engine(opt pixels.EncodeOptions) service.Renderer { return engine{opt: opt} }
+var _ service.Engine = pixels.Engine{}
 
-// engine adapts the libvips package to service.Renderer.
-type engine struct{ opt pixels.EncodeOptions }
-
-func (e engine) Render(ctx context.Context, in pixels.Input, p *plan.Plan, w io.Writer) error {
-	return pixels.Render(ctx, in, p, e.opt, w)
+// vipsStats reports libvips' resource use to the metrics.
+func vipsStats() obs.EngineStats {
+	st := pixels.ReadStats()
+	return obs.EngineStats{Memory: st.TrackedMem, MemoryHighwater: st.MemHighwater, OpenFiles: st.TrackedFiles}
 }
-
-func (e engine) RenderMosaic(ctx context.Context, m pixels.Mosaic, p *plan.Plan, w io.Writer) error {
-	return pixels.RenderMosaic(ctx, m, p, e.opt, w)
-}
-
-func (engine) Header(ctx context.Context, in pixels.Input) (probe.Info, error) {
-	return pixels.HeaderOf(ctx, in)
-}
-
-func (engine) Formats() []iiif.Format { return pixels.Formats() }
-
-var _ service.Renderer = engine{}

@@ -124,7 +124,9 @@ func (o Options) Validate() error {
 }
 
 // ErrExists is returned (wrapped) when the destination already exists.
-var ErrExists = errors.New("the destination already exists")
+// It wraps fs.ErrExist, so callers that know no more of ingest than a
+// conversion function can tell it apart.
+var ErrExists = fmt.Errorf("the destination already exists: %w", fs.ErrExist)
 
 // A Builder writes the pyramid of src to out (a file for FormatPTIFF, a
 // directory for FormatTiles), reporting progress to opt.Progress. opt is

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
@@ -175,7 +176,7 @@ func renderLevel(t *testing.T, path string, info probe.Info, i int, r image.Rect
 		Quality: iiif.QualityDefault, Format: iiif.FormatPNG,
 	}
 	var buf bytes.Buffer
-	if err := pixels.Render(context.Background(), pixels.Input{Path: path, Level: lv}, p, pixels.EncodeOptions{}, &buf); err != nil {
+	if err := pixels.Render(context.Background(), engine.Input{Path: path, Level: lv}, p, engine.EncodeOptions{}, &buf); err != nil {
 		t.Fatalf("render level %d %v: %v", i, r, err)
 	}
 	img, err := png.Decode(&buf)

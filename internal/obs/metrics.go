@@ -1,6 +1,6 @@
 // Package obs is what operators see of the server: Prometheus metrics
 // (every name starts iiifd_), fed by the HTTP edge and read from the
-// cache, the admission controller and libvips when scraped.
+// cache, the admission controller and the pixel engine when scraped.
 package obs
 
 import (
@@ -16,7 +16,6 @@ import (
 
 	"github.com/iiifd/iiifd/internal/cache"
 	"github.com/iiifd/iiifd/internal/limit"
-	"github.com/iiifd/iiifd/internal/pixels"
 )
 
 // Sources are the components whose state is read at each scrape; any may
@@ -24,9 +23,17 @@ import (
 type Sources struct {
 	Cache *cache.Cache
 	Admit *limit.Admitter
-	Vips  bool // report libvips' tracked memory and files
+	// Engine, when set, reports the pixel engine's own accounting
+	// (libvips' tracked memory and files).
+	Engine func() EngineStats
 	// Stores reports the remote roots' counters; nil when there are none.
 	Stores func() []StoreCount
+}
+
+// EngineStats is what the pixel engine reports of its resource use.
+type EngineStats struct {
+	Memory, MemoryHighwater int64 // bytes of pixel buffers held now, and at most
+	OpenFiles               int
 }
 
 // Metrics holds the server's metrics in a registry of its own (not the
@@ -78,14 +85,14 @@ func New(src Sources) *Metrics {
 				func() float64 { return float64(a.Stats().Held) }),
 		)
 	}
-	if src.Vips {
+	if st := src.Engine; st != nil {
 		m.reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_vips_memory_bytes", Help: "Pixel memory libvips holds now."},
-				func() float64 { return float64(pixels.ReadStats().TrackedMem) }),
+				func() float64 { return float64(st().Memory) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_vips_memory_highwater_bytes", Help: "The most pixel memory libvips has held."},
-				func() float64 { return float64(pixels.ReadStats().MemHighwater) }),
+				func() float64 { return float64(st().MemoryHighwater) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_vips_open_files", Help: "Files libvips holds open."},
-				func() float64 { return float64(pixels.ReadStats().TrackedFiles) }),
+				func() float64 { return float64(st().OpenFiles) }),
 		)
 	}
 	return m

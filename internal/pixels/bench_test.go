@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/probe"
@@ -65,12 +66,12 @@ func benchPyramid(b *testing.B) string {
 	return benchPath
 }
 
-func benchRender(b *testing.B, in Input, p *plan.Plan) {
+func benchRender(b *testing.B, in engine.Input, p *plan.Plan) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime(b)
 	for b.Loop() {
-		if err := Render(context.Background(), in, p, EncodeOptions{}, io.Discard); err != nil {
+		if err := Render(context.Background(), in, p, engine.EncodeOptions{}, io.Discard); err != nil {
 			b.Fatal(detail(err))
 		}
 	}
@@ -98,7 +99,7 @@ func BenchmarkTile(b *testing.B) {
 		Width: 512, Height: 512, OutWidth: 512, OutHeight: 512,
 		Quality: iiif.QualityDefault, Format: iiif.FormatJPG,
 	}
-	benchRender(b, Input{Path: path, Level: probe.Level{Width: benchW, Height: benchH, SubIFD: -1}}, p)
+	benchRender(b, engine.Input{Path: path, Level: probe.Level{Width: benchW, Height: benchH, SubIFD: -1}}, p)
 }
 
 // BenchmarkThumbnail renders the whole image at 1024 pixels on the long
@@ -113,7 +114,7 @@ func BenchmarkThumbnail(b *testing.B) {
 		Width:       1024, Height: 819, OutWidth: 1024, OutHeight: 819,
 		Quality: iiif.QualityDefault, Format: iiif.FormatJPG,
 	}
-	benchRender(b, Input{Path: path, Level: probe.Level{Width: benchW / 8, Height: benchH / 8, Page: 3, SubIFD: -1}}, p)
+	benchRender(b, engine.Input{Path: path, Level: probe.Level{Width: benchW / 8, Height: benchH / 8, Page: 3, SubIFD: -1}}, p)
 }
 
 // BenchmarkTile256 renders a 256x256 region at full resolution, inside
@@ -128,7 +129,7 @@ func BenchmarkTile256(b *testing.B) {
 		Quality: iiif.QualityDefault, Format: iiif.FormatJPG,
 	}
 	lv := probe.Level{Width: benchW, Height: benchH, SubIFD: -1}
-	b.Run("path", func(b *testing.B) { benchRender(b, Input{Path: path, Level: lv}, p) })
+	b.Run("path", func(b *testing.B) { benchRender(b, engine.Input{Path: path, Level: lv}, p) })
 	b.Run("reader", func(b *testing.B) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -139,6 +140,6 @@ func BenchmarkTile256(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchRender(b, Input{Reader: f, Size: st.Size(), Level: lv}, p)
+		benchRender(b, engine.Input{Reader: f, Size: st.Size(), Level: lv}, p)
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
@@ -89,7 +90,7 @@ func TestBadSources(t *testing.T) {
 		{"svg", put("x.svg", []byte(`<svg xmlns="http://www.w3.org/2000/svg" width="400" height="300"/>`)), fault.Unsupported},
 	} {
 		p := mkPlan(image.Rect(0, 0, 400, 300), 200, 150, 0, false, "", iiif.FormatJPG)
-		err := Render(context.Background(), Input{Path: c.path, Level: full}, p, EncodeOptions{}, io.Discard)
+		err := Render(context.Background(), engine.Input{Path: c.path, Level: full}, p, engine.EncodeOptions{}, io.Discard)
 		if err == nil {
 			t.Errorf("%s: Render succeeded", c.name)
 			continue
@@ -127,7 +128,7 @@ func TestBadPlans(t *testing.T) {
 		{"pdf", func() *plan.Plan { p := *good; p.Format = iiif.FormatPDF; return &p }(), fault.NotImplemented},
 		{"unknown format", func() *plan.Plan { p := *good; p.Format = "bmp"; return &p }(), fault.NotImplemented},
 	} {
-		err := Render(context.Background(), Input{Path: path, Level: full}, c.p, EncodeOptions{}, io.Discard)
+		err := Render(context.Background(), engine.Input{Path: path, Level: full}, c.p, engine.EncodeOptions{}, io.Discard)
 		if kind, ok := kindOf(err); !ok || kind != c.kind {
 			t.Errorf("%s: got %v, want kind %v", c.name, detail(err), c.kind)
 		}
@@ -156,7 +157,7 @@ func TestFailingWriter(t *testing.T) {
 	for _, f := range []iiif.Format{iiif.FormatJPG, iiif.FormatPNG, iiif.FormatTIF} {
 		w := &failingWriter{limit: 10000}
 		p := mkPlan(image.Rect(0, 0, 300, 200), 1200, 800, 0, false, "", f)
-		err := Render(context.Background(), Input{Path: path, Level: full}, p, EncodeOptions{}, w)
+		err := Render(context.Background(), engine.Input{Path: path, Level: full}, p, engine.EncodeOptions{}, w)
 		if !errors.Is(err, errBoom) {
 			t.Errorf("%s: Render = %v, want the writer's error", f, detail(err))
 		}
@@ -198,7 +199,7 @@ func TestCancel(t *testing.T) {
 	t.Run("already cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		err := Render(ctx, Input{Path: path, Level: full}, big(iiif.FormatJPG), EncodeOptions{}, io.Discard)
+		err := Render(ctx, engine.Input{Path: path, Level: full}, big(iiif.FormatJPG), engine.EncodeOptions{}, io.Discard)
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Render = %v, want context.Canceled", err)
 		}
@@ -210,7 +211,7 @@ func TestCancel(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			w := &cancellingWriter{cancel: cancel}
-			err := Render(ctx, Input{Path: path, Level: full}, big(f), EncodeOptions{}, w)
+			err := Render(ctx, engine.Input{Path: path, Level: full}, big(f), engine.EncodeOptions{}, w)
 			end := time.Now()
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("Render = %v, want context.Canceled", detail(err))
@@ -237,7 +238,7 @@ func TestCancel(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			err := Render(ctx, Input{Path: path, Level: full}, c.p, EncodeOptions{}, io.Discard)
+			err := Render(ctx, engine.Input{Path: path, Level: full}, c.p, engine.EncodeOptions{}, io.Discard)
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("Render = %v, want context.DeadlineExceeded", detail(err))
 			}
@@ -263,11 +264,11 @@ func TestConcurrentRenders(t *testing.T) {
 				f := []iiif.Format{iiif.FormatPNG, iiif.FormatJPG, iiif.FormatWebP, iiif.FormatTIF}[(i+j)%4]
 				p := mkPlan(image.Rect(0, 0, 400, 300), 200+i, 150+j, rot, i%2 == 0, "", f)
 				var buf bytes.Buffer
-				in := Input{Path: path, Level: full}
+				in := engine.Input{Path: path, Level: full}
 				if j%2 == 1 {
-					in = Input{Path: jpg, Level: probe.Level{Shrink: 2, SubIFD: -1}}
+					in = engine.Input{Path: jpg, Level: probe.Level{Shrink: 2, SubIFD: -1}}
 				}
-				if err := Render(context.Background(), in, p, EncodeOptions{}, &buf); err != nil {
+				if err := Render(context.Background(), in, p, engine.EncodeOptions{}, &buf); err != nil {
 					t.Errorf("render %d/%d: %v", i, j, detail(err))
 					return
 				}
@@ -291,21 +292,21 @@ func TestNoLeaks(t *testing.T) {
 	work := func() {
 		for i, f := range Formats() {
 			p := mkPlan(image.Rect(10, 10, 390, 290), 190+i, 140, float64(i*45%360), i%2 == 1, "", f)
-			if err := Render(context.Background(), Input{Path: path, Level: full}, p, EncodeOptions{}, io.Discard); err != nil {
+			if err := Render(context.Background(), engine.Input{Path: path, Level: full}, p, engine.EncodeOptions{}, io.Discard); err != nil {
 				t.Fatal(detail(err))
 			}
 		}
 		p := mkPlan(image.Rect(0, 0, 400, 300), 200, 150, 0, false, iiif.QualityBitonal, iiif.FormatPNG)
-		if err := Render(context.Background(), Input{Path: trunc, Level: full}, p, EncodeOptions{}, io.Discard); err == nil {
+		if err := Render(context.Background(), engine.Input{Path: trunc, Level: full}, p, engine.EncodeOptions{}, io.Discard); err == nil {
 			t.Fatal("truncated JPEG rendered")
 		}
-		if err := Render(context.Background(), Input{Path: path, Level: full}, p, EncodeOptions{}, &failingWriter{limit: 100}); err == nil {
+		if err := Render(context.Background(), engine.Input{Path: path, Level: full}, p, engine.EncodeOptions{}, &failingWriter{limit: 100}); err == nil {
 			t.Fatal("failing writer did not fail")
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		w := &cancellingWriter{cancel: cancel}
 		p = mkPlan(image.Rect(0, 0, 100, 100), 5000, 5000, 0, false, "", iiif.FormatJPG)
-		if err := Render(ctx, Input{Path: big, Level: full}, p, EncodeOptions{}, w); !errors.Is(err, context.Canceled) {
+		if err := Render(ctx, engine.Input{Path: big, Level: full}, p, engine.EncodeOptions{}, w); !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled render: %v", detail(err))
 		}
 		if _, err := Header(path); err != nil {
@@ -339,7 +340,7 @@ func TestNoLeaks(t *testing.T) {
 		return len(p), nil
 	})
 	p := mkPlan(image.Rect(0, 0, 400, 300), 200, 150, 0, false, "", iiif.FormatPNG)
-	if err := Render(context.Background(), Input{Path: path, Level: full}, p, EncodeOptions{}, w); err != nil {
+	if err := Render(context.Background(), engine.Input{Path: path, Level: full}, p, engine.EncodeOptions{}, w); err != nil {
 		t.Fatal(detail(err))
 	}
 	if live <= before.LiveObjects {

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"unsafe"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/probe"
 )
 
@@ -19,7 +20,7 @@ const maxHeaderLevels = 32
 // Header reads the header of the image at path with libvips, decoding no
 // pixels. It is HeaderOf for a local file.
 func Header(path string) (probe.Info, error) {
-	return HeaderOf(context.Background(), Input{Path: path})
+	return HeaderOf(context.Background(), engine.Input{Path: path})
 }
 
 // HeaderOf reads the header of the image in (in.Level is not used) with
@@ -30,7 +31,7 @@ func Header(path string) (probe.Info, error) {
 // first page has them, else the following pages while each is smaller than
 // the one before. Tile sizes are not reported. ctx bounds the reads of
 // in.Reader.
-func HeaderOf(ctx context.Context, in Input) (probe.Info, error) {
+func HeaderOf(ctx context.Context, in engine.Input) (probe.Info, error) {
 	if err := ctx.Err(); err != nil {
 		return probe.Info{}, err
 	}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
@@ -182,7 +183,7 @@ func mkPlan(region image.Rectangle, w, h int, rot float64, mirror bool, q iiif.Q
 func renderBytes(t testing.TB, path string, lv probe.Level, p *plan.Plan) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := Render(context.Background(), Input{Path: path, Level: lv}, p, EncodeOptions{}, &buf); err != nil {
+	if err := Render(context.Background(), engine.Input{Path: path, Level: lv}, p, engine.EncodeOptions{}, &buf); err != nil {
 		t.Fatalf("Render(%s, %+v): %v", filepath.Base(path), p, detail(err))
 	}
 	return buf.Bytes()

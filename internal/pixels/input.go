@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/probe"
 )
@@ -94,7 +95,7 @@ type input struct {
 
 // openInput prepares in for loading; the reader's reads are bounded by
 // ctx. The caller must close the input.
-func openInput(ctx context.Context, in Input) (*input, error) {
+func openInput(ctx context.Context, in engine.Input) (*input, error) {
 	switch {
 	case in.Path != "":
 		return &input{path: in.Path}, nil
@@ -134,7 +135,7 @@ func (i *input) failed() error {
 	if cerr := i.rs.ctx.Err(); cerr != nil {
 		return cerr
 	}
-	return ReadFault(err)
+	return engine.ReadFault(err)
 }
 
 // findLoader returns the nickname and description of the loader for the

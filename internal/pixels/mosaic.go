@@ -13,72 +13,19 @@ import (
 	"io"
 	"unsafe"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
-
-// Tile is one encoded stored tile of a Mosaic and the size its pixels
-// must have.
-type Tile struct {
-	Data          []byte
-	Width, Height int
-}
-
-// Mosaic is a block of stored tiles of one grid, all encoded (JPEG, PNG,
-// WebP...: whatever an allow-listed loader reads), that together form one
-// image: the level region a plan is cropped from.
-type Mosaic struct {
-	// Tiles lists the tiles row by row, Across to a row. Every tile is
-	// TileWidth×TileHeight but those of the last column and row, which
-	// may be narrower and shorter.
-	Tiles                 []Tile
-	Across                int
-	TileWidth, TileHeight int
-	// Overlay, when set, is composited over the output.
-	Overlay *Overlay
-}
-
-// size returns the size of the image the tiles form.
-func (m *Mosaic) size() (w, h int) {
-	down := len(m.Tiles) / m.Across
-	last := m.Tiles[len(m.Tiles)-1]
-	return (m.Across-1)*m.TileWidth + last.Width, (down-1)*m.TileHeight + last.Height
-}
-
-func (m *Mosaic) check() error {
-	if m.Across < 1 || len(m.Tiles) == 0 || len(m.Tiles)%m.Across != 0 || m.TileWidth < 1 || m.TileHeight < 1 {
-		return fmt.Errorf("pixels: mosaic of %d tiles, %d across, grid %dx%d", len(m.Tiles), m.Across, m.TileWidth, m.TileHeight)
-	}
-	down := len(m.Tiles) / m.Across
-	// The last column and row may be narrower and shorter, alike in
-	// every row and column.
-	lastW, lastH := m.Tiles[m.Across-1].Width, m.Tiles[len(m.Tiles)-1].Height
-	if lastW < 1 || lastW > m.TileWidth || lastH < 1 || lastH > m.TileHeight {
-		return fmt.Errorf("pixels: mosaic edge tiles %dx%d in a %dx%d grid", lastW, lastH, m.TileWidth, m.TileHeight)
-	}
-	for i, t := range m.Tiles {
-		wantW, wantH := m.TileWidth, m.TileHeight
-		if i%m.Across == m.Across-1 {
-			wantW = lastW
-		}
-		if i/m.Across == down-1 {
-			wantH = lastH
-		}
-		if t.Width != wantW || t.Height != wantH {
-			return fmt.Errorf("pixels: mosaic tile %d is %dx%d, want %dx%d", i, t.Width, t.Height, wantW, wantH)
-		}
-	}
-	return nil
-}
 
 // RenderMosaic decodes the tiles of m, joins them into one image and
 // executes p on it exactly as Render does on a loaded level:
 // p.LevelRegion is in the pixels of the joined image. Each tile must
 // decode to the size m gives it; a tile that does not, or does not
 // decode, fails the render with a fault that names no path.
-func RenderMosaic(ctx context.Context, m Mosaic, p *plan.Plan, opt EncodeOptions, w io.Writer) error {
-	if err := m.check(); err != nil {
+func RenderMosaic(ctx context.Context, m engine.Mosaic, p *plan.Plan, opt engine.EncodeOptions, w io.Writer) error {
+	if err := m.Check(); err != nil {
 		return fault.Wrap(fault.Internal, err, msgProcess)
 	}
 	return execute(ctx, p, func(r *render) error {
@@ -97,7 +44,7 @@ func RenderMosaic(ctx context.Context, m Mosaic, p *plan.Plan, opt EncodeOptions
 		// arrayjoin gives every cell the full grid size; the last column
 		// and row may hold less.
 		img := joined
-		if w, h := m.size(); int(img.Xsize) != w || int(img.Ysize) != h {
+		if w, h := m.Size(); int(img.Xsize) != w || int(img.Ysize) != h {
 			img = r.step(img, "crop", func(in *C.VipsImage, out **C.VipsImage) C.int {
 				return C.iiifd_extract_area(in, out, 0, 0, C.int(w), C.int(h))
 			})
@@ -112,7 +59,7 @@ func RenderMosaic(ctx context.Context, m Mosaic, p *plan.Plan, opt EncodeOptions
 }
 
 // loadTiles opens every tile of m, checking its size.
-func (r *render) loadTiles(m Mosaic) ([]*C.VipsImage, error) {
+func (r *render) loadTiles(m engine.Mosaic) ([]*C.VipsImage, error) {
 	imgs := make([]*C.VipsImage, len(m.Tiles))
 	for i, t := range m.Tiles {
 		img, err := r.loadBytes(t.Data)

@@ -10,29 +10,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/iiif"
 )
 
 // cut cuts img into tw×th tiles, row by row, encoded with enc.
-func cut(t testing.TB, img image.Image, tw, th int, enc func(testing.TB, image.Image) []byte) Mosaic {
+func cut(t testing.TB, img image.Image, tw, th int, enc func(testing.TB, image.Image) []byte) engine.Mosaic {
 	b := img.Bounds()
-	m := Mosaic{TileWidth: tw, TileHeight: th, Across: (b.Dx() + tw - 1) / tw}
+	m := engine.Mosaic{TileWidth: tw, TileHeight: th, Across: (b.Dx() + tw - 1) / tw}
 	for y := 0; y < b.Dy(); y += th {
 		for x := 0; x < b.Dx(); x += tw {
 			r := image.Rect(x, y, min(x+tw, b.Dx()), min(y+th, b.Dy()))
 			tile := image.NewNRGBA(image.Rect(0, 0, r.Dx(), r.Dy()))
 			draw.Draw(tile, tile.Bounds(), img, r.Min, draw.Src)
-			m.Tiles = append(m.Tiles, Tile{Data: enc(t, tile), Width: r.Dx(), Height: r.Dy()})
+			m.Tiles = append(m.Tiles, engine.Tile{Data: enc(t, tile), Width: r.Dx(), Height: r.Dy()})
 		}
 	}
 	return m
 }
 
-func renderMosaic(t testing.TB, m Mosaic, region image.Rectangle, w, h int, rot float64, f iiif.Format) image.Image {
+func renderMosaic(t testing.TB, m engine.Mosaic, region image.Rectangle, w, h int, rot float64, f iiif.Format) image.Image {
 	t.Helper()
 	var buf bytes.Buffer
 	p := mkPlan(region, w, h, rot, false, "", f)
-	if err := RenderMosaic(context.Background(), m, p, EncodeOptions{}, &buf); err != nil {
+	if err := RenderMosaic(context.Background(), m, p, engine.EncodeOptions{}, &buf); err != nil {
 		t.Fatalf("RenderMosaic(%v): %v", region, detail(err))
 	}
 	return decode(t, f, buf.Bytes())
@@ -71,10 +72,10 @@ func TestMosaicErrors(t *testing.T) {
 	src := pattern(300, 200)
 	good := cut(t, src, 128, 128, encodeJPEG)
 	region := image.Rect(0, 0, 300, 200)
-	try := func(name string, m Mosaic, want string) {
+	try := func(name string, m engine.Mosaic, want string) {
 		t.Helper()
 		p := mkPlan(region, 300, 200, 0, false, "", iiif.FormatJPG)
-		err := RenderMosaic(context.Background(), m, p, EncodeOptions{}, io.Discard)
+		err := RenderMosaic(context.Background(), m, p, engine.EncodeOptions{}, io.Discard)
 		if err == nil {
 			t.Errorf("%s: no error", name)
 			return
@@ -86,23 +87,23 @@ func TestMosaicErrors(t *testing.T) {
 			t.Errorf("%s: public message %q, want %q", name, err.Error(), want)
 		}
 	}
-	with := func(i int, tile Tile) Mosaic {
+	with := func(i int, tile engine.Tile) engine.Mosaic {
 		m := good
-		m.Tiles = append([]Tile(nil), good.Tiles...)
+		m.Tiles = append([]engine.Tile(nil), good.Tiles...)
 		m.Tiles[i] = tile
 		return m
 	}
-	try("corrupt", with(1, Tile{Data: good.Tiles[1].Data[:len(good.Tiles[1].Data)/3], Width: 128, Height: 128}), msgUndecodable)
-	try("not an image", with(0, Tile{Data: []byte("hello"), Width: 128, Height: 128}), msgUndecodable)
-	try("empty", with(0, Tile{Width: 128, Height: 128}), msgUndecodable)
-	try("wrong size", with(0, Tile{Data: good.Tiles[2].Data, Width: 128, Height: 128}), msgUndecodable)
-	try("bad grid", Mosaic{Tiles: good.Tiles, Across: 2, TileWidth: 128, TileHeight: 128}, msgProcess)
-	try("no tiles", Mosaic{Across: 1, TileWidth: 128, TileHeight: 128}, msgProcess)
+	try("corrupt", with(1, engine.Tile{Data: good.Tiles[1].Data[:len(good.Tiles[1].Data)/3], Width: 128, Height: 128}), msgUndecodable)
+	try("not an image", with(0, engine.Tile{Data: []byte("hello"), Width: 128, Height: 128}), msgUndecodable)
+	try("empty", with(0, engine.Tile{Width: 128, Height: 128}), msgUndecodable)
+	try("wrong size", with(0, engine.Tile{Data: good.Tiles[2].Data, Width: 128, Height: 128}), msgUndecodable)
+	try("bad grid", engine.Mosaic{Tiles: good.Tiles, Across: 2, TileWidth: 128, TileHeight: 128}, msgProcess)
+	try("no tiles", engine.Mosaic{Across: 1, TileWidth: 128, TileHeight: 128}, msgProcess)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	p := mkPlan(region, 300, 200, 0, false, "", iiif.FormatJPG)
-	if err := RenderMosaic(ctx, good, p, EncodeOptions{}, io.Discard); !errors.Is(err, context.Canceled) {
+	if err := RenderMosaic(ctx, good, p, engine.EncodeOptions{}, io.Discard); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
@@ -112,14 +113,14 @@ func TestMosaicErrors(t *testing.T) {
 func TestMosaicNoLeaks(t *testing.T) {
 	m := cut(t, pattern(300, 200), 64, 64, encodeJPEG)
 	bad := m
-	bad.Tiles = append([]Tile(nil), m.Tiles...)
+	bad.Tiles = append([]engine.Tile(nil), m.Tiles...)
 	bad.Tiles[3].Data = bad.Tiles[3].Data[:100]
 	work := func() {
 		p := mkPlan(image.Rect(10, 10, 290, 190), 140, 90, 22.5, true, "", iiif.FormatPNG)
-		if err := RenderMosaic(context.Background(), m, p, EncodeOptions{}, io.Discard); err != nil {
+		if err := RenderMosaic(context.Background(), m, p, engine.EncodeOptions{}, io.Discard); err != nil {
 			t.Fatal(detail(err))
 		}
-		if err := RenderMosaic(context.Background(), bad, p, EncodeOptions{}, io.Discard); err == nil {
+		if err := RenderMosaic(context.Background(), bad, p, engine.EncodeOptions{}, io.Discard); err == nil {
 			t.Fatal("bad tile rendered")
 		}
 	}

@@ -5,20 +5,14 @@ package pixels
 */
 import "C"
 
-import "github.com/iiifd/iiifd/internal/iiif"
-
-// Overlay is an image composited over the output after every geometric
-// step (a watermark): PNG bytes, placed with their top-left corner at X,
-// Y of the output (parts outside are cut off), with Opacity 0..1.
-type Overlay struct {
-	PNG     []byte
-	X, Y    int
-	Opacity float64
-}
+import (
+	"github.com/iiifd/iiifd/internal/engine"
+	"github.com/iiifd/iiifd/internal/iiif"
+)
 
 // overlay composites o over img, keeping img's bands: grey stays grey,
 // an image without alpha stays without.
-func (r *render) overlay(img *C.VipsImage, o *Overlay, q iiif.Quality) *C.VipsImage {
+func (r *render) overlay(img *C.VipsImage, o *engine.Overlay, q iiif.Quality) *C.VipsImage {
 	if r.err != nil || o == nil || o.Opacity <= 0 {
 		return img
 	}

@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"testing"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/iiif"
 )
 
@@ -44,8 +45,8 @@ func TestOverlay(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := mkPlan(white.Bounds(), 200, 100, 0, false, tt.q, tt.f)
 			var buf bytes.Buffer
-			in := Input{Path: path, Level: full, Overlay: &Overlay{PNG: mark, X: tt.x, Y: tt.y, Opacity: tt.opacity}}
-			if err := Render(context.Background(), in, p, EncodeOptions{}, &buf); err != nil {
+			in := engine.Input{Path: path, Level: full, Overlay: &engine.Overlay{PNG: mark, X: tt.x, Y: tt.y, Opacity: tt.opacity}}
+			if err := Render(context.Background(), in, p, engine.EncodeOptions{}, &buf); err != nil {
 				t.Fatal(detail(err))
 			}
 			img := decode(t, tt.f, buf.Bytes())
@@ -68,7 +69,7 @@ func TestOverlay(t *testing.T) {
 	}
 	// A broken overlay fails the render with a fault.
 	p := mkPlan(white.Bounds(), 200, 100, 0, false, "", iiif.FormatPNG)
-	err := Render(context.Background(), Input{Path: path, Level: full, Overlay: &Overlay{PNG: []byte("nope"), Opacity: 1}}, p, EncodeOptions{}, &bytes.Buffer{})
+	err := Render(context.Background(), engine.Input{Path: path, Level: full, Overlay: &engine.Overlay{PNG: []byte("nope"), Opacity: 1}}, p, engine.EncodeOptions{}, &bytes.Buffer{})
 	if err == nil {
 		t.Error("a broken overlay rendered")
 	}

@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/iiif"
 )
 
@@ -145,20 +146,19 @@ func startup(cfg Config) error {
 var allFormats = []struct {
 	format iiif.Format
 	saver  C.int
-	mime   string
 	// seeks says the encoder goes back in its output (libtiff, OpenJPEG),
 	// so it cannot stream: it encodes into memory, then the bytes are
 	// copied to the writer.
 	seeks bool
 }{
-	{iiif.FormatJPG, C.IIIFD_JPEG, "image/jpeg", false},
-	{iiif.FormatPNG, C.IIIFD_PNG, "image/png", false},
-	{iiif.FormatWebP, C.IIIFD_WEBP, "image/webp", false},
-	{iiif.FormatGIF, C.IIIFD_GIF, "image/gif", false},
-	{iiif.FormatTIF, C.IIIFD_TIFF, "image/tiff", true},
-	{iiif.FormatJP2, C.IIIFD_JP2, "image/jp2", true},
-	{iiif.FormatAVIF, C.IIIFD_AVIF, "image/avif", false},
-	{iiif.FormatHEIC, C.IIIFD_HEIC, "image/heic", false},
+	{iiif.FormatJPG, C.IIIFD_JPEG, false},
+	{iiif.FormatPNG, C.IIIFD_PNG, false},
+	{iiif.FormatWebP, C.IIIFD_WEBP, false},
+	{iiif.FormatGIF, C.IIIFD_GIF, false},
+	{iiif.FormatTIF, C.IIIFD_TIFF, true},
+	{iiif.FormatJP2, C.IIIFD_JP2, true},
+	{iiif.FormatAVIF, C.IIIFD_AVIF, false},
+	{iiif.FormatHEIC, C.IIIFD_HEIC, false},
 }
 
 // probeFormats encodes a tiny image with every saver and keeps the formats
@@ -172,7 +172,7 @@ func probeFormats() []iiif.Format {
 	defer C.g_object_unref(C.gpointer(img))
 	var out []iiif.Format
 	for _, f := range allFormats {
-		opt := EncodeOptions{}.resolve(f.format, 16*16, false)
+		opt := saveOptions(engine.EncodeOptions{}, f.format, 16*16, false)
 		var blob *C.VipsBlob
 		if C.iiifd_save_memory(img, f.saver, &opt, &blob) == 0 {
 			C.iiifd_blob_unref(blob)
@@ -196,20 +196,6 @@ func canWrite(f iiif.Format) bool {
 	return started.Load() && slices.Contains(writable, f)
 }
 
-// ContentType returns the media type of an output format, or
-// "application/octet-stream" for a format it does not know.
-func ContentType(f iiif.Format) string {
-	if f == iiif.FormatPDF {
-		return "application/pdf"
-	}
-	for _, e := range allFormats {
-		if e.format == f {
-			return e.mime
-		}
-	}
-	return "application/octet-stream"
-}
-
 // saverOf returns the C saver id of f (0 if unknown) and whether its
 // encoder seeks in its output.
 func saverOf(f iiif.Format) (saver C.int, seeks bool) {
@@ -221,82 +207,43 @@ func saverOf(f iiif.Format) (saver C.int, seeks bool) {
 	return 0, false
 }
 
-// EncodeOptions tunes the encoders. Zero fields take the defaults noted.
-type EncodeOptions struct {
-	JPEGQuality    int // 1..100; default 85
-	WebPQuality    int // 1..100; default 80
-	AVIFQuality    int // 1..100; default 60
-	HEICQuality    int // 1..100; default 60
-	JP2Quality     int // 1..100; default 48 (libvips' default)
-	PNGCompression int // zlib level 1..9; default 6
-	// The efforts trade CPU for size (higher is slower and smaller);
-	// zero takes the default noted, so libvips' effort 0 cannot be
-	// asked for. AV1 encoding is slow: on a 512x512 tile libvips' own
-	// default (4) takes about 9 times as long as 2 for files some 3%
-	// smaller, hence the lower default.
-	WebPEffort int // 1..6; default 4
-	AVIFEffort int // 1..9; default 2
-	HEICEffort int // 1..9; default 4
-	GIFEffort  int // 1..10; default 7
-}
-
-// Default encoder settings.
-const (
-	DefaultJPEGQuality    = 85
-	DefaultWebPQuality    = 80
-	DefaultAVIFQuality    = 60
-	DefaultHEICQuality    = 60
-	DefaultJP2Quality     = 48
-	DefaultPNGCompression = 6
-	DefaultWebPEffort     = 4
-	DefaultAVIFEffort     = 2
-	DefaultHEICEffort     = 4
-	DefaultGIFEffort      = 7
-)
-
-func or(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
 // optimizeMaxPixels is the largest JPEG, in pixels, whose Huffman tables
 // are optimised. Optimising makes files some 5-10% smaller, but libjpeg
 // then holds the whole image's coefficients and writes nothing before the
 // end: bigger images are streamed instead.
 const optimizeMaxPixels = 2048 * 2048
 
-// resolve returns the C options for saving f as an image of the given
-// number of pixels; oneBit selects 1-bit output (for a one-band bitonal
-// image) where the format has it.
-func (o EncodeOptions) resolve(f iiif.Format, pixels int64, oneBit bool) C.iiifd_save_options {
+// saveOptions returns the C options for saving f as an image of the
+// given number of pixels; oneBit selects 1-bit output (for a one-band
+// bitonal image) where the format has it.
+func saveOptions(o engine.EncodeOptions, f iiif.Format, pixels int64, oneBit bool) C.iiifd_save_options {
+	o = o.Resolved()
 	opt := C.iiifd_save_options{quality: 75, effort: 4, compression: 6, bitdepth: 8}
 	switch f {
 	case iiif.FormatJPG:
-		opt.quality = C.int(min(or(o.JPEGQuality, DefaultJPEGQuality), 100))
+		opt.quality = C.int(o.JPEGQuality)
 		opt.optimize = cBool(pixels <= optimizeMaxPixels)
 	case iiif.FormatPNG:
-		opt.compression = C.int(min(or(o.PNGCompression, DefaultPNGCompression), 9))
+		opt.compression = C.int(o.PNGCompression)
 		if oneBit {
 			opt.bitdepth = 1
 		}
 	case iiif.FormatWebP:
-		opt.quality = C.int(min(or(o.WebPQuality, DefaultWebPQuality), 100))
-		opt.effort = C.int(min(or(o.WebPEffort, DefaultWebPEffort), 6))
+		opt.quality = C.int(o.WebPQuality)
+		opt.effort = C.int(o.WebPEffort)
 	case iiif.FormatGIF:
-		opt.effort = C.int(min(or(o.GIFEffort, DefaultGIFEffort), 10))
+		opt.effort = C.int(o.GIFEffort)
 		if oneBit {
 			opt.bitdepth = 1
 		}
 	case iiif.FormatJP2:
-		opt.quality = C.int(min(or(o.JP2Quality, DefaultJP2Quality), 100))
+		opt.quality = C.int(o.JP2Quality)
 	case iiif.FormatAVIF:
-		opt.quality = C.int(min(or(o.AVIFQuality, DefaultAVIFQuality), 100))
-		opt.effort = C.int(min(or(o.AVIFEffort, DefaultAVIFEffort), 9))
+		opt.quality = C.int(o.AVIFQuality)
+		opt.effort = C.int(o.AVIFEffort)
 	case iiif.FormatHEIC:
-		opt.quality = C.int(min(or(o.HEICQuality, DefaultHEICQuality), 100))
-		opt.effort = C.int(min(or(o.HEICEffort, DefaultHEICEffort), 9))
+		opt.quality = C.int(o.HEICQuality)
+		opt.effort = C.int(o.HEICEffort)
 	}
 	return opt
 }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 )
 
@@ -84,7 +85,7 @@ func (s *readerSource) read(dst []byte) int64 {
 	}
 	dst = dst[:min(int64(len(dst)), s.size-s.pos)]
 	var err error
-	if h, ok := s.r.(Holder); ok && h.ReadHeld(dst, s.pos) {
+	if h, ok := s.r.(engine.Holder); ok && h.ReadHeld(dst, s.pos) {
 		// In memory: copied on this thread, straight into libvips'
 		// buffer. Nothing can hang, and a goroutine and two thread
 		// switches would cost more than the copy.
@@ -107,19 +108,9 @@ func (s *readerSource) read(dst []byte) int64 {
 // a ReadAt costs a goroutine, two thread switches and, remotely, a
 // request.
 const (
-	smallRead  = 4 << 10
-	windowSize = 16 << 10
+	smallRead  = engine.SmallRead
+	windowSize = engine.ReadWindow
 	maxWindows = 4
-)
-
-// ReadWindow is how many bytes a small read of an Input's Reader (at
-// most SmallRead bytes, such as a tile that compressed well) asks for at
-// its offset; larger reads ask for exactly their bytes. Callers that
-// prepare an Input's bytes ahead of a render use it to know which they
-// need.
-const (
-	SmallRead  = smallRead
-	ReadWindow = windowSize
 )
 
 // window is bytes read ahead, at an offset.
@@ -149,20 +140,6 @@ func (s *readerSource) readSmall(dst []byte, off int64) error {
 		s.next = (s.next + 1) % maxWindows
 	}
 	return nil
-}
-
-// Holder is an io.ReaderAt that holds some of its bytes in memory, such
-// as the tiles of a render fetched before it was admitted. Reads of held
-// bytes are served on the calling libvips thread, without the goroutine
-// that guards other reads against hanging.
-type Holder interface {
-	io.ReaderAt
-	// ReadHeld fills p with the bytes at off if it holds all of them in
-	// memory, without blocking, and reports whether it did; when it did
-	// not, p may be left as it was and the bytes are read as from any
-	// reader. Holding and copying are one step, so the bytes cannot be
-	// let go of between the two.
-	ReadHeld(p []byte, off int64) bool
 }
 
 // readAt fills dst at off. The bytes go through a buffer of their own,
@@ -241,23 +218,6 @@ func (s *readerSource) seek(off int64, whence int) int64 {
 	}
 	s.pos = p
 	return p
-}
-
-// ReadFault turns a failed read into an error for the client: a fault of
-// the reader's own (a backend that says 404 or 504) as it is, else a bad
-// gateway, or a gateway timeout when the reader gave up waiting.
-func ReadFault(err error) error {
-	var se interface {
-		error
-		HTTPStatus() int
-	}
-	switch {
-	case errors.As(err, &se):
-		return err
-	case errors.Is(err, context.DeadlineExceeded):
-		return fault.Wrap(fault.GatewayTimeout, err, "the source image could not be read in time")
-	}
-	return fault.Wrap(fault.BadGateway, err, msgUnreadable)
 }
 
 //export iiifdGoRead

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
@@ -87,7 +88,7 @@ func readerSamples(t *testing.T) []readerSample {
 
 // openReader opens path as a plain io.ReaderAt input: an *os.File with
 // no path, so libvips reads it through the custom source.
-func openReader(t testing.TB, path string, lv probe.Level) (Input, *os.File) {
+func openReader(t testing.TB, path string, lv probe.Level) (engine.Input, *os.File) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -98,7 +99,7 @@ func openReader(t testing.TB, path string, lv probe.Level) (Input, *os.File) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Input{Reader: readerOnly{f}, Size: st.Size(), Level: lv}, f
+	return engine.Input{Reader: readerOnly{f}, Size: st.Size(), Level: lv}, f
 }
 
 // readerOnly hides every method of a reader but ReadAt.
@@ -106,9 +107,9 @@ type readerOnly struct{ r io.ReaderAt }
 
 func (r readerOnly) ReadAt(p []byte, off int64) (int, error) { return r.r.ReadAt(p, off) }
 
-func renderInput(ctx context.Context, in Input, p *plan.Plan) ([]byte, error) {
+func renderInput(ctx context.Context, in engine.Input, p *plan.Plan) ([]byte, error) {
 	var buf bytes.Buffer
-	err := Render(ctx, in, p, EncodeOptions{}, &buf)
+	err := Render(ctx, in, p, engine.EncodeOptions{}, &buf)
 	return buf.Bytes(), err
 }
 
@@ -251,7 +252,7 @@ func TestReaderReadsOnlyTiles(t *testing.T) {
 			st, _ := f.Stat()
 			cr := &countingReader{r: f}
 			p := mkPlan(image.Rect(1024, 2048, 1280, 2304), 256, 256, 0, false, "", iiif.FormatJPG)
-			if _, err := renderInput(context.Background(), Input{Reader: cr, Size: st.Size(), Level: full}, p); err != nil {
+			if _, err := renderInput(context.Background(), engine.Input{Reader: cr, Size: st.Size(), Level: full}, p); err != nil {
 				t.Fatal(detail(err))
 			}
 			share := float64(cr.bytes.Load()) / float64(st.Size())
@@ -337,7 +338,7 @@ func TestReaderFailures(t *testing.T) {
 		if failAt < 0 {
 			failAt += st.Size()
 		}
-		in := Input{Reader: &faultyReader{r: f, failAt: failAt, mode: c.mode}, Size: st.Size(), Level: full}
+		in := engine.Input{Reader: &faultyReader{r: f, failAt: failAt, mode: c.mode}, Size: st.Size(), Level: full}
 		// A region across the whole image, so that the failing bytes
 		// are needed.
 		p := mkPlan(image.Rect(0, 0, 600, 400), 300, 200, 0, false, "", iiif.FormatJPG)
@@ -440,7 +441,7 @@ func TestReaderCancel(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			_, err := renderInput(ctx, Input{Reader: sr, Size: st.Size(), Level: full}, p)
+			_, err := renderInput(ctx, engine.Input{Reader: sr, Size: st.Size(), Level: full}, p)
 			d := time.Since(start)
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("Render = %v, want context.DeadlineExceeded", detail(err))
@@ -453,7 +454,7 @@ func TestReaderCancel(t *testing.T) {
 			ctx, cancel = context.WithTimeout(context.Background(), 150*time.Millisecond)
 			defer cancel()
 			start = time.Now()
-			if _, err := HeaderOf(ctx, Input{Reader: sr, Size: st.Size()}); !errors.Is(err, context.DeadlineExceeded) {
+			if _, err := HeaderOf(ctx, engine.Input{Reader: sr, Size: st.Size()}); !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("HeaderOf = %v, want context.DeadlineExceeded", detail(err))
 			}
 			if d := time.Since(start); d > 150*time.Millisecond+time.Second {
@@ -482,7 +483,7 @@ func TestReaderConcurrent(t *testing.T) {
 				x, y := 256*(i+j), 256*((2*i+j)%14)
 				p := mkPlan(image.Rect(x, y, x+512, y+512), 256, 256, 0, false, "", iiif.FormatPNG)
 				want := renderBytes(t, tif, full, p)
-				got, err := renderInput(context.Background(), Input{Reader: f, Size: st.Size(), Level: full}, p)
+				got, err := renderInput(context.Background(), engine.Input{Reader: f, Size: st.Size(), Level: full}, p)
 				if err != nil {
 					t.Errorf("render %d/%d: %v", i, j, detail(err))
 					return
@@ -501,14 +502,14 @@ func TestReaderInputErrors(t *testing.T) {
 	p := mkPlan(image.Rect(0, 0, 10, 10), 10, 10, 0, false, "", iiif.FormatPNG)
 	for _, c := range []struct {
 		name string
-		in   Input
+		in   engine.Input
 		want fault.Kind
 	}{
-		{"nothing", Input{}, fault.Internal},
-		{"empty", Input{Reader: bytes.NewReader(nil), Size: 0}, fault.Internal},
-		{"negative size", Input{Reader: bytes.NewReader(nil), Size: -1}, fault.Internal},
-		{"not an image", Input{Reader: bytes.NewReader(make([]byte, 1000)), Size: 1000}, fault.Internal},
-		{"svg", Input{Reader: bytes.NewReader([]byte(svgDoc)), Size: int64(len(svgDoc))}, fault.Unsupported},
+		{"nothing", engine.Input{}, fault.Internal},
+		{"empty", engine.Input{Reader: bytes.NewReader(nil), Size: 0}, fault.Internal},
+		{"negative size", engine.Input{Reader: bytes.NewReader(nil), Size: -1}, fault.Internal},
+		{"not an image", engine.Input{Reader: bytes.NewReader(make([]byte, 1000)), Size: 1000}, fault.Internal},
+		{"svg", engine.Input{Reader: bytes.NewReader([]byte(svgDoc)), Size: int64(len(svgDoc))}, fault.Unsupported},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := renderInput(context.Background(), c.in, p)
@@ -558,7 +559,7 @@ func TestReaderHolder(t *testing.T) {
 				t.Fatal(err)
 			}
 			hr := &holder{b: b}
-			got, err := renderInput(context.Background(), Input{Reader: hr, Size: int64(len(b)), Level: s.level}, p)
+			got, err := renderInput(context.Background(), engine.Input{Reader: hr, Size: int64(len(b)), Level: s.level}, p)
 			if err != nil {
 				t.Fatal(detail(err))
 			}

@@ -22,39 +22,12 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
-	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
-
-// Input names the image to read and the resolution level to read from it.
-type Input struct {
-	// Path is the image's file on local disk. When it is set, libvips
-	// reads the file itself: the fast path.
-	Path string
-	// Reader and Size give the image's bytes when Path is empty, as for
-	// an object in a remote store. Only the bytes a render needs are
-	// read: headers, and for tiled formats (TIFF, JPEG 2000) the tiles
-	// under the region. ReadAt is called from libvips' threads, one call
-	// at a time per render; a call still running when the render's
-	// context is done is abandoned, not waited for, so it may outlive
-	// Render and must tolerate the reader being closed meanwhile. Errors
-	// it returns fail the render with a 502 fault, or with the reader's
-	// own fault when it has one (an error with HTTPStatus).
-	Reader io.ReaderAt
-	Size   int64
-	// Level says how to load the level the plan was made for, as the
-	// probe package reported it: Page (TIFF page, JPEG 2000 resolution
-	// reduction), SubIFD (TIFF sub-IFD; -1 when unused, and note that the
-	// zero value 0 selects the first sub-IFD of a TIFF) and Shrink (JPEG
-	// shrink-on-load; 0 or 1 for none). Width, Height and the tiling are
-	// not used.
-	Level probe.Level
-	// Overlay, when set, is composited over the output.
-	Overlay *Overlay
-}
 
 // Public messages. They never contain paths or libvips' text, which go to
 // the cause.
@@ -87,7 +60,7 @@ var errNotStarted = fault.Wrap(fault.Internal,
 // returns w's error (wrapped). Other failures are *fault.Error values
 // whose public messages name no path. Some bytes may have been written
 // to w when Render fails.
-func Render(ctx context.Context, in Input, p *plan.Plan, opt EncodeOptions, w io.Writer) error {
+func Render(ctx context.Context, in engine.Input, p *plan.Plan, opt engine.EncodeOptions, w io.Writer) error {
 	return execute(ctx, p, func(r *render) error {
 		_, span := tracing.Start(ctx, "decode")
 		img, ld, err := r.load(in)
@@ -277,7 +250,7 @@ func (r *render) readFailure() error {
 	}
 	for _, s := range r.sources {
 		if err := s.failed(); err != nil {
-			return ReadFault(err)
+			return engine.ReadFault(err)
 		}
 	}
 	return nil
@@ -290,7 +263,7 @@ func (r *render) readFailure() error {
 // libvips computes on demand: the transform span covers building the
 // pipeline, and the encode span the pixel work itself (decoding the tiles
 // read, resampling, rotating, compressing), which the encoder drives.
-func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt EncodeOptions, ov *Overlay, w io.Writer) (err error) {
+func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt engine.EncodeOptions, ov *engine.Overlay, w io.Writer) (err error) {
 	_, span := tracing.Start(r.ctx, "transform")
 	defer func() { tracing.End(span, err) }()
 	// Crop. The planner's level sizes come from the header probe; clip to
@@ -352,10 +325,10 @@ func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt Encode
 	pixels := int64(p.OutWidth) * int64(p.OutHeight)
 	tracing.End(span, nil)
 	_, span = tracing.Start(r.ctx, "encode", attribute.String("iiifd.format", string(p.Format)))
-	return r.save(img, p.Format, opt.resolve(p.Format, pixels, oneBit), w)
+	return r.save(img, p.Format, saveOptions(opt, p.Format, pixels, oneBit), w)
 }
 
-func (r *render) load(in Input) (*C.VipsImage, loader, error) {
+func (r *render) load(in engine.Input) (*C.VipsImage, loader, error) {
 	i, err := openInput(r.ctx, in)
 	if err != nil {
 		return nil, loader{}, err

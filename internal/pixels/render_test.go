@@ -11,6 +11,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/probe"
 )
@@ -32,7 +33,7 @@ func TestFormatsAndContentType(t *testing.T) {
 		iiif.FormatAVIF: "image/avif", iiif.FormatHEIC: "image/heic", iiif.FormatPDF: "application/pdf",
 		"bmp": "application/octet-stream",
 	} {
-		if got := ContentType(f); got != want {
+		if got := engine.ContentType(f); got != want {
 			t.Errorf("ContentType(%s) = %s, want %s", f, got, want)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 )
@@ -103,8 +104,12 @@ func SavePyramid(ctx context.Context, src, dst string, opt PyramidOptions) error
 	if !started.Load() {
 		return errNotStarted
 	}
-	opt.TileSize = or(opt.TileSize, DefaultTileSize)
-	opt.Quality = or(opt.Quality, DefaultJPEGQuality)
+	if opt.TileSize <= 0 {
+		opt.TileSize = DefaultTileSize
+	}
+	if opt.Quality <= 0 {
+		opt.Quality = engine.DefaultJPEGQuality
+	}
 	if err := opt.validate(); err != nil {
 		return fault.Wrap(fault.Internal, err, msgWrite)
 	}

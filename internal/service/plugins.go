@@ -9,9 +9,9 @@ import (
 	"strconv"
 
 	"github.com/iiifd/iiifd/internal/cache"
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
-	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/plugin"
 )
@@ -239,7 +239,7 @@ var errOverlayReloaded = fault.New(fault.Unavailable, "the overlay plugins were 
 var errInfoReloaded = fault.New(fault.Unavailable, "the info plugins were reloaded while this info.json was being made; try again")
 
 // overlay asks the overlay hook for an image to put over the output of j.
-func (s *Service) overlay(ctx context.Context, id string, p *plan.Plan) (*pixels.Overlay, error) {
+func (s *Service) overlay(ctx context.Context, id string, p *plan.Plan) (*engine.Overlay, error) {
 	h := s.cfg.Plugins
 	if !h.Has(plugin.HookOverlay) {
 		return nil, nil
@@ -250,5 +250,5 @@ func (s *Service) overlay(ctx context.Context, id string, p *plan.Plan) (*pixels
 	if err != nil || o == nil {
 		return nil, err
 	}
-	return &pixels.Overlay{PNG: o.PNG, X: o.X, Y: o.Y, Opacity: o.Opacity}, nil
+	return &engine.Overlay{PNG: o.PNG, X: o.X, Y: o.Y, Opacity: o.Opacity}, nil
 }

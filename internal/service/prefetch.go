@@ -15,9 +15,9 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/limit"
-	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/source"
@@ -64,7 +64,7 @@ const (
 // prefetched serves reads of an object from the byte spans fetched ahead
 // of its render, and every other read from the object itself. libvips
 // may read it from any thread, even after the render has given up on a
-// read (see pixels.Input: a read still running when the render's context
+// read (see engine.Input: a read still running when the render's context
 // ends is abandoned, not waited for).
 //
 // The render's tiles are held in its admission place until the last of
@@ -105,7 +105,7 @@ func (ss spans) find(off int64, n int) (span, bool) {
 	return span{}, false
 }
 
-var _ pixels.Holder = (*prefetched)(nil)
+var _ engine.Holder = (*prefetched)(nil)
 
 func (p *prefetched) ReadAt(b []byte, off int64) (int, error) {
 	tiles := p.use()
@@ -413,14 +413,14 @@ func (h *tiffHeads) fetch(ctx context.Context, e *headsEntry, r io.ReaderAt, run
 // headsRanges returns the runs of the bytes of a TIFF that libvips reads
 // besides the tiles, and their bytes.
 func headsRanges(size int64, hdr probe.Info) ([]probe.ByteRange, int64) {
-	rs := []probe.ByteRange{{Offset: 0, Length: pixels.ReadWindow}}
+	rs := []probe.ByteRange{{Offset: 0, Length: engine.ReadWindow}}
 	var arrays int64
 	for _, l := range hdr.Levels {
 		if l.TIFF == nil {
 			continue
 		}
-		rs = append(rs, probe.ByteRange{Offset: l.TIFF.IFD(), Length: pixels.ReadWindow})
-		if t, ok := l.TIFF.JPEGTablesRange(); ok && t.Length <= pixels.ReadWindow {
+		rs = append(rs, probe.ByteRange{Offset: l.TIFF.IFD(), Length: engine.ReadWindow})
+		if t, ok := l.TIFF.JPEGTablesRange(); ok && t.Length <= engine.ReadWindow {
 			rs = append(rs, t)
 		}
 		for _, a := range l.TIFF.TileArrays() {
@@ -477,15 +477,15 @@ var errTooManyTiles = errors.New("service: too many tiles to fetch ahead")
 // Empty ranges (absent tiles of sparse files) need nothing; ranges are
 // cut at the object's size. A range small enough for the decoder's small
 // reads is read with the window those reads ask for (see
-// pixels.ReadWindow), so the run reaches past its end.
+// engine.ReadWindow), so the run reaches past its end.
 func mergeRanges(tiles []probe.ByteRange, size, gap int64) ([]probe.ByteRange, int64) {
 	rs := make([]probe.ByteRange, 0, len(tiles))
 	for _, t := range tiles {
 		if t.Length <= 0 || t.Offset >= size {
 			continue
 		}
-		if t.Length <= pixels.SmallRead {
-			t.Length = pixels.ReadWindow
+		if t.Length <= engine.SmallRead {
+			t.Length = engine.ReadWindow
 		}
 		t.Length = min(t.Length, size-t.Offset)
 		rs = append(rs, t)
@@ -556,14 +556,14 @@ func fetchSpans(ctx context.Context, r io.ReaderAt, ranges []probe.ByteRange) ([
 }
 
 // fetchError maps a failed read ahead as pixels maps a failed read of
-// the decoder (pixels.ReadFault): the client's context as it is, the
+// the decoder (engine.ReadFault): the client's context as it is, the
 // store's own fault as it is, a timeout that is not the client's a 504,
 // anything else a 502.
 func fetchError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return pixels.ReadFault(err)
+	return engine.ReadFault(err)
 }
 
 // tileReader returns what a stored tile of obj is read through: for a

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
-	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/source"
 )
@@ -24,7 +24,7 @@ import (
 func TestMergeRanges(t *testing.T) {
 	type br = probe.ByteRange
 	r := func(off, n int64) br { return br{Offset: off, Length: n} }
-	const w = pixels.ReadWindow
+	const w = engine.ReadWindow
 	tests := []struct {
 		name  string
 		in    []br

@@ -16,6 +16,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/limit"
@@ -111,7 +112,7 @@ func slowServiceWith(t *testing.T, delay time.Duration, cfg limit.Config) (*serv
 	if err := pixels.Startup(pixels.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(service.Config{Limits: app.Limits(config.Default()), TileSize: 512, Admit: adm}, src, app.Engine(pixels.EncodeOptions{}))
+	svc, err := service.New(service.Config{Limits: app.Limits(config.Default()), TileSize: 512, Admit: adm}, src, pixels.NewEngine(engine.EncodeOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +433,7 @@ func TestPrefetchTooManyTiles(t *testing.T) {
 	if err := pixels.Startup(pixels.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(service.Config{Limits: app.Limits(config.Default()), TileSize: 512, Admit: adm}, src, app.Engine(pixels.EncodeOptions{}))
+	svc, err := service.New(service.Config{Limits: app.Limits(config.Default()), TileSize: 512, Admit: adm}, src, pixels.NewEngine(engine.EncodeOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}

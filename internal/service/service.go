@@ -21,32 +21,38 @@ import (
 
 	"github.com/iiifd/iiifd/internal/cache"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/limit"
-	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/plugin"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
+	"github.com/iiifd/iiifd/internal/tiles"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
 
-// Renderer produces the pixels of a plan. The libvips engine in package
-// pixels is one; a pure-Go engine for WebAssembly builds can be another.
-type Renderer interface {
+// Engine decodes, transforms and encodes pixels. It is defined here, where
+// it is used, with the pure types of package engine, so that the pipeline
+// builds without cgo: natively package pixels implements it with libvips,
+// and a pure-Go engine implements it for WebAssembly.
+type Engine interface {
 	// Render reads in, executes p and writes the encoded image to w.
-	Render(ctx context.Context, in pixels.Input, p *plan.Plan, w io.Writer) error
+	Render(ctx context.Context, in engine.Input, p *plan.Plan, w io.Writer) error
 	// Header describes images that the pure-Go probe cannot size
 	// (in.Level is not used).
-	Header(ctx context.Context, in pixels.Input) (probe.Info, error)
+	Header(ctx context.Context, in engine.Input) (probe.Info, error)
 	// RenderMosaic executes p on the image that the tiles of m form
 	// (p.LevelRegion is in its pixels) and writes the encoded image to w.
-	RenderMosaic(ctx context.Context, m pixels.Mosaic, p *plan.Plan, w io.Writer) error
+	RenderMosaic(ctx context.Context, m engine.Mosaic, p *plan.Plan, w io.Writer) error
 	// Formats lists the output formats the engine can write.
 	Formats() []iiif.Format
+	// Trim hands memory that a large render freed back to the operating
+	// system, where the engine's allocator keeps it otherwise.
+	Trim()
 }
 
 // Config is what the pipeline needs from the server's configuration.
@@ -82,7 +88,7 @@ type Service struct {
 	cfg      Config
 	src      source.Source
 	resolver *resolve.Resolver
-	render   Renderer
+	render   Engine
 	formats  []iiif.Format
 	headers  *headerCache
 	// variant is everything besides the request and the source that
@@ -95,7 +101,7 @@ type Service struct {
 }
 
 // New returns a service reading sources through src and rendering with r.
-func New(cfg Config, src source.Source, r Renderer) (*Service, error) {
+func New(cfg Config, src source.Source, r Engine) (*Service, error) {
 	if cfg.TileSize <= 0 {
 		return nil, errors.New("service: tile size must be positive")
 	}
@@ -389,8 +395,8 @@ type Job struct {
 
 	// overlay, when set, asks the overlay hook for an image to put over
 	// the output, on a cache miss only; ov holds its answer for run.
-	overlay func(ctx context.Context) (*pixels.Overlay, error)
-	ov      *pixels.Overlay
+	overlay func(ctx context.Context) (*engine.Overlay, error)
+	ov      *engine.Overlay
 	held    bool // Render answered from the tier Peek reads
 
 	// prefetch, when set, fetches what the render will read before it
@@ -398,6 +404,8 @@ type Job struct {
 	// fetched is its answer for run.
 	prefetch func(ctx context.Context, place *limit.Place) (*prefetched, error)
 	fetched  *prefetched
+
+	trim func() // the engine's Trim, after a large render
 }
 
 // Held is a cache entry that a repeat of a request can be answered from
@@ -486,7 +494,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 	canon := p.Canonical.String()
 	j := &Job{
 		Plan:        p,
-		ContentType: pixels.ContentType(req.Format),
+		ContentType: engine.ContentType(req.Format),
 		ModTime:     obj.ModTime,
 		ETag:        etag("image", obj.Key, canon, obj.Version, variant),
 		Canonical:   canon,
@@ -494,11 +502,12 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		admit:       s.cfg.Admit,
 		cache:       s.cacheFor(access),
 		CacheStatus: "MISS",
+		trim:        s.render.Trim,
 	}
 	if overlays != "" {
 		// Decided by the fingerprint in the key, not by the modules
 		// running now, which may have been swapped since.
-		j.overlay = func(ctx context.Context) (*pixels.Overlay, error) {
+		j.overlay = func(ctx context.Context) (*engine.Overlay, error) {
 			ov, err := s.overlay(ctx, id, &j.Plan)
 			if err == nil && !s.cfg.Plugins.Unchanged(plugin.HookOverlay, access.overlayGen) {
 				// Reloaded since the key, the validators and the
@@ -539,16 +548,16 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 			return prefetchTIFF(ctx, s.heads, place, s.prefetchPerRender(), j.obj, hdr, &j.Plan)
 		}
 	}
-	tile, ok := tiffTile(hdr, &j.Plan)
+	tile, ok := tiles.TIFFTile(hdr, &j.Plan)
 	if !ok || j.overlay != nil {
 		return
 	}
 	j.Passthrough = true
 	j.run = func(ctx context.Context, w io.Writer) error {
 		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
-		b, err := spliceTIFFTile(ctx, s.tileReader(ctx, j.obj, hdr), tile)
+		b, err := tiles.SpliceTIFF(ctx, s.tileReader(ctx, j.obj, hdr), tile)
 		tracing.End(span, err)
-		if errors.Is(err, errNoPassthrough) {
+		if errors.Is(err, tiles.ErrNoPassthrough) {
 			// The tile is not what its tags promised; nothing is
 			// written yet, so libvips can still do it, admitted as
 			// any other render.
@@ -678,7 +687,7 @@ func (j *Job) compute(ctx context.Context, w io.Writer) error {
 		}
 	}
 	if cost >= trimCost {
-		defer pixels.Trim()
+		defer j.trim()
 	}
 	if j.overlay != nil {
 		ov, err := j.overlay(ctx)
@@ -828,11 +837,11 @@ func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, er
 // pixelsInput says how libvips reads obj: the local file by its path (the
 // fast path: libvips reads it itself), else the object's ReaderAt, of
 // which only the bytes a request needs are read.
-func pixelsInput(obj *source.Object) pixels.Input {
+func pixelsInput(obj *source.Object) engine.Input {
 	if obj.Path != "" {
-		return pixels.Input{Path: obj.Path}
+		return engine.Input{Path: obj.Path}
 	}
-	return pixels.Input{Reader: obj.ReaderAt, Size: obj.Size}
+	return engine.Input{Reader: obj.ReaderAt, Size: obj.Size}
 }
 
 // headerError maps a failure to describe a source: an unknown format is

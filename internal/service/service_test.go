@@ -14,6 +14,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/samples"
@@ -58,7 +59,7 @@ func newServiceOf(t *testing.T, src source.Source) *service.Service {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	svc, err := service.New(service.Config{Limits: app.Limits(cfg), TileSize: 512}, src, app.Engine(pixels.EncodeOptions{}))
+	svc, err := service.New(service.Config{Limits: app.Limits(cfg), TileSize: 512}, src, pixels.NewEngine(engine.EncodeOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}

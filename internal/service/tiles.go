@@ -10,13 +10,14 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
-	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
+	"github.com/iiifd/iiifd/internal/tiles"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
 
@@ -28,8 +29,6 @@ const (
 	// 8192 tiles of 256×256 are 537 megapixels of level, a little more
 	// than the default 100-megapixel output limit can ask for.
 	maxStitchTiles = 8192
-	// maxTileBytes bounds one stored tile.
-	maxTileBytes = 64 << 20
 )
 
 // Public messages of tile pyramid failures; they name no key or path.
@@ -113,24 +112,16 @@ func scaleFactors(h header) []int {
 // levelOf reports whether n is full scaled by 1/sf, rounded either way.
 func levelOf(full, sf, n int) bool { return n == full/sf || n == ceilDiv(full, sf) }
 
-// passQuality reports whether a quality leaves a source of the given
-// kind unchanged: default always, color for colour sources, gray for grey.
-func passQuality(q iiif.Quality, gray bool) bool {
-	switch q {
-	case iiif.QualityDefault:
-		return true
-	case iiif.QualityColor:
-		return !gray
-	case iiif.QualityGray:
-		return gray
+// write writes b to w whole.
+func write(w io.Writer, b []byte) error {
+	n, err := w.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
 	}
-	return false
-}
-
-// unchanged reports whether p keeps the stored pixels' orientation and
-// encoding, the conditions of every passthrough besides geometry.
-func unchanged(p *plan.Plan, gray bool) bool {
-	return p.Rotation == 0 && !p.Mirror && p.Format == iiif.FormatJPG && passQuality(p.Quality, gray)
+	if err != nil {
+		return fmt.Errorf("service: writing a stored tile: %w", err)
+	}
+	return nil
 }
 
 // pyramidJob makes j answer from the tile pyramid in the folder dir: the
@@ -139,7 +130,7 @@ func unchanged(p *plan.Plan, gray bool) bool {
 // level under the region, stitched and processed by the renderer.
 func (s *Service) pyramidJob(j *Job, dir string, pyr *pyramid.Pyramid) {
 	p := &j.Plan
-	if unchanged(p, false) && j.overlay == nil {
+	if tiles.Unchanged(p, false) && j.overlay == nil {
 		if key, ok := pyr.Match(p.Region, p.Width, p.Height); ok {
 			j.Passthrough = true
 			j.run = func(ctx context.Context, w io.Writer) error {
@@ -162,7 +153,7 @@ func (s *Service) pyramidJob(j *Job, dir string, pyr *pyramid.Pyramid) {
 
 // stitch reads the tiles of the plan's level under its region,
 // concurrently, and has the renderer execute the plan on them.
-func (s *Service) stitch(ctx context.Context, dir string, pyr *pyramid.Pyramid, p *plan.Plan, ov *pixels.Overlay, w io.Writer) error {
+func (s *Service) stitch(ctx context.Context, dir string, pyr *pyramid.Pyramid, p *plan.Plan, ov *engine.Overlay, w io.Writer) error {
 	sf := pyr.ScaleFactors[p.Level]
 	span := pyr.Cover(sf, p.LevelRegion)
 	if span.Cols*span.Rows == 0 {
@@ -178,10 +169,10 @@ func (s *Service) stitch(ctx context.Context, dir string, pyr *pyramid.Pyramid, 
 	if err != nil {
 		return err
 	}
-	m := pixels.Mosaic{Overlay: ov, Across: span.Cols, TileWidth: pyr.TileWidth, TileHeight: pyr.TileHeight, Tiles: make([]pixels.Tile, len(keys))}
+	m := engine.Mosaic{Overlay: ov, Across: span.Cols, TileWidth: pyr.TileWidth, TileHeight: pyr.TileHeight, Tiles: make([]engine.Tile, len(keys))}
 	for i := range keys {
 		r := pyr.TileRegion(sf, span.Col0+i%span.Cols, span.Row0+i/span.Cols)
-		m.Tiles[i] = pixels.Tile{Data: data[i], Width: ceilDiv(r.Dx(), sf), Height: ceilDiv(r.Dy(), sf)}
+		m.Tiles[i] = engine.Tile{Data: data[i], Width: ceilDiv(r.Dx(), sf), Height: ceilDiv(r.Dy(), sf)}
 	}
 	// The plan's level region, moved into the pixels of the mosaic.
 	q := *p
@@ -252,7 +243,7 @@ func (s *Service) readTile(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	defer obj.Close()
-	if obj.Size > maxTileBytes || obj.Size == 0 {
+	if obj.Size > tiles.MaxTileBytes || obj.Size == 0 {
 		return nil, fault.Wrap(fault.Internal, fmt.Errorf("tile %s: %d bytes", key, obj.Size), msgTileRead)
 	}
 	b := make([]byte, obj.Size)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/service"
@@ -62,7 +63,7 @@ func TestStitchFetchesConcurrently(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := &slowSource{Source: disk}
-	svc, err := service.New(service.Config{Limits: app.Limits(config.Default()), TileSize: 512}, src, app.Engine(pixels.EncodeOptions{}))
+	svc, err := service.New(service.Config{Limits: app.Limits(config.Default()), TileSize: 512}, src, pixels.NewEngine(engine.EncodeOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -21,7 +22,6 @@ import (
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/httpapi"
-	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/presentation"
 	"github.com/iiifd/iiifd/internal/probe"
 )
@@ -317,14 +317,14 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
-		// Run kills the worker (its whole process group) when ctx ends
-		// and removes its work directory.
-		err := ingest.Run(ctx, tmp.Name(), dst, ingest.Options{Format: ingest.FormatPTIFF, Progress: progress}, h.cfg.Ingest)
+		// The converter stops its work (iiifd's kills its worker
+		// process group) when ctx ends and removes what it wrote.
+		err := h.cfg.Ingest(ctx, tmp.Name(), dst, progress)
 		if err == nil {
 			h.listing.forget()
 		}
 		switch {
-		case errors.Is(err, ingest.ErrExists):
+		case errors.Is(err, fs.ErrExist):
 			return refuse(http.StatusConflict, "an image named %q exists already", id)
 		case errors.Is(err, context.DeadlineExceeded):
 			return fault.Wrap(fault.Unavailable, err, "the conversion ran over its time limit of %v and was stopped", timeout.Round(time.Second))

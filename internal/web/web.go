@@ -34,7 +34,6 @@ import (
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/iiif"
-	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/source/fs"
 )
@@ -68,9 +67,13 @@ type Config struct {
 	AdminToken string
 	// UploadMaxSize is the largest upload accepted, in bytes.
 	UploadMaxSize int64
-	// Ingest builds pyramids of uploads; ingest.Build (in this process)
-	// when nil. iiifd runs it in a child process (ingest.Subprocess).
-	Ingest ingest.Builder
+	// Ingest converts an upload into the pyramidal TIFF dst, reporting
+	// its progress in percent; it must fail with an error wrapping
+	// fs.ErrExist when dst appeared meanwhile, and remove what it wrote
+	// when it fails or ctx ends. Uploads need it. It is a function, not
+	// package ingest, so that the web front links no pixel engine: iiifd
+	// passes ingest.Run with a worker process.
+	Ingest Converter
 	// IngestTimeout bounds the ingest of one upload: this long plus a
 	// second per MiB of the upload (0 = no limit). Ingests still running
 	// at Close are stopped too.
@@ -83,6 +86,9 @@ type Config struct {
 	MaxImages int
 	Logger    *slog.Logger
 }
+
+// Converter writes the pyramid of the image file src to dst.
+type Converter func(ctx context.Context, src, dst string, progress func(percent int)) error
 
 // Handler serves the web front. Close stops uploads being ingested.
 type Handler struct {
@@ -106,6 +112,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.AdminToken != "" && cfg.Root == "" {
 		return nil, errors.New("web: uploads need the root directory")
 	}
+	if cfg.AdminToken != "" && cfg.Ingest == nil {
+		return nil, errors.New("web: uploads need a converter (Config.Ingest)")
+	}
 	if cfg.UploadMaxSize <= 0 {
 		cfg.UploadMaxSize = 2 << 30
 	}
@@ -117,9 +126,6 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.MaxImages <= 0 {
 		cfg.MaxImages = 100000
-	}
-	if cfg.Ingest == nil {
-		cfg.Ingest = ingest.Build
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

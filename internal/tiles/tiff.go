@@ -1,4 +1,10 @@
-package service
+// Package tiles knows stored tiles: which stored tile of a source a plan
+// is exactly (so that its bytes can be sent as they are), how to make a
+// stored TIFF JPEG tile a complete JPEG without decoding it, and which
+// stored tiles of a tile pyramid a plan needs and how they form the
+// image the plan is cut from. It is pure Go, shared by the native server
+// and the WebAssembly hosts, which must pass the same tiles through.
+package tiles
 
 import (
 	"bytes"
@@ -8,21 +14,26 @@ import (
 	"io"
 
 	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/probe"
 )
 
-// errNoPassthrough says a stored tile turned out not to be usable as it
-// is; the job then renders with libvips instead.
-var errNoPassthrough = errors.New("service: stored tile cannot pass through")
+// ErrNoPassthrough says a stored tile turned out not to be usable as it
+// is; the caller then renders the plan instead.
+var ErrNoPassthrough = errors.New("tiles: stored tile cannot pass through")
 
-// tiffTileRef names one stored tile of a TIFF level.
-type tiffTileRef struct {
-	level *probe.TIFFLevel
-	index int
+// MaxTileBytes bounds one stored tile: a larger one is implausible and
+// never read whole.
+const MaxTileBytes = 64 << 20
+
+// TIFFRef names one stored tile of a TIFF level.
+type TIFFRef struct {
+	Level *probe.TIFFLevel
+	Index int
 }
 
-// tiffTile reports whether the plan is exactly one whole stored JPEG tile
+// TIFFTile reports whether the plan is exactly one whole stored JPEG tile
 // of its TIFF level, unscaled and unchanged, and which. Edge tiles do not
 // qualify: TIFF pads them to the full tile size, so their stored pixels
 // are more than the request's.
@@ -32,12 +43,12 @@ type tiffTileRef struct {
 // storage) goes through libvips. An embedded ICC profile is not looked
 // at: libvips would convert such a source to sRGB, the stored tile keeps
 // its own colours.
-func tiffTile(hdr probe.Info, p *plan.Plan) (tiffTileRef, bool) {
+func TIFFTile(hdr probe.Info, p *plan.Plan) (TIFFRef, bool) {
 	lv := hdr.Levels[p.Level]
 	t := lv.TIFF
 	if t == nil || !t.Tiled() || lv.Shrink > 1 || t.Compression != 7 || t.PlanarConfig != 1 ||
 		t.BitsPerSample != 8 || t.SampleFormat != 1 {
-		return tiffTileRef{}, false
+		return TIFFRef{}, false
 	}
 	var gray bool
 	switch {
@@ -45,45 +56,45 @@ func tiffTile(hdr probe.Info, p *plan.Plan) (tiffTileRef, bool) {
 	case t.SamplesPerPixel == 1 && t.Photometric == 1:
 		gray = true
 	default:
-		return tiffTileRef{}, false
+		return TIFFRef{}, false
 	}
-	if !unchanged(p, gray) {
-		return tiffTileRef{}, false
+	if !Unchanged(p, gray) {
+		return TIFFRef{}, false
 	}
 	r, tw, tl := p.LevelRegion, t.TileWidth, t.TileLength
 	if r.Dx() != tw || r.Dy() != tl || r.Min.X%tw != 0 || r.Min.Y%tl != 0 ||
 		r.Max.X > t.Width || r.Max.Y > t.Height || p.Width != tw || p.Height != tl {
-		return tiffTileRef{}, false
+		return TIFFRef{}, false
 	}
 	across, _ := t.Grid()
-	return tiffTileRef{level: t, index: r.Min.Y/tl*across + r.Min.X/tw}, true
+	return TIFFRef{Level: t, Index: r.Min.Y/tl*across + r.Min.X/tw}, true
 }
 
-// spliceTIFFTile reads a stored JPEG tile and its level's JPEG tables from
-// the TIFF file r and returns them as one complete JPEG (see spliceJPEG).
-func spliceTIFFTile(ctx context.Context, r io.ReaderAt, t tiffTileRef) ([]byte, error) {
+// SpliceTIFF reads a stored JPEG tile and its level's JPEG tables from
+// the TIFF file r and returns them as one complete JPEG (see SpliceJPEG).
+func SpliceTIFF(ctx context.Context, r io.ReaderAt, t TIFFRef) ([]byte, error) {
 	damaged := func(err error) error {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
 		return fault.Wrap(fault.Internal, err, "the source image is damaged or unreadable")
 	}
-	br, err := t.level.TileRange(r, t.index)
+	br, err := t.Level.TileRange(r, t.Index)
 	if err != nil {
 		return nil, damaged(err)
 	}
-	if br.Length < 4 || br.Length > maxTileBytes {
-		return nil, errNoPassthrough // sparse, or implausible: let libvips judge
+	if br.Length < 4 || br.Length > MaxTileBytes {
+		return nil, ErrNoPassthrough // sparse, or implausible: let libvips judge
 	}
 	tile := make([]byte, br.Length)
 	if n, err := r.ReadAt(tile, br.Offset); n < len(tile) {
-		return nil, damaged(fmt.Errorf("service: reading tile %d: %w", t.index, err))
+		return nil, damaged(fmt.Errorf("tiles: reading tile %d: %w", t.Index, err))
 	}
-	tables, err := t.level.JPEGTables(r)
+	tables, err := t.Level.JPEGTables(r)
 	if err != nil {
 		return nil, damaged(err)
 	}
-	return spliceJPEG(tables, tile, t.level.Photometric == 2)
+	return SpliceJPEG(tables, tile, t.Level.Photometric == 2)
 }
 
 var (
@@ -96,16 +107,16 @@ var (
 	adobeRGB = []byte{0xFF, 0xEE, 0x00, 0x0E, 'A', 'd', 'o', 'b', 'e', 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00}
 )
 
-// spliceJPEG makes a complete JPEG of a TIFF JPEG tile without decoding
+// SpliceJPEG makes a complete JPEG of a TIFF JPEG tile without decoding
 // it: SOI, an Adobe marker for RGB-coded tiles, the tables of the TIFF's
 // JPEGTables tag (an abbreviated stream: its own SOI and EOI dropped) and
 // the tile after its SOI. tables may be nil when the tile holds its own.
-func spliceJPEG(tables, tile []byte, rgb bool) ([]byte, error) {
+func SpliceJPEG(tables, tile []byte, rgb bool) ([]byte, error) {
 	if len(tile) < 4 || !bytes.HasPrefix(tile, soi) {
-		return nil, errNoPassthrough
+		return nil, ErrNoPassthrough
 	}
 	if len(tables) > 0 && (len(tables) < 4 || !bytes.HasPrefix(tables, soi) || !bytes.HasSuffix(tables, eoi)) {
-		return nil, errNoPassthrough
+		return nil, ErrNoPassthrough
 	}
 	out := make([]byte, 0, len(tables)+len(tile)+len(adobeRGB))
 	out = append(out, soi...)
@@ -118,14 +129,22 @@ func spliceJPEG(tables, tile []byte, rgb bool) ([]byte, error) {
 	return append(out, tile[2:]...), nil
 }
 
-// write writes b to w whole.
-func write(w io.Writer, b []byte) error {
-	n, err := w.Write(b)
-	if err == nil && n < len(b) {
-		err = io.ErrShortWrite
+// passQuality reports whether a quality leaves a source of the given
+// kind unchanged: default always, color for colour sources, gray for grey.
+func passQuality(q iiif.Quality, gray bool) bool {
+	switch q {
+	case iiif.QualityDefault:
+		return true
+	case iiif.QualityColor:
+		return !gray
+	case iiif.QualityGray:
+		return gray
 	}
-	if err != nil {
-		return fmt.Errorf("service: writing a stored tile: %w", err)
-	}
-	return nil
+	return false
+}
+
+// Unchanged reports whether p keeps the stored pixels' orientation and
+// encoding, the conditions of every passthrough besides geometry.
+func Unchanged(p *plan.Plan, gray bool) bool {
+	return p.Rotation == 0 && !p.Mirror && p.Format == iiif.FormatJPG && passQuality(p.Quality, gray)
 }
