@@ -220,7 +220,6 @@ func (h *Handler) viewer(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "viewer", map[string]any{
 		"Title": name(id), "ID": id, "Width": wd, "Height": ht,
 		"Info": u.Service(id) + "/info.json", "Manifest": u.Manifest(id),
-		"Bundle": h.assets.osd,
 	})
 }
 

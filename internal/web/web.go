@@ -6,8 +6,8 @@
 //
 // Pages are rendered on the server with html/template and work without
 // JavaScript except the viewer and the upload progress. Static assets
-// (our CSS and JavaScript, and OpenSeadragon, copied from npm into
-// assets/osd at build time by scripts/web-assets) are embedded in the
+// (our CSS and JavaScript, and OpenSeadragon's release files, committed
+// in assets/osd and checked against the npm pin by scripts/web-assets) are embedded in the
 // binary and served under a path holding a digest of their content, so
 // they can be cached for ever.
 package web
@@ -213,7 +213,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type assets struct {
 	files  iofs.FS
 	digest string
-	osd    bool // the OpenSeadragon bundle is present
 }
 
 func loadAssets() (assets, error) {
@@ -238,8 +237,12 @@ func loadAssets() (assets, error) {
 		fmt.Fprintf(sum, "%s\x00%d\x00", n, len(b))
 		sum.Write(b)
 	}
-	_, err = iofs.Stat(sub, osdScript)
-	return assets{files: sub, digest: hex.EncodeToString(sum.Sum(nil))[:16], osd: err == nil}, nil
+	// OpenSeadragon is committed with the sources, so every build has
+	// it; its absence is a broken checkout, not a lighter build.
+	if _, err := iofs.Stat(sub, osdScript); err != nil {
+		return assets{}, fmt.Errorf("web: the viewer bundle is missing from the embedded assets: %w", err)
+	}
+	return assets{files: sub, digest: hex.EncodeToString(sum.Sum(nil))[:16]}, nil
 }
 
 // osdScript is OpenSeadragon's script among the assets.

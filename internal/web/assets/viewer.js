@@ -16,7 +16,7 @@
     el.setAttribute('aria-busy', 'false');
   }
   if (typeof OpenSeadragon === 'undefined') {
-    show('The viewer bundle (OpenSeadragon) is not in this build: run scripts/web-assets and rebuild.', true);
+    show('The viewer script (OpenSeadragon) could not be loaded; reload the page.', true);
     return;
   }
   show('Loading image information…');
