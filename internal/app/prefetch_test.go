@@ -129,11 +129,12 @@ func TestPrefetchSettings(t *testing.T) {
 
 // TestS3RendersWaitOutsideWorkers serves a pyramidal TIFF from versitygw
 // behind a proxy adding 100 ms to every request, with one worker: eight
-// distinct tiles rendered at once finish in about the time of one or two
-// round trips, because each render fetches its tile before it is
-// admitted (before the change, each held the worker through its round
-// trips: over 800 ms); and each costs one range request, of its tile's
-// bytes.
+// distinct tiles rendered at once wait for the store together, because
+// each render fetches its tile before it is admitted (if each held the
+// worker through its round trips, the store would see one request at a
+// time); and each costs one range request, of its tile's bytes. What is
+// asserted is how many requests the store had in flight at once, not how
+// long the renders took, so a busy machine cannot fail it.
 func TestS3RendersWaitOutsideWorkers(t *testing.T) {
 	data, err := os.ReadFile(noiseTIFF(t))
 	if err != nil {
@@ -181,7 +182,7 @@ func TestS3RendersWaitOutsideWorkers(t *testing.T) {
 	const n, delay = 8, 100 * time.Millisecond
 	proxy.SetDelay(delay)
 	before := a.StoreStats()[cfg.Root]
-	began := time.Now()
+	proxy.ResetMostWaiting()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
@@ -192,7 +193,6 @@ func TestS3RendersWaitOutsideWorkers(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	took := time.Since(began)
 	close(errs)
 	for err := range errs {
 		if err != nil {
@@ -209,9 +209,10 @@ func TestS3RendersWaitOutsideWorkers(t *testing.T) {
 		want += br.Length
 	}
 	reqs, got := after.Requests-before.Requests, after.Bytes-before.Bytes
-	t.Logf("%d tiles rendered at once, one worker, %s a request: %s; %d range requests, %d bytes (tiles: %d)", n, delay, took, reqs, got, want)
-	if took > n*delay/2 {
-		t.Errorf("%d renders took %s, want well under %s", n, took, n*delay)
+	most := proxy.MostWaiting()
+	t.Logf("%d tiles rendered at once, one worker, %s a request: at most %d store requests in flight together; %d range requests, %d bytes (tiles: %d)", n, delay, most, reqs, got, want)
+	if most < 2 {
+		t.Errorf("the store saw at most %d request at a time: the renders waited for it one after the other, inside the one worker", most)
 	}
 	if slack := int64(n * 2 * ranged.BlockSize); reqs != n || got < want-slack || got > want+slack {
 		t.Errorf("%d range requests of %d bytes, want %d of %d ± %d", reqs, got, n, want, slack)

@@ -22,6 +22,11 @@ type Proxy struct {
 	delay  atomic.Int64 // nanoseconds
 	cut    atomic.Int64 // bytes of answers passed per connection, 0 = all
 
+	// waiting counts the requests held in the delay now, mostWaiting the
+	// most there have been at once: how many requests a client had in
+	// flight together, which tests assert instead of timing them.
+	waiting, mostWaiting atomic.Int64
+
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[net.Conn]bool
@@ -46,6 +51,13 @@ func (p *Proxy) Addr() string { return p.addr }
 
 // SetDelay sets the delay added to every request from now on.
 func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// MostWaiting is the most requests that were held in the delay at once
+// since the last ResetMostWaiting.
+func (p *Proxy) MostWaiting() int64 { return p.mostWaiting.Load() }
+
+// ResetMostWaiting starts counting MostWaiting afresh.
+func (p *Proxy) ResetMostWaiting() { p.mostWaiting.Store(0) }
 
 // CutAfter makes every connection close after n bytes of answers (a
 // store that truncates its responses); 0 passes everything. Open
@@ -135,7 +147,15 @@ func (p *Proxy) handle(c net.Conn) {
 			n, err := c.Read(buf)
 			if n > 0 {
 				if d := time.Duration(p.delay.Load()); d > 0 {
+					now := p.waiting.Add(1)
+					for {
+						most := p.mostWaiting.Load()
+						if now <= most || p.mostWaiting.CompareAndSwap(most, now) {
+							break
+						}
+					}
 					time.Sleep(d)
+					p.waiting.Add(-1)
 				}
 				if _, werr := up.Write(buf[:n]); werr != nil {
 					break
