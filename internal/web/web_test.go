@@ -498,7 +498,10 @@ func TestUploadsAtOnce(t *testing.T) {
 		}()
 		pw.Write(img[:100])
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// The four are being received once the server has read their first
+	// bytes, which a busy machine may take a while to do: this waits for
+	// that state, it does not time it.
+	deadline := time.Now().Add(time.Minute)
 	for {
 		req, _ := http.NewRequest("POST", srv.URL+"/admin/images?name=fifth.png", bytes.NewReader(img))
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -157,9 +157,11 @@ func TestOutageDegradesToMiss(t *testing.T) {
 	}
 
 	s.Stop()
-	ctx := context.Background()
+	// Every operation gives up on its own: none waits for the caller's
+	// deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	for i := range 5 {
-		start := time.Now()
 		if _, err := r.Get(ctx, k); err == nil || errors.Is(err, cache.ErrMiss) {
 			t.Fatalf("Get during an outage: %v, want a fault", err)
 		}
@@ -173,8 +175,8 @@ func TestOutageDegradesToMiss(t *testing.T) {
 		}
 		fill.Write([]byte("pixels"))
 		fill.Commit(cachetest.Meta(k))
-		if d := time.Since(start); d > 3*timeout {
-			t.Fatalf("operations took %v during an outage, want < %v", d, 3*timeout)
+		if ctx.Err() != nil {
+			t.Fatal("operations during an outage waited for the caller's deadline")
 		}
 	}
 
@@ -199,38 +201,44 @@ func TestOutageDegradesToMiss(t *testing.T) {
 
 func TestUnresponsiveServerTimesOut(t *testing.T) {
 	// A server that accepts connections and never answers, as a hung or
-	// partitioned Redis does.
+	// partitioned Redis does. It counts the connections made to it.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	var conns atomic.Int64
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
+			conns.Add(1)
 			defer c.Close()
 		}
 	}()
 	const timeout = 150 * time.Millisecond
 	r := newTier(t, redis.Config{URL: "redis://" + l.Addr().String() + "/0", Timeout: timeout, Backoff: time.Minute})
 	k := cache.Key{ID: "a", Name: "b"}
-	start := time.Now()
-	if _, err := r.Get(context.Background(), k); err == nil || errors.Is(err, cache.ErrMiss) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The tier's own timeout ends the call, long before the caller's.
+	if _, err := r.Get(ctx, k); err == nil || errors.Is(err, cache.ErrMiss) {
 		t.Fatalf("Get from a hung server: %v", err)
 	}
-	if d := time.Since(start); d > 4*timeout {
-		t.Fatalf("Get from a hung server took %v", d)
+	if ctx.Err() != nil {
+		t.Fatal("Get from a hung server waited for the caller's deadline")
 	}
-	// Within the back-off the tier does not wait at all.
-	start = time.Now()
-	if _, err := r.Get(context.Background(), k); !errors.Is(err, cache.ErrUnavailable) {
-		t.Fatalf("Get during back-off: %v, want ErrUnavailable", err)
+	// Within the back-off the tier does not try the server at all.
+	before := conns.Load()
+	for range 10 {
+		if _, err := r.Get(ctx, k); !errors.Is(err, cache.ErrUnavailable) {
+			t.Fatalf("Get during back-off: %v, want ErrUnavailable", err)
+		}
 	}
-	if d := time.Since(start); d > 10*time.Millisecond {
-		t.Fatalf("Get during back-off took %v", d)
+	if n := conns.Load() - before; n != 0 {
+		t.Fatalf("%d connections to the server during back-off, want none", n)
 	}
 }
 

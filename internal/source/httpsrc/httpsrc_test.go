@@ -225,9 +225,8 @@ func TestStoreStopped(t *testing.T) {
 	if !s.Backend().Breaker().Open() {
 		t.Error("breaker still closed after consecutive failures")
 	}
-	start := time.Now()
-	if _, err := s.Open(ctx, "other.tif"); kind(err) != fault.Unavailable || time.Since(start) > 50*time.Millisecond {
-		t.Errorf("open with the breaker open: %v after %s", err, time.Since(start))
+	if _, err := s.Open(ctx, "other.tif"); kind(err) != fault.Unavailable {
+		t.Errorf("open with the breaker open: %v, want 503", err)
 	}
 	p.Restart()
 	sourcetest.ReadEventually(t, obj, 500_000, data[500_000:501_000], 3*time.Second)
@@ -462,7 +461,8 @@ func TestOpenWaitersLeave(t *testing.T) {
 	}
 
 	// Every caller leaves: the request is abandoned, nothing is kept.
-	start := time.Now()
+	// Each ends with its own deadline's error: none waited for the
+	// origin, which answers only when released.
 	errs = openAll(s, "y.tif", 3, func(int) context.Context {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 		t.Cleanup(cancel)
@@ -472,9 +472,6 @@ func TestOpenWaitersLeave(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("open with a 30 ms deadline: %v", err)
 		}
-	}
-	if d := time.Since(start); d > 200*time.Millisecond {
-		t.Errorf("callers with a 30 ms deadline waited %s", d)
 	}
 	for deadline := time.Now().Add(2 * time.Second); g.left.Load() != 1; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
