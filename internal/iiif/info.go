@@ -315,6 +315,19 @@ func appendSizesTiles(ms []member, ii ImageInfo) []member {
 }
 
 // check enforces what the spec requires of the document itself.
+// Within reports whether a w×h image is within the size limits maxW,
+// maxH and maxArea (0: none), as info.json expresses them: a maxHeight
+// left out takes maxWidth's value, since 3.0 §5.2 tells clients to
+// "infer that maxHeight = maxWidth". It is the one rule for every size
+// the server lists or advertises.
+func Within(w, h, maxW, maxH int, maxArea int64) bool {
+	if maxH == 0 {
+		maxH = maxW
+	}
+	return (maxW == 0 || w <= maxW) && (maxH == 0 || h <= maxH) &&
+		(maxArea == 0 || int64(w)*int64(h) <= maxArea)
+}
+
 func (ii ImageInfo) check() error {
 	switch {
 	case ii.ID == "":
@@ -327,16 +340,9 @@ func (ii ImageInfo) check() error {
 		// 3.0 §5.2: "maxWidth MUST be specified if maxHeight is specified".
 		return errors.New("iiif: maxHeight needs maxWidth")
 	}
-	maxW, maxH := ii.MaxWidth, ii.MaxHeight
-	if maxH == 0 {
-		maxH = maxW // "clients should infer that maxHeight = maxWidth"
-	}
 	// 3.0 §5.2, 2.1 §5.3: "Servers MUST ensure that sizes specified by any
 	// sizes or tiles properties are within any size limits expressed."
-	within := func(w, h int) bool {
-		return (maxW == 0 || w <= maxW) && (maxH == 0 || h <= maxH) &&
-			(ii.MaxArea == 0 || int64(w)*int64(h) <= ii.MaxArea)
-	}
+	within := func(w, h int) bool { return Within(w, h, ii.MaxWidth, ii.MaxHeight, ii.MaxArea) }
 	for _, s := range ii.Sizes {
 		if s.Width < 1 || s.Height < 1 {
 			return fmt.Errorf("iiif: size %dx%d is not positive", s.Width, s.Height)

@@ -72,6 +72,11 @@ func Tighter[T int | int64](a, b T) T {
 	return a
 }
 
+// Fits reports whether a w×h output is within the global limits (not
+// the per-format ones), by the rule info.json states them with
+// (iiif.Within).
+func (l Limits) Fits(w, h int) bool { return iiif.Within(w, h, l.MaxWidth, l.MaxHeight, l.MaxArea) }
+
 // FormatLimits are the limits for one output format. Zero means no limit.
 type FormatLimits struct {
 	MaxWidth, MaxHeight int

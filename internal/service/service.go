@@ -332,8 +332,7 @@ func (s *Service) sizes(hdr probe.Info) []iiif.SizeEntry {
 	lim := s.cfg.Limits
 	for f := 1; ; f *= 2 {
 		w, h := ceilDiv(hdr.Width, f), ceilDiv(hdr.Height, f)
-		if (lim.MaxWidth == 0 || w <= lim.MaxWidth) && (lim.MaxHeight == 0 || h <= lim.MaxHeight) &&
-			(lim.MaxArea == 0 || int64(w)*int64(h) <= lim.MaxArea) {
+		if lim.Fits(w, h) {
 			out = append(out, iiif.SizeEntry{Width: w, Height: h})
 		}
 		if w <= 64 || h <= 64 || f >= 1<<20 {

@@ -68,8 +68,7 @@ func (s *Service) storedSizes(pyr *pyramid.Pyramid) []iiif.SizeEntry {
 	var out []iiif.SizeEntry
 	lim := s.cfg.Limits
 	for _, z := range pyr.Sizes {
-		if (lim.MaxWidth == 0 || z.Width <= lim.MaxWidth) && (lim.MaxHeight == 0 || z.Height <= lim.MaxHeight) &&
-			(lim.MaxArea == 0 || int64(z.Width)*int64(z.Height) <= lim.MaxArea) {
+		if lim.Fits(z.Width, z.Height) {
 			out = append(out, iiif.SizeEntry{Width: z.Width, Height: z.Height})
 		}
 	}
