@@ -7,10 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	iofs "io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -20,10 +17,8 @@ import (
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/resolve"
-	"github.com/iiifd/iiifd/internal/source"
-	"github.com/iiifd/iiifd/internal/source/ranged"
+	"github.com/iiifd/iiifd/internal/source/fs"
 	"github.com/iiifd/iiifd/internal/source/route"
-	"github.com/iiifd/iiifd/internal/source/s3"
 )
 
 // check walks every image under the roots (directories are walked,
@@ -156,11 +151,7 @@ func listImages(ctx context.Context, roots []checkRoot, cfg config.Config) (ids,
 			unlisted = append(unlisted, r.root)
 			continue
 		default:
-			var found []string
-			found, err = findImages(r.root)
-			for _, k := range found {
-				add(k)
-			}
+			err = listFolder(ctx, r.root, add)
 		}
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("listing %s: %w", r.root, err)
@@ -178,157 +169,31 @@ var checkListPage int32
 // listBucket lists the images stored under an s3:// root, as keys under
 // its prefix, calling add with each (in no particular order).
 func listBucket(ctx context.Context, root string, cfg config.Config, add func(key string)) error {
-	bucket, prefix, err := s3.ParseURL(root)
+	st := cfg.Stores
+	st.ListPage = checkListPage
+	src, err := app.Bucket(ctx, st, root)
 	if err != nil {
 		return err
 	}
-	src, err := s3.New(ctx, s3.Config{Bucket: bucket, Prefix: prefix, Policy: app.StorePolicy(cfg.Stores), Store: ranged.NewStore(ranged.Config{}), ListPage: checkListPage})
+	entries, err := src.List(ctx, 0, resolve.HasImageExtension)
+	for _, e := range entries {
+		add(e.Key)
+	}
+	return err
+}
+
+// listFolder lists the images under a local root as the server's
+// gallery does (fs.List): image files, and tile pyramids as their folder.
+func listFolder(ctx context.Context, root string, add func(key string)) error {
+	src, err := fs.New(root)
 	if err != nil {
 		return err
 	}
-	l := newImageLister(add)
-	if err := src.Walk(ctx, func(k string) error { l.add(k); return nil }); err != nil {
-		return err
+	entries, err := src.List(ctx, 0, resolve.HasImageExtension)
+	for _, e := range entries {
+		add(e.Key)
 	}
-	l.done()
-	return nil
-}
-
-// imageLister picks from a bucket's keys, given one at a time in the
-// store's order (bytewise, as S3 lists them), what findImages picks from
-// a folder: image files, and tile pyramids (a folder holding an
-// info.json) as their folder's key, not their tiles. Keys with a hidden
-// segment (".name") are left out, as the server never serves them.
-//
-// It holds only the keys it cannot decide yet: an image whose folder may
-// still turn out to be a pyramid. The keys under a folder are listed
-// together, and those sorting before "info.json" (a pyramid's tiles,
-// "0,0,256,256/..." and "full/...") before it; so once the listing is
-// past FOLDER/info.json, whether FOLDER is a pyramid is known. What is
-// held is then the images found and the tiles of the pyramids whose
-// info.json is still to come, never the whole listing.
-type imageLister struct {
-	emit     func(key string)
-	pyramids map[string]bool // every pyramid found, hidden ones too
-	pending  []pendingKey    // in the order listed
-	most     int             // the most keys pending at once (for tests)
-}
-
-// pendingKey is an image (a file, or a pyramid's folder) that a pyramid
-// around it may still take.
-type pendingKey struct {
-	key string
-	// at is the key listed that brought it: key, or the folder's
-	// info.json.
-	at string
-	// until is the last info.json of its folders, the last key that
-	// could make one a pyramid: once the listing is past it, key is an
-	// image.
-	until string
-}
-
-func newImageLister(emit func(string)) *imageLister {
-	return &imageLister{emit: emit, pyramids: map[string]bool{}}
-}
-
-// add takes the next key of the listing, which sorts after every key
-// given before.
-func (l *imageLister) add(k string) {
-	l.decide(k)
-	if dir, ok := strings.CutSuffix(k, "/info.json"); ok && source.ValidKey(dir) {
-		l.pyramids[dir] = true
-		// What was held under dir/ (listed after dir/, before its
-		// info.json) is the pyramid's: its tiles.
-		i, _ := slices.BinarySearchFunc(l.pending, dir+"/", func(p pendingKey, at string) int { return strings.Compare(p.at, at) })
-		clear(l.pending[i:])
-		l.pending = l.pending[:i]
-		if !resolve.Hidden(dir) && !l.inPyramid(dir) {
-			l.hold(dir, k)
-		}
-		return
-	}
-	if source.ValidKey(k) && !resolve.Hidden(k) && !l.inPyramid(k) && resolve.HasImageExtension(k) {
-		l.hold(k, k)
-	}
-}
-
-// done ends the listing: every key held is an image.
-func (l *imageLister) done() { l.decide("") }
-
-// hold keeps key, brought by the listed key at, until it is decided.
-func (l *imageLister) hold(key, at string) {
-	p := pendingKey{key: key, at: at}
-	for i := strings.IndexByte(key, '/'); i >= 0; i = next(key, i) {
-		p.until = max(p.until, key[:i]+"/info.json")
-	}
-	l.pending = append(l.pending, p)
-	l.most = max(l.most, len(l.pending))
-}
-
-// decide passes on the keys held, in order, that the listing, now at k
-// ("" at its end), is past the until of.
-func (l *imageLister) decide(k string) {
-	n := 0
-	for _, p := range l.pending {
-		if k != "" && p.until >= k {
-			break
-		}
-		l.emit(p.key)
-		n++
-	}
-	clear(l.pending[:n])
-	l.pending = l.pending[n:]
-}
-
-// inPyramid reports whether a folder around k is a pyramid found so far.
-func (l *imageLister) inPyramid(k string) bool {
-	for i := strings.IndexByte(k, '/'); i >= 0; i = next(k, i) {
-		if l.pyramids[k[:i]] {
-			return true
-		}
-	}
-	return false
-}
-
-// next returns the index of the '/' after the one at i in k, or -1.
-func next(k string, i int) int {
-	j := strings.IndexByte(k[i+1:], '/')
-	if j < 0 {
-		return -1
-	}
-	return i + 1 + j
-}
-
-// findImages lists the identifiers under root: image files, and folders
-// holding a tile pyramid (an info.json), whose tiles are not listed.
-// Hidden files and folders are skipped, as the server never serves them.
-func findImages(root string) ([]string, error) {
-	var ids []string
-	err := filepath.WalkDir(root, func(p string, d iofs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		rel = filepath.ToSlash(rel)
-		if rel != "." && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			if _, err := os.Stat(filepath.Join(p, "info.json")); err == nil && rel != "." {
-				ids = append(ids, rel)
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if resolve.HasImageExtension(rel) {
-			ids = append(ids, rel)
-		}
-		return nil
-	})
-	return ids, err
+	return err
 }
 
 // checkImage runs one image through the pipeline and returns why it

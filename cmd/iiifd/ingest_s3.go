@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/app"
+	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/progress"
 	"github.com/iiifd/iiifd/internal/source"
-	"github.com/iiifd/iiifd/internal/source/ranged"
-	"github.com/iiifd/iiifd/internal/source/remote"
 	"github.com/iiifd/iiifd/internal/source/s3"
 )
 
@@ -24,6 +24,9 @@ type s3Target struct {
 	local  string
 }
 
+// uploadReadTimeout bounds one request of an upload to a bucket.
+const uploadReadTimeout = 60 * time.Second
+
 func newS3Target(ctx context.Context, dst string) (*s3Target, error) {
 	bucket, key, err := s3.ParseURL(dst)
 	if err != nil {
@@ -33,9 +36,12 @@ func newS3Target(ctx context.Context, dst string) (*s3Target, error) {
 	if key == "" || !source.ValidKey(key) {
 		return nil, fmt.Errorf("%s: want s3://BUCKET/KEY with a key", dst)
 	}
-	policy := remote.DefaultPolicy()
-	policy.ReadTimeout = 60 * time.Second
-	src, err := s3.New(ctx, s3.Config{Bucket: bucket, Policy: policy, Store: ranged.NewStore(ranged.Config{})})
+	// The store settings the server reads with, but for one request's
+	// time: a part of a multi-gigabyte upload may take longer to send
+	// than a read of a tile.
+	st := config.Default().Stores
+	st.ReadTimeout = max(st.ReadTimeout, uploadReadTimeout)
+	src, err := app.Bucket(ctx, st, "s3://"+bucket)
 	if err != nil {
 		return nil, err
 	}

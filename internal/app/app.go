@@ -199,7 +199,7 @@ func (a *App) buildWeb(cfg config.Config, svc *service.Service, src source.Sourc
 // unlisted is the gallery's lister for roots that cannot be walked.
 type unlisted struct{}
 
-func (unlisted) List(context.Context, int, func(string) bool) ([]fs.Entry, error) {
+func (unlisted) List(context.Context, int, func(string) bool) ([]source.Entry, error) {
 	return nil, fault.New(fault.NotImplemented, "the gallery lists only a local --root; open an image at /view/{identifier}")
 }
 

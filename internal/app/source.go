@@ -33,6 +33,21 @@ func StorePolicy(st config.StoreConfig) remote.Policy {
 	return policy
 }
 
+// Bucket builds the source of one s3:// root with the store settings st,
+// as the server's own roots are built, for the commands that list or
+// write a bucket outside the server (iiifd check, iiifd ingest).
+func Bucket(ctx context.Context, st config.StoreConfig, root string) (*s3.Source, error) {
+	bucket, prefix, err := s3.ParseURL(root)
+	if err != nil {
+		return nil, err
+	}
+	policy := StorePolicy(st)
+	if err := policy.Validate(); err != nil {
+		return nil, err
+	}
+	return s3.New(ctx, s3.Config{Bucket: bucket, Prefix: prefix, Policy: policy, Store: ranged.NewStore(ranged.Config{}), ListPage: st.ListPage})
+}
+
 // buildSource builds the source of the configured roots: --root, and the
 // [[roots]] rules tried before it, each root a directory, a bucket or an
 // origin, all with the configured key layout. Remote roots share one
@@ -88,7 +103,7 @@ func (a *App) buildSource(cfg config.Config) (source.Source, error) {
 			if err != nil {
 				return nil, err
 			}
-			s, err = s3.New(context.Background(), s3.Config{Bucket: bucket, Prefix: prefix, Policy: policy, Store: store, Spool: cache})
+			s, err = s3.New(context.Background(), s3.Config{Bucket: bucket, Prefix: prefix, Policy: policy, Store: store, Spool: cache, ListPage: st.ListPage})
 			if err != nil {
 				return nil, fmt.Errorf("root %s: %w", root, err)
 			}

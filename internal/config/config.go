@@ -138,6 +138,9 @@ type StoreConfig struct {
 	Roots []RootRule
 	// KeyLayout places keys in every root: "flat" or "hash:4,2".
 	KeyLayout string
+	// ListPage is the most keys one bucket listing request asks for (0:
+	// the store's most). Not a flag: tests set it to list in many pages.
+	ListPage int32
 	// ConnectTimeout and ReadTimeout bound one connection and one request
 	// attempt; Retries more attempts follow a failed one.
 	ConnectTimeout, ReadTimeout time.Duration

@@ -35,6 +35,19 @@ type Object struct {
 	Seen time.Time
 }
 
+// Entry is an image found by listing a source: an image file, or a tile
+// pyramid (a folder holding an info.json in the IIIF level-0 layout),
+// listed once under its folder's key.
+type Entry struct {
+	Key     string
+	Pyramid bool
+	ModTime time.Time // zero when the listing does not tell
+}
+
+// ErrListTruncated is returned with the entries found so far when a
+// listing stops at its bound.
+var ErrListTruncated = errors.New("source: listing truncated at its bound")
+
 // Source opens objects by key. Keys are slash-separated relative paths
 // that have already been checked by the resolver.
 type Source interface {

@@ -17,7 +17,7 @@ import (
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/presentation"
 	"github.com/iiifd/iiifd/internal/resolve"
-	"github.com/iiifd/iiifd/internal/source/fs"
+	"github.com/iiifd/iiifd/internal/source"
 )
 
 // escID escapes an identifier as one URL path segment (%2F for slashes).
@@ -74,7 +74,7 @@ func (l *listing) get(ctx context.Context, cfg Config) ([]string, bool, error) {
 		return l.ids, l.truncated, nil
 	}
 	entries, err := cfg.List.List(ctx, cfg.MaxImages, resolve.HasImageExtension)
-	truncated := errors.Is(err, fs.ErrListTruncated)
+	truncated := errors.Is(err, source.ErrListTruncated)
 	if err != nil && !truncated {
 		return nil, false, err
 	}

@@ -35,7 +35,7 @@ import (
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/service"
-	"github.com/iiifd/iiifd/internal/source/fs"
+	"github.com/iiifd/iiifd/internal/source"
 )
 
 //go:generate ../../scripts/web-assets
@@ -53,7 +53,7 @@ type Images interface {
 
 // Lister lists the images under the root.
 type Lister interface {
-	List(ctx context.Context, limit int, keep func(key string) bool) ([]fs.Entry, error)
+	List(ctx context.Context, limit int, keep func(key string) bool) ([]source.Entry, error)
 }
 
 // Config configures the web front.

@@ -31,6 +31,7 @@ import (
 	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/plugin"
 	"github.com/iiifd/iiifd/internal/service"
+	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/fs"
 	"github.com/iiifd/iiifd/internal/web"
 )
@@ -627,7 +628,7 @@ func (f failingImages) Info(context.Context, iiif.Version, string, string) (*ser
 
 type noList struct{}
 
-func (noList) List(context.Context, int, func(string) bool) ([]fs.Entry, error) { return nil, nil }
+func (noList) List(context.Context, int, func(string) bool) ([]source.Entry, error) { return nil, nil }
 
 // TestErrorPages: the pages and documents answer errors as the IIIF
 // routes do: an authorize refusal's challenge and redirect location are

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/iiifd/iiifd/internal/source"
 )
 
 func TestList(t *testing.T) {
@@ -41,11 +43,12 @@ func TestList(t *testing.T) {
 		{"all", 100, nil, "a.jpg b.txt pyr/ sub/c.tif sub/deeper/d.png", false},
 		{"images", 100, images, "a.jpg pyr/ sub/c.tif sub/deeper/d.png", false},
 		{"bounded", 2, images, "a.jpg pyr/", true},
+		{"unbounded", 0, images, "a.jpg pyr/ sub/c.tif sub/deeper/d.png", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := s.List(context.Background(), tc.limit, tc.keep)
-			if tc.trunc != errors.Is(err, ErrListTruncated) || (err != nil && !tc.trunc) {
+			if tc.trunc != errors.Is(err, source.ErrListTruncated) || (err != nil && !tc.trunc) {
 				t.Fatalf("err %v, want truncated %v", err, tc.trunc)
 			}
 			var keys []string
