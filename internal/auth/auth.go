@@ -193,14 +193,15 @@ func (e *Refusal) ResponseHeader() http.Header {
 	return http.Header{"Www-Authenticate": {`Bearer realm="iiifd", error="invalid_token", error_description=` + strconv.Quote(e.Reason)}}
 }
 
-// Admit decides a request for the image (or info.json) id from the
-// request's headers: an access token (Authorization: Bearer), the access
-// cookie, or, with the external profile, the trusted front's cookie or
-// header. It returns whether the image is restricted and, for a degraded
-// image seen by someone not signed in, the long side they may see (0 =
-// all). A restricted image without a valid login is refused with a
-// *Refusal that says why.
-func (a *Auth) Admit(ctx context.Context, id string, h http.Header) (restricted bool, max int, err error) {
+// Admit decides a request for the image id (image: its pixels, else its
+// info.json) from the request's headers: an access token (Authorization:
+// Bearer), the access cookie, or, with the external profile, the trusted
+// front's cookie or header. It returns whether the image is restricted
+// and, for a degraded image seen by someone not signed in, the long side
+// they may see (0 = all). The pixels of a login-only image without a
+// valid login are refused with a *Refusal that says why; its info.json is
+// not, since that is where clients find the probe service (§2.1).
+func (a *Auth) Admit(ctx context.Context, id string, image bool, h http.Header) (restricted bool, max int, err error) {
 	r := a.rule(id)
 	if r.Policy == Public {
 		return false, 0, nil
@@ -215,6 +216,9 @@ func (a *Auth) Admit(ctx context.Context, id string, h http.Header) (restricted 
 	}
 	if r.Policy == Degraded {
 		return true, r.Max, nil
+	}
+	if !image {
+		return true, 0, nil
 	}
 	return true, 0, &Refusal{Reason: "this image needs a login: " + ae.reason}
 }

@@ -110,3 +110,6 @@ func (a *Auth) probeResult(base, id string, status int, why string) map[string]a
 	res["note"] = lang("Sign in to see it: " + why + ".")
 	return res
 }
+
+// Context returns the JSON-LD context of the services (service.Gate).
+func (a *Auth) Context() string { return Context }
