@@ -484,8 +484,11 @@ func TestAuthBrowser(t *testing.T) {
 		t.Skip(msg + "; scripts/test installs them")
 	}
 
-	// iiifd at localhost, the client pages at 127.0.0.1: other origins,
-	// other sites.
+	// iiifd and the client pages on other origins of one site
+	// (localhost): browsers that block third-party cookies (this
+	// Chromium does) send the access cookie to the token service's
+	// iframe only within one site, so that is how a viewer on another
+	// origin is deployed (see README, Restricted images).
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -493,8 +496,8 @@ func TestAuthBrowser(t *testing.T) {
 	base := "http://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	issuer := startOIDC(t, base+"/auth/v2/access/login/callback")
 
-	clientPage := func(name string) *httptest.Server {
-		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	clientPage := func(name string) (*httptest.Server, string) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != "/" {
 				http.NotFound(w, r)
 				return
@@ -503,13 +506,15 @@ func TestAuthBrowser(t *testing.T) {
 			fmt.Fprintf(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>%s</title>
 <script src="%s/assets/test/iiif-auth.js"></script></head><body><h1>%s</h1></body></html>`, name, base, name)
 		}))
+		return srv, "http://localhost:" + strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
 	}
-	cl, foreign := clientPage("client"), clientPage("foreign")
+	cl, clURL := clientPage("client")
+	foreign, foreignURL := clientPage("foreign")
 	defer cl.Close()
 	defer foreign.Close()
 
 	cfg := authConfig(t)
-	cfg.Auth.Origins = cl.URL + "," + base
+	cfg.Auth.Origins = clURL + "," + base
 	cfg.Auth.TokenTTL = 4 * time.Second
 	cfg.Auth.OIDCIssuer, cfg.Auth.OIDCClientID, cfg.Auth.OIDCClientSecret = issuer, "web", "secret"
 	serveOn(t, cfg, ln)
@@ -518,7 +523,7 @@ func TestAuthBrowser(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join(webDir, "test", "auth.mjs"))
 	cmd.Env = append(os.Environ(),
-		"IIIFD_URL="+base, "CLIENT_URL="+cl.URL+"/", "FOREIGN_URL="+foreign.URL+"/",
+		"IIIFD_URL="+base, "CLIENT_URL="+clURL+"/", "FOREIGN_URL="+foreignURL+"/",
 		"IMAGE=julia", "USER=alice", "PASSWORD="+alicePassword,
 		"OIDC_USER=test-user@localhost", "OIDC_PASSWORD=verysecure",
 		"TOKEN_TTL=4", "CHROMIUM="+chromium,
