@@ -62,7 +62,21 @@ const (
 // ParseUsers reads a users file: one name:hash a line; blank lines and
 // lines starting with # are skipped. Errors name the line.
 func ParseUsers(r io.Reader) (*Users, error) {
+	u, first, err := parseUsers(r)
+	if err != nil || first == nil {
+		return u, err
+	}
+	if u.dummy, err = dummyLike(first); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// parseUsers parses a users file and returns the first user's hash too,
+// which the dummy is made like; it computes no hash.
+func parseUsers(r io.Reader) (*Users, hash, error) {
 	u := &Users{hashes: map[string]hash{}}
+	var first hash
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 512), maxLineBytes)
 	n := 0
@@ -74,32 +88,30 @@ func ParseUsers(r io.Reader) (*Users, error) {
 		}
 		name, h, ok := strings.Cut(line, ":")
 		if !ok || name == "" || h == "" {
-			return nil, fmt.Errorf("users file line %d: want name:hash", n)
+			return nil, nil, fmt.Errorf("users file line %d: want name:hash", n)
 		}
 		if strings.ContainsAny(name, " \t") {
-			return nil, fmt.Errorf("users file line %d: the user name has a space", n)
+			return nil, nil, fmt.Errorf("users file line %d: the user name has a space", n)
 		}
 		if _, dup := u.hashes[name]; dup {
-			return nil, fmt.Errorf("users file line %d: user %q is listed twice", n, name)
+			return nil, nil, fmt.Errorf("users file line %d: user %q is listed twice", n, name)
 		}
 		ph, err := parseHash(h)
 		if err != nil {
-			return nil, fmt.Errorf("users file line %d (user %q): %v", n, name, err)
+			return nil, nil, fmt.Errorf("users file line %d (user %q): %v", n, name, err)
 		}
-		if u.dummy == nil {
-			if u.dummy, err = dummyLike(ph); err != nil {
-				return nil, err
-			}
+		if first == nil {
+			first = ph
 		}
 		u.hashes[name] = ph
 		if len(u.hashes) > maxUsers {
-			return nil, fmt.Errorf("users file: more than %d users", maxUsers)
+			return nil, nil, fmt.Errorf("users file: more than %d users", maxUsers)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("users file line %d: %v", n+1, err)
+		return nil, nil, fmt.Errorf("users file line %d: %v", n+1, err)
 	}
-	return u, nil
+	return u, first, nil
 }
 
 // parseHash parses one bcrypt or argon2id hash.
