@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/source/route"
 )
 
@@ -212,7 +213,7 @@ func (a *Auth) Admit(ctx context.Context, id string, image bool, h http.Header) 
 	}
 	var ae *aspectError
 	if !errors.As(err, &ae) {
-		return true, 0, err // the store failed
+		return true, 0, fault.Wrap(fault.Unavailable, err, "access cannot be checked now: the session store is unavailable; try again")
 	}
 	if r.Policy == Degraded {
 		return true, r.Max, nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/iiifd/iiifd/internal/cache/redis/redistest"
+	"github.com/iiifd/iiifd/internal/fault"
 )
 
 // clock is a settable time for tests of expiry.
@@ -244,5 +245,36 @@ func TestStores(t *testing.T) {
 				t.Fatalf("deleted set: %v", m)
 			}
 		})
+	}
+}
+
+// TestStoreDown: with the session store unreachable, the token service
+// says unavailable, the probe 503 (in its body), images a 5xx, never a
+// grant.
+func TestStoreDown(t *testing.T) {
+	rs := redistest.Start(t)
+	r, err := NewRedis(rs.URL(), "down:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	a, _ := newAuth(t, func(c *Config) { c.Store = r })
+	rs.Stop()
+	w := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/auth/v2/token?messageId=1&origin=https://v.test", nil)
+	req.Header.Set("Cookie", "iiifd_access=whatever")
+	a.ServeHTTP(w, req)
+	if !strings.Contains(w.Body.String(), `"profile":"unavailable"`) {
+		t.Errorf("token service with the store down: %s", w.Body)
+	}
+	w = httptest.NewRecorder()
+	req = httptest.NewRequest("GET", "/auth/v2/probe/secret/x", nil)
+	req.Header.Set("Authorization", "Bearer whatever")
+	a.ServeHTTP(w, req)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"status":503`) {
+		t.Errorf("probe with the store down: %d %s", w.Code, w.Body)
+	}
+	if _, _, err := a.Admit(context.Background(), "secret/x", true, http.Header{"Cookie": {"iiifd_access=x"}}); func() int { s, _ := fault.Status(err); return s }() != http.StatusServiceUnavailable {
+		t.Errorf("an image with the store down: %v", err)
 	}
 }

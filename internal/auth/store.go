@@ -154,6 +154,7 @@ func NewRedis(url, prefix string) (*Redis, error) {
 	opt.DisableIdentity = true
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = time.Second, time.Second, time.Second
+	opt.MaxRetries = 1 // a login waits at most a few seconds on a sick server
 	return &Redis{client: goredis.NewClient(opt), prefix: prefix}, nil
 }
 
