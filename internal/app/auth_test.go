@@ -524,7 +524,7 @@ func TestAuthBrowser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, filepath.Join(webDir, "test", "auth.mjs"))
 	cmd.Env = append(os.Environ(),
 		"IIIFD_URL="+base, "CLIENT_URL="+clURL+"/", "FOREIGN_URL="+foreignURL+"/",
-		"IMAGE=julia", "USER=alice", "PASSWORD="+alicePassword,
+		"IMAGE=julia", "IMAGE_DEGRADED=mandelbrot", "USER=alice", "PASSWORD="+alicePassword,
 		"OIDC_USER=test-user@localhost", "OIDC_PASSWORD=verysecure",
 		"TOKEN_TTL=4", "CHROMIUM="+chromium,
 	)

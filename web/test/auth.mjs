@@ -6,6 +6,7 @@
 //   CLIENT_URL     a client page on another origin, allowed by the token service
 //   FOREIGN_URL    a client page on an origin the token service refuses
 //   IMAGE          the identifier of a login-only image
+//   IMAGE_DEGRADED the identifier of a degraded image
 //   USER, PASSWORD a built-in user
 //   OIDC_USER, OIDC_PASSWORD  a user of the OpenID Connect provider
 //   TOKEN_TTL      the access tokens' lifetime in seconds
@@ -15,7 +16,7 @@ import { chromium } from 'playwright-core';
 
 const env = process.env;
 const base = env.IIIFD_URL;
-for (const k of ['IIIFD_URL', 'CLIENT_URL', 'FOREIGN_URL', 'IMAGE', 'USER', 'PASSWORD', 'OIDC_USER', 'OIDC_PASSWORD', 'TOKEN_TTL']) {
+for (const k of ['IIIFD_URL', 'CLIENT_URL', 'FOREIGN_URL', 'IMAGE', 'IMAGE_DEGRADED', 'USER', 'PASSWORD', 'OIDC_USER', 'OIDC_PASSWORD', 'TOKEN_TTL']) {
   if (!env[k]) { console.error('auth.mjs: ' + k + ' must be set'); process.exit(2); }
 }
 const image = env.IMAGE;
@@ -145,8 +146,10 @@ try {
   m = await token(page, s);
   const fresh = m.accessToken;
   check((await probe(page, s, fresh)).status === 200, 'a fresh token works');
-  const out = await openWindow(page, s.logout.id);
-  await out.waitForEvent('close');
+  await openWindow(page, s.logout.id);
+  // Resolved by the client's poll once the window has closed itself
+  // (which may be before a listener could be added to the window).
+  check(await page.evaluate(() => window.accessClosed), 'logout: the window closed itself');
   p = await probe(page, s, fresh);
   check(p.status === 401 && /not known|ended/.test(IIIFAuthText(p.note)), 'after logout: the token is revoked', p);
   m = await token(page, s);
@@ -159,6 +162,18 @@ try {
   await viewer.goto(base + '/view/' + encodeURIComponent(image));
   await viewer.waitForSelector('#auth:not([hidden])');
   check(/restricted/i.test(await viewer.textContent('#auth .heading')), 'viewer: the prompt shows the probe heading');
+
+  // A degraded image: the viewer shows what everyone may see, and the
+  // prompt from the probe, which names the substitute.
+  const small = await ctx.newPage();
+  await small.goto(base + '/view/' + encodeURIComponent(env.IMAGE_DEGRADED));
+  await small.waitForSelector('#auth:not([hidden])');
+  await small.waitForFunction(() => window.iiifdViewer && window.iiifdViewer.world.getItemCount() > 0 && document.getElementById('status').hidden, null, { timeout: 10000 })
+    .catch(async (e) => { throw new Error('degraded viewer: ' + await small.evaluate(() => document.getElementById('status').textContent + ' | items ' + (window.iiifdViewer && window.iiifdViewer.world.getItemCount()))); });
+  const shown = await small.evaluate(() => window.iiifdViewer.world.getItemAt(0).source.url || '');
+  check(/smaller version/.test(await small.textContent('#auth .heading')) && /\/full\/!300,300\/0\/default\.jpg$/.test(shown),
+    'viewer, degraded image: the probe\'s substitute is shown, with the prompt to sign in for more', shown);
+  await small.close();
 
   // Sign in at the OpenID Connect provider from the viewer's prompt.
   const popup = viewer.waitForEvent('popup');

@@ -46,7 +46,11 @@
   function restricted(info, auth) {
     var prompt = document.getElementById('auth');
     function ask(result) {
-      if (result && result.substitute) open(info); // the degraded view
+      // A degraded image: the probe's substitute, the one size everyone
+      // may see (the tiles of the image service, which viewers request
+      // at every level, would be refused past it).
+      var sub = result && result.substitute && result.substitute[0];
+      if (sub) open({ type: 'image', url: sub.id });
       prompt.hidden = false;
       prompt.querySelector('.heading').textContent = IIIFAuth.text(result && result.heading) || IIIFAuth.text(auth.access.heading) || 'This image is restricted';
       prompt.querySelector('.note').textContent = IIIFAuth.text(result && result.note) || IIIFAuth.text(auth.access.note);
@@ -56,7 +60,7 @@
       button.onclick = function () {
         IIIFAuth.openAccess(auth.access).then(attempt).catch(function (err) { show(err.message, true); });
       };
-      if (!result || !result.substitute) show(IIIFAuth.text(result && result.heading) || 'This image is restricted.', true);
+      if (!sub) show(IIIFAuth.text(result && result.heading) || 'This image is restricted.', true);
     }
     // attempt gets a token and probes with it: on 200 the image opens
     // with the token's info.json; otherwise the prompt says why.
@@ -95,7 +99,8 @@
     if (viewer && (e.key === 'r' || e.key === 'R')) { viewer.viewport.setRotation(viewer.viewport.getRotation() + (e.shiftKey ? -90 : 90)); }
   });
 
-  // open shows the image of info.json document info in OpenSeadragon.
+  // open shows a tile source in OpenSeadragon: an info.json document, or
+  // a single image.
   function open(info) {
     if (viewer) viewer.destroy();
     show('Loading tiles…');
