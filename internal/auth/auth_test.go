@@ -278,3 +278,36 @@ func TestStoreDown(t *testing.T) {
 		t.Errorf("an image with the store down: %v", err)
 	}
 }
+
+func TestParseNetworks(t *testing.T) {
+	ps, err := ParseNetworks(" 10.1.2.3/16, 192.0.2.7 ,, 2001:db8::/32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.1.0.0/16", "192.0.2.7/32", "2001:db8::/32"}
+	for i, p := range ps {
+		if p.String() != want[i] {
+			t.Errorf("network %d: %v, want %s", i, p, want[i])
+		}
+	}
+	if _, err := ParseNetworks("10.0.0.0/33"); err == nil {
+		t.Error("10.0.0.0/33 parsed")
+	}
+}
+
+// FuzzParseNetworks: what parses is masked, and contains its own address.
+func FuzzParseNetworks(f *testing.F) {
+	f.Add("10.0.0.0/8,192.0.2.1")
+	f.Add("::ffff:10.0.0.1/128, fe80::1%eth0")
+	f.Fuzz(func(t *testing.T, s string) {
+		ps, err := ParseNetworks(s)
+		if err != nil {
+			return
+		}
+		for _, p := range ps {
+			if p != p.Masked() || !p.Contains(p.Addr()) {
+				t.Fatalf("%q: %v", s, p)
+			}
+		}
+	})
+}
