@@ -64,17 +64,15 @@ func (a *Auth) serveProbe(w http.ResponseWriter, r *http.Request) {
 	case a.cfg.Exists != nil && a.cfg.Exists(r.Context(), id) != nil:
 		status = 404
 	case a.rule(id).Policy != Public:
-		var s Session
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
 			err = &aspectError{profile: "missingAspect", reason: "no access token was sent"}
 		} else {
-			s, err = a.tokenSession(r.Context(), strings.TrimSpace(tok), r.Header.Get("Origin"))
+			_, err = a.tokenSession(r.Context(), strings.TrimSpace(tok), r.Header.Get("Origin"))
 		}
 		var ae *aspectError
 		switch {
 		case err == nil:
-			_ = s
 		case errors.As(err, &ae):
 			status, why = 401, ae.reason
 		default:
