@@ -106,7 +106,14 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	svc, err := service.New(service.Config{
+	var svc *service.Service
+	au, err := a.buildAuth(cfg, func(ctx context.Context, id string) error { return svc.Exists(ctx, id) })
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	svc, err = service.New(service.Config{
+		Gate:              gate(au),
 		Plugins:           plugins,
 		Cache:             dc,
 		Admit:             admit,
@@ -145,6 +152,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		// stores' MetaTTL is the same second).
 		HotFor:         fs.OpenFor,
 		RequestTimeout: cfg.RequestTimeout,
+		Auth:           authHandler(au),
 	})
 	return a, nil
 }

@@ -123,6 +123,8 @@ type Config struct {
 	PluginCacheDir string
 	// Remote sources (Root and Roots may be s3:// and http(s):// URLs).
 	Stores StoreConfig
+	// Auth restricts images: access rules, logins, sessions, tokens.
+	Auth Auth
 }
 
 // RootRule sends identifiers matching Match ("*" within a segment, "**"
@@ -304,6 +306,7 @@ func Default() Config {
 		ShutdownTimeout:   30 * time.Second,
 		FormatLimits:      DefaultFormatLimits(),
 		Stores:            DefaultStoreConfig(),
+		Auth:              DefaultAuth(),
 	}
 }
 
@@ -401,6 +404,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("root: %v", err))
 	}
 	errs = append(errs, c.Stores.validate()...)
+	errs = append(errs, c.Auth.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -452,6 +456,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var(&c.PluginMemory, "plugin-memory", "memory `size` of each plugin instance, e.g. 64MiB")
 	fs.StringVar(&c.PluginCacheDir, "plugin-cache-dir", c.PluginCacheDir, "keep plugins' compiled machine code in this `directory` across restarts (empty = in memory only)")
 	fs.DurationVar(&c.PluginReload, "plugin-reload", c.PluginReload, "how often plugin files are checked for changes and reloaded (0 = never)")
+	c.Auth.bind(fs)
 	st := &c.Stores
 	fs.Var(rootsValue{&st.Roots}, "roots", "send identifiers matching a pattern to another root, `PATTERN=ROOT` (repeatable; \"*\" within a path segment, \"**\" across; first match wins, then --root); in the config file: [[roots]] tables with match and root")
 	fs.StringVar(&st.KeyLayout, "key-layout", st.KeyLayout, "`layout` of keys in every root: flat, or hash:W1,W2,... (hash:4,2 stores 3972b16287e5.tif as 3972/b1/3972b16287e5.tif)")
@@ -572,6 +577,9 @@ func applyTOML(fs *flag.FlagSet, r io.Reader, name string) error {
 func tomlString(v any) (string, error) {
 	switch v := v.(type) {
 	case map[string]any:
+		if _, ok := v["policy"]; ok {
+			return accessTable(v) // an [[access]] table
+		}
 		// A [[roots]] table: match and root.
 		m, mok := v["match"].(string)
 		r, rok := v["root"].(string)

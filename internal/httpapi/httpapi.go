@@ -87,6 +87,11 @@ type Options struct {
 	// than the sources reuse an object's metadata. Zero turns it off; it
 	// is always off with plugins.
 	HotFor time.Duration
+	// Auth, when set, serves the IIIF Authorization Flow API's services
+	// under /auth/v2/; images are then restricted by identifier, so
+	// requests carry their client's headers and none is answered
+	// without the pipeline (HotFor is off).
+	Auth http.Handler
 }
 
 // hotEntries bounds the remembered request lines (a few hundred bytes
@@ -130,8 +135,11 @@ func New(images Images, opt Options) http.Handler {
 	}
 	opt.BaseURL = strings.TrimSuffix(opt.BaseURL, "/")
 	h := &Handler{images: images, opt: opt, log: opt.Logger, mux: http.NewServeMux()}
-	if !opt.Plugins {
+	if !opt.Plugins && opt.Auth == nil {
 		h.hot = newHotRequests(opt.HotFor, hotEntries)
+	}
+	if opt.Auth != nil {
+		h.mux.Handle("/auth/v2/", h.withBase(opt.Auth))
 	}
 	h.mux.HandleFunc("/iiif/", h.serveIIIF)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -282,6 +290,7 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	hd.Set("Link", fmt.Sprintf("<%s>;rel=\"profile\"", iiif.ProfileURI(v)))
 	validators(hd, info.ETag, info.ModTime, h.opt.InfoCacheControl)
 	h.private(hd)
+	restricted(hd, info.Restricted)
 	if status := preconditions(r, info.ETag, info.ModTime); status != 0 {
 		w.WriteHeader(status)
 		return
@@ -354,6 +363,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 	h.varyForwarded(hd)
 	validators(hd, job.ETag, job.ModTime, h.opt.CacheControl)
 	h.private(hd)
+	restricted(hd, job.Restricted)
 	if status := preconditions(r, job.ETag, job.ModTime); status != 0 {
 		w.WriteHeader(status)
 		return
@@ -438,6 +448,16 @@ func (h *Handler) private(hd http.Header) {
 		private = private || p
 	}
 	if private {
+		hd.Set("Cache-Control", "private, no-cache")
+		hd.Add("Vary", "Authorization, Cookie")
+	}
+}
+
+// restricted marks the answer about an image that an access rule
+// restricts as the client's only: shared caches (a CDN) never keep it, so
+// they never hand it to a client that may not see it.
+func restricted(hd http.Header, is bool) {
+	if is && hd.Get("Cache-Control") != "private, no-cache" {
 		hd.Set("Cache-Control", "private, no-cache")
 		hd.Add("Vary", "Authorization, Cookie")
 	}
@@ -666,7 +686,7 @@ type baseKey struct{}
 // web front alike (the viewer and manifests read info.json too); without
 // plugins nobody asks, and nothing is allocated.
 func (h *Handler) withClient(r *http.Request) *http.Request {
-	if !h.opt.Plugins {
+	if !h.opt.Plugins && h.opt.Auth == nil {
 		return r
 	}
 	return r.WithContext(service.WithClient(r.Context(), &service.Client{Method: r.Method, Header: r.Header, Addr: r.RemoteAddr}))

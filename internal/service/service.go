@@ -81,6 +81,9 @@ type Config struct {
 	// value fetches no tiles ahead. What all renders not admitted yet
 	// hold together is bounded by Admit (limit.Config.Held).
 	PrefetchPerRender int64
+	// Gate, when set, restricts images by identifier before plugins and
+	// the cache are asked (see Gate).
+	Gate Gate
 }
 
 // Service runs requests through the pipeline.
@@ -124,6 +127,9 @@ type Info struct {
 	ETag    string // strong, quoted
 	// CacheStatus is "HIT <tier>" or "MISS".
 	CacheStatus string
+	// Restricted says an access rule restricts the image: the document
+	// is the client's only (Cache-Control: private).
+	Restricted bool
 }
 
 // Info returns the info.json of the identifier id for API version v, with
@@ -162,11 +168,14 @@ func (s *Service) info(ctx context.Context, v iiif.Version, id, base string, tgt
 	gen := s.cfg.Plugins.Generation(plugin.HookInfo)
 	if s.cfg.Plugins != nil {
 		facts = append(facts, accessKey(access), s.cfg.Plugins.Fingerprint(plugin.HookInfo))
+	} else if access.restricted {
+		facts = append(facts, "restricted", accessKey(access))
 	}
 	info := &Info{
 		ModTime:     obj.ModTime,
 		ETag:        etag(append(facts, base)...),
 		CacheStatus: "MISS",
+		Restricted:  access.restricted,
 	}
 	// The document is cached with a placeholder for the base URL, which
 	// is filled in on the way out: the base may come from each request's
@@ -204,6 +213,7 @@ func (s *Service) info(ctx context.Context, v iiif.Version, id, base string, tgt
 	}
 	ii := is.imageInfo(ServiceID(basePlaceholder, v, id), hdr)
 	limitInfo(&ii, access)
+	s.declareServices(v, id, &ii, access)
 	if body, err = iiif.MarshalInfo(v, ii); err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "info.json could not be written")
 	}
@@ -386,6 +396,9 @@ type Job struct {
 	// Size is the length of the body when it is known before the first
 	// byte is written (a cache hit, a stored tile), else 0.
 	Size int64
+	// Restricted says an access rule restricts the image: the response
+	// is the client's only (Cache-Control: private).
+	Restricted bool
 
 	obj   *source.Object
 	run   func(ctx context.Context, w io.Writer) error
@@ -467,7 +480,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 	}
 	variant, limits := s.variant, s.cfg.Limits
 	overlays := s.cfg.Plugins.Fingerprint(plugin.HookOverlay)
-	if s.cfg.Plugins != nil {
+	if s.cfg.Plugins != nil || access.restricted {
 		// Limited access plans within smaller limits, and the overlay
 		// plugins' modules and settings make other bytes: both are
 		// part of the cache key.
@@ -502,6 +515,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		cache:       s.cacheFor(access),
 		CacheStatus: "MISS",
 		trim:        s.render.Trim,
+		Restricted:  access.restricted,
 	}
 	if overlays != "" {
 		// Decided by the fingerprint in the key, not by the modules
