@@ -50,7 +50,7 @@ func main() {
 		host.Call("ready", "iiifd-edge: "+err.Error())
 		select {}
 	}
-	h := edge.New(set, jsStore{host}, jsCache{host}, newEngine(engine.EncodeOptions{JPEGQuality: set.JPEGQuality}))
+	h := edge.New(set, jsStore{host}, jsCache{host}, newEngine(engine.EncodeOptions{JPEGQuality: set.JPEGQuality}, set.Limits.MaxSourcePixels))
 	js.Global().Set("__iiifdServe", js.FuncOf(func(this js.Value, args []js.Value) any {
 		req := args[0]
 		return newPromise(func() (js.Value, error) {
