@@ -161,6 +161,7 @@ type reduceKernel struct {
 	n      int
 	f      [transformScale + 1][]float64
 	i      [transformScale + 1][]float64 // the 12-bit integer coefficients
+	o      [transformScale + 1][]float64 // the 2.6 fixed-point ones of the vector path
 }
 
 // newReduce plans one axis of a reduction from in to out pixels as
@@ -187,8 +188,63 @@ func newReduce(in int, shrink float64) (int, int, *reduceKernel) {
 		for j, v := range c {
 			k.i[x][j] = float64(int(v * interpolateScale))
 		}
+		k.o[x] = toFixedPoint(c, 64)
 	}
 	return f, out, k
+}
+
+// toFixedPoint is vips_vector_to_fixed_point: coefficients scaled and
+// rounded so that they sum to the scaled sum exactly, as the vector
+// (orc) path of vips_reducev uses them for 8-bit images.
+func toFixedPoint(in []float64, scale int) []float64 {
+	n := len(in)
+	fsum := 0.0
+	for _, v := range in {
+		fsum += v
+	}
+	target := int(math.RoundToEven(fsum * float64(scale)))
+	high := float64(scale + (n+1)/2)
+	low := float64(scale - (n+1)/2)
+	out := make([]int, n)
+	sum := 0
+	for {
+		guess := (high + low) / 2
+		sum = 0
+		for i, v := range in {
+			out[i] = int(math.RoundToEven(v * guess))
+			sum += out[i]
+		}
+		if sum == target {
+			break
+		}
+		if sum < target {
+			low = guess
+		}
+		if sum > target {
+			high = guess
+		}
+		if high-low <= 0.01 {
+			break
+		}
+	}
+	if sum != target {
+		each, extra := (target-sum)/n, (target-sum)%n
+		dir := 1
+		if extra < 0 {
+			dir, extra = -1, -extra
+		}
+		for i := range out {
+			out[i] += each
+		}
+		for i := 0; i < extra; i++ {
+			out[i] += dir
+		}
+	}
+	f := make([]float64, n)
+	for i, v := range out {
+		f[i] = float64(v)
+	}
+	return f
 }
 
 // lanczos3Mask is libvips' calculate_coefficients_lanczos for a = 3.
@@ -217,6 +273,13 @@ func lanczos3Mask(shrink, x float64, n int) []float64 {
 	return c
 }
 
+// tapIndex returns the unclamped first index and table index of o.
+func (k *reduceKernel) tapIndex(o int) (int, int) {
+	X := (float64(o)+0.5)*k.shrink - 0.5 - k.offset
+	sx := int(X * transformScale * 2)
+	return int(X), ((sx & (transformScale*2 - 1)) + 1) >> 1
+}
+
 // tap returns, for output pixel o, the first input index of the kernel's
 // window (before clamping) and its coefficient table.
 func (k *reduceKernel) tap(o int, integer bool) (int, []float64) {
@@ -238,6 +301,7 @@ type vreduce struct {
 	h, y    int
 	integer bool
 	out     []float32
+	acc     []float64
 	w, b    int
 }
 
@@ -245,7 +309,17 @@ func (r *vreduce) size() (int, int, int) { return r.w, r.h, r.b }
 
 func (r *vreduce) next() ([]float32, error) {
 	first, c := r.k.tap(r.y, r.integer)
-	acc := make([]float64, len(r.out))
+	if r.integer {
+		// 8-bit images take vips_reducev's vector path: 2.6 fixed-point
+		// coefficients, a bias of 32 and a shift by 6.
+		_, t := r.k.tapIndex(r.y)
+		c = r.k.o[t]
+	}
+	if r.acc == nil {
+		r.acc = make([]float64, len(r.out))
+	}
+	acc := r.acc
+	clear(acc)
 	for j, cj := range c {
 		row, err := r.win.get(first + j)
 		if err != nil {
@@ -260,7 +334,7 @@ func (r *vreduce) next() ([]float32, error) {
 	}
 	for i, v := range acc {
 		if r.integer {
-			r.out[i] = float32(clampU8(fixedRound(v)))
+			r.out[i] = float32(clampU8(math.Floor((v + 32) / 64)))
 		} else {
 			r.out[i] = float32(v)
 		}

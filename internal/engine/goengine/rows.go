@@ -23,11 +23,12 @@ type rows interface {
 
 // imageRows reads rows of a rectangle of a decoded image.
 type imageRows struct {
-	img   image.Image
-	r     image.Rectangle
-	bands int
-	y     int
-	buf   []uint8
+	img    image.Image
+	r      image.Rectangle
+	bands  int
+	y      int
+	buf    []uint8
+	chroma [2][]uint8
 }
 
 // newImageRows reads rectangle r of img; gray says the file's pixels are
@@ -44,7 +45,7 @@ func (s *imageRows) next() ([]uint8, error) {
 	if s.y >= s.r.Max.Y {
 		return nil, fmt.Errorf("goengine: read past the last row")
 	}
-	readRow(s.img, s.y, s.r.Min.X, s.r.Max.X, s.bands, s.buf)
+	readRow(s.img, s.y, s.r.Min.X, s.r.Max.X, s.bands, s.buf, &s.chroma)
 	s.y++
 	return s.buf, nil
 }
@@ -78,7 +79,7 @@ func paletteBands(p color.Palette) int {
 
 // readRow converts pixels x0..x1 of row y of img to bands samples each,
 // 8 bits, not premultiplied, into dst.
-func readRow(img image.Image, y, x0, x1, bands int, dst []uint8) {
+func readRow(img image.Image, y, x0, x1, bands int, dst []uint8, scratch *[2][]uint8) {
 	i := 0
 	put := func(r, g, b, a uint8) {
 		switch bands {
@@ -95,9 +96,17 @@ func readRow(img image.Image, y, x0, x1, bands int, dst []uint8) {
 	}
 	switch m := img.(type) {
 	case *image.YCbCr:
+		cb, cr, ok := fancyChroma(m, y, scratch)
 		for x := x0; x < x1; x++ {
-			yi, ci := m.YOffset(x, y), m.COffset(x, y)
-			r, g, b := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
+			yi := m.YOffset(x, y)
+			var u, v uint8
+			if ok {
+				u, v = cb[x-m.Rect.Min.X], cr[x-m.Rect.Min.X]
+			} else {
+				ci := m.COffset(x, y)
+				u, v = m.Cb[ci], m.Cr[ci]
+			}
+			r, g, b := ycc.rgb(m.Y[yi], u, v)
 			put(r, g, b, 255)
 		}
 	case *image.Gray:
@@ -323,9 +332,10 @@ func (s *mosaicRows) decodeBand() error {
 		}
 		tb := bandsOf(img, s.grays[i])
 		tmp := make([]uint8, cut.Dx()*tb)
+		var chroma [2][]uint8
 		for y := cut.Min.Y; y < cut.Max.Y; y++ {
 			readRow(img, y-tr.Min.Y+img.Bounds().Min.Y, cut.Min.X-tr.Min.X+img.Bounds().Min.X,
-				cut.Max.X-tr.Min.X+img.Bounds().Min.X, tb, tmp)
+				cut.Max.X-tr.Min.X+img.Bounds().Min.X, tb, tmp, &chroma)
 			o := (y-y0)*stride + (cut.Min.X-s.r.Min.X)*s.bands
 			convertBands(tmp, tb, s.band[o:o+cut.Dx()*s.bands], s.bands)
 		}
