@@ -97,6 +97,16 @@ func readRow(img image.Image, y, x0, x1, bands int, dst []uint8, scratch *[2][]u
 	switch m := img.(type) {
 	case *image.YCbCr:
 		cb, cr, ok := fancyChroma(m, y, scratch)
+		if ok && bands == 3 {
+			yrow := m.Y[(y-m.Rect.Min.Y)*m.YStride:]
+			for x := x0; x < x1; x++ {
+				lx := x - m.Rect.Min.X
+				r, g, b := ycc.rgb(yrow[lx], cb[lx], cr[lx])
+				dst[i], dst[i+1], dst[i+2] = r, g, b
+				i += 3
+			}
+			return
+		}
 		for x := x0; x < x1; x++ {
 			yi := m.YOffset(x, y)
 			var u, v uint8
