@@ -246,6 +246,9 @@ func newMosaicRows(ctx context.Context, m engine.Mosaic, r image.Rectangle) (*mo
 		if !tileRect(m, i).Overlaps(r) {
 			continue
 		}
+		if int64(t.Width)*int64(t.Height) > maxTilePixels {
+			return nil, fault.Wrap(fault.Internal, fmt.Errorf("goengine: tile %d is %dx%d", i, t.Width, t.Height), msgUndecodable)
+		}
 		cfg, _, err := image.DecodeConfig(bytes.NewReader(t.Data))
 		if err != nil {
 			return nil, fault.Wrap(fault.Internal, fmt.Errorf("goengine: tile %d: %w", i, err), msgUndecodable)
@@ -282,6 +285,11 @@ func newMosaicRows(ctx context.Context, m engine.Mosaic, r image.Rectangle) (*mo
 	}
 	return s, nil
 }
+
+// maxTilePixels bounds one stored tile: a tile is decoded whole, and
+// stored tiles are a few hundred pixels square; a larger one is a
+// damaged or hostile source.
+const maxTilePixels = 4096 * 4096
 
 // tileRect is the rectangle tile i covers in the mosaic's image.
 func tileRect(m engine.Mosaic, i int) image.Rectangle {
