@@ -30,6 +30,7 @@ import (
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/prefetch"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
 	"github.com/iiifd/iiifd/internal/tiles"
 	"github.com/iiifd/iiifd/internal/tracing"
@@ -77,7 +78,7 @@ type Config struct {
 	Plugins *plugin.Host
 	// PrefetchPerRender bounds the bytes of stored tiles one render of a
 	// remote tiled TIFF fetches before it is admitted (see
-	// prefetchTIFF); zero means config.DefaultPrefetchPerRender, a negative
+	// prefetch.TIFF); zero means config.DefaultPrefetchPerRender, a negative
 	// value fetches no tiles ahead. What all renders not admitted yet
 	// hold together is bounded by Admit (limit.Config.Held).
 	PrefetchPerRender int64
@@ -97,7 +98,7 @@ type Service struct {
 	variant string
 	// heads keeps what renders and stored tiles of remote TIFFs read
 	// besides tiles (offset arrays, IFDs, JPEG tables).
-	heads *tiffHeads
+	heads *prefetch.Heads
 }
 
 // New returns a service reading sources through src and rendering with r.
@@ -112,7 +113,7 @@ func New(cfg Config, src source.Source, r Engine) (*Service, error) {
 		render:   r,
 		formats:  r.Formats(),
 		headers:  newHeaderCache(4096),
-		heads:    &tiffHeads{},
+		heads:    prefetch.NewHeads(0),
 		variant:  cfg.Variant + "\x00" + limitsKey(cfg.Limits),
 	}, nil
 }
@@ -400,10 +401,10 @@ type Job struct {
 	held    bool // Render answered from the tier Peek reads
 
 	// prefetch, when set, fetches what the render will read before it
-	// is admitted, holding the bytes in its place (see prefetchTIFF);
+	// is admitted, holding the bytes in its place (see prefetch.TIFF);
 	// fetched is its answer for run.
-	prefetch func(ctx context.Context, place *limit.Place) (*prefetched, error)
-	fetched  *prefetched
+	prefetch func(ctx context.Context, place *limit.Place) (*prefetch.Reader, error)
+	fetched  *prefetch.Reader
 
 	trim func() // the engine's Trim, after a large render
 }
@@ -544,8 +545,8 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	}
 	j.run = render
 	if in.Reader != nil {
-		j.prefetch = func(ctx context.Context, place *limit.Place) (*prefetched, error) {
-			return prefetchTIFF(ctx, s.heads, place, s.prefetchPerRender(), j.obj, hdr, &j.Plan)
+		j.prefetch = func(ctx context.Context, place *limit.Place) (*prefetch.Reader, error) {
+			return prefetch.TIFF(ctx, s.heads, place, s.prefetchPerRender(), j.obj, hdr, j.Plan.Level, j.Plan.LevelRegion)
 		}
 	}
 	tile, ok := tiles.TIFFTile(hdr, &j.Plan)
@@ -555,7 +556,7 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	j.Passthrough = true
 	j.run = func(ctx context.Context, w io.Writer) error {
 		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
-		b, err := tiles.SpliceTIFF(ctx, s.tileReader(ctx, j.obj, hdr), tile)
+		b, err := tiles.SpliceTIFF(ctx, prefetch.TileReader(ctx, s.heads, j.obj, hdr), tile)
 		tracing.End(span, err)
 		if errors.Is(err, tiles.ErrNoPassthrough) {
 			// The tile is not what its tags promised; nothing is
@@ -677,7 +678,7 @@ func (j *Job) compute(ctx context.Context, w io.Writer) error {
 		if fetched != nil {
 			// The tiles' bytes stay held past the place's release while
 			// a read abandoned by the render may still reach them.
-			defer fetched.done()
+			defer fetched.Done()
 		}
 		j.fetched = fetched
 	}
@@ -875,3 +876,23 @@ func limitsKey(l plan.Limits) string { return fmt.Sprint(l) }
 // etag is the strong entity tag of the parts that fully determine a
 // response's bytes.
 func etag(parts ...string) string { return `"` + cache.Hash(parts...) + `"` }
+
+// reserve takes a place in the admission queue without waiting, in a
+// span when it is refused.
+func reserve(ctx context.Context, a *limit.Admitter) (*limit.Place, error) {
+	p, err := a.Reserve(ctx)
+	if err != nil {
+		_, span := tracing.Start(ctx, "admit")
+		tracing.End(span, err)
+	}
+	return p, err
+}
+
+// wait waits for the admission of the work of place costing cost bytes
+// besides those it holds, in a span.
+func wait(ctx context.Context, place *limit.Place, cost int64) error {
+	ctx, span := tracing.Start(ctx, "admit", attribute.Int64("iiifd.cost_bytes", cost))
+	err := place.Wait(ctx, cost)
+	tracing.End(span, err)
+	return err
+}
