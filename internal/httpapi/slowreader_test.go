@@ -1,0 +1,158 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"image"
+	"image/png"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/iiifd/iiifd/internal/app/apptest"
+	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/output"
+)
+
+// openSpills counts the process's open files under dir made by output
+// buffers (their names are removed at once, so only open ones hold disk
+// space).
+func openSpills(t *testing.T, dir string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(target, filepath.Join(dir, output.FilePrefix)) {
+			n++
+		}
+	}
+	return n
+}
+
+// stalledGet connects with a 4 KiB receive buffer, sends a GET of path
+// and never reads the answer: a client that takes the first few KiB of a
+// large image and then nothing.
+func stalledGet(t *testing.T, addr, path string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, addr); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitFor polls cond until it holds, or fails after a generous bound (a
+// state to reach, not a speed to measure).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("never reached: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSlowReadersHoldNoWorker is issue 14's slow-reader attack: more
+// clients than workers ask for large outputs (a 2000×2000 noise PNG as a
+// 12 MB TIFF) with a 4 KiB receive buffer and never read. Their renders
+// must end and give their workers back (their bodies wait in spilled
+// files, not in memory), so that another client's request is admitted
+// without waiting and answered; memory stays within --memory-limit; the
+// files are gone when the clients hang up, or when they stall past the
+// write deadline.
+func TestSlowReadersHoldNoWorker(t *testing.T) {
+	root, spill := t.TempDir(), t.TempDir()
+	noise := image.NewNRGBA(image.Rect(0, 0, 2000, 2000))
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range noise.Pix {
+		noise.Pix[i] = byte(rng.Uint32())
+		if i%4 == 3 {
+			noise.Pix[i] = 255
+		}
+	}
+	var buf bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.NoCompression}).Encode(&buf, noise); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "noise.png"), buf.Bytes(), 0o644)
+	writePNG(t, filepath.Join(root, "small.png"), 300, 200)
+
+	cfg := config.Default()
+	cfg.Root = root
+	cfg.Workers, cfg.QueueTimeout = 2, 3*time.Second
+	cfg.MemoryLimit = 256 << 20
+	cfg.SpillDir = spill
+	cfg.RequestTimeout = 10 * time.Second // also the write deadline of each chunk
+	a, srv := apptest.Serve(t, cfg)
+	adm := a.Admitter()
+	u, _ := url.Parse(srv.URL)
+
+	const stalled = 4 // twice the workers
+	conns := make([]net.Conn, stalled)
+	for i := range conns {
+		conns[i] = stalledGet(t, u.Host, fmt.Sprintf("/iiif/3/noise.png/full/%d,/0/default.tif", 1999-i))
+	}
+	// Every render ends with its body in a file: no worker is held.
+	waitFor(t, "every stalled response spilled, no render running", func() bool {
+		return openSpills(t, spill) == stalled && adm.Stats().Running == 0
+	})
+	st := adm.Stats()
+	if st.Memory+st.Held+st.Output > int64(cfg.MemoryLimit) || st.Output > int64(cfg.MemoryLimit)/4 {
+		t.Errorf("admission state %+v over the memory limit %d", st, cfg.MemoryLimit)
+	}
+	// Another client's request is admitted at once and answered.
+	waited := adm.Waited()
+	if r := get(t, srv.URL+"/iiif/3/small.png/full/150,/0/default.png"); r.status != 200 {
+		t.Fatalf("a request while %d clients stall: %d %s", stalled, r.status, r.body)
+	}
+	if w := adm.Waited(); w != waited {
+		t.Errorf("the request waited for admission (%d waits) while clients stalled", w-waited)
+	}
+	// The stalled clients did receive the start of a 200.
+	br := bufio.NewReader(conns[0])
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != 200 || res.ContentLength < 10<<20 {
+		t.Fatalf("a stalled client's answer: %v, %v", res, err)
+	}
+	// Hanging up midway frees the files.
+	for _, c := range conns[:2] {
+		c.Close()
+	}
+	waitFor(t, "the files of the clients that hung up closed", func() bool { return openSpills(t, spill) == stalled-2 })
+	// The others, which neither read nor hang up, are dropped at the
+	// write deadline; their files go with them.
+	waitFor(t, "the files of the clients past the write deadline closed", func() bool { return openSpills(t, spill) == 0 })
+	if names, _ := os.ReadDir(spill); len(names) != 0 {
+		t.Errorf("the spill folder holds %d files", len(names))
+	}
+	if st := adm.Stats(); st.Output != 0 || st.Running != 0 || st.Memory != 0 {
+		t.Errorf("admission state %+v once every client is gone", st)
+	}
+}
