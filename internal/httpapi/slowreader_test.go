@@ -156,3 +156,34 @@ func TestSlowReadersHoldNoWorker(t *testing.T) {
 		t.Errorf("admission state %+v once every client is gone", st)
 	}
 }
+
+// TestTruncatedJPEG is issue 22's truncated file: a JPEG cut at 60% of
+// its length, asked for as a thumbnail ten times, gets the same answer
+// every time, a clean error status with its message (libvips loads with
+// fail_on=error, and the image is encoded whole before the status line
+// is written), never a 200 whose body stops midway.
+func TestTruncatedJPEG(t *testing.T) {
+	srv, root := server(t, nil)
+	b, err := os.ReadFile(filepath.Join(root, "julia.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "cut.jpg"), b[:len(b)*6/10], 0o644)
+	var first resp
+	for i := range 10 {
+		r := get(t, srv.URL+"/iiif/3/cut.jpg/full/!512,512/0/default.png")
+		if i == 0 {
+			first = r
+			t.Logf("answer: %d %s", r.status, r.body)
+		}
+		if r.status != first.status {
+			t.Errorf("request %d: %d, the first was %d", i, r.status, first.status)
+		}
+		if r.status != http.StatusInternalServerError || !bytes.Contains(r.body, []byte("500")) {
+			t.Errorf("request %d: %d %.200s, want a clean 500", i, r.status, r.body)
+		}
+		if r.header.Get("X-Cache") != "" || r.header.Get("ETag") != "" {
+			t.Errorf("request %d: an error with the validators of an image: %v", i, r.header)
+		}
+	}
+}
