@@ -28,7 +28,7 @@ type Images interface {
 	Info(ctx context.Context, v iiif.Version, id, base string) (*service.Info, error)
 	Image(ctx context.Context, id string, req iiif.Request) (*service.Job, error)
 	Purge(ctx context.Context, id string) error
-	// Peek returns the bytes of an entry a Job held (see Job.Held) while
+	// Peek returns the bytes of an entry a Result held (see Result.Held) while
 	// the memory tier still has them.
 	Peek(h service.Held) ([]byte, bool)
 }
@@ -371,6 +371,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 	// The image is complete before its status line is written: a render
 	// that fails is a clean error status, never a 200 cut short.
 	res, err := job.Render(ctx)
+	job.Close()
 	if err != nil {
 		hd.Del("ETag")
 		hd.Del("Last-Modified")

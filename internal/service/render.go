@@ -41,9 +41,10 @@ type Job struct {
 	// JPEG tables), without decoding or encoding.
 	Passthrough bool
 
-	obj   *source.Object
-	s     *Service
-	cache *cache.Cache // nil: renders are not cached
+	obj    *source.Object
+	closed bool
+	s      *Service
+	cache  *cache.Cache // nil: renders are not cached
 
 	// The render strategy: stored bytes as they are (stored, set when
 	// Passthrough), else pixels decoded and encoded by the engine from
@@ -374,8 +375,16 @@ func (s *Service) newOutput() *output.Buffer {
 	return output.New(cfg)
 }
 
-// Close releases the source.
-func (j *Job) Close() error { return j.obj.Close() }
+// Close releases the source; later calls do nothing. A Result does not
+// need its job: a response closes the job as soon as Render returns, so
+// that a client receiving the image slowly holds no source open.
+func (j *Job) Close() error {
+	if j.closed {
+		return nil
+	}
+	j.closed = true
+	return j.obj.Close()
+}
 
 // reserve takes a place in the admission queue without waiting, in a
 // span when it is refused.

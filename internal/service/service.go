@@ -68,8 +68,8 @@ type Config struct {
 	// plan's estimated memory.
 	Admit *limit.Admitter
 	// Cache, when set, keeps rendered images and info.json documents:
-	// looked up before admission, filled with the bytes as they are
-	// streamed to the client.
+	// looked up before admission, filled from the finished output
+	// buffer before the client is sent anything.
 	Cache *cache.Cache
 	// Plugins, when set, runs the WebAssembly extensions' hooks:
 	// authorize and resolve first, info before info.json is cached,
