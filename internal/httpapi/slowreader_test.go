@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,21 +21,12 @@ import (
 	"github.com/iiifd/iiifd/internal/output"
 )
 
-// openSpills counts the process's open files under dir made by output
-// buffers (their names are removed at once, so only open ones hold disk
-// space).
+// openSpills counts the open spilled files of output buffers under dir.
 func openSpills(t *testing.T, dir string) int {
 	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
+	n, err := output.OpenFiles(dir)
 	if err != nil {
 		t.Fatal(err)
-	}
-	n := 0
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
-		if err == nil && strings.HasPrefix(target, filepath.Join(dir, output.FilePrefix)) {
-			n++
-		}
 	}
 	return n
 }

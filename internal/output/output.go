@@ -17,6 +17,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 )
 
 // Budget is the memory budget a Buffer's bytes are counted in
@@ -192,4 +194,24 @@ func (b *Buffer) Close() error {
 	err := b.file.Close()
 	b.file = nil
 	return err
+}
+
+// OpenFiles counts the temporary files of Buffers that this process holds
+// open in dir: as their names are removed at once, the open files are
+// what holds disk space. It reads /proc/self/fd, so it works on Linux
+// only; it is for tests and diagnostics.
+func OpenFiles(dir string) (int, error) {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0, err
+	}
+	prefix := filepath.Join(dir, FilePrefix)
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(target, prefix) {
+			n++
+		}
+	}
+	return n, nil
 }

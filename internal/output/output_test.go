@@ -5,28 +5,18 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/output"
 )
 
-// spillFiles counts this process's open files in dir whose names start
-// with output.FilePrefix, removed or not: what holds disk space.
+// spillFiles counts the open spilled files under dir.
 func spillFiles(t *testing.T, dir string) int {
 	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
+	n, err := output.OpenFiles(dir)
 	if err != nil {
 		t.Fatal(err)
-	}
-	n := 0
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
-		if err == nil && strings.HasPrefix(target, filepath.Join(dir, output.FilePrefix)) {
-			n++
-		}
 	}
 	return n
 }
