@@ -108,6 +108,9 @@ func New(cfg Config, src source.Source, r Engine) (*Service, error) {
 	if cfg.TileSize <= 0 {
 		return nil, errors.New("service: tile size must be positive")
 	}
+	if err := cfg.Output.Validate(); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
 	return &Service{
 		cfg:      cfg,
 		src:      src,
