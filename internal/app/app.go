@@ -146,7 +146,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		// sources reuse an object's metadata (fs.OpenFor; remote
 		// stores' MetaTTL is the same second).
 		HotFor:         fs.OpenFor,
-		RequestTimeout: cfg.RequestTimeout,
+		RequestTimeout: cfg.RequestTimeout, WriteTimeout: cfg.WriteTimeout,
 	})
 	return a, nil
 }

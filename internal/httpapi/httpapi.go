@@ -84,6 +84,12 @@ type Options struct {
 	// the request's context ends, the pipeline stops, and the client
 	// gets a 503. Zero means no bound.
 	RequestTimeout time.Duration
+	// WriteTimeout, when set, is the server's bound on writing a whole
+	// response (http.Server.WriteTimeout): an image is sent at the
+	// client's pace under a write deadline per chunk (RequestTimeout),
+	// which replaces the server's; the chunks' deadlines never reach
+	// past WriteTimeout from the start of the delivery.
+	WriteTimeout time.Duration
 	// HotFor is how long an image request answered from the memory tier
 	// is answered again without the pipeline (see hotRequests): no longer
 	// than the sources reuse an object's metadata. Zero turns it off; it
@@ -413,18 +419,26 @@ func (e *writeError) Unwrap() error { return e.err }
 // goroutine and the body's buffer are: every chunk must be taken by the
 // client within the request timeout (a write deadline, which the
 // request's context does not give, as it does not stop a write), else
-// the connection is dropped. The whole response is also bounded by the
-// server's write timeout. read is called once the body (of size bytes)
+// the connection is dropped. The whole delivery is also bounded by the
+// server's write timeout (Options.WriteTimeout). read is called once the body (of size bytes)
 // has been read whole, before its last bytes are written: what the body
 // held is given back by the time the client has them.
 func (h *Handler) deliver(w http.ResponseWriter, body io.Reader, size int64, read func()) error {
 	rc := http.NewResponseController(w)
 	d := h.opt.RequestTimeout
+	var end time.Time // the server's bound, which ours replaces
+	if h.opt.WriteTimeout > 0 {
+		end = time.Now().Add(h.opt.WriteTimeout)
+	}
 	deadline := func() {
 		if d > 0 {
+			t := time.Now().Add(d)
+			if !end.IsZero() && t.After(end) {
+				t = end
+			}
 			// ErrNotSupported (a writer without deadlines, as in tests)
 			// leaves the server's write timeout alone in charge.
-			_ = rc.SetWriteDeadline(time.Now().Add(d))
+			_ = rc.SetWriteDeadline(t)
 		}
 	}
 	buf := make([]byte, min(deliverChunk, max(size, 1)))

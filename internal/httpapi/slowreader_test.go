@@ -78,22 +78,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // files are gone when the clients hang up, or when they stall past the
 // write deadline.
 func TestSlowReadersHoldNoWorker(t *testing.T) {
-	root, spill := t.TempDir(), t.TempDir()
-	noise := image.NewNRGBA(image.Rect(0, 0, 2000, 2000))
-	rng := rand.New(rand.NewPCG(5, 6))
-	for i := range noise.Pix {
-		noise.Pix[i] = byte(rng.Uint32())
-		if i%4 == 3 {
-			noise.Pix[i] = 255
-		}
-	}
-	var buf bytes.Buffer
-	if err := (&png.Encoder{CompressionLevel: png.NoCompression}).Encode(&buf, noise); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(root, "noise.png"), buf.Bytes(), 0o644)
-	writePNG(t, filepath.Join(root, "small.png"), 300, 200)
-
+	root, spill := noiseRoot(t), t.TempDir()
 	cfg := config.Default()
 	cfg.Root = root
 	cfg.Workers, cfg.QueueTimeout = 2, 3*time.Second
@@ -145,6 +130,43 @@ func TestSlowReadersHoldNoWorker(t *testing.T) {
 	if st := adm.Stats(); st.Output != 0 || st.Running != 0 || st.Memory != 0 {
 		t.Errorf("admission state %+v once every client is gone", st)
 	}
+}
+
+// TestWriteTimeoutBoundsDelivery: a client that takes each chunk just in
+// time for the per-chunk deadline is still cut off at --write-timeout,
+// which the chunks' deadlines never reach past; here one that never
+// reads, with a request timeout far longer than the write timeout.
+func TestWriteTimeoutBoundsDelivery(t *testing.T) {
+	cfg := config.Default()
+	cfg.Root, cfg.SpillDir = noiseRoot(t), t.TempDir()
+	cfg.RequestTimeout, cfg.WriteTimeout = 5*time.Minute, 2*time.Second
+	_, srv := apptest.Serve(t, cfg)
+	u, _ := url.Parse(srv.URL)
+	stalledGet(t, u.Host, "/iiif/3/noise.png/full/1999,/0/default.tif")
+	waitFor(t, "the stalled response spilled", func() bool { return openSpills(t, cfg.SpillDir) == 1 })
+	waitFor(t, "the stalled response dropped at the write timeout", func() bool { return openSpills(t, cfg.SpillDir) == 0 })
+}
+
+// noiseRoot returns a folder with noise.png, 2000×2000 RGB noise (a 12 MB
+// TIFF however it is asked for), and small.png.
+func noiseRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	noise := image.NewNRGBA(image.Rect(0, 0, 2000, 2000))
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range noise.Pix {
+		noise.Pix[i] = byte(rng.Uint32())
+		if i%4 == 3 {
+			noise.Pix[i] = 255
+		}
+	}
+	var buf bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.NoCompression}).Encode(&buf, noise); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "noise.png"), buf.Bytes(), 0o644)
+	writePNG(t, filepath.Join(root, "small.png"), 300, 200)
+	return root
 }
 
 // TestTruncatedJPEG is issue 22's truncated file: a JPEG cut at 60% of
