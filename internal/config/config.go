@@ -104,6 +104,12 @@ type Config struct {
 	// without one).
 	PrefetchPerRender ByteSize
 	PrefetchMemory    ByteSize
+	// SpillThreshold is the most bytes of one finished image kept in
+	// memory while its client receives it; a larger one waits in a
+	// temporary file in SpillDir (the system's temporary folder when
+	// empty). 0 sends every image to a file.
+	SpillThreshold ByteSize
+	SpillDir       string
 
 	ReadHeaderTimeout time.Duration
 	WriteTimeout      time.Duration
@@ -298,6 +304,7 @@ func Default() Config {
 		MemoryLimit:       defaultMemoryLimit(),
 		RequestTimeout:    60 * time.Second,
 		PrefetchPerRender: DefaultPrefetchPerRender,
+		SpillThreshold:    DefaultSpillThreshold,
 		ReadHeaderTimeout: 10 * time.Second,
 		PluginTimeout:     100 * time.Millisecond,
 		PluginMemory:      64 << 20,
@@ -309,6 +316,12 @@ func Default() Config {
 		Auth:              DefaultAuth(),
 	}
 }
+
+// DefaultSpillThreshold is the default of --spill-threshold: 2 MiB keeps
+// every tile and thumbnail a viewer asks for (tens to a few hundred KiB)
+// in memory, while the rare large download (a full-size TIFF of tens of
+// MiB) waits for a slow client in a file, not in memory.
+const DefaultSpillThreshold = 2 << 20
 
 // DefaultPrefetchPerRender is the default of --prefetch-per-render, and
 // what the pipeline fetches ahead when not told (service.Config).
@@ -390,8 +403,13 @@ func (c *Config) Validate() error {
 	if c.Queue < 0 || c.QueueTimeout < 0 || c.MemoryLimit < 0 || c.RequestTimeout < 0 || c.ClientLimit < 0 {
 		errs = append(errs, errors.New("queue, queue-timeout, memory-limit, request-timeout, client-limit: must not be negative"))
 	}
-	if c.PrefetchPerRender < 0 || c.PrefetchMemory < 0 {
-		errs = append(errs, errors.New("prefetch-per-render, prefetch-memory: must not be negative"))
+	if c.PrefetchPerRender < 0 || c.PrefetchMemory < 0 || c.SpillThreshold < 0 {
+		errs = append(errs, errors.New("prefetch-per-render, prefetch-memory, spill-threshold: must not be negative"))
+	}
+	if c.SpillDir != "" {
+		if fi, err := os.Stat(c.SpillDir); err != nil || !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("spill-dir: %q is not a folder", c.SpillDir))
+		}
 	}
 	if c.MemoryLimit > 0 && c.PrefetchMemory > c.MemoryLimit {
 		errs = append(errs, fmt.Errorf("prefetch-memory: %v is more than memory-limit %v, which it is part of", c.PrefetchMemory, c.MemoryLimit))
@@ -445,6 +463,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var(&c.MemoryLimit, "memory-limit", "memory `size` (e.g. 4GiB) the estimated cost of running image operations may add up to (0 = no budget)")
 	fs.Var(&c.PrefetchPerRender, "prefetch-per-render", "most bytes (`size`, e.g. 32MiB) of stored tiles one render of a remote tiled TIFF fetches before it waits for a worker; a render needing more reads its tiles as it decodes (0 = none fetched ahead)")
 	fs.Var(&c.PrefetchMemory, "prefetch-memory", "most bytes (`size`, e.g. 512MiB) that renders fetch ahead and hold together, counted in --memory-limit (0 = a quarter of --memory-limit, no bound without one)")
+	fs.Var(&c.SpillThreshold, "spill-threshold", "most bytes (`size`, e.g. 2MiB) of one finished image kept in memory, counted in --memory-limit, while its client receives it; a larger one waits in a temporary file, so that slow clients hold neither workers nor memory (0 = every image to a file)")
+	fs.StringVar(&c.SpillDir, "spill-dir", c.SpillDir, "`folder` of the temporary files of --spill-threshold (default: the system's temporary folder)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "longest time for the work of one request (0 = none)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read request headers")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time allowed to write a whole response")

@@ -5,7 +5,9 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,7 +29,7 @@ type Images interface {
 	Info(ctx context.Context, v iiif.Version, id, base string) (*service.Info, error)
 	Image(ctx context.Context, id string, req iiif.Request) (*service.Job, error)
 	Purge(ctx context.Context, id string) error
-	// Peek returns the bytes of an entry a Job held (see Job.Held) while
+	// Peek returns the bytes of an entry a Result held (see Result.Held) while
 	// the memory tier still has them.
 	Peek(h service.Held) ([]byte, bool)
 }
@@ -83,6 +85,12 @@ type Options struct {
 	// the request's context ends, the pipeline stops, and the client
 	// gets a 503. Zero means no bound.
 	RequestTimeout time.Duration
+	// WriteTimeout, when set, is the server's bound on writing a whole
+	// response (http.Server.WriteTimeout): an image is sent at the
+	// client's pace under a write deadline per chunk (RequestTimeout),
+	// which replaces the server's; the chunks' deadlines never reach
+	// past WriteTimeout from the start of the delivery.
+	WriteTimeout time.Duration
 	// HotFor is how long an image request answered from the memory tier
 	// is answered again without the pipeline (see hotRequests): no longer
 	// than the sources reuse an object's metadata. Zero turns it off; it
@@ -336,59 +344,117 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	cw := &committingWriter{w: w, before: func() {
-		hd.Set("X-Cache", job.CacheStatus)
-		if job.Size > 0 {
-			// A known length spares chunked encoding: fewer writes.
-			hd.Set("Content-Length", strconv.FormatInt(job.Size, 10))
-		}
-	}}
 	ctx := r.Context()
 	if h.opt.ClientShares {
 		ctx = limit.WithClient(ctx, h.clientIP(r))
 	}
-	if err := job.Render(ctx, cw); err != nil {
-		if !cw.started {
-			hd.Del("ETag")
-			hd.Del("Last-Modified")
-			hd.Del("Cache-Control")
-			hd.Del("Link")
-			h.fail(w, r, err)
-			return
-		}
+	// The image is complete before its status line is written: a render
+	// that fails is a clean error status, never a 200 cut short.
+	res, err := job.Render(ctx)
+	job.Close()
+	if err != nil {
+		hd.Del("ETag")
+		hd.Del("Last-Modified")
+		hd.Del("Cache-Control")
+		hd.Del("Link")
+		h.fail(w, r, err)
+		return
+	}
+	defer res.Close()
+	hd.Set("X-Cache", res.CacheStatus)
+	hd.Set("Content-Length", strconv.FormatInt(res.Size, 10))
+	if err := h.deliver(w, res.Body(), res.Size, func() { res.Close() }); err != nil {
 		// The status line is gone; abort the connection so that the client
 		// sees a broken response rather than a short image it might cache.
-		// A client that hung up (viewers cancel tiles all the time while
-		// panning) is not a fault of ours.
-		if r.Context().Err() == nil && !cw.writeFailed {
+		// A client that hung up or stalled (viewers cancel tiles all the
+		// time while panning) is not a fault of ours.
+		var we *writeError
+		if !errors.As(err, &we) && r.Context().Err() == nil {
 			logFailure(h.log, r, err)
 		}
 		panic(http.ErrAbortHandler)
 	}
-	h.hot.remember(r, base, job, hd)
+	h.hot.remember(r, base, job, res, hd)
 }
 
-// committingWriter records whether any byte reached the client, after
-// which an error can no longer change the status.
-type committingWriter struct {
-	w           http.ResponseWriter
-	before      func() // sets headers known only once the body starts
-	started     bool
-	writeFailed bool // the client connection failed
-}
+// deliverChunk is the most bytes written to the client under one write
+// deadline.
+const deliverChunk = 64 << 10
 
-func (c *committingWriter) Write(p []byte) (int, error) {
-	if len(p) > 0 && !c.started {
-		c.started = true
-		if c.before != nil {
-			c.before()
+// writeError is a failed write to the client, told apart from a failed
+// read of the body.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "writing to the client: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// deliver sends the finished body at the client's pace. No worker slot
+// and no render memory is held any more, but the connection, the
+// goroutine and the body's buffer are: every chunk must be taken by the
+// client within the request timeout (a write deadline, which the
+// request's context does not give, as it does not stop a write), else
+// the connection is dropped. The whole delivery is also bounded by the
+// server's write timeout (Options.WriteTimeout). read is called once the body (of size bytes)
+// has been read whole, before its last bytes are written: what the body
+// held is given back by the time the client has them.
+func (h *Handler) deliver(w http.ResponseWriter, body io.Reader, size int64, read func()) error {
+	rc := http.NewResponseController(w)
+	d := h.opt.RequestTimeout
+	var end time.Time // the server's bound, which ours replaces
+	if h.opt.WriteTimeout > 0 {
+		end = time.Now().Add(h.opt.WriteTimeout)
+	}
+	deadline := func() {
+		if d > 0 {
+			t := time.Now().Add(d)
+			if !end.IsZero() && t.After(end) {
+				t = end
+			}
+			// ErrNotSupported (a writer without deadlines, as in tests)
+			// leaves the server's write timeout alone in charge.
+			_ = rc.SetWriteDeadline(t)
 		}
 	}
-	n, err := c.w.Write(p)
-	if err != nil {
-		c.writeFailed = true
+	buf := make([]byte, min(deliverChunk, max(size, 1)))
+	var sent int64
+	for {
+		n, rerr := io.ReadFull(body, buf)
+		sent += int64(n)
+		if rerr == nil && sent >= size {
+			// Read to the end: a cache tier's body commits its
+			// promotion to the upper tiers there.
+			var one [1]byte
+			if _, err := io.ReadFull(body, one[:]); err != io.EOF {
+				return fmt.Errorf("the body is longer than its %d bytes (%v)", size, err)
+			}
+			rerr = io.EOF
+		}
+		last := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
+		if last {
+			read()
+		}
+		if n > 0 {
+			deadline()
+			if _, err := w.Write(buf[:n]); err != nil {
+				return &writeError{err}
+			}
+		}
+		switch {
+		case last:
+			if d > 0 {
+				deadline()
+				if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+					return &writeError{err}
+				}
+				// Sent: the next response on this connection sets its
+				// own deadline (the server's write timeout, if any).
+				_ = rc.SetWriteDeadline(time.Time{})
+			}
+			return nil
+		case rerr != nil:
+			return rerr
+		}
 	}
-	return n, err
 }
 
 func validators(hd http.Header, etag string, mod time.Time, cacheControl string) {

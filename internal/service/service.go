@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strconv"
@@ -19,19 +20,19 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/iiifd/iiifd/internal/cache"
-	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/describe"
 	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/limit"
+	"github.com/iiifd/iiifd/internal/output"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/plugin"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/prefetch"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
-	"github.com/iiifd/iiifd/internal/tiles"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
 
@@ -68,8 +69,8 @@ type Config struct {
 	// plan's estimated memory.
 	Admit *limit.Admitter
 	// Cache, when set, keeps rendered images and info.json documents:
-	// looked up before admission, filled with the bytes as they are
-	// streamed to the client.
+	// looked up before admission, filled from the finished output
+	// buffer before the client is sent anything.
 	Cache *cache.Cache
 	// Plugins, when set, runs the WebAssembly extensions' hooks:
 	// authorize and resolve first, info before info.json is cached,
@@ -77,13 +78,16 @@ type Config struct {
 	Plugins *plugin.Host
 	// PrefetchPerRender bounds the bytes of stored tiles one render of a
 	// remote tiled TIFF fetches before it is admitted (see
-	// prefetchTIFF); zero means config.DefaultPrefetchPerRender, a negative
+	// prefetch.TIFF); zero means config.DefaultPrefetchPerRender, a negative
 	// value fetches no tiles ahead. What all renders not admitted yet
 	// hold together is bounded by Admit (limit.Config.Held).
 	PrefetchPerRender int64
 	// Gate, when set, restricts images by identifier before plugins and
 	// the cache are asked (see Gate).
 	Gate Gate
+	// Output says where finished images wait for their clients (see
+	// package output); its Budget is Admit when set.
+	Output output.Config
 }
 
 // Service runs requests through the pipeline.
@@ -100,13 +104,16 @@ type Service struct {
 	variant string
 	// heads keeps what renders and stored tiles of remote TIFFs read
 	// besides tiles (offset arrays, IFDs, JPEG tables).
-	heads *tiffHeads
+	heads *prefetch.Heads
 }
 
 // New returns a service reading sources through src and rendering with r.
 func New(cfg Config, src source.Source, r Engine) (*Service, error) {
 	if cfg.TileSize <= 0 {
 		return nil, errors.New("service: tile size must be positive")
+	}
+	if err := cfg.Output.Validate(); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
 	}
 	return &Service{
 		cfg:      cfg,
@@ -115,7 +122,7 @@ func New(cfg Config, src source.Source, r Engine) (*Service, error) {
 		render:   r,
 		formats:  r.Formats(),
 		headers:  newHeaderCache(4096),
-		heads:    &tiffHeads{},
+		heads:    prefetch.NewHeads(0),
 		variant:  cfg.Variant + "\x00" + limitsKey(cfg.Limits),
 	}, nil
 }
@@ -296,86 +303,6 @@ func (s *Service) imageInfo(id string, h header) iiif.ImageInfo {
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
-// Job is an image request planned and ready to render: everything a
-// response's headers need is known before any pixel is decoded.
-type Job struct {
-	Plan        plan.Plan
-	ContentType string
-	ModTime     time.Time
-	ETag        string // strong, quoted
-	// Canonical is the canonical path of the request after the
-	// identifier, e.g. "full/max/0/default.jpg".
-	Canonical string
-	// Passthrough says the response is a stored tile sent as it is
-	// stored (or, for a JPEG-compressed TIFF, completed with the file's
-	// JPEG tables), without decoding or encoding.
-	Passthrough bool
-
-	// CacheStatus is "HIT <tier>" or "MISS" once Render has started
-	// writing.
-	CacheStatus string
-	// Size is the length of the body when it is known before the first
-	// byte is written (a cache hit, a stored tile), else 0.
-	Size int64
-	// Restricted says an access rule restricts the image: the response
-	// is the client's only (Cache-Control: private).
-	Restricted bool
-
-	obj   *source.Object
-	run   func(ctx context.Context, w io.Writer) error
-	admit *limit.Admitter
-	cache *cache.Cache
-
-	// overlay, when set, asks the overlay hook for an image to put over
-	// the output, on a cache miss only; ov holds its answer for run.
-	overlay func(ctx context.Context) (*engine.Overlay, error)
-	ov      *engine.Overlay
-	held    bool // Render answered from the tier Peek reads
-
-	// prefetch, when set, fetches what the render will read before it
-	// is admitted, holding the bytes in its place (see prefetchTIFF);
-	// fetched is its answer for run.
-	prefetch func(ctx context.Context, place *limit.Place) (*prefetched, error)
-	fetched  *prefetched
-
-	trim func() // the engine's Trim, after a large render
-}
-
-// Held is a cache entry that a repeat of a request can be answered from
-// without the pipeline, with Service.Peek.
-type Held struct {
-	key  cache.Key
-	seen time.Time
-}
-
-// Seen is when the source version the entry derives from was read (see
-// source.Object.Seen): a repeat answered from the entry is as fresh as
-// the pipeline's answer only within the sources' reuse window after it.
-func (h Held) Seen() time.Time { return h.seen }
-
-// Held returns, after Render answered from the memory tier, the handle of
-// the entry it sent; false otherwise (a miss, a lower tier, a stored tile).
-func (j *Job) Held() (Held, bool) {
-	if !j.held {
-		return Held{}, false
-	}
-	return Held{cache.Key{ID: j.obj.Key, Name: j.ETag}, j.obj.Seen}, true
-}
-
-// Peek returns the bytes of a held entry while the memory tier still has
-// them, without allocating; the bytes are shared and read-only. A held
-// entry stands only for the source version its request saw: callers
-// reuse a handle only within the window sources reuse metadata in
-// (fs.OpenFor, remote MetaTTL) counted from Held.Seen, so that a
-// replaced source is noticed as soon as through the pipeline.
-func (s *Service) Peek(h Held) ([]byte, bool) {
-	if s.cfg.Cache == nil {
-		return nil, false
-	}
-	b, _, ok := s.cfg.Cache.Peek(h.key)
-	return b, ok
-}
-
 // Image resolves, describes and plans an image request, and decides how
 // to produce it: stored bytes as they are (passthrough), tiles of a tile
 // pyramid stitched together, or libvips on the source file. The caller
@@ -432,10 +359,8 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		ETag:        etag("image", obj.Key, canon, obj.Version, variant),
 		Canonical:   canon,
 		obj:         obj,
-		admit:       s.cfg.Admit,
+		s:           s,
 		cache:       s.cacheFor(access),
-		CacheStatus: "MISS",
-		trim:        s.render.Trim,
 		Restricted:  access.restricted,
 	}
 	if overlays != "" {
@@ -454,183 +379,12 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 			return ov, err
 		}
 	}
-	switch {
-	case hdr.pyramid != nil:
+	if hdr.pyramid != nil {
 		s.pyramidJob(j, tgt.Dir, hdr.pyramid)
-	default:
+	} else {
 		s.fileJob(j, hdr.info)
 	}
 	return j, nil
-}
-
-// fileJob makes j render an image file with libvips, or pass a stored
-// JPEG tile of a TIFF through when the plan is exactly that tile.
-func (s *Service) fileJob(j *Job, hdr probe.Info) {
-	in := pixelsInput(j.obj)
-	in.Level = hdr.Levels[j.Plan.Level]
-	render := func(ctx context.Context, w io.Writer) error {
-		in := in
-		in.Overlay = j.ov
-		if j.fetched != nil {
-			in.Reader = j.fetched
-		}
-		return s.render.Render(ctx, in, &j.Plan, w)
-	}
-	j.run = render
-	if in.Reader != nil {
-		j.prefetch = func(ctx context.Context, place *limit.Place) (*prefetched, error) {
-			return prefetchTIFF(ctx, s.heads, place, s.prefetchPerRender(), j.obj, hdr, &j.Plan)
-		}
-	}
-	tile, ok := tiles.TIFFTile(hdr, &j.Plan)
-	if !ok || j.overlay != nil {
-		return
-	}
-	j.Passthrough = true
-	j.run = func(ctx context.Context, w io.Writer) error {
-		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
-		b, err := tiles.SpliceTIFF(ctx, s.tileReader(ctx, j.obj, hdr), tile)
-		tracing.End(span, err)
-		if errors.Is(err, tiles.ErrNoPassthrough) {
-			// The tile is not what its tags promised; nothing is
-			// written yet, so libvips can still do it, admitted as
-			// any other render.
-			if j.admit != nil {
-				release, err := admit(ctx, j.admit, Cost(&j.Plan))
-				if err != nil {
-					return err
-				}
-				defer release()
-			}
-			return render(ctx, w)
-		}
-		if err != nil {
-			return err
-		}
-		j.Size = int64(len(b))
-		return write(w, b)
-	}
-}
-
-// prefetchPerRender is the bound of Config.PrefetchPerRender: 0 for none.
-func (s *Service) prefetchPerRender() int64 {
-	switch n := s.cfg.PrefetchPerRender; {
-	case n == 0:
-		return config.DefaultPrefetchPerRender
-	case n < 0:
-		return 0
-	default:
-		return n
-	}
-}
-
-// Render writes the encoded image to w: from the cache when it holds it,
-// else computed (once for all concurrent identical requests) while it is
-// streamed to w and into the cache. Pixel work waits for admission first;
-// it fails with a 503 when the server is saturated. Stored tiles passed
-// through are read as they are, never cached twice.
-func (j *Job) Render(ctx context.Context, w io.Writer) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if j.cache == nil || j.Passthrough {
-		return j.compute(ctx, w)
-	}
-	hit, fill, err := lookup(ctx, j.cache, cache.Key{ID: j.obj.Key, Name: j.ETag})
-	if err != nil {
-		return err
-	}
-	if hit != nil {
-		defer hit.Body.Close()
-		j.CacheStatus = "HIT " + hit.Tier
-		j.Size = hit.Size
-		j.held = hit.Tier == j.cache.PeekTier()
-		_, err := io.Copy(w, hit.Body)
-		return err
-	}
-	defer fill.Abort()
-	// The fill goes first: its writes never fail, so only the client's
-	// connection can stop the encoder.
-	cw := &clientWriter{w: w}
-	err = j.compute(ctx, io.MultiWriter(fill, cw))
-	switch {
-	case err == nil && cw.err == nil:
-		commit(ctx, fill, cache.Meta{ContentType: j.ContentType, ETag: j.ETag, LastModified: j.ModTime})
-	case err == nil:
-		// The encoder ignored the client's failure: the body may be
-		// short, so nothing is kept (the deferred Abort).
-		err = cw.err
-	case cw.err == nil && ctx.Err() == nil && !limit.Refused(err):
-		// The source or the plan failed, not the client nor the
-		// admission queue: every waiter would fail the same way.
-		fill.Fail(err)
-	}
-	return err
-}
-
-// clientWriter remembers the client's write error, telling a client that
-// went away from a render that failed.
-type clientWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (c *clientWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	if err != nil && c.err == nil {
-		c.err = err
-	}
-	return n, err
-}
-
-// compute produces the image: admitted first when it decodes pixels.
-func (j *Job) compute(ctx context.Context, w io.Writer) error {
-	if j.Passthrough {
-		return j.run(ctx, w)
-	}
-	cost := Cost(&j.Plan)
-	var place *limit.Place // nil: admitted without bounds
-	if j.admit != nil {
-		// The queue place and the client's share first: a render the
-		// server refuses is refused before it fetches anything.
-		p, err := reserve(ctx, j.admit)
-		if err != nil {
-			return err
-		}
-		defer p.Release()
-		place = p
-	}
-	if j.prefetch != nil {
-		// Fetched before admission: waiting for the store holds no
-		// worker slot. The bytes are held in the place, within a share
-		// of the memory budget, and count in the render's cost.
-		fetched, err := j.prefetch(ctx, place)
-		if err != nil {
-			return err
-		}
-		if fetched != nil {
-			// The tiles' bytes stay held past the place's release while
-			// a read abandoned by the render may still reach them.
-			defer fetched.done()
-		}
-		j.fetched = fetched
-	}
-	if place != nil {
-		if err := wait(ctx, place, cost); err != nil {
-			return err
-		}
-	}
-	if cost >= trimCost {
-		defer j.trim()
-	}
-	if j.overlay != nil {
-		ov, err := j.overlay(ctx)
-		if err != nil {
-			return err
-		}
-		j.ov = ov
-	}
-	return j.run(ctx, w)
 }
 
 // trimCost is the estimated size of a render after which freed memory is
@@ -695,17 +449,6 @@ func commit(ctx context.Context, fill *cache.Fill, m cache.Meta) {
 	fill.Commit(m)
 	span.End()
 }
-
-// admit waits for admission of work costing cost bytes, in a span.
-func admit(ctx context.Context, a *limit.Admitter, cost int64) (func(), error) {
-	ctx, span := tracing.Start(ctx, "admit", attribute.Int64("iiifd.cost_bytes", cost))
-	release, err := a.Acquire(ctx, cost)
-	tracing.End(span, err)
-	return release, err
-}
-
-// Close releases the source.
-func (j *Job) Close() error { return j.obj.Close() }
 
 // header is what the service knows of a source from its header: the
 // probe's facts, and for a tile pyramid its stored description.

@@ -58,45 +58,6 @@ func describePyramid(obj *source.Object) (header, error) {
 // tiling of level 0 (describe.ScaleFactors).
 func scaleFactors(h header) []int { return describe.ScaleFactors(h.described()) }
 
-// write writes b to w whole.
-func write(w io.Writer, b []byte) error {
-	n, err := w.Write(b)
-	if err == nil && n < len(b) {
-		err = io.ErrShortWrite
-	}
-	if err != nil {
-		return fmt.Errorf("service: writing a stored tile: %w", err)
-	}
-	return nil
-}
-
-// pyramidJob makes j answer from the tile pyramid in the folder dir: the
-// stored file as it is when the plan is exactly one (an aligned tile at a
-// declared scale factor, or a stored size), else the tiles of the chosen
-// level under the region, stitched and processed by the renderer.
-func (s *Service) pyramidJob(j *Job, dir string, pyr *pyramid.Pyramid) {
-	p := &j.Plan
-	if tiles.Unchanged(p, false) && j.overlay == nil {
-		if key, ok := pyr.Match(p.Region, p.Width, p.Height); ok {
-			j.Passthrough = true
-			j.run = func(ctx context.Context, w io.Writer) error {
-				// Read whole before writing: a read error is then a
-				// clean 500, not a response cut short.
-				b, err := s.readTile(ctx, dir+"/"+key)
-				if err != nil {
-					return err
-				}
-				j.Size = int64(len(b))
-				return write(w, b)
-			}
-			return
-		}
-	}
-	j.run = func(ctx context.Context, w io.Writer) error {
-		return s.stitch(ctx, dir, pyr, p, j.ov, w)
-	}
-}
-
 // stitch reads the tiles of the plan's level under its region,
 // concurrently, and has the renderer execute the plan on them.
 func (s *Service) stitch(ctx context.Context, dir string, pyr *pyramid.Pyramid, p *plan.Plan, ov *engine.Overlay, w io.Writer) error {
