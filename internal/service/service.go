@@ -707,11 +707,15 @@ const trimCost = 64 << 20
 // per-operation buffers, plus four bytes a pixel for the region read from
 // the chosen level and for the output (sequential decoders, stitched
 // tiles, rotation and encoders that seek, such as TIFF and JPEG 2000,
-// hold whole images). It errs high for tiled sources read on demand.
+// hold whole images). The region read counts whole tiles and strips
+// (plan.Plan.Held): a crop of one pixel from an image stored as one
+// 8192×8192 tile holds the whole tile. It errs high for tiled sources
+// read on demand.
 func Cost(p *plan.Plan) int64 {
 	const base = 4 << 20
 	lr := p.LevelRegion
-	return base + 4*(int64(lr.Dx())*int64(lr.Dy())+int64(p.OutWidth)*int64(p.OutHeight))
+	held := max(p.Held, int64(lr.Dx())*int64(lr.Dy()))
+	return base + 4*(held+int64(p.OutWidth)*int64(p.OutHeight))
 }
 
 // describeServable describes the source, and refuses it when nothing of
@@ -776,7 +780,17 @@ func (j *Job) Close() error { return j.obj.Close() }
 func planImage(hdr probe.Info) plan.Image {
 	img := plan.Image{Width: hdr.Width, Height: hdr.Height}
 	for _, l := range hdr.Levels {
-		img.Levels = append(img.Levels, plan.Level{Width: l.Width, Height: l.Height, Tiled: l.TileWidth > 0 && l.TileHeight > 0})
+		pl := plan.Level{Width: l.Width, Height: l.Height, Tiled: l.TileWidth > 0 && l.TileHeight > 0}
+		if pl.Tiled {
+			pl.TileWidth, pl.TileHeight = l.TileWidth, l.TileHeight
+		} else if l.TIFF != nil {
+			pl.RowsPerStrip = l.TIFF.RowsPerStrip
+		} else if hdr.Format == probe.JP2 {
+			// A JPEG 2000 codestream in a single tile is decoded whole
+			// at the resolution asked for: one tile the size of the level.
+			pl.Tiled, pl.TileWidth, pl.TileHeight = true, l.Width, l.Height
+		}
+		img.Levels = append(img.Levels, pl)
 	}
 	return img
 }
