@@ -755,3 +755,35 @@ func TestIngestTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestUploadNameCollides: an upload whose identifier without extension
+// would name an existing image too is refused with 409 (issue 14 item 9):
+// uploading a.png next to a.png made a.tif, and /iiif/3/a/ then answered
+// 404 "ambiguous" for both.
+func TestUploadNameCollides(t *testing.T) {
+	root := t.TempDir()
+	img := pngBytes(t, 16, 16)
+	os.WriteFile(filepath.Join(root, "a.png"), img, 0o644)
+	os.WriteFile(filepath.Join(root, "b.JPG"), img, 0o644)
+	os.WriteFile(filepath.Join(root, "c.txt"), []byte("notes"), 0o644)
+	os.MkdirAll(filepath.Join(root, "d"), 0o755)
+	os.WriteFile(filepath.Join(root, "d", "info.json"), []byte("{}"), 0o644)
+	srv := server(t, root, nil)
+	for _, name := range []string{"a.png", "a.jpg", "b.png", "d.png"} {
+		status, out := post(t, srv.URL+"/admin/images?wait=1&name="+name, token, "image/png", bytes.NewReader(img))
+		msg, _ := out["error"].(string)
+		if stem := strings.TrimSuffix(strings.TrimSuffix(name, ".png"), ".jpg"); status != http.StatusConflict || !strings.Contains(msg, fmt.Sprintf("%q", stem)) {
+			t.Errorf("%s: %d %v, want 409 naming the image", name, status, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "a.tif")); err == nil {
+		t.Error("a.tif was made next to a.png")
+	}
+	if res, _ := get(t, srv.URL+"/iiif/3/a/info.json"); res.StatusCode != 200 {
+		t.Errorf("/iiif/3/a/info.json: %d", res.StatusCode)
+	}
+	// A name that only a file that is not an image shares is free.
+	if status, out := post(t, srv.URL+"/admin/images?wait=1&name=c.png", token, "image/png", bytes.NewReader(img)); status != http.StatusCreated {
+		t.Errorf("c.png: %d %v, want 201", status, out)
+	}
+}
