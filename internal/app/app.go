@@ -132,10 +132,16 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	trustAll, proxies, err := config.ForwardedFrom(cfg.TrustForwarded)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.handler = httpapi.New(svc, httpapi.Options{
 		BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
 		Ready: a.ready.Load, AdminToken: cfg.AdminToken,
 		Metrics: publicMetrics(cfg, a.metrics), Observe: metrics.Observe,
+		TrustForwarded: trustAll, TrustedProxies: proxies,
 		ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
 		Web:     front,
 		Private: plugins.Has(plugin.HookAuthorize), Plugins: plugins != nil,

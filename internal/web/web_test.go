@@ -787,3 +787,70 @@ func TestUploadNameCollides(t *testing.T) {
 		t.Errorf("c.png: %d %v, want 201", status, out)
 	}
 }
+
+// TestForwardedHeadersUntrusted: X-Forwarded-* headers are anyone's to
+// send (issue 14 item 6). Pages load their scripts and styles by same-
+// origin relative URLs whatever the base URL, so that no header can make
+// the upload page (where the admin token is typed) load a script from
+// elsewhere; and the headers count for ids only with --trust-forwarded,
+// from any peer or from the listed proxies. --base-url wins over all.
+func TestForwardedHeadersUntrusted(t *testing.T) {
+	evil := []string{"X-Forwarded-Host", "evil.example", "X-Forwarded-Prefix", "/x", "X-Forwarded-Proto", "https"}
+	scriptSrc := regexp.MustCompile(`(?:src|href|action|data-base|data-prefix)="([^"]*)"`)
+	for _, tc := range []struct {
+		name    string
+		edit    func(*config.Config)
+		trusted bool // the forwarded host makes the ids
+	}{
+		{"default", nil, false},
+		{"other proxies", func(c *config.Config) { c.TrustForwarded = "10.0.0.0/8, 192.0.2.7" }, false},
+		{"any peer", func(c *config.Config) { c.TrustForwarded = "true" }, true},
+		{"this peer", func(c *config.Config) { c.TrustForwarded = "127.0.0.1" }, true},
+		{"base url", func(c *config.Config) { c.TrustForwarded = "true"; c.BaseURL = "https://images.example.org/iiif-root" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := server(t, "", tc.edit)
+			for _, page := range []struct{ path, root string }{{"/upload", "."}, {"/view/julia.jpg", ".."}, {"/", "."}} {
+				res, body := get(t, srv.URL+page.path, evil...)
+				if res.StatusCode != 200 {
+					t.Fatalf("%s: %d", page.path, res.StatusCode)
+				}
+				for _, m := range scriptSrc.FindAllStringSubmatch(body, -1) {
+					u := m[1]
+					if strings.Contains(u, "/assets/") && !strings.HasPrefix(u, page.root+"/assets/") {
+						t.Errorf("%s loads %s, want a relative %s/assets/ URL", page.path, u, page.root)
+					}
+				}
+				if strings.Contains(page.path, "upload") && strings.Contains(body, "evil.example") && !tc.trusted {
+					t.Errorf("%s names the forwarded host", page.path)
+				}
+			}
+			res, body := get(t, srv.URL+"/iiif/3/julia.jpg/info.json", evil...)
+			if res.StatusCode != 200 {
+				t.Fatalf("info.json: %d", res.StatusCode)
+			}
+			if got := strings.Contains(body, "https://evil.example/x/iiif/3/julia.jpg"); got != tc.trusted {
+				t.Errorf("info.json id from the forwarded headers: %v, want %v: %.300s", got, tc.trusted, body)
+			}
+			if tc.edit != nil && strings.Contains(tc.name, "base") && !strings.Contains(body, "https://images.example.org/iiif-root/iiif/3/julia.jpg") {
+				t.Errorf("--base-url not used: %.300s", body)
+			}
+			vary := strings.Join(res.Header.Values("Vary"), ",")
+			if strings.Contains(vary, "X-Forwarded") != tc.trusted {
+				t.Errorf("Vary %q", vary)
+			}
+			req, _ := http.NewRequest("GET", srv.URL+"/iiif/3/julia.jpg", nil)
+			for i := 0; i < len(evil); i += 2 {
+				req.Header.Set(evil[i], evil[i+1])
+			}
+			res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if loc := res.Header.Get("Location"); strings.Contains(loc, "evil.example") != tc.trusted {
+				t.Errorf("303 to %q", loc)
+			}
+		})
+	}
+}
