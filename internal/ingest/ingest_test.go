@@ -508,6 +508,13 @@ func TestFailures(t *testing.T) {
 		}
 		return writeFile(t, "trunc-"+filepath.Base(path), data[:len(data)*2/3])
 	}
+	head := func(path string, n int) string {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return writeFile(t, fmt.Sprintf("head%d-%s", n, filepath.Base(path)), data[:min(n, len(data)-1)])
+	}
 	text := writeFile(t, "text.jpg", []byte("this is not an image\n"))
 	for _, tc := range []struct {
 		name     string
@@ -524,6 +531,9 @@ func TestFailures(t *testing.T) {
 		{"truncated jpeg", trunc(srcs["jpeg"]), Options{}, false, "could not be decoded", false},
 		{"truncated tiff", trunc(srcs["tiff"]), Options{}, false, "could not be decoded", false},
 		{"truncated png tiles", trunc(srcs["png"]), Options{Format: FormatTiles}, false, "could not be decoded", false},
+		{"truncated jpeg at 5000 bytes", head(srcs["jpeg"], 5000), Options{}, false, "could not be decoded", false},
+		{"truncated jpeg tiles", trunc(srcs["jpeg"]), Options{Format: FormatTiles}, false, "could not be decoded", false},
+		{"truncated tiff deflate", trunc(srcs["tiff"]), Options{Compression: CompressDeflate}, false, "could not be decoded", false},
 		{"exists", good, Options{}, true, "already exists", true},
 		{"exists tiles", good, Options{Format: FormatTiles}, true, "already exists", true},
 		{"tile size", good, Options{TileSize: 300}, false, "tile size", false},
@@ -544,6 +554,11 @@ func TestFailures(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), ".tmp-") || strings.Contains(err.Error(), "\n") {
 				t.Errorf("message %q names the work directory or spans lines", err)
+			}
+			// Damaged input is found by decoding it, not by the worker
+			// crashing part-way through the save (issue 14 item 8).
+			if strings.Contains(err.Error(), "crashed") || strings.Contains(err.Error(), "SIG") || strings.Contains(err.Error(), "worker failed") {
+				t.Errorf("message %q: the worker crashed", err)
 			}
 			if errors.Is(err, ErrExists) != tc.isExists {
 				t.Errorf("errors.Is(%v, ErrExists) = %v", err, !tc.isExists)

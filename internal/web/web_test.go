@@ -10,6 +10,7 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"mime/multipart"
 	"net"
@@ -30,6 +31,7 @@ import (
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/plugin"
+	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/source/fs"
 	"github.com/iiifd/iiifd/internal/web"
@@ -341,6 +343,10 @@ func TestUpload(t *testing.T) {
 	img := pngBytes(t, 300, 200)
 	os.WriteFile(filepath.Join(root, "taken.tif"), img, 0o644)
 	huge := append(append([]byte{}, img[:64]...), make([]byte, 300<<10)...)
+	julia, err := iofs.ReadFile(samples.FS(), "julia.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ct, _ := multipartBody("x", nil)
 	tests := []struct {
 		name    string
@@ -365,6 +371,9 @@ func TestUpload(t *testing.T) {
 			return bytes.NewReader(b.Bytes()[:b.Len()-20])
 		}, 400, "", "incomplete"},
 		{"damaged image", "?wait=1&name=damaged.png", token, "image/png", func() io.Reader { return bytes.NewReader(img[:len(img)/2]) }, 400, "", "damaged or incomplete"},
+		// A JPEG cut at 5000 bytes crashed the ingest worker, and the
+		// answer quoted the crash (issue 14 item 8).
+		{"truncated jpeg", "?wait=1&name=cut.jpg", token, "image/jpeg", func() io.Reader { return bytes.NewReader(julia[:5000]) }, 400, "", "could not be decoded: it is truncated"},
 		{"empty", "?name=e.png", token, "image/png", func() io.Reader { return bytes.NewReader(nil) }, 400, "", "empty"},
 	}
 	for _, tc := range tests {
