@@ -60,3 +60,6 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// The engine is what the request pipeline renders with.
+var _ service.Engine = (*goengine.Engine)(nil)

@@ -255,6 +255,9 @@ func TestParity(t *testing.T) {
 			if si >= 2 && ci%3 != 0 && !strings.Contains(c, "gray") && !strings.Contains(c, "bitonal") {
 				continue
 			}
+			if raceEnabled && (si+ci)%5 != 0 {
+				continue
+			}
 			parts := strings.Split(c, "/")
 			p := makePlan(t, src.w, src.h, parts[0], parts[1], parts[2], parts[3])
 			t.Run(src.name+"/"+c, func(t *testing.T) {
@@ -303,6 +306,9 @@ func TestParityFlat(t *testing.T) {
 		{"png alpha", chart, plan.Image{Width: 1200, Height: 800}, "100,100,500,300/max/45/default.png"},
 		{"png alpha", chart, plan.Image{Width: 1200, Height: 800}, "full/400,/0/default.jpg"},
 	} {
+		if raceEnabled && c.name != "jpeg shrink 4" && c.name != "png alpha" {
+			continue
+		}
 		t.Run(c.name+"/"+c.url, func(t *testing.T) {
 			parts := strings.Split(c.url, "/")
 			req, err := iiif.ParseImage(iiif.V3, parts[0], parts[1], parts[2], parts[3])
