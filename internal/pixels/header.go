@@ -59,6 +59,9 @@ func HeaderOf(ctx context.Context, in engine.Input) (probe.Info, error) {
 	}
 	defer C.g_object_unref(C.gpointer(img))
 
+	if ld.format == probe.Slide {
+		return slideHeader(i.path, img)
+	}
 	full.Width, full.Height = int(img.Xsize), int(img.Ysize)
 	info := probe.Info{
 		Format: ld.format,

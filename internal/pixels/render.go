@@ -337,7 +337,7 @@ func (r *render) load(in engine.Input) (*C.VipsImage, loader, error) {
 	if i.rs != nil {
 		r.sources = append(r.sources, i.rs)
 	}
-	nick, ld, err := i.findLoader()
+	nick, ld, err := i.loaderFor(in.Level)
 	if err == nil {
 		var img *C.VipsImage
 		if img, err = i.load(nick, ld, in.Level); err == nil {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -255,6 +256,12 @@ func (s *Service) Purge(ctx context.Context, id string) error {
 		keys[id+"."+ext] = true
 		keys[id+"."+strings.ToUpper(ext)] = true
 	}
+	for k := range maps.Clone(keys) {
+		// A slide's associated images are filed under keys of their own.
+		for _, name := range probe.AssociatedNames {
+			keys[k+";"+name] = true
+		}
+	}
 	key := id
 	if s.cfg.Plugins.Has(plugin.HookResolve) {
 		if k, err := s.cfg.Plugins.Resolve(ctx, id); err == nil {
@@ -322,6 +329,9 @@ func (s *Service) imageInfo(id string, h header) iiif.ImageInfo {
 		ii.PreferredFormats = append(ii.PreferredFormats, iiif.FormatWebP)
 	}
 	ii.ExtraQualities = []iiif.Quality{iiif.QualityColor, iiif.QualityGray, iiif.QualityBitonal}
+	if svc := physicalDimensions(hdr.Slide); svc != nil {
+		ii.Extra = map[string]any{"service": []any{svc}}
+	}
 	return ii
 }
 
@@ -808,6 +818,9 @@ func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header,
 	} else {
 		hdr.info, err = s.probe(ctx, obj)
 	}
+	if err == nil && tgt.Associated != "" {
+		hdr.info, err = associatedInfo(hdr.info, tgt.Associated)
+	}
 	if err != nil {
 		return header{}, err
 	}
@@ -818,11 +831,12 @@ func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header,
 
 func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, error) {
 	hdr, err := probe.Read(obj, obj.Size)
-	if errors.Is(err, probe.ErrUnknownFormat) || errors.Is(err, probe.ErrSizeUnknown) {
+	if errors.Is(err, probe.ErrUnknownFormat) || errors.Is(err, probe.ErrSizeUnknown) || (err == nil && hdr.Format == probe.Slide) {
 		// The pure-Go probe does not size every format (some HEIF);
 		// libvips reads the header of anything it can decode. Files the
 		// probe found malformed do not get this second chance: its
-		// sanity bounds are the point.
+		// sanity bounds are the point. Slides in vendors' TIFF dialects
+		// are described by OpenSlide, through the engine.
 		hdr, err = s.render.Header(ctx, pixelsInput(obj))
 	}
 	if err != nil {

@@ -1,0 +1,46 @@
+// slide.c: whole-slide images through libvips' OpenSlide loader.
+
+#include "slide.h"
+
+int
+iiifd_load_slide(const char *path, int level, const char *associated,
+	VipsImage **out)
+{
+	// openslideload is flagged nocache, so the image belongs to this
+	// render alone, as with iiifd_load. fail_on=error makes a tile OpenSlide cannot
+	// read an error rather than a blank patch.
+	if (associated)
+		return vips_openslideload(path, out,
+			"associated", associated,
+			"access", VIPS_ACCESS_RANDOM,
+			"fail_on", VIPS_FAIL_ON_ERROR,
+			NULL);
+	return vips_openslideload(path, out,
+		"level", level,
+		"access", VIPS_ACCESS_RANDOM,
+		"fail_on", VIPS_FAIL_ON_ERROR,
+		NULL);
+}
+
+const char *
+iiifd_get_string(VipsImage *in, const char *field)
+{
+	const char *s;
+
+	if (vips_image_get_typeof(in, field) != G_TYPE_STRING ||
+		vips_image_get_string(in, field, &s))
+		return NULL;
+	return s;
+}
+
+int
+iiifd_flatten_rgb(VipsImage *in, VipsImage **out, double r, double g,
+	double b)
+{
+	double bg[3] = { r, g, b };
+	VipsArrayDouble *background = vips_array_double_new(bg, 3);
+	int result = vips_flatten(in, out, "background", background, NULL);
+
+	vips_area_unref(VIPS_AREA(background));
+	return result;
+}

@@ -1,0 +1,47 @@
+package service
+
+import (
+	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/probe"
+)
+
+// associatedInfo is the header of the associated image name of the slide
+// described by slide: a one-level image read as the slide's reader
+// (libtiff or OpenSlide) reads it.
+func associatedInfo(slide probe.Info, name string) (probe.Info, error) {
+	a, ok := slide.Slide.Find(name)
+	if !ok {
+		return probe.Info{}, fault.New(fault.NotFound, "the image has no associated %s image", name)
+	}
+	return probe.Info{
+		Format: slide.Format,
+		Width:  a.Level.Width,
+		Height: a.Level.Height,
+		Bands:  slide.Bands,
+		Levels: []probe.Level{a.Level},
+	}, nil
+}
+
+// Physical Dimensions service (IIIF annex services): the size of a pixel
+// in physical units, from a slide's microns per pixel.
+const (
+	physdimContext = "http://iiif.io/api/annex/services/physdim/1/context.json"
+	physdimProfile = "http://iiif.io/api/annex/services/physdim"
+)
+
+// physicalDimensions returns the Physical Dimensions service of a slide
+// that says how large its pixels are, else nil. Slides give microns per
+// pixel in x and y; the service has one scale, so x's is given (they
+// differ only for scanners with non-square pixels, which none of the
+// formats served writes in practice).
+func physicalDimensions(s *probe.SlideInfo) map[string]any {
+	if s == nil || s.MPPX <= 0 {
+		return nil
+	}
+	return map[string]any{
+		"@context":      physdimContext,
+		"profile":       physdimProfile,
+		"physicalScale": s.MPPX / 1000,
+		"physicalUnits": "mm",
+	}
+}
