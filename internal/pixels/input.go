@@ -43,8 +43,8 @@ var loaders = map[string]loader{
 	// OpenSlide is found only for files the pure probe could not read
 	// or named a slide (see HeaderOf); renders ask for it by the level.
 	"openslideload": openslideLoader,
-	"jp2kload": {format: probe.JP2, random: true},
-	"heifload": {format: probe.HEIF, random: true},
+	"jp2kload":      {format: probe.JP2, random: true},
+	"heifload":      {format: probe.HEIF, random: true},
 }
 
 // allowLoader checks the loader libvips found, by nickname: a file
