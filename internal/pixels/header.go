@@ -49,6 +49,12 @@ func HeaderOf(ctx context.Context, in engine.Input) (probe.Info, error) {
 	}
 	defer i.close()
 	nick, ld, err := i.findLoader()
+	if nick == "openslideload" && i.src == nil {
+		// Only here: for files that the pure probe could not read or
+		// named a slide, and that OpenSlide recognises as one. Renders
+		// then read its levels as the header lists them.
+		ld, err = openslideLoader, nil
+	}
 	if err != nil {
 		return probe.Info{}, err
 	}

@@ -40,9 +40,6 @@ var loaders = map[string]loader{
 	"gifload":  {format: probe.GIF},
 	"webpload": {format: probe.WebP, scale: true},
 	"tiffload": {format: probe.TIFF, random: true},
-	// OpenSlide is found only for files the pure probe could not read
-	// or named a slide (see HeaderOf); renders ask for it by the level.
-	"openslideload": openslideLoader,
 	"jp2kload":      {format: probe.JP2, random: true},
 	"heifload":      {format: probe.HEIF, random: true},
 }
