@@ -2,6 +2,13 @@
 
 #include "slide.h"
 
+#include <stdint.h>
+#include <openslide.h>
+
+// Associated images are at most this many pixels: labels and macros are
+// photographs of the glass, thumbnails a few hundred pixels.
+#define MAX_ASSOCIATED_PIXELS (64 * 1024 * 1024)
+
 // allow_openslide lifts libvips' block of its OpenSlide loader (marked
 // untrusted, as every untrusted loader is blocked at startup) the first
 // time a slide is read. The Go side calls the loader only for files its
@@ -15,26 +22,34 @@ allow_openslide(gpointer data)
 }
 
 int
-iiifd_load_slide(const char *path, int level, const char *associated,
-	VipsImage **out)
+iiifd_load_slide(const char *path, int level, VipsImage **out)
 {
 	static GOnce once = G_ONCE_INIT;
 
 	g_once(&once, allow_openslide, NULL);
 	// openslideload is flagged nocache, so the image belongs to this
-	// render alone, as with iiifd_load. fail_on=error makes a tile OpenSlide cannot
-	// read an error rather than a blank patch.
-	if (associated)
-		return vips_openslideload(path, out,
-			"associated", associated,
-			"access", VIPS_ACCESS_RANDOM,
-			"fail_on", VIPS_FAIL_ON_ERROR,
-			NULL);
+	// render alone, as with iiifd_load. fail_on=error makes a tile
+	// OpenSlide cannot read an error rather than a blank patch.
 	return vips_openslideload(path, out,
 		"level", level,
 		"access", VIPS_ACCESS_RANDOM,
 		"fail_on", VIPS_FAIL_ON_ERROR,
 		NULL);
+}
+
+int
+iiifd_associated_size(const char *path, const char *name, int64_t *w,
+	int64_t *h)
+{
+	openslide_t *osr;
+
+	*w = *h = -1;
+	if (!(osr = openslide_open(path)))
+		return -1;
+	if (!openslide_get_error(osr))
+		openslide_get_associated_image_dimensions(osr, name, w, h);
+	openslide_close(osr);
+	return *w > 0 && *h > 0 ? 0 : -1;
 }
 
 const char *
@@ -62,4 +77,65 @@ iiifd_flatten_rgb(VipsImage *in, VipsImage **out, double r, double g,
 
 	vips_area_unref(VIPS_AREA(background));
 	return result;
+}
+
+int
+iiifd_load_associated(const char *path, const char *name, int r, int g,
+	int b, VipsImage **out)
+{
+	openslide_t *osr;
+	const char *err;
+	int64_t w, h;
+	uint32_t *argb;
+	unsigned char *rgb;
+	int64_t i;
+
+	if (!(osr = openslide_open(path))) {
+		vips_error("openslide", "%s", "not a slide OpenSlide reads");
+		return -1;
+	}
+	if ((err = openslide_get_error(osr))) {
+		vips_error("openslide", "%s", err);
+		openslide_close(osr);
+		return -1;
+	}
+	openslide_get_associated_image_dimensions(osr, name, &w, &h);
+	if (w <= 0 || h <= 0 || w * h > MAX_ASSOCIATED_PIXELS) {
+		vips_error("openslide", "no associated image %s of a size to read", name);
+		openslide_close(osr);
+		return -1;
+	}
+	if (!(argb = g_try_malloc(w * h * 4))) {
+		vips_error("openslide", "out of memory");
+		openslide_close(osr);
+		return -1;
+	}
+	openslide_read_associated_image(osr, name, argb);
+	if ((err = openslide_get_error(osr))) {
+		vips_error("openslide", "%s", err);
+		g_free(argb);
+		openslide_close(osr);
+		return -1;
+	}
+	openslide_close(osr);
+
+	// Premultiplied ARGB to RGB over the background, in place: each
+	// 4-byte pixel becomes 3 bytes at a lower or equal offset.
+	rgb = (unsigned char *) argb;
+	for (i = 0; i < w * h; i++) {
+		uint32_t p = argb[i];
+		int a = p >> 24;
+		int na = 255 - a;
+
+		rgb[3 * i] = ((p >> 16) & 0xff) + (r * na + 127) / 255;
+		rgb[3 * i + 1] = ((p >> 8) & 0xff) + (g * na + 127) / 255;
+		rgb[3 * i + 2] = (p & 0xff) + (b * na + 127) / 255;
+	}
+	*out = vips_image_new_from_memory_copy(rgb, w * h * 3, w, h, 3,
+		VIPS_FORMAT_UCHAR);
+	g_free(argb);
+	if (!*out)
+		return -1;
+	(*out)->Type = VIPS_INTERPRETATION_sRGB;
+	return 0;
 }

@@ -1,6 +1,7 @@
 package pixels
 
 /*
+#cgo pkg-config: openslide
 #include "bridge.h"
 #include "slide.h"
 */
@@ -48,13 +49,19 @@ func loadSlide(path string, lv probe.Level) (*C.VipsImage, error) {
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	var cassoc *C.char
-	if lv.Associated != "" {
-		cassoc = C.CString(lv.Associated)
-		defer C.free(unsafe.Pointer(cassoc))
-	}
 	var img *C.VipsImage
-	if C.iiifd_load_slide(cpath, C.int(lv.Page), cassoc, &img) != 0 {
+	if lv.Associated != "" {
+		// Premultiplied pixels over the background: a small image,
+		// read whole.
+		cassoc := C.CString(lv.Associated)
+		defer C.free(unsafe.Pointer(cassoc))
+		if C.iiifd_load_associated(cpath, cassoc, C.int(bg[0]), C.int(bg[1]), C.int(bg[2]), &img) != 0 {
+			return nil, fault.Wrap(fault.Internal,
+				fmt.Errorf("pixels: OpenSlide associated image %q: %s", lv.Associated, vipsError()), msgSlide)
+		}
+		return img, nil
+	}
+	if C.iiifd_load_slide(cpath, C.int(lv.Page), &img) != 0 {
 		return nil, fault.Wrap(fault.Internal,
 			fmt.Errorf("pixels: OpenSlide level %d %q: %s", lv.Page, lv.Associated, vipsError()), msgSlide)
 	}
@@ -135,16 +142,23 @@ func slideHeader(path string, img *C.VipsImage) (probe.Info, error) {
 		}
 		info.Levels = append(info.Levels, lv)
 	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
 	for _, name := range probe.AssociatedNames {
-		lv := probe.Level{SubIFD: -1, OpenSlide: true, Associated: name, Background: slide.Background}
-		a, err := loadSlide(path, lv)
-		if err != nil {
-			clearVipsError()
+		cname := C.CString(name)
+		var w, h C.int64_t
+		ok := C.iiifd_associated_size(cpath, cname, &w, &h) == 0
+		C.free(unsafe.Pointer(cname))
+		if !ok || w > maxDim || h > maxDim {
 			continue
 		}
-		lv.Width, lv.Height = int(a.Xsize), int(a.Ysize)
-		C.g_object_unref(C.gpointer(a))
-		slide.Associated = append(slide.Associated, probe.Associated{Name: name, Level: lv})
+		slide.Associated = append(slide.Associated, probe.Associated{Name: name, Level: probe.Level{
+			SubIFD: -1, OpenSlide: true, Associated: name, Background: slide.Background,
+			Width: int(w), Height: int(h),
+		}})
 	}
 	return info, nil
 }
+
+// maxDim is the largest side of an associated image served.
+const maxDim = 1 << 16

@@ -4,12 +4,20 @@
 #ifndef IIIFD_SLIDE_H
 #define IIIFD_SLIDE_H
 
+#include <stdint.h>
 #include <vips/vips.h>
 
-// iiifd_load_slide opens level of the slide at path, or its associated
-// image when associated is not NULL, for random access.
-int iiifd_load_slide(const char *path, int level, const char *associated,
-	VipsImage **out);
+// iiifd_load_slide opens level of the slide at path for random access.
+int iiifd_load_slide(const char *path, int level, VipsImage **out);
+// iiifd_associated_size sets the size of the associated image name of the
+// slide at path; -1 when it has none.
+int iiifd_associated_size(const char *path, const char *name, int64_t *w,
+	int64_t *h);
+// iiifd_load_associated reads the associated image name of the slide at
+// path whole, through OpenSlide's own API, as an RGB image flattened onto
+// r, g, b. libvips 8.14's loader crashes reading associated images.
+int iiifd_load_associated(const char *path, const char *name, int r, int g,
+	int b, VipsImage **out);
 // iiifd_get_string returns the string metadata field of in, or NULL; the
 // string belongs to in.
 const char *iiifd_get_string(VipsImage *in, const char *field);

@@ -1,7 +1,10 @@
 package service
 
 import (
+	"context"
+
 	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/probe"
 )
 
@@ -44,4 +47,25 @@ func physicalDimensions(s *probe.SlideInfo) map[string]any {
 		"physicalScale": s.MPPX / 1000,
 		"physicalUnits": "mm",
 	}
+}
+
+// Slide returns what the whole-slide image id says about itself (vendor,
+// magnification, microns per pixel, scan date, associated images) for
+// its manifest; nil for any other image, an associated image included.
+// The identifier goes through the same plugin hooks as its info.json.
+func (s *Service) Slide(ctx context.Context, id string) (*probe.SlideInfo, error) {
+	key, _, err := s.admitPlugins(ctx, iiif.V3, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	tgt, err := s.resolve(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer tgt.Object.Close()
+	hdr, err := s.describeServable(ctx, tgt)
+	if err != nil {
+		return nil, err
+	}
+	return hdr.info.Slide, nil
 }
