@@ -40,8 +40,8 @@ var loaders = map[string]loader{
 	"gifload":  {format: probe.GIF},
 	"webpload": {format: probe.WebP, scale: true},
 	"tiffload": {format: probe.TIFF, random: true},
-	"jp2kload":      {format: probe.JP2, random: true},
-	"heifload":      {format: probe.HEIF, random: true},
+	"jp2kload": {format: probe.JP2, random: true},
+	"heifload": {format: probe.HEIF, random: true},
 }
 
 // allowLoader checks the loader libvips found, by nickname: a file
