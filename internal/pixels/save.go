@@ -123,10 +123,17 @@ func SavePyramid(ctx context.Context, src, dst string, opt PyramidOptions) error
 	defer r.close()
 
 	nick, _, err := findLoader(src)
-	if err != nil {
+	var img *C.VipsImage
+	switch {
+	case nick == "openslideload":
+		// A whole-slide image in a format only OpenSlide reads (Aperio
+		// SVS among them: libvips hands it to OpenSlide first).
+		img, err = loadSlideWhole(src)
+	case err != nil:
 		return err
+	default:
+		img, err = loadSequential(src, nick)
 	}
-	img, err := loadSequential(src, nick)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr

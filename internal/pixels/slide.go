@@ -65,6 +65,25 @@ func loadSlide(path string, lv probe.Level) (*C.VipsImage, error) {
 		return nil, fault.Wrap(fault.Internal,
 			fmt.Errorf("pixels: OpenSlide level %d %q: %s", lv.Page, lv.Associated, vipsError()), msgSlide)
 	}
+	return flattenSlide(img, bg)
+}
+
+// loadSlideWhole opens the full-resolution level of the slide at path,
+// flattened onto the background it declares, to be converted whole
+// (iiifd ingest). The caller owns the image.
+func loadSlideWhole(path string) (*C.VipsImage, error) {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var img *C.VipsImage
+	if C.iiifd_load_slide(cpath, 0, &img) != 0 {
+		return nil, fault.Wrap(fault.Internal, fmt.Errorf("pixels: OpenSlide: %s", vipsError()), msgSlide)
+	}
+	return flattenSlide(img, probe.ParseBackground(prop(img, "openslide.background-color")))
+}
+
+// flattenSlide flattens OpenSlide's RGBA img (transparent outside the
+// scanned area) onto bg, taking over the reference to img.
+func flattenSlide(img *C.VipsImage, bg [3]uint8) (*C.VipsImage, error) {
 	if img.Bands != 4 {
 		return img, nil
 	}
