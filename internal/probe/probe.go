@@ -29,8 +29,8 @@ const (
 	HEIF Format = "heif" // HEIF/AVIF; size only when found in the ispe box
 	// Slide is a whole-slide image in a vendor's TIFF dialect that only
 	// OpenSlide reads right (Hamamatsu NDPI, Philips TIFF, Leica SCN,
-	// Ventana BIF). Read reports its vendor in Info.Slide, and its size
-	// as IFD 0 has it, but no Levels: those come from OpenSlide.
+	// Ventana BIF). Read answers ErrSizeUnknown for it, with the Format
+	// set: its levels are OpenSlide's to read, through the engine.
 	Slide Format = "slide"
 )
 

@@ -286,7 +286,8 @@ func readTIFF(src *source) (Info, error) {
 		// A vendor's TIFF dialect that only OpenSlide reads right
 		// (sparse or overlapping tiles, levels described in XML): the
 		// levels above are not to be trusted.
-		return Info{Format: Slide, Width: l0.Width, Height: l0.Height, Slide: slide}, nil
+		return Info{Format: Slide, Width: l0.Width, Height: l0.Height, Slide: slide},
+			&FormatError{Format: Slide, Offset: -1, Reason: "a " + slide.Vendor + " slide, whose levels OpenSlide reads", Err: ErrSizeUnknown}
 	}
 	info.Slide = slide
 
