@@ -831,12 +831,12 @@ func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header,
 
 func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, error) {
 	hdr, err := probe.Read(obj, obj.Size)
-	if errors.Is(err, probe.ErrUnknownFormat) || errors.Is(err, probe.ErrSizeUnknown) || (err == nil && hdr.Format == probe.Slide) {
+	if errors.Is(err, probe.ErrUnknownFormat) || errors.Is(err, probe.ErrSizeUnknown) {
 		// The pure-Go probe does not size every format (some HEIF);
 		// libvips reads the header of anything it can decode. Files the
 		// probe found malformed do not get this second chance: its
 		// sanity bounds are the point. Slides in vendors' TIFF dialects
-		// are described by OpenSlide, through the engine.
+		// are ErrSizeUnknown: OpenSlide describes them, through the engine.
 		hdr, err = s.render.Header(ctx, pixelsInput(obj))
 	}
 	if err != nil {
