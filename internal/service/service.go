@@ -550,10 +550,20 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 		if j.fetched != nil {
 			in.Reader = j.fetched
 		}
+		if in.Level.OpenSlide && in.Path == "" && j.obj.Local != nil {
+			// OpenSlide reads files only: a remote slide is read from
+			// its whole copy in the source cache.
+			f, err := j.obj.Local(ctx)
+			if err != nil {
+				return engine.ReadFault(err)
+			}
+			defer f.Close()
+			in = engine.Input{Path: fdPath(f), Level: in.Level, Overlay: in.Overlay}
+		}
 		return s.render.Render(ctx, in, &j.Plan, w)
 	}
 	j.run = render
-	if in.Reader != nil {
+	if in.Reader != nil && !in.Level.OpenSlide {
 		j.prefetch = func(ctx context.Context, place *limit.Place) (*prefetched, error) {
 			return prefetchTIFF(ctx, s.heads, place, s.prefetchPerRender(), j.obj, hdr, &j.Plan)
 		}
@@ -837,7 +847,18 @@ func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, er
 		// probe found malformed do not get this second chance: its
 		// sanity bounds are the point. Slides in vendors' TIFF dialects
 		// are ErrSizeUnknown: OpenSlide describes them, through the engine.
-		hdr, err = s.render.Header(ctx, pixelsInput(obj))
+		in := pixelsInput(obj)
+		if in.Path == "" && needsFile(err, obj.Key) && obj.Local != nil {
+			// A slide OpenSlide must read, from a remote store: from
+			// the whole copy in the source cache.
+			f, ferr := obj.Local(ctx)
+			if ferr != nil {
+				return probe.Info{}, engine.ReadFault(ferr)
+			}
+			defer f.Close()
+			in = engine.Input{Path: fdPath(f)}
+		}
+		hdr, err = s.render.Header(ctx, in)
 	}
 	if err != nil {
 		return probe.Info{}, headerError(err)

@@ -2,10 +2,16 @@ package service
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
 
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/probe"
+	"github.com/iiifd/iiifd/internal/resolve"
 )
 
 // associatedInfo is the header of the associated image name of the slide
@@ -69,3 +75,21 @@ func (s *Service) Slide(ctx context.Context, id string) (*probe.SlideInfo, error
 	}
 	return hdr.info.Slide, nil
 }
+
+// needsFile reports whether the object key, which the pure probe
+// answered err for, may be a slide only OpenSlide reads, which it reads
+// from a file: a vendor's slide TIFF, or a format the probe does not know
+// under a slide's extension.
+func needsFile(err error, key string) bool {
+	var fe *probe.FormatError
+	if errors.As(err, &fe) && fe.Format == probe.Slide {
+		return true
+	}
+	ext := strings.ToLower(strings.TrimPrefix(path.Ext(key), "."))
+	return errors.Is(err, probe.ErrUnknownFormat) && resolve.SlideExtensions[ext]
+}
+
+// fdPath names an open file by its descriptor, so that a reader opening
+// it by name reads this file even when the source cache has meanwhile
+// removed its name to make room (Linux).
+func fdPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }

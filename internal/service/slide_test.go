@@ -9,6 +9,8 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,10 @@ import (
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/slidetest"
+	"github.com/iiifd/iiifd/internal/source/httpsrc"
+	"github.com/iiifd/iiifd/internal/source/ranged"
+	"github.com/iiifd/iiifd/internal/source/remote"
+	"github.com/iiifd/iiifd/internal/source/spool"
 )
 
 // openslideRegion reads a region of a slide with OpenSlide's own tool:
@@ -245,4 +251,39 @@ func TestSlideDamaged(t *testing.T) {
 	svc2 := newService(t, dir)
 	req, _ := iiif.ParseImage(iiif.V3, "full", "100,", "0", "default.jpg")
 	render(t, svc2, "philips.tiff", req)
+}
+
+// TestSlideRemote serves the generated slides from an HTTP origin (a
+// real HTTP server with ranges), as from an S3 bucket: the SVS by range
+// through the TIFF path, the Philips slide, which OpenSlide must read
+// from a file, through its whole copy in the source cache. Pixels match
+// the local files'.
+func TestSlideRemote(t *testing.T) {
+	dir := slidetest.Dir(t)
+	origin := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer origin.Close()
+	sp, err := spool.New(t.TempDir(), 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := httpsrc.New(httpsrc.Config{Base: origin.URL + "/", Policy: remote.DefaultPolicy(),
+		Store: ranged.NewStore(ranged.Config{}), Spool: sp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remoteSvc, localSvc := newServiceOf(t, src), newService(t, dir)
+	for _, id := range []string{"slide.svs", "philips.tiff", "philips.tiff;label", "slide.svs;macro"} {
+		t.Run(id, func(t *testing.T) {
+			req, _ := iiif.ParseImage(iiif.V3, "0,0,1200,900", "300,", "0", "default.png")
+			if id == "philips.tiff;label" || id == "slide.svs;macro" {
+				req, _ = iiif.ParseImage(iiif.V3, "full", "max", "0", "default.png")
+			}
+			if d := meanDiff(t, render(t, remoteSvc, id, req), render(t, localSvc, id, req)); d != 0 {
+				t.Errorf("remote differs from local by %.2f", d)
+			}
+		})
+	}
+	if sp.Bytes() == 0 {
+		t.Errorf("source cache holds %d bytes; the Philips slide should be in it", sp.Bytes())
+	}
 }
