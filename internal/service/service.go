@@ -848,6 +848,9 @@ func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, er
 		// sanity bounds are the point. Slides in vendors' TIFF dialects
 		// are ErrSizeUnknown: OpenSlide describes them, through the engine.
 		in := pixelsInput(obj)
+		if in.Path == "" && multiFile(obj.Key) {
+			return probe.Info{}, errMultiFile
+		}
 		if in.Path == "" && needsFile(err, obj.Key) && obj.Local != nil {
 			// A slide OpenSlide must read, from a remote store: from
 			// the whole copy in the source cache.

@@ -93,3 +93,18 @@ func needsFile(err error, key string) bool {
 // it by name reads this file even when the source cache has meanwhile
 // removed its name to make room (Linux).
 func fdPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
+
+// errMultiFile answers for slides stored as several files from a remote
+// root: OpenSlide reads them from a local folder only.
+var errMultiFile = fault.New(fault.NotImplemented,
+	"MIRAX and VMS slides are stored as several files, which OpenSlide reads from local disk only; serve them from a local root")
+
+// multiFile reports whether key names a slide format stored as an index
+// file beside its data files (MIRAX .mrxs, Hamamatsu .vms and .vmu).
+func multiFile(key string) bool {
+	switch strings.ToLower(strings.TrimPrefix(path.Ext(key), ".")) {
+	case "mrxs", "vms", "vmu":
+		return true
+	}
+	return false
+}
