@@ -79,6 +79,84 @@ iiifd_flatten_rgb(VipsImage *in, VipsImage **out, double r, double g,
 	return result;
 }
 
+// argb_to_rgb turns n premultiplied ARGB pixels into RGB over the
+// background r, g, b, in place: each 4-byte pixel becomes 3 bytes at a
+// lower or equal offset.
+static void
+argb_to_rgb(uint32_t *argb, int64_t n, int r, int g, int b)
+{
+	unsigned char *rgb = (unsigned char *) argb;
+	int64_t i;
+
+	for (i = 0; i < n; i++) {
+		uint32_t p = argb[i];
+		int na = 255 - (int) (p >> 24);
+
+		rgb[3 * i] = ((p >> 16) & 0xff) + (r * na + 127) / 255;
+		rgb[3 * i + 1] = ((p >> 8) & 0xff) + (g * na + 127) / 255;
+		rgb[3 * i + 2] = (p & 0xff) + (b * na + 127) / 255;
+	}
+}
+
+void *
+iiifd_slide_open(const char *path)
+{
+	openslide_t *osr;
+	const char *err;
+
+	if (!(osr = openslide_open(path))) {
+		vips_error("openslide", "%s", "not a slide OpenSlide reads");
+		return NULL;
+	}
+	if ((err = openslide_get_error(osr))) {
+		vips_error("openslide", "%s", err);
+		openslide_close(osr);
+		return NULL;
+	}
+	return osr;
+}
+
+void
+iiifd_slide_close(void *osr)
+{
+	openslide_close((openslide_t *) osr);
+}
+
+int
+iiifd_slide_region(void *handle, int level, int64_t x, int64_t y,
+	int w, int h, int r, int g, int b, VipsImage **out)
+{
+	openslide_t *osr = handle;
+	double ds = openslide_get_level_downsample(osr, level);
+	uint32_t *argb;
+	const char *err;
+
+	if (ds <= 0 || w <= 0 || h <= 0) {
+		vips_error("openslide", "no level %d", level);
+		return -1;
+	}
+	if (!(argb = g_try_malloc((size_t) w * h * 4))) {
+		vips_error("openslide", "out of memory");
+		return -1;
+	}
+	// OpenSlide takes the position in level-0 pixels.
+	openslide_read_region(osr, argb, (int64_t) (x * ds), (int64_t) (y * ds),
+		level, w, h);
+	if ((err = openslide_get_error(osr))) {
+		vips_error("openslide", "%s", err);
+		g_free(argb);
+		return -1;
+	}
+	argb_to_rgb(argb, (int64_t) w * h, r, g, b);
+	*out = vips_image_new_from_memory_copy(argb, (size_t) w * h * 3, w, h, 3,
+		VIPS_FORMAT_UCHAR);
+	g_free(argb);
+	if (!*out)
+		return -1;
+	(*out)->Type = VIPS_INTERPRETATION_sRGB;
+	return 0;
+}
+
 int
 iiifd_load_associated(const char *path, const char *name, int r, int g,
 	int b, VipsImage **out)
@@ -87,8 +165,6 @@ iiifd_load_associated(const char *path, const char *name, int r, int g,
 	const char *err;
 	int64_t w, h;
 	uint32_t *argb;
-	unsigned char *rgb;
-	int64_t i;
 
 	if (!(osr = openslide_open(path))) {
 		vips_error("openslide", "%s", "not a slide OpenSlide reads");
@@ -119,19 +195,8 @@ iiifd_load_associated(const char *path, const char *name, int r, int g,
 	}
 	openslide_close(osr);
 
-	// Premultiplied ARGB to RGB over the background, in place: each
-	// 4-byte pixel becomes 3 bytes at a lower or equal offset.
-	rgb = (unsigned char *) argb;
-	for (i = 0; i < w * h; i++) {
-		uint32_t p = argb[i];
-		int a = p >> 24;
-		int na = 255 - a;
-
-		rgb[3 * i] = ((p >> 16) & 0xff) + (r * na + 127) / 255;
-		rgb[3 * i + 1] = ((p >> 8) & 0xff) + (g * na + 127) / 255;
-		rgb[3 * i + 2] = (p & 0xff) + (b * na + 127) / 255;
-	}
-	*out = vips_image_new_from_memory_copy(rgb, w * h * 3, w, h, 3,
+	argb_to_rgb(argb, w * h, r, g, b);
+	*out = vips_image_new_from_memory_copy(argb, w * h * 3, w, h, 3,
 		VIPS_FORMAT_UCHAR);
 	g_free(argb);
 	if (!*out)

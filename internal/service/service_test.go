@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"image"
 	"image/color"
@@ -230,7 +231,7 @@ func render(t *testing.T, svc *service.Service, id string, req iiif.Request) ima
 	defer job.Close()
 	var out bytes.Buffer
 	if err := job.Render(context.Background(), &out); err != nil {
-		t.Fatalf("render: %v", err)
+		t.Fatalf("render: %v (%v)", err, errors.Unwrap(err))
 	}
 	img, _, err := image.Decode(&out)
 	if err != nil {
