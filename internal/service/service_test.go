@@ -2,8 +2,8 @@ package service_test
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
