@@ -287,3 +287,34 @@ func TestSlideRemote(t *testing.T) {
 		t.Errorf("source cache holds %d bytes; the Philips slide should be in it", sp.Bytes())
 	}
 }
+
+// TestHugeSlide reads a slide over 100,000 pixels a side, written by
+// streaming (ONLY_SVS=1 scripts/make-slides DIR 120000 100800: about 13
+// minutes on 2 busy cores, 270 MB, so not part of scripts/test; set
+// IIIFD_HUGE_SLIDE_DIR=DIR to run it): its size, a full-resolution region
+// against OpenSlide's, and a thumbnail from its smallest levels.
+func TestHugeSlide(t *testing.T) {
+	dir := os.Getenv("IIIFD_HUGE_SLIDE_DIR")
+	if dir == "" {
+		t.Skip("IIIFD_HUGE_SLIDE_DIR is not set (see the comment)")
+	}
+	svc := newService(t, dir)
+	info, err := svc.Info(context.Background(), iiif.V3, "slide.svs", "http://x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size struct{ Width, Height int }
+	json.Unmarshal(info.Body, &size)
+	if size.Width < 100000 || size.Height < 100000 {
+		t.Fatalf("size %dx%d", size.Width, size.Height)
+	}
+	want := openslideRegion(t, filepath.Join(dir, "slide.svs"), 60000, 50000, 0, 480, 480)
+	req, _ := iiif.ParseImage(iiif.V3, "60000,50000,480,480", "max", "0", "default.png")
+	if d := meanDiff(t, render(t, svc, "slide.svs", req), want); d > 2 {
+		t.Errorf("mean difference from OpenSlide %.2f", d)
+	}
+	req, _ = iiif.ParseImage(iiif.V3, "full", "512,", "0", "default.jpg")
+	if b := render(t, svc, "slide.svs", req).Bounds(); b.Dx() != 512 {
+		t.Errorf("thumbnail %v", b)
+	}
+}
