@@ -318,3 +318,29 @@ func TestHugeSlide(t *testing.T) {
 		t.Errorf("thumbnail %v", b)
 	}
 }
+
+// TestSlidePassthrough asks for stored tiles of the SVS's levels at the
+// grid info.json advertises: each is sent as stored (with the JPEG
+// tables spliced in), not decoded.
+func TestSlidePassthrough(t *testing.T) {
+	svc := newService(t, slidetest.Dir(t))
+	ctx := context.Background()
+	for _, c := range []struct{ region, size string }{
+		{"240,480,240,240", "240,"}, {"960,0,960,960", "240,"},
+	} {
+		req, _ := iiif.ParseImage(iiif.V3, c.region, c.size, "0", "default.jpg")
+		job, err := svc.Image(ctx, "slide.svs", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		err = job.Render(ctx, &out)
+		job.Close()
+		if err != nil || !job.Passthrough {
+			t.Errorf("%s/%s: passthrough %v, %v", c.region, c.size, job.Passthrough, err)
+		}
+		if _, _, err := image.Decode(&out); err != nil {
+			t.Errorf("%s: %v", c.region, err)
+		}
+	}
+}
