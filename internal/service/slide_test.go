@@ -344,3 +344,48 @@ func TestSlidePassthrough(t *testing.T) {
 		}
 	}
 }
+
+// TestSlideConcurrent renders tiles of the Philips slide from 8
+// goroutines at once, through the shared OpenSlide handle: each equals
+// the same tile rendered alone.
+func TestSlideConcurrent(t *testing.T) {
+	svc := newService(t, slidetest.Dir(t))
+	ctx := context.Background()
+	tile := func(i int) ([]byte, error) {
+		req, _ := iiif.ParseImage(iiif.V3, fmt.Sprintf("%d,%d,256,256", 256*(i%9), 256*(i/9%7)), "max", "0", "default.png")
+		job, err := svc.Image(ctx, "philips.tiff", req)
+		if err != nil {
+			return nil, err
+		}
+		defer job.Close()
+		var out bytes.Buffer
+		err = job.Render(ctx, &out)
+		return out.Bytes(), err
+	}
+	want := map[int][]byte{}
+	for i := range 16 {
+		b, err := tile(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = b
+	}
+	errs := make(chan error, 64)
+	for g := range 8 {
+		go func() {
+			for k := range 8 {
+				i := (g*5 + k*3) % 16
+				b, err := tile(i)
+				if err == nil && !bytes.Equal(b, want[i]) {
+					err = fmt.Errorf("tile %d differs when read concurrently", i)
+				}
+				errs <- err
+			}
+		}()
+	}
+	for range 64 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
