@@ -17,9 +17,10 @@ import (
 )
 
 // Whole-slide images in formats only OpenSlide reads (NDPI, MRXS, Philips
-// TIFF, Leica SCN, Ventana BIF, VMS...) are read through libvips'
-// OpenSlide loader, which reads the tiles under the region asked for,
-// level by level, with random access. Aperio SVS and generic tiled TIFFs
+// TIFF, Leica SCN, Ventana BIF, VMS...) are described, and converted by
+// ingest, through libvips' OpenSlide loader; renders read the region a
+// plan needs from kept OpenSlide handles (slidecache.go), and associated
+// images through OpenSlide's API too. Aperio SVS and generic tiled TIFFs
 // never reach OpenSlide: the TIFF path reads them as well, by range and
 // with stored tiles passed through (see docs/RATIONALE.md).
 
@@ -37,8 +38,9 @@ const slideTile = 512
 // openslideLoader is the loader entry for slides: tiles on demand.
 var openslideLoader = loader{format: probe.Slide, random: true}
 
-// loadSlide opens the level (or associated image) lv of the slide at
-// path, with its transparent parts (outside the scanned area of sparse
+// loadSlide opens the whole level (or the associated image) lv of the
+// slide at path through libvips' loader (for headers), with its
+// transparent parts (outside the scanned area of sparse
 // formats) flattened onto the slide's background colour. The caller owns
 // the image.
 func loadSlide(path string, lv probe.Level) (*C.VipsImage, error) {
