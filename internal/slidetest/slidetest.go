@@ -80,14 +80,28 @@ func Dir(t testing.TB) string {
 			cache = os.TempDir()
 		}
 		dir = filepath.Join(cache, "iiifd-test-slides", hex.EncodeToString(sum[:8]))
-		if _, serr := os.Stat(filepath.Join(dir, "done")); serr == nil {
+		if _, serr := os.Stat(dir); serr == nil {
 			return
 		}
-		os.RemoveAll(dir)
-		if out, err = exec.Command(script, dir).CombinedOutput(); err != nil {
+		// Several test binaries may get here at once (go test runs
+		// packages in parallel): each writes its own copy and renames
+		// it into place; the first rename wins, the others' are removed.
+		if err = os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return
 		}
-		err = os.WriteFile(filepath.Join(dir, "done"), nil, 0o644)
+		var tmp string
+		if tmp, err = os.MkdirTemp(filepath.Dir(dir), ".slides-"); err != nil {
+			return
+		}
+		defer os.RemoveAll(tmp)
+		if out, err = exec.Command(script, tmp).CombinedOutput(); err != nil {
+			return
+		}
+		if rerr := os.Rename(tmp, dir); rerr != nil {
+			if _, serr := os.Stat(dir); serr != nil {
+				err = rerr
+			}
+		}
 	})
 	if err != nil {
 		t.Fatalf("make-slides: %v\n%s", err, out)
