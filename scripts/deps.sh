@@ -72,8 +72,19 @@ ensure_go() {
 	}
 }
 
-# Build dependencies: a C compiler for cgo, libvips and pkg-config.
-apt_install gcc libc6-dev pkg-config libvips-dev
+# Build dependencies: a C compiler for cgo, libvips and pkg-config;
+# OpenSlide's headers for whole-slide images' associated images, which
+# internal/pixels reads through OpenSlide's API.
+apt_install gcc libc6-dev pkg-config libvips-dev libopenslide-dev
+
+# ensure_slide_tools installs what the whole-slide tests and
+# scripts/make-slides use: libtiff's tiffcp, tiffset and tiffinfo to
+# write Aperio and Philips slides, bc, OpenSlide's own tools and Python
+# binding to compare with (openslide-write-png, python3-openslide, for
+# /usr/bin/python3).
+ensure_slide_tools() {
+	apt_install libvips-tools libtiff-tools bc openslide-tools python3-openslide
+}
 ensure_go
 export CGO_ENABLED=1
 

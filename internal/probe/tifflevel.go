@@ -265,6 +265,7 @@ func readTIFF(src *source) (Info, error) {
 	// document (or the planes of an OME-TIFF), not a pyramid, and nothing
 	// after it will be a level either: stop there instead of walking
 	// hundreds of pages, each of which may cost a ranged read.
+	pages := []tiffPage{{d: d0, l: l0}}
 	for page, off := 1, d0.next; off != 0 && page < maxPages; page++ {
 		d, l, err := readLevel(fmt.Sprintf("IFD %d", page), off)
 		if err != nil {
@@ -273,9 +274,22 @@ func readTIFF(src *source) (Info, error) {
 		if l.Width >= l0.Width && l.Height >= l0.Height {
 			break
 		}
+		pages = append(pages, tiffPage{d: d, l: l, page: page})
 		add(l, page, -1)
 		off = d.next
 	}
+	slide, err := t.slide(pages)
+	if err != nil {
+		return Info{}, err
+	}
+	if slide != nil && slide.Vendor != "aperio" {
+		// A vendor's TIFF dialect that only OpenSlide reads right
+		// (sparse or overlapping tiles, levels described in XML): the
+		// levels above are not to be trusted.
+		return Info{Format: Slide, Width: l0.Width, Height: l0.Height, Slide: slide},
+			&FormatError{Format: Slide, Offset: -1, Reason: "a " + slide.Vendor + " slide, whose levels OpenSlide reads", Err: ErrSizeUnknown}
+	}
+	info.Slide = slide
 
 	slices.SortStableFunc(info.Levels[1:], func(a, b Level) int {
 		if a.Width != b.Width {

@@ -91,8 +91,10 @@ type fileRender struct {
 }
 
 func (f *fileRender) prefetch(ctx context.Context, place *limit.Place, p *plan.Plan) (*prefetch.Reader, error) {
-	if f.in.Reader == nil {
-		return nil, nil // a local file: libvips reads it itself
+	if f.in.Reader == nil || f.hdr.Levels[p.Level].OpenSlide {
+		// A local file: libvips reads it itself. A slide OpenSlide
+		// reads: from a file only (see encode).
+		return nil, nil
 	}
 	return prefetch.TIFF(ctx, f.s.heads, place, f.s.prefetchPerRender(), f.obj, f.hdr, p.Level, p.LevelRegion)
 }
@@ -103,6 +105,16 @@ func (f *fileRender) encode(ctx context.Context, p *plan.Plan, ov *engine.Overla
 	in.Overlay = ov
 	if fetched != nil {
 		in.Reader = fetched
+	}
+	if in.Level.OpenSlide && in.Path == "" && f.obj.Local != nil {
+		// OpenSlide reads files only: a remote slide is read from its
+		// whole copy in the source cache.
+		lf, err := f.obj.Local(ctx)
+		if err != nil {
+			return engine.ReadFault(err)
+		}
+		defer lf.Close()
+		in = engine.Input{Path: fdPath(lf), Level: in.Level, Overlay: in.Overlay}
 	}
 	return f.s.render.Render(ctx, in, p, w)
 }
