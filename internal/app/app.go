@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -24,7 +25,6 @@ import (
 	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/httpapi"
-	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/obs"
@@ -313,10 +313,7 @@ func buildVersion() string {
 func Limits(cfg config.Config) plan.Limits {
 	l := plan.Limits{MaxWidth: cfg.MaxWidth, MaxHeight: cfg.MaxHeight, MaxArea: cfg.MaxArea, MaxSourcePixels: cfg.MaxSourcePixels}
 	if len(cfg.FormatLimits) > 0 {
-		l.PerFormat = make(map[iiif.Format]plan.FormatLimits, len(cfg.FormatLimits))
-		for f, fl := range cfg.FormatLimits {
-			l.PerFormat[f] = plan.FormatLimits{MaxWidth: fl.MaxWidth, MaxHeight: fl.MaxHeight, MaxArea: fl.MaxArea}
-		}
+		l.PerFormat = maps.Clone(cfg.FormatLimits)
 	}
 	return l
 }

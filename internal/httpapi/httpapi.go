@@ -290,7 +290,7 @@ func (h *Handler) serveIIIF(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.varyForwarded(r, w.Header())
-		w.Header().Set("Location", service.ServiceID(h.base(r), v, id)+"/info.json")
+		w.Header().Set("Location", iiif.ServiceID(h.base(r), v, id)+"/info.json")
 		w.WriteHeader(http.StatusSeeOther)
 	}
 }
@@ -339,7 +339,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 	base := h.base(r)
 	hd := w.Header()
 	hd.Set("Content-Type", job.ContentType)
-	hd.Set("Link", answer.ImageLink(service.ServiceID(base, v, id), v, job.Canonical))
+	hd.Set("Link", answer.ImageLink(iiif.ServiceID(base, v, id), v, job.Canonical))
 	hd.Set("X-Content-Type-Options", "nosniff")
 	h.varyForwarded(r, hd)
 	validators(hd, job.ETag, job.ModTime, h.opt.CacheControl)

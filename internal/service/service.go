@@ -219,7 +219,7 @@ func (s *Service) info(ctx context.Context, v iiif.Version, id, base string, tgt
 		ls.cfg.Limits = degraded(s.cfg.Limits, access)
 		is = &ls
 	}
-	ii := is.imageInfo(ServiceID(basePlaceholder, v, id), hdr)
+	ii := is.imageInfo(iiif.ServiceID(basePlaceholder, v, id), hdr)
 	limitInfo(&ii, access)
 	s.declareServices(v, id, &ii, access)
 	if body, err = iiif.MarshalInfo(v, ii); err != nil {
@@ -299,9 +299,6 @@ func (s *Service) Purge(ctx context.Context, id string) error {
 	}
 	return errors.Join(errs...)
 }
-
-// ServiceID returns the IIIF id of an image service (iiif.ServiceID).
-func ServiceID(base string, v iiif.Version, id string) string { return iiif.ServiceID(base, v, id) }
 
 // imageInfo assembles info.json's facts (describe.ImageInfo).
 func (s *Service) imageInfo(id string, h header) iiif.ImageInfo {
