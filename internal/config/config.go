@@ -600,31 +600,16 @@ func tomlString(v any) (string, error) {
 }
 
 // ParseFormatLimits parses FMT=WxH[xAREA] entries separated by commas,
-// for example "gif=2000x2000,png=0x0x50000000". A zero is no limit.
+// for example "gif=2000x2000,png=0x0x50000000". A zero is no limit. The
+// syntax is plan.ParseFormatLimits', shared with the edge worker.
 func ParseFormatLimits(s string) (map[iiif.Format]Limit, error) {
-	out := map[iiif.Format]Limit{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		name, spec, ok := strings.Cut(part, "=")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("%q: want FMT=WxH[xAREA]", part)
-		}
-		nums := strings.Split(spec, "x")
-		if len(nums) < 2 || len(nums) > 3 {
-			return nil, fmt.Errorf("%q: want FMT=WxH[xAREA]", part)
-		}
-		var v [3]int64
-		for i, n := range nums {
-			x, err := strconv.ParseInt(n, 10, 64)
-			if err != nil || x < 0 || (i < 2 && x > 1<<31-1) {
-				return nil, fmt.Errorf("%q: %q is not a pixel count", part, n)
-			}
-			v[i] = x
-		}
-		out[iiif.Format(strings.ToLower(name))] = Limit{MaxWidth: int(v[0]), MaxHeight: int(v[1]), MaxArea: v[2]}
+	m, err := plan.ParseFormatLimits(s)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[iiif.Format]Limit, len(m))
+	for f, l := range m {
+		out[f] = Limit{MaxWidth: l.MaxWidth, MaxHeight: l.MaxHeight, MaxArea: l.MaxArea}
 	}
 	return out, nil
 }

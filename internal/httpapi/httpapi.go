@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/answer"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/limit"
@@ -287,7 +288,7 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	hd.Set("Content-Type", infoContentType(v, r.Header.Get("Accept")))
 	hd.Add("Vary", "Accept")
 	h.varyForwarded(hd)
-	hd.Set("Link", fmt.Sprintf("<%s>;rel=\"profile\"", iiif.ProfileURI(v)))
+	hd.Set("Link", answer.ProfileLink(v))
 	validators(hd, info.ETag, info.ModTime, h.opt.InfoCacheControl)
 	h.private(hd)
 	restricted(hd, info.Restricted)
@@ -303,45 +304,8 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	w.Write(info.Body)
 }
 
-// infoContentType negotiates JSON-LD. Version 3 (§5.1) answers JSON-LD
-// with the context as profile unless the client asks for plain JSON only;
-// version 2.1 (§5.1) must answer application/json unless the client asks
-// for JSON-LD.
-func infoContentType(v iiif.Version, accept string) string {
-	var ld, plain bool
-	for _, part := range strings.Split(accept, ",") {
-		mt, params, _ := strings.Cut(part, ";")
-		if refused(params) {
-			continue
-		}
-		switch strings.ToLower(strings.TrimSpace(mt)) {
-		case "application/ld+json":
-			ld = true
-		case "application/json":
-			plain = true
-		}
-	}
-	switch {
-	case ld:
-		return iiif.JSONLDMediaType(v)
-	case v == iiif.V3 && !plain:
-		return iiif.MediaTypeJSONLD3
-	}
-	return iiif.MediaTypeJSON
-}
-
-// refused reports whether media-type parameters carry q=0, which RFC 9110
-// §12.4.2 defines as "not acceptable".
-func refused(params string) bool {
-	for _, p := range strings.Split(params, ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
-		if strings.EqualFold(k, "q") {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return err == nil && f == 0
-		}
-	}
-	return false
-}
+// infoContentType negotiates JSON-LD (answer.InfoContentType).
+func infoContentType(v iiif.Version, accept string) string { return answer.InfoContentType(v, accept) }
 
 func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Version, id, region, size, rotation, qf string) {
 	req, err := iiif.ParseImage(v, region, size, rotation, qf)
@@ -358,7 +322,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 	base := h.base(r)
 	hd := w.Header()
 	hd.Set("Content-Type", job.ContentType)
-	hd.Set("Link", "<"+service.ServiceID(base, v, id)+"/"+job.Canonical+">;rel=\"canonical\", <"+iiif.ProfileURI(v)+">;rel=\"profile\"")
+	hd.Set("Link", answer.ImageLink(service.ServiceID(base, v, id), v, job.Canonical))
 	hd.Set("X-Content-Type-Options", "nosniff")
 	h.varyForwarded(hd)
 	validators(hd, job.ETag, job.ModTime, h.opt.CacheControl)
@@ -464,51 +428,10 @@ func restricted(hd http.Header, is bool) {
 }
 
 // preconditions evaluates the conditional headers of a GET or HEAD in the
-// order of RFC 9110 §13.2.2 and returns 412 or 304 when one decides the
-// response, 0 when the full response is due.
+// order of RFC 9110 §13.2.2 (answer.Preconditions) and returns 412 or 304
+// when one decides the response, 0 when the full response is due.
 func preconditions(r *http.Request, etag string, mod time.Time) int {
-	mod = mod.Truncate(time.Second)
-	if im := headerValue(r.Header, "If-Match"); im != "" {
-		// Strong comparison (§13.1.1).
-		if !matchETag(im, etag, false) {
-			return http.StatusPreconditionFailed
-		}
-	} else if ius := headerValue(r.Header, "If-Unmodified-Since"); ius != "" && !mod.IsZero() {
-		if t, err := http.ParseTime(ius); err == nil && mod.After(t) {
-			return http.StatusPreconditionFailed
-		}
-	}
-	if inm := headerValue(r.Header, "If-None-Match"); inm != "" {
-		// Weak comparison (§13.1.2); If-Modified-Since is then ignored.
-		if matchETag(inm, etag, true) {
-			return http.StatusNotModified
-		}
-		return 0
-	}
-	if ims := headerValue(r.Header, "If-Modified-Since"); ims != "" && !mod.IsZero() {
-		if t, err := http.ParseTime(ims); err == nil && !mod.After(t) {
-			return http.StatusNotModified
-		}
-	}
-	return 0
-}
-
-// matchETag reports whether the list of entity tags in a conditional
-// header matches etag ("*" matches any).
-func matchETag(list, etag string, weak bool) bool {
-	for _, t := range strings.Split(list, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" {
-			return true
-		}
-		if weak {
-			t = strings.TrimPrefix(t, "W/")
-		}
-		if t == etag {
-			return true
-		}
-	}
-	return false
+	return answer.Preconditions(func(k string) string { return headerValue(r.Header, k) }, etag, mod)
 }
 
 // varyForwarded declares that a response built from the request's own

@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/cache"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/describe"
 	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
@@ -289,91 +289,12 @@ func (s *Service) Purge(ctx context.Context, id string) error {
 // ServiceID returns the IIIF id of an image service (iiif.ServiceID).
 func ServiceID(base string, v iiif.Version, id string) string { return iiif.ServiceID(base, v, id) }
 
-// imageInfo assembles info.json's facts: the source's own tiling (or the
-// configured tile size) and the scale factors whose tiles are stored (see
-// scaleFactors), the cheaply available sizes, limits and capabilities.
+// imageInfo assembles info.json's facts (describe.ImageInfo).
 func (s *Service) imageInfo(id string, h header) iiif.ImageInfo {
-	hdr := h.info
-	l0 := hdr.Levels[0]
-	tw, th := l0.TileWidth, l0.TileHeight
-	if tw <= 0 || th <= 0 {
-		tw, th = s.cfg.TileSize, s.cfg.TileSize
-	}
-	lim := s.cfg.Limits
-	ftw, fth := fitTile(tw, th, lim)
-	factors := iiif.ScaleFactors(hdr.Width, hdr.Height, ftw, fth)
-	if f := scaleFactors(h); f != nil && ftw == tw && fth == th {
-		factors = f
-	}
-	sizes := s.sizes(hdr)
-	if h.pyramid != nil {
-		sizes = s.storedSizes(h.pyramid)
-	}
-	ii := iiif.ImageInfo{
-		ID:        id,
-		Width:     hdr.Width,
-		Height:    hdr.Height,
-		MaxWidth:  lim.MaxWidth,
-		MaxHeight: lim.MaxHeight,
-		MaxArea:   lim.MaxArea,
-		Tiles: []iiif.Tile{{
-			Width: ftw, Height: fth,
-			ScaleFactors: factors,
-		}},
-		Sizes:            sizes,
-		PreferredFormats: []iiif.Format{iiif.FormatJPG},
-	}
-	for _, f := range s.formats {
-		if f != iiif.FormatJPG && f != iiif.FormatPNG {
-			ii.ExtraFormats = append(ii.ExtraFormats, f)
-		}
-	}
-	if slices.Contains(s.formats, iiif.FormatWebP) {
-		ii.PreferredFormats = append(ii.PreferredFormats, iiif.FormatWebP)
-	}
-	ii.ExtraQualities = []iiif.Quality{iiif.QualityColor, iiif.QualityGray, iiif.QualityBitonal}
-	return ii
-}
-
-// sizes lists halvings of the full image, smallest first, that are within
-// the limits; viewers use them for thumbnails and the first view.
-func (s *Service) sizes(hdr probe.Info) []iiif.SizeEntry {
-	var out []iiif.SizeEntry
-	lim := s.cfg.Limits
-	for f := 1; ; f *= 2 {
-		w, h := ceilDiv(hdr.Width, f), ceilDiv(hdr.Height, f)
-		if lim.Fits(w, h) {
-			out = append(out, iiif.SizeEntry{Width: w, Height: h})
-		}
-		if w <= 64 || h <= 64 || f >= 1<<20 {
-			break
-		}
-	}
-	slices.Reverse(out)
-	return out
+	return describe.ImageInfo(id, h.described(), s.cfg.Limits, s.cfg.TileSize, s.formats)
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
-
-// fitTile shrinks a tile size to the output limits, because info.json
-// must not advertise tiles that the server would refuse. A maxHeight left
-// unset takes maxWidth's value, as 3.0 §5.2 tells clients to assume.
-func fitTile(tw, th int, lim plan.Limits) (int, int) {
-	maxH := lim.MaxHeight
-	if maxH == 0 {
-		maxH = lim.MaxWidth
-	}
-	if lim.MaxWidth > 0 && tw > lim.MaxWidth {
-		tw = lim.MaxWidth
-	}
-	if maxH > 0 && th > maxH {
-		th = maxH
-	}
-	for lim.MaxArea > 0 && int64(tw)*int64(th) > lim.MaxArea && tw > 1 && th > 1 {
-		tw, th = max(tw/2, 1), max(th/2, 1)
-	}
-	return tw, th
-}
 
 // Job is an image request planned and ready to render: everything a
 // response's headers need is known before any pixel is decoded.
@@ -786,20 +707,17 @@ func admit(ctx context.Context, a *limit.Admitter, cost int64) (func(), error) {
 // Close releases the source.
 func (j *Job) Close() error { return j.obj.Close() }
 
-func planImage(hdr probe.Info) plan.Image {
-	img := plan.Image{Width: hdr.Width, Height: hdr.Height}
-	for _, l := range hdr.Levels {
-		img.Levels = append(img.Levels, plan.Level{Width: l.Width, Height: l.Height, Tiled: l.TileWidth > 0 && l.TileHeight > 0})
-	}
-	return img
-}
-
 // header is what the service knows of a source from its header: the
 // probe's facts, and for a tile pyramid its stored description.
 type header struct {
 	info    probe.Info
 	img     plan.Image       // info as the planner sees it
 	pyramid *pyramid.Pyramid // nil for image files
+}
+
+// described is h as package describe takes it.
+func (h header) described() describe.Header {
+	return describe.Header{Info: h.info, Image: h.img, Pyramid: h.pyramid}
 }
 
 // describe returns the header facts of the target, from the cache when the
@@ -824,7 +742,7 @@ func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header,
 	if err != nil {
 		return header{}, err
 	}
-	hdr.img = planImage(hdr.info)
+	hdr.img = describe.PlanImage(hdr.info)
 	s.headers.put(key, hdr)
 	return hdr, nil
 }
@@ -883,8 +801,8 @@ func formatList(fs []iiif.Format) string {
 }
 
 // limitsKey writes limits in a stable order (maps print sorted).
-func limitsKey(l plan.Limits) string { return fmt.Sprint(l) }
+func limitsKey(l plan.Limits) string { return describe.LimitsKey(l) }
 
 // etag is the strong entity tag of the parts that fully determine a
 // response's bytes.
-func etag(parts ...string) string { return `"` + cache.Hash(parts...) + `"` }
+func etag(parts ...string) string { return describe.ETag(parts...) }
