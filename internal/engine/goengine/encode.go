@@ -150,8 +150,11 @@ func encodeJPEG(src rows, quality int, w io.Writer) error {
 // encodePNG writes a PNG as its rows come, never holding the image: the
 // colour type follows the bands (grey, grey with alpha, RGB, RGBA), 8
 // bits a sample, or 1 bit for one-band bitonal images as the native
-// engine writes them. Each row takes the filter that minimises the sum
-// of absolute filtered bytes, the usual heuristic (libpng's too).
+// engine writes them. Rows are not filtered, as libvips writes them by
+// default: choosing a filter per row (the minimum-sum heuristic) made a
+// 3584x3584 crop 15% smaller (4.7 MB against 5.5 MB) but took 70% more
+// CPU time (1.08 s against 0.63 s), and the edge must answer within its
+// time like the server.
 func encodePNG(src rows, level int, oneBit bool, w io.Writer) error {
 	width, height, b := src.size()
 	colourType := [...]byte{0, 0, 4, 2, 6}[b]
@@ -178,37 +181,29 @@ func encodePNG(src rows, level int, oneBit bool, w io.Writer) error {
 	if depth == 1 {
 		stride = (width + 7) / 8
 	}
-	prev := make([]byte, stride)
-	cur := make([]byte, stride)
-	var filtered [5][]byte
-	for i := range filtered {
-		filtered[i] = make([]byte, stride+1)
-	}
+	line := make([]byte, stride+1)
 	for y := 0; y < height; y++ {
 		row, err := src.next()
 		if err != nil {
 			return err
 		}
 		if depth == 1 {
-			clear(cur)
+			clear(line)
 			for x := 0; x < width; x++ {
 				if row[x] >= 128 {
-					cur[x/8] |= 0x80 >> (x % 8)
+					line[1+x/8] |= 0x80 >> (x % 8)
 				}
 			}
-			filtered[0][0] = 0
-			copy(filtered[0][1:], cur)
-			if _, err := zw.Write(filtered[0]); err != nil {
+			if _, err := zw.Write(line); err != nil {
 				return err
 			}
 			continue
 		}
-		copy(cur, row)
-		best := filterRow(cur, prev, b, &filtered)
-		if _, err := zw.Write(filtered[best]); err != nil {
+		line[0] = 0 // filter type None
+		copy(line[1:], row)
+		if _, err := zw.Write(line); err != nil {
 			return err
 		}
-		prev, cur = cur, prev
 	}
 	if err := zw.Close(); err != nil {
 		return err
@@ -217,69 +212,6 @@ func encodePNG(src rows, level int, oneBit bool, w io.Writer) error {
 		return err
 	}
 	return writeChunk(w, "IEND", nil)
-}
-
-// filterRow computes the five PNG filters of cur (prev is the row above)
-// into out and returns the one whose bytes, taken as signed, sum to the
-// least.
-func filterRow(cur, prev []byte, bpp int, out *[5][]byte) int {
-	n := len(cur)
-	for f := 0; f < 5; f++ {
-		out[f][0] = byte(f)
-	}
-	none, sub, up, avg, paeth := out[0][1:], out[1][1:], out[2][1:], out[3][1:], out[4][1:]
-	var sums [5]int
-	abs := func(v byte) int {
-		if v < 128 {
-			return int(v)
-		}
-		return 256 - int(v)
-	}
-	for i := 0; i < n; i++ {
-		var a, c byte
-		if i >= bpp {
-			a, c = cur[i-bpp], prev[i-bpp]
-		}
-		x, bb := cur[i], prev[i]
-		none[i] = x
-		sub[i] = x - a
-		up[i] = x - bb
-		avg[i] = x - byte((int(a)+int(bb))/2)
-		paeth[i] = x - paethPredict(a, bb, c)
-		sums[0] += abs(none[i])
-		sums[1] += abs(sub[i])
-		sums[2] += abs(up[i])
-		sums[3] += abs(avg[i])
-		sums[4] += abs(paeth[i])
-	}
-	best := 0
-	for f := 1; f < 5; f++ {
-		if sums[f] < sums[best] {
-			best = f
-		}
-	}
-	return best
-}
-
-func paethPredict(a, b, c byte) byte {
-	p := int(a) + int(b) - int(c)
-	pa, pb, pc := p-int(a), p-int(b), p-int(c)
-	if pa < 0 {
-		pa = -pa
-	}
-	if pb < 0 {
-		pb = -pb
-	}
-	if pc < 0 {
-		pc = -pc
-	}
-	if pa <= pb && pa <= pc {
-		return a
-	}
-	if pb <= pc {
-		return b
-	}
-	return c
 }
 
 func writeChunk(w io.Writer, kind string, data []byte) error {

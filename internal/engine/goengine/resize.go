@@ -366,43 +366,68 @@ func (h *hpass) next() ([]float32, error) {
 	return h.out, nil
 }
 
-func hshrinkFn(inW, f, b int, integer bool) func(in, out []float32) {
-	outW := (inW + f - 1) / f
-	return func(in, out []float32) {
-		for x := 0; x < outW; x++ {
-			for c := 0; c < b; c++ {
-				s := 0.0
-				for k := 0; k < f; k++ {
-					sx := min(x*f+k, inW-1)
-					s += float64(in[sx*b+c])
-				}
-				if integer {
-					out[x*b+c] = float32(math.Floor((s + float64(f/2)) / float64(f)))
-				} else {
-					out[x*b+c] = float32(s / float64(f))
-				}
-			}
-		}
-	}
+// hfilter is a horizontal filter with its taps worked out once for
+// every output pixel (they are the same on every row): input indexes,
+// already clamped to the row as libvips' "extend copy" makes them, and
+// coefficients.
+type hfilter struct {
+	outW, n int
+	idx     []int32   // outW*n
+	coef    []float64 // outW*n
+	round   func(float64) float64
 }
 
-func hreduceFn(inW, outW, b int, k *reduceKernel, integer bool) func(in, out []float32) {
+func (f *hfilter) apply(b int) func(in, out []float32) {
 	return func(in, out []float32) {
-		for x := 0; x < outW; x++ {
-			first, c := k.tap(x, integer)
+		n := f.n
+		for x := 0; x < f.outW; x++ {
+			idx := f.idx[x*n : x*n+n]
+			coef := f.coef[x*n : x*n+n]
 			for ch := 0; ch < b; ch++ {
 				s := 0.0
-				for j, cj := range c {
-					sx := min(max(first+j, 0), inW-1)
-					s += cj * float64(in[sx*b+ch])
+				for j, i := range idx {
+					s += coef[j] * float64(in[int(i)*b+ch])
 				}
-				if integer {
-					s = clampU8(fixedRound(s))
+				if f.round != nil {
+					s = f.round(s)
 				}
 				out[x*b+ch] = float32(s)
 			}
 		}
 	}
+}
+
+func hshrinkFn(inW, f, b int, integer bool) func(in, out []float32) {
+	outW := (inW + f - 1) / f
+	h := &hfilter{outW: outW, n: f, idx: make([]int32, outW*f), coef: make([]float64, outW*f)}
+	for x := 0; x < outW; x++ {
+		for k := 0; k < f; k++ {
+			h.idx[x*f+k] = int32(min(x*f+k, inW-1))
+			h.coef[x*f+k] = 1
+		}
+	}
+	ff := float64(f)
+	if integer {
+		h.round = func(s float64) float64 { return math.Floor((s + float64(f/2)) / ff) }
+	} else {
+		h.round = func(s float64) float64 { return s / ff }
+	}
+	return h.apply(b)
+}
+
+func hreduceFn(inW, outW, b int, k *reduceKernel, integer bool) func(in, out []float32) {
+	h := &hfilter{outW: outW, n: k.n, idx: make([]int32, outW*k.n), coef: make([]float64, outW*k.n)}
+	for x := 0; x < outW; x++ {
+		first, c := k.tap(x, integer)
+		for j, cj := range c {
+			h.idx[x*k.n+j] = int32(min(max(first+j, 0), inW-1))
+			h.coef[x*k.n+j] = cj
+		}
+	}
+	if integer {
+		h.round = func(s float64) float64 { return clampU8(fixedRound(s)) }
+	}
+	return h.apply(b)
 }
 
 // bicubic tables: libvips' Catmull-Rom coefficients at 1/64 pixel, as
@@ -463,26 +488,22 @@ func (a upAxis) pos(o int) float64 { return a.ia*float64(o) + 0.5 + 1 }
 
 func hbicubicFn(a upAxis, b int, integer bool) func(in, out []float32) {
 	bicubicTables()
-	return func(in, out []float32) {
-		for x := 0; x < a.out; x++ {
-			first, t := bicubicTap(a.pos(x))
-			c := &bicubicF[t]
-			if integer {
-				c = &bicubicI[t]
-			}
-			for ch := 0; ch < b; ch++ {
-				s := 0.0
-				for j := 0; j < 4; j++ {
-					sx := min(max(first+j, 0), a.in-1)
-					s += c[j] * float64(in[sx*b+ch])
-				}
-				if integer {
-					s = fixedRound(s)
-				}
-				out[x*b+ch] = float32(s)
-			}
+	h := &hfilter{outW: a.out, n: 4, idx: make([]int32, a.out*4), coef: make([]float64, a.out*4)}
+	for x := 0; x < a.out; x++ {
+		first, t := bicubicTap(a.pos(x))
+		c := &bicubicF[t]
+		if integer {
+			c = &bicubicI[t]
+		}
+		for j := 0; j < 4; j++ {
+			h.idx[x*4+j] = int32(min(max(first+j, 0), a.in-1))
+			h.coef[x*4+j] = c[j]
 		}
 	}
+	if integer {
+		h.round = fixedRound
+	}
+	return h.apply(b)
 }
 
 // vbicubic is the vertical half of the enlargement, over rows that the
@@ -494,6 +515,7 @@ type vbicubic struct {
 	integer bool
 	w, b    int
 	out     []float32
+	acc     []float64
 }
 
 func (v *vbicubic) size() (int, int, int) { return v.w, v.a.out, v.b }
@@ -504,7 +526,11 @@ func (v *vbicubic) next() ([]float32, error) {
 	if v.integer {
 		c = &bicubicI[t]
 	}
-	acc := make([]float64, len(v.out))
+	if v.acc == nil {
+		v.acc = make([]float64, len(v.out))
+	}
+	acc := v.acc
+	clear(acc)
 	for j := 0; j < 4; j++ {
 		row, err := v.win.get(first + j)
 		if err != nil {

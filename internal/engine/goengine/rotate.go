@@ -141,168 +141,189 @@ func (e *embedRows) next() ([]uint8, error) {
 	return e.out, nil
 }
 
-// rot90 turns r clockwise by 90, 180 or 270 degrees, exactly.
-func rot90(r *raster, deg int) *raster {
-	w, h, b := r.w, r.h, r.b
-	if deg == 180 {
-		out := &raster{w: w, h: h, b: b, pix: make([]uint8, len(r.pix))}
-		for y := 0; y < h; y++ {
-			for x := 0; x < w; x++ {
-				copy(out.pix[(y*w+x)*b:(y*w+x)*b+b], r.pix[((h-1-y)*w+(w-1-x))*b:])
-			}
-		}
-		return out
-	}
-	out := &raster{w: h, h: w, b: b, pix: make([]uint8, len(r.pix))}
-	for y := 0; y < out.h; y++ {
-		for x := 0; x < out.w; x++ {
-			var sx, sy int
-			if deg == 90 {
-				sx, sy = y, h-1-x
-			} else {
-				sx, sy = w-1-y, x
-			}
-			copy(out.pix[(y*out.w+x)*b:(y*out.w+x)*b+b], r.pix[(sy*w+sx)*b:])
-		}
-	}
-	return out
+// rot90Rows streams r turned clockwise by 90, 180 or 270 degrees,
+// exactly, reading it out of order instead of making a turned copy.
+type rot90Rows struct {
+	r   *raster
+	deg int
+	y   int
+	buf []uint8
 }
 
-// rotate turns r clockwise by deg degrees (not a multiple of 90) as the
-// native engine's vips_rotate does: onto the bounding box of the turned
-// image, rounded as libvips rounds it, sampling with libvips' bicubic
-// interpolator at each output pixel's inverse-mapped position, with
-// exposed corners painted bg. With alpha (the output format has it), the
-// image is given an opaque alpha if it has none and is resampled
-// premultiplied: the native engine premultiplies, and vips_affine, seeing
-// an alpha band, premultiplies again and undoes one of the two, so this
-// does exactly that. Without alpha, 8-bit samples are interpolated with
-// libvips' 12-bit fixed-point coefficients.
-func rotate(r *raster, deg float64, alphaFormat bool) *raster {
-	bicubicTables()
-	if alphaFormat && r.b != 2 && r.b != 4 {
-		r = addAlpha(r)
+func newRot90Rows(r *raster, deg int) *rot90Rows {
+	w := r.w
+	if deg != 180 {
+		w = r.h
 	}
+	return &rot90Rows{r: r, deg: deg, buf: make([]uint8, w*r.b)}
+}
+
+func (s *rot90Rows) size() (int, int, int) {
+	if s.deg == 180 {
+		return s.r.w, s.r.h, s.r.b
+	}
+	return s.r.h, s.r.w, s.r.b
+}
+
+func (s *rot90Rows) next() ([]uint8, error) {
+	w, h, b := s.r.w, s.r.h, s.r.b
+	ow, _, _ := s.size()
+	y := s.y
+	s.y++
+	for x := 0; x < ow; x++ {
+		var sx, sy int
+		switch s.deg {
+		case 90:
+			sx, sy = y, h-1-x
+		case 180:
+			sx, sy = w-1-x, h-1-y
+		default:
+			sx, sy = w-1-y, x
+		}
+		copy(s.buf[x*b:x*b+b], s.r.pix[(sy*w+sx)*b:])
+	}
+	return s.buf, nil
+}
+
+// rotateRows streams r turned clockwise by deg degrees (not a multiple
+// of 90) as the native engine's vips_rotate makes it: onto the bounding
+// box of the turned image, rounded as libvips rounds it, sampling with
+// libvips' bicubic interpolator at each output pixel's inverse-mapped
+// position, with exposed corners painted the background. With alpha (the
+// output format has it) the image gets an opaque alpha if it has none
+// and is resampled premultiplied: the native engine premultiplies, and
+// vips_affine, seeing an alpha band, premultiplies again and undoes one
+// of the two, so this does exactly that. Without alpha, 8-bit samples are
+// interpolated with libvips' 12-bit fixed-point coefficients.
+type rotateRows struct {
+	r                  *raster
+	alpha, alphaFormat bool
+	b                  int // output bands
+	ia, ib, ic, id     float64
+	ol, ot, ow, oh     int
+	bg                 float64
+	y                  int
+	buf                []uint8
+	px                 []float64
+}
+
+func newRotateRows(r *raster, deg float64, alphaFormat bool) *rotateRows {
+	bicubicTables()
 	alpha := r.b == 2 || r.b == 4
+	b := r.b
+	if alphaFormat && !alpha {
+		b++ // an opaque alpha, added as samples are read
+	}
 	rad := deg * math.Pi / 180
 	a, bm := math.Cos(rad), -math.Sin(rad)
 	c, d := -bm, a
 	det := a*d - bm*c
-	ia, ib, ic, id := d/det, -bm/det, -c/det, a/det
-
+	s := &rotateRows{r: r, alpha: alpha || alphaFormat, alphaFormat: alphaFormat, b: b,
+		ia: d / det, ib: -bm / det, ic: -c / det, id: a / det, bg: 255}
+	if alphaFormat {
+		s.bg = 0
+	}
 	// The output area: the corners mapped forward, rounded to nearest.
 	W, H := float64(r.w), float64(r.h)
-	xs := [4]float64{0, a * W, bm * H, a*W + bm*H}
-	ys := [4]float64{0, c * W, d * H, c*W + d*H}
-	left, right := minMax(xs)
-	top, bottom := minMax(ys)
-	ol, ot := roundInt(left), roundInt(top)
-	ow, oh := roundInt(right-left), roundInt(bottom-top)
+	left, right := minMax([4]float64{0, a * W, bm * H, a*W + bm*H})
+	top, bottom := minMax([4]float64{0, c * W, d * H, c*W + d*H})
+	s.ol, s.ot = roundInt(left), roundInt(top)
+	s.ow, s.oh = roundInt(right-left), roundInt(bottom-top)
+	s.buf = make([]uint8, s.ow*b)
+	s.px = make([]float64, b)
+	return s
+}
 
-	b := r.b
-	var bg float64 = 255
-	if alphaFormat {
-		bg = 0
+func (s *rotateRows) size() (int, int, int) { return s.ow, s.oh, s.b }
+
+// sample is band k of source pixel x, y as the resampler sees it: the
+// background outside the image, premultiplied twice with alpha.
+func (s *rotateRows) sample(x, y, k int) float64 {
+	r := s.r
+	if x < 0 || y < 0 || x >= r.w || y >= r.h {
+		return s.bg
 	}
-	// The source as float samples, premultiplied twice when with alpha.
-	src := make([]float32, len(r.pix))
-	for i := 0; i < len(r.pix); i += b {
-		if !alpha {
-			for k := 0; k < b; k++ {
-				src[i+k] = float32(r.pix[i+k])
+	p := r.pix[(y*r.w+x)*r.b:]
+	if !s.alpha {
+		return float64(p[k])
+	}
+	al := float32(255)
+	if r.b == 2 || r.b == 4 {
+		al = float32(p[r.b-1])
+	}
+	if k == s.b-1 {
+		return float64(al)
+	}
+	na := al / 255
+	v := float32(p[k]) * na // the native engine's premultiply
+	return float64(v * na)  // vips_affine's
+}
+
+func (s *rotateRows) next() ([]uint8, error) {
+	b := s.b
+	oy := float64(s.y + s.ot)
+	s.y++
+	for x := 0; x < s.ow; x++ {
+		ox := float64(x + s.ol)
+		// Space 2: plus one for the -1 of the border-adjusted input
+		// offset, plus one for the window offset.
+		sx := s.ia*ox + s.ib*oy + 2
+		sy := s.ic*ox + s.id*oy + 2
+		q := s.buf[x*b : x*b+b]
+		fx, fy := math.Floor(sx), math.Floor(sy)
+		if fx < 1 || fx > float64(1+s.r.w) || fy < 1 || fy > float64(1+s.r.h) {
+			for k := range q {
+				q[k] = uint8(s.bg)
 			}
 			continue
 		}
-		al := float64(r.pix[i+b-1])
-		na := float32(al / 255)
+		x0, tx := bicubicTap(sx)
+		y0, ty := bicubicTap(sy)
+		cx, cy := &bicubicF[tx], &bicubicF[ty]
+		if !s.alpha {
+			cx, cy = &bicubicI[tx], &bicubicI[ty]
+		}
+		for k := 0; k < b; k++ {
+			v := 0.0
+			for j := 0; j < 4; j++ {
+				rs := 0.0
+				for i := 0; i < 4; i++ {
+					rs += cx[i] * s.sample(x0+i, y0+j, k)
+				}
+				if !s.alpha {
+					rs = fixedRound(rs)
+				}
+				v += cy[j] * rs
+			}
+			if !s.alpha {
+				v = clampU8(fixedRound(v))
+			}
+			s.px[k] = v
+		}
+		if !s.alpha {
+			for k := range q {
+				q[k] = uint8(s.px[k])
+			}
+			continue
+		}
+		// vips_affine's unpremultiply (by the raw alpha), then the
+		// native engine's (by the clipped one), then the cast to 8 bits.
+		raw := s.px[b-1]
+		al := clampF(raw, 0, 255)
+		f1, f2 := 0.0, 0.0
+		if raw != 0 {
+			f1 = 255 / raw
+		}
+		if al != 0 {
+			f2 = 255 / al
+		}
 		for k := 0; k < b-1; k++ {
-			v := float32(r.pix[i+k]) * na // iiifd's premultiply
-			src[i+k] = v * na             // vips_affine's
+			v := float64(float32(s.px[k] * f1))
+			q[k] = uint8(clampU8(v * f2))
 		}
-		src[i+b-1] = float32(al)
+		q[b-1] = uint8(al)
 	}
-	sample := func(x, y, k int) float64 {
-		if x < 0 || y < 0 || x >= r.w || y >= r.h {
-			return bg
-		}
-		return float64(src[(y*r.w+x)*b+k])
-	}
-	out := &raster{w: ow, h: oh, b: b, pix: make([]uint8, ow*oh*b)}
-	px := make([]float64, b)
-	for y := 0; y < oh; y++ {
-		oy := float64(y + ot)
-		for x := 0; x < ow; x++ {
-			ox := float64(x + ol)
-			// Space 2: plus one for the -1 of the border-adjusted input
-			// offset, plus one for the window offset.
-			sx := ia*ox + ib*oy + 2
-			sy := ic*ox + id*oy + 2
-			q := out.pix[(y*ow+x)*b : (y*ow+x)*b+b]
-			fx, fy := math.Floor(sx), math.Floor(sy)
-			if fx < 1 || fx > float64(1+r.w) || fy < 1 || fy > float64(1+r.h) {
-				for k := range q {
-					q[k] = uint8(bg)
-				}
-				continue
-			}
-			x0, tx := bicubicTap(sx)
-			y0, ty := bicubicTap(sy)
-			cx, cy := &bicubicF[tx], &bicubicF[ty]
-			if !alpha {
-				cx, cy = &bicubicI[tx], &bicubicI[ty]
-			}
-			for k := 0; k < b; k++ {
-				s := 0.0
-				for j := 0; j < 4; j++ {
-					rs := 0.0
-					for i := 0; i < 4; i++ {
-						rs += cx[i] * sample(x0+i, y0+j, k)
-					}
-					if !alpha {
-						rs = fixedRound(rs)
-					}
-					s += cy[j] * rs
-				}
-				if !alpha {
-					s = clampU8(fixedRound(s))
-				}
-				px[k] = s
-			}
-			if !alpha {
-				for k := range q {
-					q[k] = uint8(px[k])
-				}
-				continue
-			}
-			// vips_affine's unpremultiply (alpha clipped), then the
-			// native engine's, then the cast to 8 bits.
-			raw := px[b-1]
-			al := clampF(raw, 0, 255)
-			f1, f2 := 0.0, 0.0
-			if raw != 0 {
-				f1 = 255 / raw
-			}
-			if al != 0 {
-				f2 = 255 / al
-			}
-			for k := 0; k < b-1; k++ {
-				v := float64(float32(px[k] * f1))
-				q[k] = uint8(clampU8(v * f2))
-			}
-			q[b-1] = uint8(al)
-		}
-	}
-	return out
-}
-
-func addAlpha(r *raster) *raster {
-	nb := r.b + 1
-	out := &raster{w: r.w, h: r.h, b: nb, pix: make([]uint8, r.w*r.h*nb)}
-	for i, j := 0, 0; i < len(r.pix); i, j = i+r.b, j+nb {
-		copy(out.pix[j:j+r.b], r.pix[i:i+r.b])
-		out.pix[j+r.b] = 255
-	}
-	return out
+	return s.buf, nil
 }
 
 func minMax(v [4]float64) (float64, float64) {

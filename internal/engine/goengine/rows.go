@@ -97,6 +97,16 @@ func readRow(img image.Image, y, x0, x1, bands int, dst []uint8, scratch *[2][]u
 	switch m := img.(type) {
 	case *image.YCbCr:
 		cb, cr, ok := fancyChroma(m, y, scratch)
+		if ok && bands == 3 {
+			yrow := m.Y[(y-m.Rect.Min.Y)*m.YStride:]
+			for x := x0; x < x1; x++ {
+				lx := x - m.Rect.Min.X
+				r, g, b := ycc.rgb(yrow[lx], cb[lx], cr[lx])
+				dst[i], dst[i+1], dst[i+2] = r, g, b
+				i += 3
+			}
+			return
+		}
 		for x := x0; x < x1; x++ {
 			yi := m.YOffset(x, y)
 			var u, v uint8
@@ -236,6 +246,9 @@ func newMosaicRows(ctx context.Context, m engine.Mosaic, r image.Rectangle) (*mo
 		if !tileRect(m, i).Overlaps(r) {
 			continue
 		}
+		if int64(t.Width)*int64(t.Height) > maxTilePixels {
+			return nil, fault.Wrap(fault.Internal, fmt.Errorf("goengine: tile %d is %dx%d", i, t.Width, t.Height), msgUndecodable)
+		}
 		cfg, _, err := image.DecodeConfig(bytes.NewReader(t.Data))
 		if err != nil {
 			return nil, fault.Wrap(fault.Internal, fmt.Errorf("goengine: tile %d: %w", i, err), msgUndecodable)
@@ -272,6 +285,11 @@ func newMosaicRows(ctx context.Context, m engine.Mosaic, r image.Rectangle) (*mo
 	}
 	return s, nil
 }
+
+// maxTilePixels bounds one stored tile: a tile is decoded whole, and
+// stored tiles are a few hundred pixels square; a larger one is a
+// damaged or hostile source.
+const maxTilePixels = 4096 * 4096
 
 // tileRect is the rectangle tile i covers in the mosaic's image.
 func tileRect(m engine.Mosaic, i int) image.Rectangle {

@@ -32,11 +32,10 @@ func (e *Engine) run(ctx context.Context, src rows, p *plan.Plan, w io.Writer) e
 		}
 		switch p.Rotation {
 		case 90, 180, 270:
-			r = rot90(r, int(p.Rotation))
+			src = newRot90Rows(r, int(p.Rotation))
 		default:
-			r = rotate(r, p.Rotation, alphaFormat)
+			src = newRotateRows(r, p.Rotation, alphaFormat)
 		}
-		src = &rasterRows{r: r}
 	}
 	if p.Quality == iiif.QualityBitonal {
 		wd, _, b := src.size()
