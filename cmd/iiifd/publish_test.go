@@ -121,7 +121,7 @@ func TestPublish(t *testing.T) {
 // miradorPage opens ?manifest= (relative to the page) in Mirador, from the
 // site itself, so that the site's Service Worker serves it.
 const miradorPage = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Mirador</title>
+<html lang="en"><head><meta charset="utf-8"><title>Mirador</title><link rel="icon" href="data:,">
 <script src="sw-register.js"></script>
 <script src="mirador/mirador.min.js"></script></head>
 <body style="margin:0"><div id="mirador" style="position:absolute;inset:0"></div>
