@@ -153,6 +153,11 @@ try {
       `${r} is refused as the server refuses it (${c.sw.status}: ${(c.sw.text || '').trim()})`, c);
   }
 
+  // The refusals above are logged by the browser as failed loads; only
+  // what happens from here on must be clean.
+  check(problems.every((p) => /HTTP 4\d\d|status of 4\d\d/.test(p)), 'nothing but the refusals went wrong so far', problems);
+  problems.length = 0;
+
   // The viewer: paints, zooms, fetches deeper tiles; time to first paint.
   const tileURLs = [];
   page.on('request', (r) => { if (/\/iiif\/3\/mandelbrot\/[^/]+\/[^/]+\/0\/default\.jpg/.test(r.url())) tileURLs.push(r.url()); });
@@ -220,6 +225,9 @@ try {
     return { status: r.status, cache: r.headers.get('X-Cache') };
   });
   check(offline.status === 200, 'offline, a region rendered before is answered from Cache Storage', offline);
+  // And the site really is offline: tiles never seen cannot be read.
+  const unseen = await page.evaluate(async () => (await fetch('iiif/3/testchart/100,100,300,300/300,/0/default.png')).status);
+  check(unseen >= 500, 'offline, a region of tiles never seen is a 5xx (the site is really offline)', unseen);
   await context.setOffline(false);
 } catch (e) {
   failed = true;
