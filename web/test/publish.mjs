@@ -140,6 +140,20 @@ try {
       c.sw.type === c.native.type && c.diff !== null && c.diff <= bound, `${r} matches the native server's answer (mean abs diff ${c.diff && c.diff.toFixed(2)})`, c);
     console.log(`bench request ${r} browser_ms=${c.sw.ms} native_ms=${c.native.ms}`);
   }
+  // The engine as a module in the page, without the Service Worker's help
+  // for rendering: the same answer as the Service Worker's.
+  const mod = await page.evaluate(async () => {
+    const { render } = await import('./iiif-engine.mjs');
+    const a = await render('1000,1000,2000,1500/600,/90/gray.png', 'iiif/3/mandelbrot');
+    const b = await fetch('iiif/3/mandelbrot/1000,1000,2000,1500/600,/90/gray.png');
+    const [x, y] = [new Uint8Array(await a.arrayBuffer()), new Uint8Array(await b.arrayBuffer())];
+    const bad = await render('full/max/0/default.pdf', 'iiif/3/mandelbrot');
+    const bmp = await createImageBitmap(new Blob([x]));
+    return { status: a.status, type: a.headers.get('Content-Type'), w: bmp.width, h: bmp.height, same: x.length === y.length && x.every((v, i) => v === y[i]), bad: bad.status };
+  });
+  check(mod.status === 200 && mod.type === 'image/png' && mod.w === 450 && mod.h === 600 && mod.same && mod.bad === 400,
+    'iiif-engine.mjs render() answers in the page as the Service Worker does', mod);
+
   // Refusals: the same status as the server's, with the reason.
   for (const r of [
     'iiif/3/mandelbrot/full/max/0/default.pdf',
