@@ -179,7 +179,7 @@ func manifest(prefix string, img Image) presentation.ManifestDoc {
 					ID: canvas + "/page/1/annotation/1", Type: "Annotation", Motivation: "painting",
 					Body: presentation.Resource{
 						ID: sizeURL(trimSlash(prefix), img.ID, largest), Type: "Image", Format: "image/jpeg",
-						Width: img.Width, Height: img.Height, Service: svc,
+						Width: largest.Width, Height: largest.Height, Service: svc,
 					},
 					Target: canvas,
 				}},
