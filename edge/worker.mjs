@@ -15,6 +15,9 @@ const defaultTimeout = 10;
 const maxWhole = 64 << 20;
 
 let ready = null;
+// Cache puts still running: each request keeps its worker alive until
+// the puts made while it was served are done (ctx.waitUntil).
+const pendingPuts = new Set();
 let memory = null;
 let exited = false;
 
@@ -183,7 +186,7 @@ function r2Store(env) {
 }
 
 // The Cache API, keyed by the response's ETag; its failures are misses.
-function cacheOf(ctx) {
+function cacheOf() {
   const url = (key) => "https://cache.iiifd.invalid/" + encodeURIComponent(key);
   return {
     async cacheGet(key) {
@@ -200,7 +203,9 @@ function cacheOf(ctx) {
         const r = new Response(body, {
           headers: { "Content-Type": type, "Cache-Control": "public, max-age=31536000" },
         });
-        ctx.waitUntil(caches.default.put(url(key), r).catch(() => {}));
+        const p = caches.default.put(url(key), r).catch(() => {});
+        pendingPuts.add(p);
+        p.finally(() => pendingPuts.delete(p));
       } catch {}
     },
   };
@@ -218,6 +223,8 @@ function start(env) {
     const up = new Promise((resolve, reject) => {
       globalThis.__iiifdHost = {
         env,
+        ...(env.IMAGES ? r2Store(env) : originStore(env)),
+        ...cacheOf(),
         ready(err) {
           if (err) reject(new Error(err));
           else resolve();
@@ -261,8 +268,6 @@ export default {
     } catch (e) {
       return failure(500, "the worker is misconfigured: " + e.message);
     }
-    const host = globalThis.__iiifdHost;
-    Object.assign(host, env.IMAGES ? r2Store(env) : originStore(env), cacheOf(ctx));
     if (!env.IMAGES && !env.ORIGIN) {
       return failure(500, "the worker is misconfigured: set ORIGIN or bind an R2 bucket as IMAGES");
     }
@@ -277,6 +282,8 @@ export default {
     } catch (e) {
       if (exited) ready = null;
       return failure(500, "internal server error");
+    } finally {
+      if (pendingPuts.size) ctx.waitUntil(Promise.allSettled([...pendingPuts]));
     }
     const body = request.method === "HEAD" || out.status === 204 || out.status === 304 ? null : out.body ?? null;
     return new Response(body, { status: out.status, headers: out.headers });
