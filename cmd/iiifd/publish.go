@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/iiifd/iiifd/internal/app"
@@ -113,6 +114,9 @@ func publishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	return 0
 }
 
+// samplesTime is the modification time given to the extracted samples.
+var samplesTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // publishRoot opens the root to publish: a folder, a bucket, or the
 // sample images (extracted to a temporary folder).
 func publishRoot(ctx context.Context, cfg config.Config) (publish.Lister, string, func(), error) {
@@ -127,6 +131,13 @@ func publishRoot(ctx context.Context, cfg config.Config) (publish.Lister, string
 		if err := samples.Extract(dir); err != nil {
 			cleanup()
 			return nil, "", none, err
+		}
+		// The extracted files get one fixed time, so that their versions
+		// (size and modification time) stay the same from one publish to
+		// the next and the samples are not rebuilt every time.
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			os.Chtimes(filepath.Join(dir, e.Name()), samplesTime, samplesTime)
 		}
 		src, err := fs.New(dir)
 		if err != nil {
