@@ -140,6 +140,19 @@ try {
       c.sw.type === c.native.type && c.diff !== null && c.diff <= bound, `${r} matches the native server's answer (mean abs diff ${c.diff && c.diff.toFixed(2)})`, c);
     console.log(`bench request ${r} browser_ms=${c.sw.ms} native_ms=${c.native.ms}`);
   }
+  // Many renders at once from the page: the worker runs them one at a
+  // time, all answered, and nothing in it was left unhandled.
+  const stats = await page.evaluate(async () => {
+    const urls = [0, 1, 2, 3, 4, 5].map((i) => `iiif/3/julia/${100 * i},0,400,400/${150 + i},/${30 * i}/default.jpg`);
+    const statuses = await Promise.all(urls.map((u) => fetch(u).then((r) => r.status)));
+    const ch = new MessageChannel();
+    const got = new Promise((resolve) => { ch.port1.onmessage = (e) => resolve(e.data); });
+    navigator.serviceWorker.controller.postMessage('iiifd-stats', [ch.port2]);
+    return { statuses, ...(await got) };
+  });
+  check(stats.statuses.every((s) => s === 200) && stats.maxActive === 1 && stats.served >= 6 && stats.unhandled === 0,
+    'six renders at once are answered one at a time, with no unhandled rejection', stats);
+
   // The engine as a module in the page, without the Service Worker's help
   // for rendering: the same answer as the Service Worker's.
   const mod = await page.evaluate(async () => {
@@ -223,6 +236,13 @@ try {
     await mp.close();
   }
   check(problems.length === 0, 'no console errors or exceptions in the site', problems);
+  const after = await page.evaluate(async () => {
+    const ch = new MessageChannel();
+    const got = new Promise((resolve) => { ch.port1.onmessage = (e) => resolve(e.data); });
+    navigator.serviceWorker.controller.postMessage('iiifd-stats', [ch.port2]);
+    return got;
+  });
+  check(after.unhandled === 0 && after.maxActive === 1, 'the Service Worker never left a rejection unhandled and never rendered two at once', after);
 
   // Offline: a reload shows what was seen.
   await context.setOffline(true);

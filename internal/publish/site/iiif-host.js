@@ -130,6 +130,9 @@
       this.cache = cache;
       this.started = null;
       this.queue = Promise.resolve();
+      // What the worker reports when asked (iiif-sw.js): requests served,
+      // and the most that ran in the engine at once (1, by the queue).
+      this.stats = { served: 0, active: 0, maxActive: 0 };
     }
 
     start() {
@@ -167,26 +170,38 @@
     // rejects: a failure of the engine is a 500 or 503 that says why.
     serve({ method = 'GET', path, origin, headers = new Headers() }) {
       const run = async () => {
-        let fn;
+        const st = this.stats;
+        st.active++;
+        st.maxActive = Math.max(st.maxActive, st.active);
         try {
-          fn = await this.start();
-        } catch (e) {
-          return failure(503, 'the image engine could not start: ' + e.message);
-        }
-        try {
-          const r = await fn({ method, path, origin, headers });
-          return new Response(method === 'HEAD' || r.status === 204 || r.status === 304 ? null : r.body || null, {
-            status: r.status,
-            headers: r.headers,
-          });
-        } catch (e) {
-          this.started = null;
-          return failure(500, 'the image engine failed: ' + (e && e.message ? e.message : e));
+          return await this.answer(method, path, origin, headers);
+        } finally {
+          st.active--;
+          st.served++;
         }
       };
       const answer = this.queue.then(run, run);
       this.queue = answer.catch(() => {});
       return answer;
+    }
+
+    async answer(method, path, origin, headers) {
+      let fn;
+      try {
+        fn = await this.start();
+      } catch (e) {
+        return failure(503, 'the image engine could not start: ' + e.message);
+      }
+      try {
+        const r = await fn({ method, path, origin, headers });
+        return new Response(method === 'HEAD' || r.status === 204 || r.status === 304 ? null : r.body || null, {
+          status: r.status,
+          headers: r.headers,
+        });
+      } catch (e) {
+        this.started = null;
+        return failure(500, 'the image engine failed: ' + (e && e.message ? e.message : e));
+      }
     }
   }
 

@@ -30,6 +30,22 @@ const engine = new Engine({
   cache: renderedCache(scope, rendered),
 });
 
+// Unhandled rejections are bugs of this worker: logged, and counted for
+// the stats message below.
+let unhandled = 0;
+self.addEventListener('unhandledrejection', (e) => {
+  unhandled++;
+  console.error('iiif-sw.js: unhandled rejection:', e.reason);
+});
+
+// A page may ask, through a MessageChannel, how the worker is doing:
+// {served, maxActive (renders at once: 1), unhandled}.
+self.addEventListener('message', (event) => {
+  if (event.data === 'iiifd-stats' && event.ports[0]) {
+    event.ports[0].postMessage({ ...engine.stats, unhandled });
+  }
+});
+
 self.addEventListener('install', (event) => {
   event.waitUntil(
     caches.open('iiifd-site')
