@@ -17,6 +17,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/publish"
 	"github.com/iiifd/iiifd/internal/samples"
+	"github.com/iiifd/iiifd/internal/source/s3/s3test"
 )
 
 // browserTests is set by scripts/test: then a missing browser, Node.js,
@@ -216,5 +217,46 @@ func TestPublishBrowser(t *testing.T) {
 	t.Logf("publish.mjs:\n%s", outb)
 	if err != nil {
 		t.Fatalf("browser tests of the published site failed: %v", err)
+	}
+}
+
+// TestPublishFromS3 publishes a bucket root (versitygw): its images are
+// listed, downloaded and tiled; publishing again rebuilds nothing.
+func TestPublishFromS3(t *testing.T) {
+	if publish.Engine() == nil {
+		t.Skip("this build has no browser engine: run `make publish-assets` first")
+	}
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("publish")
+	s3test.Env(t, srv.Endpoint())
+	dir := t.TempDir()
+	if err := samples.Extract(dir); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"coll/notes.txt": []byte("not an image")}
+	for _, name := range []string{"julia.jpg", "testchart.png"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["coll/maps/"+name] = b
+	}
+	srv.Put(bucket, files)
+	out := filepath.Join(t.TempDir(), "site")
+	root := "s3://" + bucket + "/coll"
+	for i, want := range []string{"2 images built, 0 unchanged", "0 images built, 2 unchanged"} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"publish", "--quiet", "--root", root, out}, &stdout, &stderr); code != 0 ||
+			!strings.Contains(stdout.String(), want) {
+			t.Fatalf("publish %d: exit %d: %s %s", i+1, code, stdout.String(), stderr.String())
+		}
+	}
+	for _, f := range []string{"iiif/3/maps/julia/info.json", "iiif/3/maps/testchart/0,0,512,512/512,512/0/default.jpg", "iiif/presentation/3/maps/julia/manifest.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("the site lacks %s", f)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(out, ".download-*")); len(left) > 0 {
+		t.Errorf("downloads left behind: %v", left)
 	}
 }
