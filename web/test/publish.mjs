@@ -114,7 +114,7 @@ try {
 
   // info.json for the pages: level 2, with the limits.
   const info = await page.evaluate(async () => ({ ...(await (await fetch('iiif/3/mandelbrot/info.json')).json()), want: new URL('iiif/3/mandelbrot', location.href).href }));
-  check(info.profile === 'level2' && info.id === info.want && info.maxArea > 0 &&
+  check(info.profile === 'level2' && info.id === info.want && info.maxArea === 4096 * 4096 && info.maxWidth === 4096 && info.maxHeight === 4096 &&
     (info.extraFormats || []).includes('gif'), 'info.json in the site says level 2, with an absolute id and the limits', info);
 
   // The issue's request, and others, against the native server.
@@ -179,6 +179,13 @@ try {
     check(c.sw.status >= 400 && c.sw.status < 500 && c.sw.status === c.native.status && /\S/.test(c.sw.text || ''),
       `${r} is refused as the server refuses it (${c.sw.status}: ${(c.sw.text || '').trim()})`, c);
   }
+
+  // Past the site's per-format limit (PNG up to 3584²): a 4xx that says so.
+  const big = await page.evaluate(async () => {
+    const r = await fetch('iiif/3/mandelbrot/full/4000,/0/default.png');
+    return { status: r.status, text: await r.text() };
+  });
+  check(big.status >= 400 && big.status < 500 && /png|limit|larger|exceed/i.test(big.text), `a PNG past the per-format limit is refused (${big.status}: ${big.text.trim()})`, big);
 
   // The refusals above are logged by the browser as failed loads; only
   // what happens from here on must be clean.

@@ -25,7 +25,10 @@ const shell = ['./', 'index.html', 'viewer.html', 'sw-register.js', 'iiif-host.j
 
 const engine = new Engine({
   wasmURL: new URL('iiifd-edge.wasm', scope).href,
-  env: { BASE_URL: scope.replace(/\/$/, '') },
+  // The edge's limits (FORMAT_LIMITS jpg=4096x4096,png=3584x3584 and
+  // MAX_AREA 4096² by default), with the JPEG limit as maxWidth and
+  // maxHeight too, so that info.json advertises what a render may be.
+  env: { BASE_URL: scope.replace(/\/$/, ''), MAX_WIDTH: '4096', MAX_HEIGHT: '4096' },
   store: fetchStore((key) => new URL('iiif/3/' + key.split('/').map(encodeURIComponent).join('/').replace(/%2C/g, ','), scope).href, tiles),
   cache: renderedCache(scope, rendered),
 });
