@@ -203,7 +203,7 @@ func TestPublishBrowser(t *testing.T) {
 		t.Fatal("the native server did not start")
 	}
 
-	rctx, rcancel := context.WithTimeout(context.Background(), 240*time.Second)
+	rctx, rcancel := context.WithTimeout(context.Background(), 400*time.Second)
 	defer rcancel()
 	cmd := exec.CommandContext(rctx, node, filepath.Join(webDir, "test", "publish.mjs"))
 	cmd.Env = append(os.Environ(),
