@@ -72,8 +72,11 @@ ensure_go() {
 	}
 }
 
-# Build dependencies: a C compiler for cgo, libvips and pkg-config.
-apt_install gcc libc6-dev pkg-config libvips-dev
+# Build dependencies: C and C++ compilers for cgo, libvips and pkg-config;
+# OpenJPH decodes High-Throughput JPEG 2000 and TurboJPEG cuts stored JPEG
+# tiles losslessly (both in internal/pixels). OpenJPH's tools are the
+# reference the HTJ2K tests compare with.
+apt_install gcc g++ libc6-dev pkg-config libvips-dev libopenjph-dev libturbojpeg0-dev openjph-tools
 ensure_go
 export CGO_ENABLED=1
 
