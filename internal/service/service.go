@@ -55,6 +55,14 @@ type Engine interface {
 	Trim()
 }
 
+// JPEGCropper is an Engine that can cut the top-left width×height of a
+// JPEG losslessly, in the DCT domain; with it the edge tiles of a
+// JPEG-tiled TIFF pass through too (cropped), where an engine without it
+// renders them.
+type JPEGCropper interface {
+	CropJPEG(jpeg []byte, width, height int) ([]byte, error)
+}
+
 // Config is what the pipeline needs from the server's configuration.
 type Config struct {
 	Limits plan.Limits
@@ -549,13 +557,20 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 		}
 	}
 	tile, ok := tiles.TIFFTile(hdr, &j.Plan)
-	if !ok || j.overlay != nil {
+	cropper, canCrop := s.render.(JPEGCropper)
+	if !ok || j.overlay != nil || (tile.Cropped() && !canCrop) {
 		return
 	}
 	j.Passthrough = true
 	j.run = func(ctx context.Context, w io.Writer) error {
 		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
 		b, err := tiles.SpliceTIFF(ctx, s.tileReader(ctx, j.obj, hdr), tile)
+		if err == nil && tile.Cropped() {
+			// An edge tile: cut from the stored one without decoding.
+			if b, err = cropper.CropJPEG(b, tile.Width, tile.Height); err != nil {
+				err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
+			}
+		}
 		tracing.End(span, err)
 		if errors.Is(err, tiles.ErrNoPassthrough) {
 			// The tile is not what its tags promised; nothing is

@@ -27,16 +27,28 @@ var ErrNoPassthrough = errors.New("tiles: stored tile cannot pass through")
 // never read whole.
 const MaxTileBytes = 64 << 20
 
-// TIFFRef names one stored tile of a TIFF level.
+// TIFFRef names one stored tile of a TIFF level, and how much of it the
+// plan wants: its top-left Width×Height pixels.
 type TIFFRef struct {
-	Level *probe.TIFFLevel
-	Index int
+	Level         *probe.TIFFLevel
+	Index         int
+	Width, Height int
 }
 
-// TIFFTile reports whether the plan is exactly one whole stored JPEG tile
-// of its TIFF level, unscaled and unchanged, and which. Edge tiles do not
-// qualify: TIFF pads them to the full tile size, so their stored pixels
-// are more than the request's.
+// Cropped reports whether the plan wants less than the whole stored tile:
+// an edge tile, which TIFF pads to the full tile size. Its bytes must be
+// cut to Width×Height (losslessly, in the DCT domain) before they are
+// sent.
+func (t TIFFRef) Cropped() bool {
+	return t.Width < t.Level.TileWidth || t.Height < t.Level.TileLength
+}
+
+// TIFFTile reports whether the plan is exactly one stored JPEG tile of its
+// TIFF level, unscaled and unchanged, and which. An edge tile (last
+// column or row) qualifies for the part of it inside the level: TIFF pads
+// it to the full tile size, so the stored tile must be cropped (see
+// TIFFRef.Cropped); the crop starts at the tile's top-left corner, on a
+// JPEG MCU boundary, so it can be done without decoding.
 //
 // Only 8-bit JPEG tiles of three-sample RGB or YCbCr levels and of grey
 // (min-is-black) levels pass through; anything else (CMYK, alpha, planar
@@ -62,12 +74,13 @@ func TIFFTile(hdr probe.Info, p *plan.Plan) (TIFFRef, bool) {
 		return TIFFRef{}, false
 	}
 	r, tw, tl := p.LevelRegion, t.TileWidth, t.TileLength
-	if r.Dx() != tw || r.Dy() != tl || r.Min.X%tw != 0 || r.Min.Y%tl != 0 ||
-		r.Max.X > t.Width || r.Max.Y > t.Height || p.Width != tw || p.Height != tl {
+	if r.Min.X < 0 || r.Min.Y < 0 || r.Min.X%tw != 0 || r.Min.Y%tl != 0 ||
+		r.Max.X != min(r.Min.X+tw, t.Width) || r.Max.Y != min(r.Min.Y+tl, t.Height) ||
+		p.Width != r.Dx() || p.Height != r.Dy() {
 		return TIFFRef{}, false
 	}
 	across, _ := t.Grid()
-	return TIFFRef{Level: t, Index: r.Min.Y/tl*across + r.Min.X/tw}, true
+	return TIFFRef{Level: t, Index: r.Min.Y/tl*across + r.Min.X/tw, Width: r.Dx(), Height: r.Dy()}, true
 }
 
 // SpliceTIFF reads a stored JPEG tile and its level's JPEG tables from

@@ -1,0 +1,67 @@
+// jpegcrop.c: see jpegcrop.h.
+
+#include <stdio.h>
+#include <string.h>
+#include <turbojpeg.h>
+
+#include "jpegcrop.h"
+
+static void set_error(char *err, size_t errlen, const char *msg)
+{
+	if (errlen > 0) {
+		strncpy(err, msg, errlen - 1);
+		err[errlen - 1] = 0;
+	}
+}
+
+int iiifd_jpeg_crop_top_left(const unsigned char *in, size_t len, int width,
+	int height, unsigned char **out, size_t *outlen, char *err, size_t errlen)
+{
+	tjhandle h = tjInitTransform();
+	if (h == NULL) {
+		set_error(err, errlen, tjGetErrorStr2(NULL));
+		return -1;
+	}
+	int w, hgt, subsamp, space;
+	if (tjDecompressHeader3(h, in, (unsigned long)len, &w, &hgt, &subsamp, &space) != 0) {
+		set_error(err, errlen, tjGetErrorStr2(h));
+		tjDestroy(h);
+		return -1;
+	}
+	if (width < 1 || height < 1 || width > w || height > hgt) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "crop %dx%d of a %dx%d JPEG", width, height, w, hgt);
+		set_error(err, errlen, msg);
+		tjDestroy(h);
+		return -1;
+	}
+	tjtransform xf;
+	memset(&xf, 0, sizeof xf);
+	xf.r.x = 0;
+	xf.r.y = 0;
+	xf.r.w = width;
+	xf.r.h = height;
+	xf.op = TJXOP_NONE;
+	// PERFECT refuses any crop that would not be exact rather than
+	// trimming it silently; CROP keeps markers (the Adobe marker of RGB
+	// tiles is written again by libjpeg for the colour space it copies).
+	xf.options = TJXOPT_CROP | TJXOPT_PERFECT;
+	unsigned char *buf = NULL;
+	unsigned long n = 0;
+	if (tjTransform(h, in, (unsigned long)len, 1, &buf, &n, &xf, 0) != 0) {
+		set_error(err, errlen, tjGetErrorStr2(h));
+		if (buf != NULL)
+			tjFree(buf);
+		tjDestroy(h);
+		return -1;
+	}
+	tjDestroy(h);
+	*out = buf;
+	*outlen = n;
+	return 0;
+}
+
+void iiifd_jpeg_free(unsigned char *buf)
+{
+	tjFree(buf);
+}
