@@ -181,3 +181,36 @@ func BenchmarkJ2KTile(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPNGLarge writes a 3584×3584 crop of a photographic picture as
+// PNG with the auto setting (level 1, sub filter at that size) and with
+// libvips' default (level 6, no filter), reporting the file size.
+func BenchmarkPNGLarge(b *testing.B) {
+	path := os.Getenv("IIIFD_BENCH_PNG_SOURCE")
+	if path == "" {
+		b.Skip("IIIFD_BENCH_PNG_SOURCE is not set: run scripts/bench-vs-vips")
+	}
+	region := image.Rect(0, 0, 3584, 3584)
+	p := mkPlan(region, 3584, 3584, 0, false, "", iiif.FormatPNG)
+	for _, tc := range []struct {
+		name  string
+		level int
+	}{{"auto", 0}, {"level6", 6}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var n countWriter
+			for b.Loop() {
+				n = 0
+				if err := Render(context.Background(), engine.Input{Path: path, Level: full}, p,
+					engine.EncodeOptions{PNGCompression: tc.level}, &n); err != nil {
+					b.Fatal(detail(err))
+				}
+			}
+			b.ReportMetric(float64(n), "bytes")
+		})
+	}
+}
+
+// countWriter counts the bytes written to it.
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
