@@ -556,8 +556,17 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 			return prefetchTIFF(ctx, s.heads, place, s.prefetchPerRender(), j.obj, hdr, &j.Plan)
 		}
 	}
-	tile, ok := tiles.TIFFTile(hdr, &j.Plan)
 	cropper, canCrop := s.render.(JPEGCropper)
+	if block, ok := tiles.TIFFTiles(hdr, &j.Plan, maxBlockTiles); ok && canCrop && j.obj.Path != "" {
+		j.run = func(ctx context.Context, w io.Writer) error {
+			err := s.renderTIFFBlock(ctx, j, hdr, block, cropper, w)
+			if errors.Is(err, tiles.ErrNoPassthrough) {
+				return render(ctx, w) // nothing is written yet
+			}
+			return err
+		}
+	}
+	tile, ok := tiles.TIFFTile(hdr, &j.Plan)
 	if !ok || j.overlay != nil || (tile.Cropped() && !canCrop) {
 		return
 	}
@@ -591,6 +600,39 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 		j.Size = int64(len(b))
 		return write(w, b)
 	}
+}
+
+// maxBlockTiles bounds the stored tiles a render from a block of a TIFF
+// level's JPEG tiles takes; a larger region is rendered from the TIFF.
+const maxBlockTiles = 16
+
+// renderTIFFBlock renders j from the stored JPEG tiles of the block b of
+// its TIFF level, spliced into JPEGs (edge tiles cut losslessly), as from
+// a tile pyramid: the engine does not open the TIFF, whose header the
+// probe has read once for all requests, and a plan that only crops is
+// encoded straight from the decoded tiles. An error wrapping
+// tiles.ErrNoPassthrough means the tiles are not what their tags promise,
+// with nothing written yet.
+func (s *Service) renderTIFFBlock(ctx context.Context, j *Job, hdr probe.Info, b tiles.TIFFBlock, crop JPEGCropper, w io.Writer) error {
+	r := s.tileReader(ctx, j.obj, hdr)
+	lv := b.Tiles[0].Level
+	m := engine.Mosaic{Overlay: j.ov, Across: b.Across, TileWidth: lv.TileWidth, TileHeight: lv.TileLength,
+		Tiles: make([]engine.Tile, len(b.Tiles))}
+	for i, t := range b.Tiles {
+		data, err := tiles.SpliceTIFF(ctx, r, t)
+		if err != nil {
+			return err
+		}
+		if t.Cropped() {
+			if data, err = crop.CropJPEG(data, t.Width, t.Height); err != nil {
+				return fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
+			}
+		}
+		m.Tiles[i] = engine.Tile{Data: data, Width: t.Width, Height: t.Height}
+	}
+	q := j.Plan
+	q.LevelRegion = q.LevelRegion.Sub(b.Origin)
+	return s.render.RenderMosaic(ctx, m, &q, w)
 }
 
 // prefetchPerRender is the bound of Config.PrefetchPerRender: 0 for none.

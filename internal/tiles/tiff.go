@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 
 	"github.com/iiifd/iiifd/internal/fault"
@@ -56,21 +57,8 @@ func (t TIFFRef) Cropped() bool {
 // at: libvips would convert such a source to sRGB, the stored tile keeps
 // its own colours.
 func TIFFTile(hdr probe.Info, p *plan.Plan) (TIFFRef, bool) {
-	lv := hdr.Levels[p.Level]
-	t := lv.TIFF
-	if t == nil || !t.Tiled() || lv.Shrink > 1 || t.Compression != 7 || t.PlanarConfig != 1 ||
-		t.BitsPerSample != 8 || t.SampleFormat != 1 {
-		return TIFFRef{}, false
-	}
-	var gray bool
-	switch {
-	case t.SamplesPerPixel == 3 && (t.Photometric == 2 || t.Photometric == 6):
-	case t.SamplesPerPixel == 1 && t.Photometric == 1:
-		gray = true
-	default:
-		return TIFFRef{}, false
-	}
-	if !Unchanged(p, gray) {
+	t, gray, ok := jpegTiled(hdr.Levels[p.Level])
+	if !ok || !Unchanged(p, gray) {
 		return TIFFRef{}, false
 	}
 	r, tw, tl := p.LevelRegion, t.TileWidth, t.TileLength
@@ -81,6 +69,63 @@ func TIFFTile(hdr probe.Info, p *plan.Plan) (TIFFRef, bool) {
 	}
 	across, _ := t.Grid()
 	return TIFFRef{Level: t, Index: r.Min.Y/tl*across + r.Min.X/tw, Width: r.Dx(), Height: r.Dy()}, true
+}
+
+// jpegTiled returns the TIFF level of lv when its tiles are plain JPEGs
+// that decode as they are: 8-bit, interleaved RGB or YCbCr, or grey
+// (min-is-black), read at the level's own scale; and whether it is grey.
+func jpegTiled(lv probe.Level) (*probe.TIFFLevel, bool, bool) {
+	t := lv.TIFF
+	if t == nil || !t.Tiled() || lv.Shrink > 1 || t.Compression != 7 || t.PlanarConfig != 1 ||
+		t.BitsPerSample != 8 || t.SampleFormat != 1 {
+		return nil, false, false
+	}
+	switch {
+	case t.SamplesPerPixel == 3 && (t.Photometric == 2 || t.Photometric == 6):
+		return t, false, true
+	case t.SamplesPerPixel == 1 && t.Photometric == 1:
+		return t, true, true
+	}
+	return nil, false, false
+}
+
+// TIFFBlock is the block of stored JPEG tiles of a TIFF level under a
+// plan's region, row by row, Across to a row, each cut to the part inside
+// the level (edge tiles are Cropped), and the level position of the
+// block's top-left pixel.
+type TIFFBlock struct {
+	Tiles  []TIFFRef
+	Across int
+	Origin image.Point
+}
+
+// TIFFTiles returns the block of stored JPEG tiles under p's region when
+// the level's tiles are plain JPEGs (as for TIFFTile) and there are at
+// most maxTiles of them: an engine can then render p from the tiles'
+// bytes, as from a tile pyramid's, without opening the TIFF. Whether the
+// rendering changes the pixels does not matter here.
+func TIFFTiles(hdr probe.Info, p *plan.Plan, maxTiles int) (TIFFBlock, bool) {
+	t, _, ok := jpegTiled(hdr.Levels[p.Level])
+	r := p.LevelRegion
+	if !ok || r.Empty() || r.Min.X < 0 || r.Min.Y < 0 || r.Max.X > t.Width || r.Max.Y > t.Height {
+		return TIFFBlock{}, false
+	}
+	tw, tl := t.TileWidth, t.TileLength
+	c0, c1 := r.Min.X/tw, (r.Max.X-1)/tw
+	r0, r1 := r.Min.Y/tl, (r.Max.Y-1)/tl
+	n := (c1 - c0 + 1) * (r1 - r0 + 1)
+	if n > maxTiles {
+		return TIFFBlock{}, false
+	}
+	across, _ := t.Grid()
+	b := TIFFBlock{Across: c1 - c0 + 1, Origin: image.Pt(c0*tw, r0*tl), Tiles: make([]TIFFRef, 0, n)}
+	for row := r0; row <= r1; row++ {
+		for col := c0; col <= c1; col++ {
+			b.Tiles = append(b.Tiles, TIFFRef{Level: t, Index: row*across + col,
+				Width: min(tw, t.Width-col*tw), Height: min(tl, t.Height-row*tl)})
+		}
+	}
+	return b, true
 }
 
 // SpliceTIFF reads a stored JPEG tile and its level's JPEG tables from
