@@ -103,11 +103,12 @@ type TIFFBlock struct {
 // the level's tiles are plain JPEGs (as for TIFFTile) and there are at
 // most maxTiles of them: an engine can then render p from the tiles'
 // bytes, as from a tile pyramid's, without opening the TIFF. Whether the
-// rendering changes the pixels does not matter here.
+// rendering changes the pixels does not matter here; a level with an ICC
+// profile does not qualify, as rendering it colour-manages the pixels.
 func TIFFTiles(hdr probe.Info, p *plan.Plan, maxTiles int) (TIFFBlock, bool) {
 	t, _, ok := jpegTiled(hdr.Levels[p.Level])
 	r := p.LevelRegion
-	if !ok || r.Empty() || r.Min.X < 0 || r.Min.Y < 0 || r.Max.X > t.Width || r.Max.Y > t.Height {
+	if !ok || t.ICC || r.Empty() || r.Min.X < 0 || r.Min.Y < 0 || r.Max.X > t.Width || r.Max.Y > t.Height {
 		return TIFFBlock{}, false
 	}
 	tw, tl := t.TileWidth, t.TileLength

@@ -71,3 +71,31 @@ func TestTIFFTileEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestTIFFTiles checks the block of stored tiles under a region: the
+// tiles row by row, edge tiles cut to the level, the block's origin, the
+// bound on their number, and no block for a level with an ICC profile.
+func TestTIFFTiles(t *testing.T) {
+	lv := &probe.TIFFLevel{Width: 600, Height: 500, TileWidth: 256, TileLength: 256, SamplesPerPixel: 3,
+		BitsPerSample: 8, SampleFormat: 1, Compression: 7, Photometric: 6, PlanarConfig: 1}
+	info := probe.Info{Format: probe.TIFF, Width: 600, Height: 500,
+		Levels: []probe.Level{{Width: 600, Height: 500, TileWidth: 256, TileHeight: 256, SubIFD: -1, TIFF: lv}}}
+	p := &plan.Plan{LevelRegion: image.Rect(300, 100, 590, 300), Width: 145, Height: 100}
+	b, ok := TIFFTiles(info, p, 16)
+	if !ok || b.Across != 2 || b.Origin != image.Pt(256, 0) || len(b.Tiles) != 4 {
+		t.Fatalf("block %+v, %v", b, ok)
+	}
+	want := []TIFFRef{{lv, 1, 256, 256}, {lv, 2, 88, 256}, {lv, 4, 256, 244}, {lv, 5, 88, 244}}
+	for i, ref := range b.Tiles {
+		if ref != want[i] {
+			t.Errorf("tile %d: %+v, want %+v", i, ref, want[i])
+		}
+	}
+	if _, ok := TIFFTiles(info, p, 3); ok {
+		t.Error("4 tiles taken with a bound of 3")
+	}
+	lv.ICC = true
+	if _, ok := TIFFTiles(info, p, 16); ok {
+		t.Error("a level with an ICC profile gives a block")
+	}
+}
