@@ -557,7 +557,10 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 		}
 	}
 	cropper, canCrop := s.render.(JPEGCropper)
-	if block, ok := tiles.TIFFTiles(hdr, &j.Plan, maxBlockTiles); ok && canCrop && j.obj.Path != "" {
+	// Unscaled plans only: scaled ones (thumbnails) gain nothing measured
+	// yet from the tiles' bytes, and libvips shrinks the TIFF level.
+	unscaled := j.Plan.Width == j.Plan.LevelRegion.Dx() && j.Plan.Height == j.Plan.LevelRegion.Dy()
+	if block, ok := tiles.TIFFTiles(hdr, &j.Plan, maxBlockTiles); ok && unscaled && canCrop && j.obj.Path != "" {
 		j.run = func(ctx context.Context, w io.Writer) error {
 			err := s.renderTIFFBlock(ctx, j, hdr, block, cropper, w)
 			if errors.Is(err, tiles.ErrNoPassthrough) {
