@@ -87,6 +87,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 	eng := pixels.NewEngine(engine.EncodeOptions{
 		JPEGQuality: cfg.JPEGQuality, WebPQuality: cfg.WebPQuality, AVIFQuality: cfg.AVIFQuality,
+		PNGCompression: cfg.PNGCompression,
 	})
 	admit, err := limit.New(limit.Config{
 		Workers: cfg.Workers, Queue: cfg.Queue, QueueTimeout: cfg.QueueTimeout, Memory: int64(cfg.MemoryLimit),
@@ -126,8 +127,8 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		// source: encoder settings, this build, libvips and what it can
 		// write. Caches that outlive an upgrade (disk, Redis) then never
 		// serve bytes of another build under the same ETag.
-		Variant: fmt.Sprintf("q%d/%d/%d %s vips-%s %v", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality,
-			buildVersion(), pixels.Version(), pixels.Formats()),
+		Variant: fmt.Sprintf("q%d/%d/%d png%d %s vips-%s %v", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality,
+			cfg.PNGCompression, buildVersion(), pixels.Version(), pixels.Formats()),
 	}, src, eng)
 	if err != nil {
 		a.Close()

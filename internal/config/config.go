@@ -55,7 +55,11 @@ type Config struct {
 	TileSize int // tile size advertised for sources that are not tiled
 
 	JPEGQuality, WebPQuality, AVIFQuality int
-	VipsConcurrency                       int // libvips threads per operation, 0 = libvips' default
+	// PNGCompression is the zlib level of PNG output, 1..9; 0 (the
+	// default) is auto: 6 up to 2048×2048 pixels, 1 with the sub row
+	// filter for larger outputs, where zlib dominates.
+	PNGCompression  int
+	VipsConcurrency int // libvips threads per operation, 0 = libvips' default
 
 	// CacheControl is sent with image responses: a long lifetime by
 	// default, since the URL and the source's version determine the
@@ -422,6 +426,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %d is outside 1..100", name, q))
 		}
 	}
+	if c.PNGCompression < 0 || c.PNGCompression > 9 {
+		errs = append(errs, fmt.Errorf("png-compression: %d is outside 0..9", c.PNGCompression))
+	}
 	if c.VipsConcurrency < 0 {
 		errs = append(errs, errors.New("vips-concurrency: must not be negative"))
 	}
@@ -495,6 +502,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var(formatLimitsValue{&c.FormatLimits}, "format-limits", "per-format output limits, `FMT=WxH[xAREA],...` (e.g. gif=2000x2000,png=0x0x50000000); they can only tighten a format's built-in limits")
 	fs.IntVar(&c.TileSize, "tile-size", c.TileSize, "tile size in `pixels` advertised for images that are not tiled")
 	fs.IntVar(&c.JPEGQuality, "jpeg-quality", c.JPEGQuality, "JPEG encoding `quality` 1..100")
+	fs.IntVar(&c.PNGCompression, "png-compression", c.PNGCompression, "PNG zlib `level` 1..9 (smaller and slower as it grows); 0: auto, 6 up to 2048x2048 pixels, 1 with the sub filter beyond")
 	fs.IntVar(&c.WebPQuality, "webp-quality", c.WebPQuality, "WebP encoding `quality` 1..100")
 	fs.IntVar(&c.AVIFQuality, "avif-quality", c.AVIFQuality, "AVIF/HEIC encoding `quality` 1..100")
 	fs.IntVar(&c.VipsConcurrency, "vips-concurrency", c.VipsConcurrency, "libvips worker `threads` per image operation (0 = libvips' default)")

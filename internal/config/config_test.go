@@ -112,6 +112,7 @@ func TestErrors(t *testing.T) {
 		{"negative limit", []string{"--max-area", "-1"}, nil, "must not be negative"},
 		{"tile size", []string{"--tile-size", "4"}, nil, "tile-size"},
 		{"quality", []string{"--jpeg-quality", "101"}, nil, "jpeg-quality"},
+		{"png compression", []string{"--png-compression", "10"}, nil, "png-compression"},
 		{"log format", []string{"--log-format", "xml"}, nil, "log-format"},
 		{"base url", []string{"--base-url", "example.org"}, nil, "base-url"},
 		{"format limits", []string{"--format-limits", "gif=10"}, nil, "FMT=WxH"},

@@ -26,6 +26,7 @@ import (
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
 
@@ -63,10 +64,25 @@ var errNotStarted = fault.Wrap(fault.Internal,
 func Render(ctx context.Context, in engine.Input, p *plan.Plan, opt engine.EncodeOptions, w io.Writer) error {
 	return execute(ctx, p, func(r *render) error {
 		_, span := tracing.Start(ctx, "decode")
+		if c := in.Level.J2K; c != nil && c.HT {
+			tracing.End(span, nil)
+			return r.renderHT(in, c, p, opt, w)
+		}
 		img, ld, err := r.load(in, p)
 		tracing.End(span, err)
 		if err != nil {
 			return err
+		}
+		if ld.format == probe.JP2 && in.Level.J2K == nil {
+			// A JPEG 2000 input given without its probe: look, as
+			// OpenJPEG would decode an HT codestream into grey.
+			c, err := probeJ2K(in)
+			if err != nil {
+				return err
+			}
+			if c != nil && c.HT {
+				return r.renderHT(in, c, p, opt, w)
+			}
 		}
 		return r.process(img, ld.random, p, opt, in.Overlay, w)
 	})

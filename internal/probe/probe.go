@@ -60,6 +60,9 @@ type Level struct {
 	// TIFF says how a TIFF level is stored, for reading its tiles as they
 	// are; nil for other formats.
 	TIFF *TIFFLevel
+	// J2K says how the codestream of a JPEG 2000 file is coded, the same
+	// for every level; nil for other formats.
+	J2K *J2KCoding
 }
 
 // Info is what a header says about an image.

@@ -29,6 +29,10 @@ type TIFFLevel struct {
 	Photometric     int    // TIFF code: 1 min-is-black, 2 RGB, 6 YCbCr, ...; -1 when absent
 	PlanarConfig    int    // 1 chunky (interleaved), 2 planar
 	NewSubfileType  uint32 // bit 0: reduced resolution; bit 1: page; bit 2: mask
+	// ICC says the IFD embeds an ICC profile, which libvips applies when
+	// it renders the level: pixels taken from the stored tiles for a
+	// rendering would skip it.
+	ICC bool
 
 	bigEndian bool
 	size      int64     // file size, to check the ranges handed out
@@ -450,6 +454,9 @@ func (t *tiffFile) level(d *ifd) (*TIFFLevel, error) {
 		if l.tables, err = t.locate(e); err != nil {
 			return nil, err
 		}
+	}
+	if e := d.find(tagICCProfile); e != nil && e.count > 0 {
+		l.ICC = true
 	}
 	return l, nil
 }

@@ -57,6 +57,14 @@ type Engine interface {
 	Trim()
 }
 
+// JPEGCropper is an Engine that can cut the top-left width×height of a
+// JPEG losslessly, in the DCT domain; with it the edge tiles of a
+// JPEG-tiled TIFF pass through too (cropped), where an engine without it
+// renders them.
+type JPEGCropper interface {
+	CropJPEG(jpeg []byte, width, height int) ([]byte, error)
+}
+
 // Config is what the pipeline needs from the server's configuration.
 type Config struct {
 	Limits plan.Limits
