@@ -116,11 +116,15 @@ type Options struct {
 // each).
 const hotEntries = 8192
 
-// clientIP is the address of the client of r: the peer, or the last value
-// of the configured forwarding header.
-func (h *Handler) clientIP(r *http.Request) string {
-	if h.opt.ClientIPHeader != "" {
-		if v := r.Header.Values(h.opt.ClientIPHeader); len(v) > 0 {
+// clientIP is the address of the client of r (see ClientIP).
+func (h *Handler) clientIP(r *http.Request) string { return ClientIP(r, h.opt.ClientIPHeader) }
+
+// ClientIP is the address of the client of r: the last value of the
+// forwarding header when one is configured and present (the one the
+// nearest proxy added), else the peer.
+func ClientIP(r *http.Request, header string) string {
+	if header != "" {
+		if v := r.Header.Values(header); len(v) > 0 {
 			last := v[len(v)-1]
 			if i := strings.LastIndexByte(last, ','); i >= 0 {
 				last = last[i+1:]
