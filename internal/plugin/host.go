@@ -4,7 +4,9 @@
 // time and every instance in memory, gives guests no filesystem or
 // network (only clocks and random numbers), reloads a module when its file
 // changes, and adapts the hooks a module exports (resolve, authorize,
-// info, overlay) to the request pipeline. The ABI is documented in
+// info, overlay) to the request pipeline. A request sees the plugins
+// through one Snapshot, taken as it starts, so that a reload never mixes
+// two versions of a module in one answer. The ABI is documented in
 // docs/PLUGINS.md.
 package plugin
 
