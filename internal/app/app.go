@@ -91,7 +91,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	})
 	admit, err := limit.New(limit.Config{
 		Workers: cfg.Workers, Queue: cfg.Queue, QueueTimeout: cfg.QueueTimeout, Memory: int64(cfg.MemoryLimit),
-		PerClient: cfg.ClientLimit, Held: int64(cfg.PrefetchMemory),
+		PerClient: cfg.ClientLimit, Prefetched: int64(cfg.PrefetchMemory),
 	})
 	if err != nil {
 		a.Close()

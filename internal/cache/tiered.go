@@ -35,9 +35,9 @@ type Config struct {
 // replicas is computed once. It is best effort: a claim expires, and any
 // fault means computing anyway.
 type Locker interface {
-	// Lock tries to claim key for ttl. held is false when another
-	// replica holds the claim. unlock gives up a held claim.
-	Lock(ctx context.Context, key Key, ttl time.Duration) (unlock func(), held bool, err error)
+	// Lock tries to claim key for ttl. claimed is false when another
+	// replica has the claim. unlock gives up a claim made.
+	Lock(ctx context.Context, key Key, ttl time.Duration) (unlock func(), claimed bool, err error)
 	// Locked reports whether some replica holds key's claim.
 	Locked(ctx context.Context, key Key) (bool, error)
 }
@@ -211,19 +211,19 @@ func (c *Cache) PeekTier() string {
 
 // claim takes the shared claim on computing key, or waits while another
 // replica holds it and returns the entry once that replica stored it. It
-// returns the hit found; or nothing and the unlock of a held claim (nil
+// returns the hit found; or nothing and the unlock of a claim made (nil
 // when locking failed or timed out: the caller computes anyway); or ctx's
 // error.
 func (c *Cache) claim(ctx context.Context, key Key) (*Hit, func(), error) {
 	deadline := time.Now().Add(c.lockTTL)
 	pause := 10 * time.Millisecond
 	for {
-		unlock, held, err := c.locker.Lock(ctx, key, c.lockTTL)
+		unlock, claimed, err := c.locker.Lock(ctx, key, c.lockTTL)
 		switch {
 		case err != nil:
 			c.report(c.lockerTier, "lock", key, err)
 			return nil, nil, nil
-		case held:
+		case claimed:
 			// The entry may have been stored between our miss and
 			// the claim.
 			if h := c.get(ctx, key); h != nil {

@@ -112,18 +112,18 @@ func (m *Mosaic) Check() error {
 	return nil
 }
 
-// Holder is an io.ReaderAt that holds some of its bytes in memory, such
+// MemoryReader is an io.ReaderAt that holds some of its bytes in memory, such
 // as the tiles of a render fetched before it was admitted. An engine may
 // serve reads of held bytes on the calling thread, without the goroutine
 // that guards other reads against hanging.
-type Holder interface {
+type MemoryReader interface {
 	io.ReaderAt
-	// ReadHeld fills p with the bytes at off if it holds all of them in
+	// ReadInMemory fills p with the bytes at off if it holds all of them in
 	// memory, without blocking, and reports whether it did; when it did
 	// not, p may be left as it was and the bytes are read as from any
 	// reader. Holding and copying are one step, so the bytes cannot be
 	// let go of between the two.
-	ReadHeld(p []byte, off int64) bool
+	ReadInMemory(p []byte, off int64) bool
 }
 
 // Small reads of an Input's Reader, such as libtiff's of IFD entries and

@@ -44,7 +44,7 @@ type hotRequests struct {
 // hotEntry is one remembered answer.
 type hotEntry struct {
 	base    string // the public base URL its Link header was built from
-	held    service.Held
+	hit     service.MemoryHit
 	etag    string
 	mod     time.Time
 	xcache  []string
@@ -99,7 +99,7 @@ func (hr *hotRequests) serve(h *Handler, w http.ResponseWriter, r *http.Request)
 	var body []byte
 	if status == 0 {
 		var ok bool
-		if body, ok = h.images.Peek(e.held); !ok {
+		if body, ok = h.images.Peek(e.hit); !ok {
 			return false
 		}
 	}
@@ -148,16 +148,16 @@ func (hr *hotRequests) remember(r *http.Request, base string, job *service.Job, 
 		// needs the pipeline), so remembering it would be wasted.
 		return
 	}
-	held, ok := res.Held()
+	hit, ok := res.MemoryHit()
 	if !ok {
 		return
 	}
-	expires := held.Seen().Add(hr.ttl)
+	expires := hit.Seen().Add(hr.ttl)
 	if !time.Now().Before(expires) {
 		return
 	}
 	e := &hotEntry{
-		base: base, held: held, etag: job.ETag, mod: job.ModTime,
+		base: base, hit: hit, etag: job.ETag, mod: job.ModTime,
 		xcache:  []string{res.CacheStatus},
 		size:    int(res.Size),
 		length:  []string{strconv.FormatInt(res.Size, 10)},

@@ -30,9 +30,9 @@ type Images interface {
 	Info(ctx context.Context, v iiif.Version, id, base string) (*service.Info, error)
 	Image(ctx context.Context, id string, req iiif.Request) (*service.Job, error)
 	Purge(ctx context.Context, id string) error
-	// Peek returns the bytes of an entry a Result held (see Result.Held) while
+	// Peek returns the bytes of an entry a Result held (see Result.MemoryHit) while
 	// the memory tier still has them.
-	Peek(h service.Held) ([]byte, bool)
+	Peek(h service.MemoryHit) ([]byte, bool)
 }
 
 // Options configure the handler.

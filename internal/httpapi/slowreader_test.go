@@ -99,7 +99,7 @@ func TestSlowReadersHoldNoWorker(t *testing.T) {
 		return openSpills(t, spill) == stalled && adm.Stats().Running == 0
 	})
 	st := adm.Stats()
-	if st.Memory+st.Held+st.Output > int64(cfg.MemoryLimit) || st.Output > int64(cfg.MemoryLimit)/4 {
+	if st.Memory+st.Prefetched+st.Output > int64(cfg.MemoryLimit) || st.Output > int64(cfg.MemoryLimit)/4 {
 		t.Errorf("admission state %+v over the memory limit %d", st, cfg.MemoryLimit)
 	}
 	// Another client's request is admitted at once and answered.

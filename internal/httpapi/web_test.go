@@ -24,7 +24,7 @@ func (noImages) Image(context.Context, string, iiif.Request) (*service.Job, erro
 }
 func (noImages) Purge(context.Context, string) error { return nil }
 
-func (noImages) Peek(service.Held) ([]byte, bool) { return nil, false }
+func (noImages) Peek(service.MemoryHit) ([]byte, bool) { return nil, false }
 
 // TestWebMount checks which paths reach Options.Web, and the base URL it
 // is given.

@@ -36,15 +36,15 @@ type Config struct {
 	// with ErrClientShare, so that one greedy client cannot take every
 	// worker and queue place from the others.
 	PerClient int
-	// Held bounds the bytes that work not admitted yet may hold
-	// together (Place.Hold); zero means 1/HeldShare of Memory, and no
+	// Prefetched bounds the bytes that work not admitted yet may hold
+	// together (Place.Hold); zero means 1/PrefetchedShare of Memory, and no
 	// bound when Memory is zero too.
-	Held int64
+	Prefetched int64
 }
 
 // Validate reports impossible settings.
 func (c Config) Validate() error {
-	if c.Workers < 0 || c.Queue < 0 || c.QueueTimeout < 0 || c.Memory < 0 || c.PerClient < 0 || c.Held < 0 {
+	if c.Workers < 0 || c.Queue < 0 || c.QueueTimeout < 0 || c.Memory < 0 || c.PerClient < 0 || c.Prefetched < 0 {
 		return errors.New("limit: workers, queue, queue timeout, memory, per-client share and held bytes must not be negative")
 	}
 	return nil
@@ -93,17 +93,17 @@ type Admitter struct {
 	clients map[string]int // places taken and not given back, per client
 }
 
-// HeldShare is the share of Config.Memory that work not admitted yet may
-// hold (Place.Hold) unless Config.Held says otherwise: 1/HeldShare of it.
-const HeldShare = 4
+// PrefetchedShare is the share of Config.Memory that work not admitted yet may
+// hold (Place.Hold) unless Config.Prefetched says otherwise: 1/PrefetchedShare of it.
+const PrefetchedShare = 4
 
 // heldLimit is the bound of the bytes held by work not admitted, 0 for
 // none.
 func (c Config) heldLimit() int64 {
-	if c.Held > 0 {
-		return c.Held
+	if c.Prefetched > 0 {
+		return c.Prefetched
 	}
-	return c.Memory / HeldShare
+	return c.Memory / PrefetchedShare
 }
 
 // New returns an admitter for cfg.
@@ -119,9 +119,9 @@ type Stats struct {
 	Running, Waiting int
 	Memory           int64 // estimated bytes of running work
 	// Reserved counts the places taken and not admitted yet (Waiting
-	// among them); Held is the bytes they hold.
+	// among them); Prefetched is the bytes they hold.
 	Reserved int
-	Held     int64
+	Prefetched     int64
 	// Output is the bytes of finished output held in memory for
 	// clients still receiving it (TakeOutput).
 	Output int64
@@ -131,7 +131,7 @@ type Stats struct {
 func (a *Admitter) Stats() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return Stats{Running: a.running, Waiting: a.waiting.Len(), Memory: a.used, Reserved: a.pending, Held: a.held, Output: a.output}
+	return Stats{Running: a.running, Waiting: a.waiting.Len(), Memory: a.used, Reserved: a.pending, Prefetched: a.held, Output: a.output}
 }
 
 // Waited counts the work that had to wait in the queue before it was
@@ -234,9 +234,9 @@ func (a *Admitter) full() bool {
 
 // Hold counts n bytes that the reserved work holds before it is
 // admitted (input fetched ahead) against the memory budget, and reports
-// whether they fit: work not admitted may hold Config.Held together
-// (1/HeldShare of Config.Memory by default), and what it holds leaves
-// less room to the running work. Held bytes count in the work's cost
+// whether they fit: work not admitted may hold Config.Prefetched together
+// (1/PrefetchedShare of Config.Memory by default), and what it holds leaves
+// less room to the running work. Prefetched bytes count in the work's cost
 // once it is admitted, until Release (or, after Keep, until the work's
 // input is given back). Without a bound, they always fit.
 func (p *Place) Hold(n int64) bool {
@@ -324,7 +324,7 @@ func (p *Place) Release() {
 
 // Keep makes the bytes the place holds (Hold) outlive it: Release gives
 // back its queue place or worker slot as ever, but the held bytes stay
-// counted as held by work not admitted (within Config.Held, and against
+// counted as held by work not admitted (within Config.Prefetched, and against
 // the memory budget) until giveBack is called. It is for input that may
 // still be in use when the work is over, such as bytes a read abandoned
 // by the work can still reach. giveBack may be called from any goroutine,

@@ -368,7 +368,7 @@ func TestHold(t *testing.T) {
 	if err := p.Wait(ctx, 10); err != nil {
 		t.Fatal(err)
 	}
-	if s := a.Stats(); s.Memory != 110 || s.Held != 0 || s.Reserved != 0 || s.Running != 1 {
+	if s := a.Stats(); s.Memory != 110 || s.Prefetched != 0 || s.Reserved != 0 || s.Running != 1 {
 		t.Errorf("admitted with 100 held and a cost of 10: %+v", s)
 	}
 	if p.Hold(1) {
@@ -385,18 +385,18 @@ func TestHold(t *testing.T) {
 	none.Release()
 }
 
-// TestHeldBound: Config.Held replaces the quarter of the memory budget,
+// TestHeldBound: Config.Prefetched replaces the quarter of the memory budget,
 // and bounds held bytes without a memory budget too.
-func TestHeldBound(t *testing.T) {
+func TestPrefetchedBound(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		cfg  Config
 		fits int64 // the most bytes held together
 	}{
 		{Config{Memory: 400}, 100},
-		{Config{Memory: 400, Held: 300}, 300},
-		{Config{Memory: 400, Held: 20}, 20},
-		{Config{Held: 50}, 50},
+		{Config{Memory: 400, Prefetched: 300}, 300},
+		{Config{Memory: 400, Prefetched: 20}, 20},
+		{Config{Prefetched: 50}, 50},
 	} {
 		a := mustNew(t, tc.cfg)
 		p, _ := a.Reserve(ctx)
@@ -427,11 +427,11 @@ func TestKeep(t *testing.T) {
 	if err := p.Wait(ctx, 10); err != nil {
 		t.Fatal(err)
 	}
-	if s := a.Stats(); s.Memory != 90 || s.Held != 0 || s.Running != 1 {
+	if s := a.Stats(); s.Memory != 90 || s.Prefetched != 0 || s.Running != 1 {
 		t.Errorf("admitted with 80 kept: %+v", s)
 	}
 	p.Release()
-	if s := a.Stats(); s != (Stats{Held: 80}) {
+	if s := a.Stats(); s != (Stats{Prefetched: 80}) {
 		t.Errorf("released with 80 kept: %+v, want only the 80 held", s)
 	}
 	q, _ := a.Reserve(ctx)
@@ -476,7 +476,7 @@ func TestKeep(t *testing.T) {
 	p.Hold(50)
 	giveBack = p.Keep()
 	p.Release()
-	if s := a.Stats(); s != (Stats{Held: 50}) {
+	if s := a.Stats(); s != (Stats{Prefetched: 50}) {
 		t.Errorf("kept, released unadmitted: %+v, want 50 held", s)
 	}
 	giveBack()

@@ -82,7 +82,7 @@ func New(src Sources) *Metrics {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_work_reserved", Help: "Image operations with a queue place, not running yet (fetching their input or waiting)."},
 				func() float64 { return float64(a.Stats().Reserved) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_work_held_bytes", Help: "Input bytes fetched ahead by image operations not running yet."},
-				func() float64 { return float64(a.Stats().Held) }),
+				func() float64 { return float64(a.Stats().Prefetched) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_work_output_bytes", Help: "Finished image bytes held in memory for clients still receiving them."},
 				func() float64 { return float64(a.Stats().Output) }),
 		)

@@ -85,7 +85,7 @@ func (s *readerSource) read(dst []byte) int64 {
 	}
 	dst = dst[:min(int64(len(dst)), s.size-s.pos)]
 	var err error
-	if h, ok := s.r.(engine.Holder); ok && h.ReadHeld(dst, s.pos) {
+	if h, ok := s.r.(engine.MemoryReader); ok && h.ReadInMemory(dst, s.pos) {
 		// In memory: copied on this thread, straight into libvips'
 		// buffer. Nothing can hang, and a goroutine and two thread
 		// switches would cost more than the copy.

@@ -523,7 +523,7 @@ func TestReaderInputErrors(t *testing.T) {
 const svgDoc = `<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>`
 
 // holder holds the bytes below half its file in memory (as a Holder);
-// held counts the reads ReadHeld answered, rest those ReadAt served,
+// held counts the reads ReadInMemory answered, rest those ReadAt served,
 // whichever bytes they were of: a read of held bytes that went through
 // ReadAt is not counted as held.
 type holder struct {
@@ -531,7 +531,7 @@ type holder struct {
 	held, rest atomic.Int64
 }
 
-func (h *holder) ReadHeld(p []byte, off int64) bool {
+func (h *holder) ReadInMemory(p []byte, off int64) bool {
 	if off < 0 || off+int64(len(p)) > int64(len(h.b)/2) {
 		return false
 	}

@@ -205,8 +205,8 @@ func checkPlan(t *testing.T, req iiif.Request, img Image, lim Limits, p Plan) {
 	// Whole tiles and strips are counted: at least the level region,
 	// and never more than the level holds.
 	lr := int64(p.LevelRegion.Dx()) * int64(p.LevelRegion.Dy())
-	if p.Decoded < lr || p.Held < lr || p.Decoded > int64(lvl.Dx())*int64(lvl.Dy()) {
-		t.Fatalf("decoded %d, held %d for a level region of %d pixels in %v", p.Decoded, p.Held, lr, lvl)
+	if p.Decoded < lr || p.Resident < lr || p.Decoded > int64(lvl.Dx())*int64(lvl.Dy()) {
+		t.Fatalf("decoded %d, resident %d for a level region of %d pixels in %v", p.Decoded, p.Resident, lr, lvl)
 	}
 	if lim.MaxSourcePixels > 0 && p.Decoded > lim.MaxSourcePixels {
 		t.Fatalf("decoded %d over the source limit %d", p.Decoded, lim.MaxSourcePixels)

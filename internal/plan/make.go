@@ -82,7 +82,7 @@ func Make(req iiif.Request, img Image, lim Limits) (Plan, error) {
 		Rotation:    deg,
 		Mirror:      req.Rotation.Mirror,
 		Decoded:     decoded,
-		Held:        heldArea(img, level, levelRegion),
+		Resident:        residentArea(img, level, levelRegion),
 		Quality:     req.Quality,
 		Format:      req.Format,
 	}
@@ -503,9 +503,9 @@ func DecodeArea(img Image, i int, r image.Rectangle) int64 {
 	return int64(l.Width) * int64(stripEnd(l, r.Max.Y))
 }
 
-// heldArea is Plan.Held: the pixels the decoder holds at once at least
+// residentArea is Plan.Resident: the pixels the decoder holds at once at least
 // for region r of level i.
-func heldArea(img Image, i int, r image.Rectangle) int64 {
+func residentArea(img Image, i int, r image.Rectangle) int64 {
 	a := int64(r.Dx()) * int64(r.Dy())
 	if i >= len(img.Levels) {
 		return a

@@ -116,11 +116,11 @@ type Plan struct {
 	// LevelRegion (see DecodeArea), whole tiles and strips counted; it is
 	// what MaxSourcePixels bounds.
 	Decoded int64
-	// Held is the number of source pixels the decoder holds at once at
+	// Resident is the number of source pixels the decoder holds at once at
 	// least: LevelRegion widened to whole tiles on tiled levels, or
 	// LevelRegion and one whole strip on untiled ones. The memory a render
 	// reserves is counted from it.
-	Held    int64
+	Resident    int64
 	Quality iiif.Quality
 	Format  iiif.Format
 	// Canonical is the canonical form of the request for this image: equal

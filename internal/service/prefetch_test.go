@@ -498,7 +498,7 @@ func TestPrefetchHeldPastAbandonedRead(t *testing.T) {
 		t.Fatal("the render read nothing from the store while it held the worker: nothing was abandoned")
 	}
 	st := adm.Stats()
-	if h := held.Load(); h <= 0 || st.Running != 0 || st.Reserved != 0 || st.Held != h {
+	if h := held.Load(); h <= 0 || st.Running != 0 || st.Reserved != 0 || st.Prefetched != h {
 		t.Errorf("admitter state %+v while the abandoned read is under way; want no work and the %d bytes fetched ahead held", st, h)
 	}
 	close(src.stall)

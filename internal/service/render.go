@@ -259,7 +259,7 @@ type Result struct {
 
 	body  io.Reader
 	close func() error
-	held  *Held // the entry of the tier Peek reads that answered
+	hit   *MemoryHit // the entry of the tier Peek reads that answered
 }
 
 // Body reads the image's bytes, once.
@@ -276,18 +276,20 @@ func (r *Result) Close() error {
 	return err
 }
 
-// Held returns, when the result came from the memory tier, the handle of
-// its entry; false otherwise (a miss, a lower tier, a stored tile).
-func (r *Result) Held() (Held, bool) {
-	if r.held == nil {
-		return Held{}, false
+// MemoryHit returns, when the result came from the memory tier, the
+// handle of its entry; false otherwise (a miss, a lower tier, a stored
+// tile).
+func (r *Result) MemoryHit() (MemoryHit, bool) {
+	if r.hit == nil {
+		return MemoryHit{}, false
 	}
-	return *r.held, true
+	return *r.hit, true
 }
 
-// Held is a cache entry that a repeat of a request can be answered from
-// without the pipeline, with Service.Peek.
-type Held struct {
+// MemoryHit is an entry of the memory tier that answered a request: a
+// repeat of the request can be answered from it without the pipeline,
+// with Service.Peek.
+type MemoryHit struct {
 	key  cache.Key
 	seen time.Time
 }
@@ -295,15 +297,15 @@ type Held struct {
 // Seen is when the source version the entry derives from was read (see
 // source.Object.Seen): a repeat answered from the entry is as fresh as
 // the pipeline's answer only within the sources' reuse window after it.
-func (h Held) Seen() time.Time { return h.seen }
+func (h MemoryHit) Seen() time.Time { return h.seen }
 
-// Peek returns the bytes of a held entry while the memory tier still has
-// them, without allocating; the bytes are shared and read-only. A held
-// entry stands only for the source version its request saw: callers
+// Peek returns the bytes of a memory hit's entry while the memory tier
+// still has them, without allocating; the bytes are shared and read-only.
+// An entry stands only for the source version its request saw: callers
 // reuse a handle only within the window sources reuse metadata in
-// (fs.OpenFor, remote MetaTTL) counted from Held.Seen, so that a
+// (fs.OpenFor, remote MetaTTL) counted from MemoryHit.Seen, so that a
 // replaced source is noticed as soon as through the pipeline.
-func (s *Service) Peek(h Held) ([]byte, bool) {
+func (s *Service) Peek(h MemoryHit) ([]byte, bool) {
 	if s.cfg.Cache == nil {
 		return nil, false
 	}
@@ -336,7 +338,7 @@ func (j *Job) Render(ctx context.Context) (*Result, error) {
 	if hit != nil {
 		r := &Result{CacheStatus: "HIT " + hit.Tier, Size: hit.Size, body: hit.Body, close: hit.Body.Close}
 		if hit.Tier == j.cache.PeekTier() {
-			r.held = &Held{key, j.obj.Seen}
+			r.hit = &MemoryHit{key, j.obj.Seen}
 		}
 		return r, nil
 	}

@@ -106,7 +106,7 @@ func TestResultHoldsNoWorker(t *testing.T) {
 		if res.CacheStatus != "MISS" || again.CacheStatus != "HIT memory" || again.Size != res.Size {
 			t.Errorf("%s: %s %d bytes, then %s %d bytes; want a miss, then a hit of the same size", tc.id, res.CacheStatus, res.Size, again.CacheStatus, again.Size)
 		}
-		if _, ok := again.Held(); !ok {
+		if _, ok := again.MemoryHit(); !ok {
 			t.Errorf("%s: a memory hit without its handle", tc.id)
 		}
 		first, _ := io.ReadAll(res.Body())

@@ -89,7 +89,7 @@ type Config struct {
 	// remote tiled TIFF fetches before it is admitted (see
 	// prefetch.TIFF); zero means config.DefaultPrefetchPerRender, a negative
 	// value fetches no tiles ahead. What all renders not admitted yet
-	// hold together is bounded by Admit (limit.Config.Held).
+	// hold together is bounded by Admit (limit.Config.Prefetched).
 	PrefetchPerRender int64
 	// Gate, when set, restricts images by identifier before plugins and
 	// the cache are asked (see Gate).
@@ -401,13 +401,13 @@ const trimCost = 64 << 20
 // the chosen level and for the output (sequential decoders, stitched
 // tiles, rotation and encoders that seek, such as TIFF and JPEG 2000,
 // hold whole images). The region read counts whole tiles and strips
-// (plan.Plan.Held): a crop of one pixel from an image stored as one
+// (plan.Plan.Resident): a crop of one pixel from an image stored as one
 // 8192×8192 tile holds the whole tile. It errs high for tiled sources
 // read on demand.
 func Cost(p *plan.Plan) int64 {
 	const base = 4 << 20
 	lr := p.LevelRegion
-	held := max(p.Held, int64(lr.Dx())*int64(lr.Dy()))
+	held := max(p.Resident, int64(lr.Dx())*int64(lr.Dy()))
 	return base + 4*(held+int64(p.OutWidth)*int64(p.OutHeight))
 }
 

@@ -369,17 +369,17 @@ return 0`)
 
 // Lock claims the computation of key for ttl (SET NX PX with a token of
 // this claim), so that replicas missing the same key wait for one of them.
-func (t *Tier) Lock(ctx context.Context, key cache.Key, ttl time.Duration) (unlock func(), held bool, err error) {
+func (t *Tier) Lock(ctx context.Context, key cache.Key, ttl time.Duration) (unlock func(), claimed bool, err error) {
 	lk := t.lockKey(key)
 	var b [12]byte
 	rand.Read(b[:])
 	token := t.origin + ":" + hex.EncodeToString(b[:])
 	err = t.call(ctx, func(ctx context.Context) error {
 		var err error
-		held, err = t.client.SetNX(ctx, lk, token, ttl).Result()
+		claimed, err = t.client.SetNX(ctx, lk, token, ttl).Result()
 		return err
 	})
-	if err != nil || !held {
+	if err != nil || !claimed {
 		return nil, false, err
 	}
 	return func() {

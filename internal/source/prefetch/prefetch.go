@@ -46,7 +46,7 @@ import (
 // --prefetch-per-render); a render needing more (a large region at full
 // resolution) fetches only the offset arrays ahead, and its tiles as it
 // decodes. All renders not admitted yet hold at most a share of the
-// admission memory budget (limit.Place.Hold, limit.Config.Held); renders
+// admission memory budget (limit.Place.Hold, limit.Config.Prefetched); renders
 // that would exceed it fetch as they decode, as before.
 
 const (
@@ -111,7 +111,7 @@ func (ss spans) find(off int64, n int) (span, bool) {
 	return span{}, false
 }
 
-var _ engine.Holder = (*Reader)(nil)
+var _ engine.MemoryReader = (*Reader)(nil)
 
 func (p *Reader) ReadAt(b []byte, off int64) (int, error) {
 	tiles := p.use()
@@ -122,10 +122,10 @@ func (p *Reader) ReadAt(b []byte, off int64) (int, error) {
 	return p.r.ReadAt(b, off)
 }
 
-// ReadHeld fills b with the bytes at off if they are held in memory and
+// ReadInMemory fills b with the bytes at off if they are held in memory and
 // reports whether they were: one lookup, and the copy made under the
 // lock, so the tiles cannot be given back between the two.
-func (p *Reader) ReadHeld(b []byte, off int64) bool {
+func (p *Reader) ReadInMemory(b []byte, off int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := find(p.tiles, p.heads, off, len(b))

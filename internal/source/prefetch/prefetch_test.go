@@ -111,10 +111,10 @@ func TestPrefetchedReadAt(t *testing.T) {
 			t.Errorf("ReadAt(%d, %d) was served from the spans", tc.off, tc.n)
 		}
 		h := make([]byte, tc.n)
-		if held := pf.ReadHeld(h, int64(tc.off)); held != tc.held {
-			t.Errorf("ReadHeld(%d, %d) = %v", tc.off, tc.n, held)
+		if held := pf.ReadInMemory(h, int64(tc.off)); held != tc.held {
+			t.Errorf("ReadInMemory(%d, %d) = %v", tc.off, tc.n, held)
 		} else if held && !bytes.Equal(h, file[tc.off:tc.off+tc.n]) {
-			t.Errorf("ReadHeld(%d, %d) did not copy the file's bytes", tc.off, tc.n)
+			t.Errorf("ReadInMemory(%d, %d) did not copy the file's bytes", tc.off, tc.n)
 		}
 	}
 	if given != 0 {
@@ -127,10 +127,10 @@ func TestPrefetchedReadAt(t *testing.T) {
 	if given != 1 {
 		t.Errorf("tiles given back %d times when the render was done, want once", given)
 	}
-	if _, err := pf.ReadAt(make([]byte, 10), 100); err == nil || pf.ReadHeld(make([]byte, 10), 100) {
+	if _, err := pf.ReadAt(make([]byte, 10), 100); err == nil || pf.ReadInMemory(make([]byte, 10), 100) {
 		t.Error("tiles given back are still read from memory")
 	}
-	if !pf.ReadHeld(make([]byte, 100), 500) {
+	if !pf.ReadInMemory(make([]byte, 100), 500) {
 		t.Error("the heads were dropped with the tiles")
 	}
 }
