@@ -27,7 +27,7 @@ import (
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/limit"
-	"github.com/iiifd/iiifd/internal/obs"
+	"github.com/iiifd/iiifd/internal/metrics"
 	"github.com/iiifd/iiifd/internal/output"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
@@ -135,8 +135,8 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.svc = svc
-	metrics := obs.New(obs.Sources{Cache: dc, Admit: admit, Engine: vipsStats, Stores: a.storeCounts})
-	a.metrics = metrics.Handler()
+	m := metrics.New(metrics.Sources{Cache: dc, Admit: admit, Engine: vipsStats, Stores: a.storeCounts})
+	a.metrics = m.Handler()
 	front, err := a.buildWeb(cfg, svc, src)
 	if err != nil {
 		a.Close()
@@ -150,7 +150,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	a.handler = httpapi.New(svc, httpapi.Options{
 		BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
 		Ready: a.ready.Load, AdminToken: cfg.AdminToken,
-		Metrics: publicMetrics(cfg, a.metrics), Observe: metrics.Observe,
+		Metrics: publicMetrics(cfg, a.metrics), Observe: m.Observe,
 		TrustForwarded: trustAll, TrustedProxies: proxies,
 		ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
 		Web:     front,
@@ -403,31 +403,31 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 
 // publicMetrics is the metrics handler for the public port: none when an
 // admin address is set, as the metrics are then the operators' alone.
-func publicMetrics(cfg config.Config, metrics http.Handler) http.Handler {
+func publicMetrics(cfg config.Config, h http.Handler) http.Handler {
 	if cfg.AdminAddr != "" {
 		return nil
 	}
-	return metrics
+	return h
 }
 
 // adminMux serves pprof and the metrics on the admin address.
-func adminMux(metrics http.Handler) http.Handler {
+func adminMux(m http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/metrics", metrics)
+	mux.Handle("/metrics", m)
 	return mux
 }
 
 var _ service.Engine = pixels.Engine{}
 
 // vipsStats reports libvips' resource use to the metrics.
-func vipsStats() obs.EngineStats {
+func vipsStats() metrics.EngineStats {
 	st := pixels.ReadStats()
-	return obs.EngineStats{Memory: st.TrackedMem, MemoryHighwater: st.MemHighwater, OpenFiles: st.TrackedFiles}
+	return metrics.EngineStats{Memory: st.TrackedMem, MemoryHighwater: st.MemHighwater, OpenFiles: st.TrackedFiles}
 }
 
 // outputConfig says where finished images wait for their clients: in

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/iiifd/iiifd/internal/config"
-	"github.com/iiifd/iiifd/internal/obs"
+	"github.com/iiifd/iiifd/internal/metrics"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/fs"
 	"github.com/iiifd/iiifd/internal/source/httpsrc"
@@ -157,11 +157,11 @@ func (a *App) StoreStats() map[string]ranged.Stats {
 }
 
 // storeCounts reports the remote roots to the metrics.
-func (a *App) storeCounts() []obs.StoreCount {
-	out := make([]obs.StoreCount, 0, len(a.stores))
+func (a *App) storeCounts() []metrics.StoreCount {
+	out := make([]metrics.StoreCount, 0, len(a.stores))
 	for _, s := range a.stores {
 		st := s.s.Stats()
-		out = append(out, obs.StoreCount{
+		out = append(out, metrics.StoreCount{
 			Root: s.name, Requests: st.Requests, Bytes: st.Bytes, CacheHits: st.CacheHits,
 			BreakerOpen: s.s.Backend().Breaker().Open(),
 		})

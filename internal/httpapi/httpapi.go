@@ -61,7 +61,7 @@ type Options struct {
 	TrustForwarded bool
 	TrustedProxies []netip.Prefix
 	// Observe, when set, is told about every answered request (after
-	// it is logged): its route (obs.Route), status, body bytes, duration
+	// it is logged): its route (metrics.Route), status, body bytes, duration
 	// and X-Cache.
 	Observe func(route string, status int, bytes int64, d time.Duration, xcache string)
 	// ClientIPHeader, when set, names the header whose last

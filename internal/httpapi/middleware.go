@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/iiifd/iiifd/internal/answer"
-	"github.com/iiifd/iiifd/internal/obs"
+	"github.com/iiifd/iiifd/internal/metrics"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
 
@@ -69,7 +69,7 @@ func wrap(log *slog.Logger, observe func(route string, status int, bytes int64, 
 		if !saneID(id) {
 			id = newRequestID()
 		}
-		route := obs.Route(r.URL.Path)
+		route := metrics.Route(r.URL.Path)
 		ctx, _ := tracing.StartRequest(r, route, id)
 		rec := &recorder{ResponseWriter: w}
 		hd := w.Header()

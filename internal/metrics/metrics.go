@@ -1,7 +1,7 @@
-// Package obs is what operators see of the server: Prometheus metrics
+// Package metrics is what operators see of the server: Prometheus metrics
 // (every name starts iiifd_), fed by the HTTP edge and read from the
 // cache, the admission controller and the pixel engine when scraped.
-package obs
+package metrics
 
 import (
 	"net/http"
