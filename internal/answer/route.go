@@ -24,9 +24,9 @@ const (
 // Route is an Image API path taken apart: the version, the identifier
 // (unescaped) and, for an image, the four parameters as they came.
 type Route struct {
-	Kind                                 Kind
-	Version                              iiif.Version
-	ID                                   string
+	Kind                                  Kind
+	Version                               iiif.Version
+	ID                                    string
 	Region, Size, Rotation, QualityFormat string
 }
 
