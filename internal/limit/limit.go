@@ -120,8 +120,8 @@ type Stats struct {
 	Memory           int64 // estimated bytes of running work
 	// Reserved counts the places taken and not admitted yet (Waiting
 	// among them); Prefetched is the bytes they hold.
-	Reserved int
-	Prefetched     int64
+	Reserved   int
+	Prefetched int64
 	// Output is the bytes of finished output held in memory for
 	// clients still receiving it (TakeOutput).
 	Output int64

@@ -82,7 +82,7 @@ func Make(req iiif.Request, img Image, lim Limits) (Plan, error) {
 		Rotation:    deg,
 		Mirror:      req.Rotation.Mirror,
 		Decoded:     decoded,
-		Resident:        residentArea(img, level, levelRegion),
+		Resident:    residentArea(img, level, levelRegion),
 		Quality:     req.Quality,
 		Format:      req.Format,
 	}

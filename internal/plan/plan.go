@@ -120,9 +120,9 @@ type Plan struct {
 	// least: LevelRegion widened to whole tiles on tiled levels, or
 	// LevelRegion and one whole strip on untiled ones. The memory a render
 	// reserves is counted from it.
-	Resident    int64
-	Quality iiif.Quality
-	Format  iiif.Format
+	Resident int64
+	Quality  iiif.Quality
+	Format   iiif.Format
 	// Canonical is the canonical form of the request for this image: equal
 	// requests (full vs 0,0,W,H; max vs W,) have equal Canonical values.
 	Canonical iiif.Request
