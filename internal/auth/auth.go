@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/iiifd/iiifd/internal/fault"
+	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/source/route"
 )
 
@@ -271,22 +271,6 @@ func cookieValue(h http.Header, name string) string {
 	return ""
 }
 
-// clientIP is the address of the client of r.
-func (a *Auth) clientIP(r *http.Request) string {
-	if a.cfg.ClientIPHeader != "" {
-		if v := r.Header.Values(a.cfg.ClientIPHeader); len(v) > 0 {
-			last := v[len(v)-1]
-			if i := strings.LastIndexByte(last, ','); i >= 0 {
-				last = last[i+1:]
-			}
-			if last = strings.TrimSpace(last); last != "" {
-				return last
-			}
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// clientIP is the address of the client of r, as the server's access
+// log and admission control see it.
+func (a *Auth) clientIP(r *http.Request) string { return httpapi.ClientIP(r, a.cfg.ClientIPHeader) }

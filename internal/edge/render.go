@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"sync"
 
 	"github.com/iiifd/iiifd/internal/describe"
 	"github.com/iiifd/iiifd/internal/engine"
@@ -16,6 +15,7 @@ import (
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
 	"github.com/iiifd/iiifd/internal/tiles"
+	"golang.org/x/sync/errgroup"
 )
 
 // Bounds on the work of one request, as the native server's.
@@ -269,29 +269,12 @@ func (h *Host) readTile(ctx context.Context, key string) ([]byte, error) {
 // parallel runs f for 0..n-1, fetchConcurrency at a time, and returns
 // the first failure (the others are then cancelled).
 func parallel(ctx context.Context, n int, f func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, fetchConcurrency)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := f(ctx, i); err != nil {
-				cancel(err)
-			}
-		}()
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(fetchConcurrency)
+	for i := range n {
+		g.Go(func() error { return f(ctx, i) })
 	}
-	wg.Wait()
-	return context.Cause(ctx)
+	return g.Wait()
 }
 
 // jpegTiles reports whether a TIFF level is stored as the edge reads it:

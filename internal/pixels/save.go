@@ -127,13 +127,22 @@ func SavePyramid(ctx context.Context, src, dst string, opt PyramidOptions) error
 	defer r.close()
 
 	nick, _, err := findLoader(src)
-	if err != nil {
+	var img *C.VipsImage
+	switch {
+	case nick == "openslideload":
+		// A whole-slide image in a format only OpenSlide reads (Aperio
+		// SVS among them: libvips hands it to OpenSlide first).
+		img, err = loadSlideWhole(src)
+	case err != nil:
 		return err
+	default:
+		// A truncated or damaged source is found here, before a save
+		// that would crash on it.
+		if err := decodeAll(ctx, src, nick); err != nil {
+			return err
+		}
+		img, err = loadSequential(src, nick)
 	}
-	if err := decodeAll(ctx, src, nick); err != nil {
-		return err
-	}
-	img, err := loadSequential(src, nick)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr

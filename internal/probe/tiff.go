@@ -45,6 +45,7 @@ const (
 	tagSubIFDs         = 330
 	tagJPEGTables      = 347
 	tagSampleFormat    = 339
+	tagICCProfile      = 34675
 )
 
 // TIFF field types.

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/iiifd/iiifd/internal/describe"
 	"github.com/iiifd/iiifd/internal/engine"
@@ -91,33 +91,17 @@ func (s *Service) stitch(ctx context.Context, dir string, pyr *pyramid.Pyramid, 
 // fetch reads the objects dir/key for every key, at most fetchConcurrency
 // at once, and stops at the first failure.
 func (s *Service) fetch(ctx context.Context, dir string, keys []string) ([][]byte, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	out := make([][]byte, len(keys))
-	sem := make(chan struct{}, fetchConcurrency)
-	var wg sync.WaitGroup
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(fetchConcurrency)
 	for i, key := range keys {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			b, err := s.readTile(ctx, dir+"/"+key)
-			if err != nil {
-				cancel(err)
-				return
-			}
 			out[i] = b
-		}()
+			return err
+		})
 	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return out, nil
