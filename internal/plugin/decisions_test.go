@@ -124,10 +124,7 @@ func TestOverlayVaryPrivate(t *testing.T) {
 		{[]string{"header:accept-language", "header:x-api-key"}, "Accept-Language, X-Api-Key", true},
 	} {
 		p := &Plugin{name: "wm"}
-		p.cur.Store(&module{p: p, hash: "h", hooks: map[string]bool{HookOverlay: true}, overlayVary: tt.vary})
-		h := &Host{plugins: []*Plugin{p}}
-		h.refresh()
-		st := h.state.Load()
+		st := newSet([]*module{{p: p, hash: "h", hooks: map[string]bool{HookOverlay: true}, overlayVary: tt.vary}})
 		if st.overlayHeader != tt.header || st.overlayPrivate != tt.private {
 			t.Errorf("%v: Vary %q private %v, want %q %v", tt.vary, st.overlayHeader, st.overlayPrivate, tt.header, tt.private)
 		}

@@ -14,13 +14,27 @@ import (
 	"github.com/iiifd/iiifd/internal/plan"
 )
 
+// Resolve asks the plugins running now where the image of identifier id
+// is (Snapshot.Resolve).
+func (h *Host) Resolve(ctx context.Context, id string) (string, error) {
+	s := h.Snapshot()
+	defer s.Release()
+	return s.Resolve(ctx, id)
+}
+
 // Resolve asks the plugins exporting resolve, in order, where the image of
 // identifier id is. The first that answers with a key decides; one that
 // answers "notfound" makes the identifier unknown (404). When none
-// answers, the identifier is its own key.
-func (h *Host) Resolve(ctx context.Context, id string) (string, error) {
-	for _, p := range h.plugins {
-		reply, err := p.Call(ctx, HookResolve, Fields{{"id", id}})
+// answers (or there are no plugins), the identifier is its own key.
+func (s *Snapshot) Resolve(ctx context.Context, id string) (string, error) {
+	if !s.Has(HookResolve) {
+		return id, nil
+	}
+	for i, m := range s.set.mods {
+		if !m.hooks[HookResolve] {
+			continue
+		}
+		reply, err := s.call(ctx, i, HookResolve, Fields{{"id", id}})
 		if err != nil {
 			return "", err
 		}
@@ -114,23 +128,34 @@ func (d *Denied) ResponseHeader() http.Header {
 	return h
 }
 
+// Authorize asks the plugins running now (Snapshot.Authorize).
+func (h *Host) Authorize(ctx context.Context, r *Request) (Access, error) {
+	s := h.Snapshot()
+	defer s.Release()
+	return s.Authorize(ctx, r)
+}
+
 // Authorize asks every plugin exporting authorize, in order: each must
 // allow; the tightest maximum size wins. A refusal is a *Denied error.
-func (h *Host) Authorize(ctx context.Context, r *Request) (Access, error) {
+// Without plugins, full access.
+func (s *Snapshot) Authorize(ctx context.Context, r *Request) (Access, error) {
 	var a Access
+	if s == nil {
+		return a, nil
+	}
 	var payload Fields
-	for _, p := range h.plugins {
-		m := p.cur.Load()
+	for i, m := range s.set.mods {
 		if !m.hooks[HookAuthorize] {
 			continue
 		}
+		p := m.p
 		if payload == nil {
 			payload = r.fields()
 		}
 		reply, ok := m.decisions.get(payload)
 		if !ok {
 			var err error
-			if reply, err = p.Call(ctx, HookAuthorize, payload); err != nil {
+			if reply, err = s.call(ctx, i, HookAuthorize, payload); err != nil {
 				return Access{}, err
 			}
 			m.decisions.put(payload, reply)
@@ -179,16 +204,27 @@ func atoi(s string) int {
 // InfoFields are the fields the info hook may add to info.json.
 var InfoFields = map[string]bool{"rights": true, "service": true, "partOf": true, "seeAlso": true, "license": true, "attribution": true, "logo": true}
 
+// Info asks the plugins running now (Snapshot.Info).
+func (h *Host) Info(ctx context.Context, id string, version int, doc []byte) (map[string]json.RawMessage, error) {
+	s := h.Snapshot()
+	defer s.Release()
+	return s.Info(ctx, id, version, doc)
+}
+
 // Info asks the plugins exporting info for fields to add to the info.json
 // document doc of identifier id: each replies a JSON object under "json";
 // fields outside InfoFields are refused, earlier plugins win a field.
-func (h *Host) Info(ctx context.Context, id string, version int, doc []byte) (map[string]json.RawMessage, error) {
+func (s *Snapshot) Info(ctx context.Context, id string, version int, doc []byte) (map[string]json.RawMessage, error) {
 	extra := map[string]json.RawMessage{}
-	for _, p := range h.plugins {
-		if !p.cur.Load().hooks[HookInfo] {
+	if s == nil {
+		return extra, nil
+	}
+	for i, m := range s.set.mods {
+		if !m.hooks[HookInfo] {
 			continue
 		}
-		reply, err := p.Call(ctx, HookInfo, Fields{{"id", id}, {"version", strconv.Itoa(version)}, {"info", string(doc)}})
+		p := m.p
+		reply, err := s.call(ctx, i, HookInfo, Fields{{"id", id}, {"version", strconv.Itoa(version)}, {"info", string(doc)}})
 		if err != nil {
 			return nil, err
 		}
@@ -253,15 +289,23 @@ func overlayFields(all Fields, vary []string) Fields {
 	return f
 }
 
-// OverlayKey returns what identifies r's client among the outputs of the
-// overlay plugins: the values of the client fields they declared
-// (overlay-vary), or "" when they declared none, as overlays that depend
-// on the request alone. It belongs in the cache key of every image.
+// OverlayKey is Snapshot.OverlayKey of the plugins running now.
 func (h *Host) OverlayKey(r *Request) string {
-	if h == nil {
+	s := h.Snapshot()
+	defer s.Release()
+	return s.OverlayKey(r)
+}
+
+// OverlayKey returns what identifies r's client among the outputs of the
+// snapshot's overlay plugins: the values of the client fields they
+// declared (overlay-vary), or "" when they declared none, as overlays
+// that depend on the request alone. It belongs in the cache key of every
+// image.
+func (s *Snapshot) OverlayKey(r *Request) string {
+	if s == nil {
 		return ""
 	}
-	st := h.state.Load()
+	st := s.set
 	if len(st.overlayVary) == 0 {
 		return ""
 	}
@@ -332,36 +376,54 @@ func isLower(s, lower string) bool {
 	return true
 }
 
-// OverlayVary says what the overlay plugins' declarations make of image
-// responses: the header names for Vary ("" when none), and whether the
-// output depends on credentials (cookies, Authorization) or the client's
-// address, so that only the client itself may keep it (Cache-Control:
-// private, and no shared derivative cache).
+// OverlayVary is Snapshot.OverlayVary of the plugins running now.
 func (h *Host) OverlayVary() (vary string, private bool) {
 	if h == nil {
 		return "", false
 	}
-	st := h.state.Load()
+	st := h.set.Load()
 	return st.overlayHeader, st.overlayPrivate
+}
+
+// OverlayVary says what the snapshot's overlay plugins' declarations make
+// of image responses: the header names for Vary ("" when none), and
+// whether the output depends on credentials (cookies, Authorization) or
+// the client's address, so that only the client itself may keep it
+// (Cache-Control: private, and no shared derivative cache).
+func (s *Snapshot) OverlayVary() (vary string, private bool) {
+	if s == nil {
+		return "", false
+	}
+	return s.set.overlayHeader, s.set.overlayPrivate
+}
+
+// Overlay asks the plugins running now (Snapshot.Overlay).
+func (h *Host) Overlay(ctx context.Context, r *Request, width, height int) (*Overlay, error) {
+	s := h.Snapshot()
+	defer s.Release()
+	return s.Overlay(ctx, r, width, height)
 }
 
 // Overlay asks the plugins exporting overlay, in order, for an image to
 // put over the output of r, which is width × height pixels. The first
 // that answers with a PNG decides; nil when none does. Each is given the
 // request's own fields and only the client fields it declared.
-func (h *Host) Overlay(ctx context.Context, r *Request, width, height int) (*Overlay, error) {
+func (s *Snapshot) Overlay(ctx context.Context, r *Request, width, height int) (*Overlay, error) {
+	if s == nil {
+		return nil, nil
+	}
 	var all Fields
-	for _, p := range h.plugins {
-		m := p.cur.Load()
+	for i, m := range s.set.mods {
 		if !m.hooks[HookOverlay] {
 			continue
 		}
+		p := m.p
 		if all == nil {
 			all = r.fields()
 			all.Append("width", strconv.Itoa(width))
 			all.Append("height", strconv.Itoa(height))
 		}
-		reply, err := p.Call(ctx, HookOverlay, overlayFields(all, m.overlayVary))
+		reply, err := s.call(ctx, i, HookOverlay, overlayFields(all, m.overlayVary))
 		if err != nil {
 			return nil, err
 		}
@@ -391,7 +453,7 @@ func atoiSigned(s string) int {
 func (h *Host) String() string {
 	var names []string
 	for _, p := range h.plugins {
-		names = append(names, fmt.Sprintf("%s(%s)", p.name, strings.Join(sortedKeys(p.cur.Load().hooks), ",")))
+		names = append(names, fmt.Sprintf("%s(%s)", p.name, strings.Join(sortedKeys(p.current().hooks), ",")))
 	}
 	return strings.Join(names, " ")
 }

@@ -4,7 +4,9 @@
 // time and every instance in memory, gives guests no filesystem or
 // network (only clocks and random numbers), reloads a module when its file
 // changes, and adapts the hooks a module exports (resolve, authorize,
-// info, overlay) to the request pipeline. The ABI is documented in
+// info, overlay) to the request pipeline. A request sees the plugins
+// through one Snapshot, taken as it starts, so that a reload never mixes
+// two versions of a module in one answer. The ABI is documented in
 // docs/PLUGINS.md.
 package plugin
 
@@ -114,21 +116,21 @@ type Host struct {
 	stop    context.CancelFunc
 	done    sync.WaitGroup
 
-	// state is what requests need to know about the modules loaded now,
-	// computed when one is loaded; refreshMu orders the computations and
-	// the swaps.
-	state     atomic.Pointer[hostState]
-	refreshMu sync.Mutex
-	// loads counts, for each hook (in the order of hooks), the swaps of
-	// modules that export or exported it: odd while one is under way
-	// (from before the module is swapped in until the state describes
-	// it), so that a caller can tell that nothing was swapped in between
-	// two points of a request (Generation, Unchanged).
-	loads [len(hooks)]atomic.Uint64
+	// set is the plugin set running now: one module per plugin and what
+	// requests need to know about them, computed when a module is
+	// loaded. A reload builds a new set and swaps this pointer; swapMu
+	// orders the swaps. Requests read the set through a Snapshot.
+	set    atomic.Pointer[pluginSet]
+	swapMu sync.Mutex
 }
 
-// hostState is computed once per load or reload, not per request.
-type hostState struct {
+// pluginSet is one immutable version of the plugins: a module for each
+// (in the order of Host.plugins) and the facts derived from them, so
+// that a request reads the fingerprints, the overlay declarations and
+// the hooks it calls from one and the same set of modules. It is
+// computed once per load or reload, not per request.
+type pluginSet struct {
+	mods []*module
 	// fingerprints holds Fingerprint's answer for each hook.
 	fingerprints map[string]string
 	// overlayVary is every client field (sorted) that an overlay plugin
@@ -138,59 +140,82 @@ type hostState struct {
 	overlayVary    []string
 	overlayHeader  string
 	overlayPrivate bool
+	// refs counts the holders of the set: the host while the set is
+	// current, and every snapshot not yet released. At zero the set
+	// lets go of its modules and cannot be taken again.
+	refs atomic.Int64
 }
 
-// refresh recomputes the state from the modules running now.
-func (h *Host) refresh() {
-	h.refreshMu.Lock()
-	defer h.refreshMu.Unlock()
-	h.refreshLocked()
-}
-
-// swap makes m the running module of p, and the state describe it; the
-// counts of loads of the hooks that the old or the new module exports
-// are odd meanwhile. It returns the module replaced (nil at the first
-// load).
-func (h *Host) swap(p *Plugin, m *module) *module {
-	h.refreshMu.Lock()
-	defer h.refreshMu.Unlock()
-	old := p.cur.Load()
-	var swapped []*atomic.Uint64
-	for i, hook := range hooks {
-		if m.hooks[hook] || (old != nil && old.hooks[hook]) {
-			swapped = append(swapped, &h.loads[i])
+// acquire takes a reference to the set; false when it has been let go
+// (a reload replaced it and its last snapshot was released).
+func (s *pluginSet) acquire() bool {
+	for {
+		n := s.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.refs.CompareAndSwap(n, n+1) {
+			return true
 		}
 	}
-	// Odd before the module is in place, even again only once the
-	// state describes it: a request that took an even count, read the
-	// state and called the hook, and then finds the same count, has
-	// called the modules that state describes.
-	for _, n := range swapped {
-		n.Add(1)
-	}
-	p.cur.Store(m)
-	h.refreshLocked()
-	for _, n := range swapped {
-		n.Add(1)
-	}
-	return old
 }
 
-// refreshLocked is refresh with refreshMu held.
-func (h *Host) refreshLocked() {
-	st := &hostState{fingerprints: map[string]string{}}
+// release drops a reference; the last one lets go of the modules, each
+// of which closes when no set holds it any more.
+func (s *pluginSet) release() {
+	if s.refs.Add(-1) != 0 {
+		return
+	}
+	for _, m := range s.mods {
+		if m != nil {
+			m.drop()
+		}
+	}
+}
+
+// swap makes m the running module of p: a new set with m in p's place
+// becomes current, and the set it replaces is released by the host, so
+// that the module m replaces closes once the last request that saw it
+// is done.
+func (h *Host) swap(p *Plugin, m *module) {
+	h.swapMu.Lock()
+	defer h.swapMu.Unlock()
+	old := h.set.Load()
+	mods := make([]*module, max(p.idx+1, len(h.plugins)))
+	if old != nil {
+		copy(mods, old.mods)
+	}
+	mods[p.idx] = m
+	next := newSet(mods)
+	// Every module of the new set is held by the old one (or is m), so
+	// none of them can be closing: taking a reference cannot revive a
+	// closed module.
+	for _, x := range mods {
+		if x != nil {
+			x.hold()
+		}
+	}
+	next.refs.Store(1) // the host's
+	h.set.Store(next)
+	if old != nil {
+		old.release()
+	}
+}
+
+// newSet computes the facts of a set of modules.
+func newSet(mods []*module) *pluginSet {
+	st := &pluginSet{mods: mods, fingerprints: map[string]string{}}
 	for _, hook := range hooks {
 		var parts []string
-		for _, p := range h.plugins {
-			if m := p.cur.Load(); m != nil && m.hooks[hook] {
-				parts = append(parts, p.name+"="+m.hash)
+		for _, m := range mods {
+			if m != nil && m.hooks[hook] {
+				parts = append(parts, m.p.name+"="+m.hash)
 			}
 		}
 		st.fingerprints[hook] = strings.Join(parts, ",")
 	}
 	seen := map[string]bool{}
-	for _, p := range h.plugins {
-		m := p.cur.Load()
+	for _, m := range mods {
 		if m == nil || !m.hooks[HookOverlay] {
 			continue
 		}
@@ -219,7 +244,7 @@ func (h *Host) refreshLocked() {
 		}
 	}
 	st.overlayHeader = strings.Join(slices.Compact(names), ", ")
-	h.state.Store(st)
+	return st
 }
 
 // sharedVary are the request headers an overlay may depend on while its
@@ -263,7 +288,7 @@ func New(ctx context.Context, specs []Spec, opt Options) (*Host, error) {
 	}
 	names := map[string]bool{}
 	for _, s := range specs {
-		p := &Plugin{host: h, spec: s, name: s.Name(), log: opt.Logger.With("plugin", s.Name())}
+		p := &Plugin{host: h, idx: len(h.plugins), spec: s, name: s.Name(), log: opt.Logger.With("plugin", s.Name())}
 		if names[p.name] {
 			h.Close()
 			return nil, fmt.Errorf("plugin %s: loaded twice", p.name)
@@ -275,7 +300,6 @@ func New(ctx context.Context, specs []Spec, opt Options) (*Host, error) {
 		}
 		h.plugins = append(h.plugins, p)
 	}
-	h.refresh()
 	wctx, cancel := context.WithCancel(context.Background())
 	h.stop = cancel
 	if opt.Reload > 0 {
@@ -357,16 +381,16 @@ func wazeroSourceVersion() string {
 	return v
 }
 
-// Close stops watching and releases every module and instance.
+// Close stops watching and releases every module and instance. Requests
+// still holding a snapshot then fail their calls (a 500), never run
+// without their plugins.
 func (h *Host) Close() error {
 	if h.stop != nil {
 		h.stop()
 	}
 	h.done.Wait()
-	for _, p := range h.plugins {
-		if m := p.cur.Load(); m != nil {
-			m.retire()
-		}
+	if set := h.set.Load(); set != nil {
+		set.release()
 	}
 	return h.rt.Close(context.Background())
 }
@@ -374,65 +398,112 @@ func (h *Host) Close() error {
 // Plugins returns the loaded plugins, in call order.
 func (h *Host) Plugins() []*Plugin { return h.plugins }
 
-// Has reports whether any plugin exports the hook.
+// Has reports whether any plugin running now exports the hook.
 func (h *Host) Has(hook string) bool {
 	if h == nil {
 		return false
 	}
-	for _, p := range h.plugins {
-		if p.cur.Load().hooks[hook] {
+	return h.set.Load().has(hook)
+}
+
+// Fingerprint identifies the modules and configurations of the plugins
+// exporting hook, as loaded now (Snapshot.Fingerprint for one request).
+func (h *Host) Fingerprint(hook string) string {
+	if h == nil {
+		return ""
+	}
+	return h.set.Load().fingerprints[hook]
+}
+
+// Snapshot is the plugin set as one request sees it: the modules running
+// when the request began, with their fingerprints and overlay
+// declarations. A reload during the request swaps the host's set, not
+// the snapshot's: the request's cache keys, validators and hook calls all
+// come from the same modules, and a replaced module stays open until the
+// last snapshot holding it is released. A nil *Snapshot is a server
+// without plugins. Its methods may be called concurrently; Release ends
+// it.
+type Snapshot struct {
+	set *pluginSet
+	// closed says the host was closed before the snapshot was taken:
+	// its calls fail.
+	closed   bool
+	released atomic.Bool
+}
+
+// Snapshot takes the plugin set running now; nil without plugins. The
+// caller must Release it once nothing of the request calls a hook any
+// more.
+func (h *Host) Snapshot() *Snapshot {
+	if h == nil {
+		return nil
+	}
+	for {
+		set := h.set.Load()
+		if set.acquire() {
+			return &Snapshot{set: set}
+		}
+		if h.set.Load() == set {
+			// Let go and not replaced: the host was closed.
+			return &Snapshot{set: set, closed: true}
+		}
+		// A reload replaced the set between the load and acquire: the
+		// new one is current.
+	}
+}
+
+// Release gives the snapshot's modules back; later calls do nothing.
+func (s *Snapshot) Release() {
+	if s == nil || s.closed || !s.released.CompareAndSwap(false, true) {
+		return
+	}
+	s.set.release()
+}
+
+// Has reports whether a plugin of the snapshot exports the hook.
+func (s *Snapshot) Has(hook string) bool { return s != nil && s.set.has(hook) }
+
+// Fingerprint identifies the modules and configurations of the
+// snapshot's plugins exporting hook: responses that depend on the hook
+// are cached under it, so a reloaded module or a changed configuration
+// never meets an entry made by the old one. Empty when no plugin exports
+// it. Since the snapshot's hooks run on the modules it names, what is
+// stored under a fingerprint was made by those modules, even when a
+// reload from A to B and back to A happens during the request.
+func (s *Snapshot) Fingerprint(hook string) string {
+	if s == nil {
+		return ""
+	}
+	return s.set.fingerprints[hook]
+}
+
+func (s *pluginSet) has(hook string) bool {
+	for _, m := range s.mods {
+		if m != nil && m.hooks[hook] {
 			return true
 		}
 	}
 	return false
 }
 
-// Fingerprint identifies the modules and configurations of the plugins
-// exporting hook, as loaded now: responses that depend on the hook are
-// cached under it, so a reloaded module or a changed configuration never
-// meets an entry made by the old one. Empty when no plugin exports it.
-// It is computed when a module is loaded, not per request. A reload from
-// A to B and back to A gives A's fingerprint again: whether modules were
-// swapped during a request is told by Generation.
-func (h *Host) Fingerprint(hook string) string {
-	if h == nil {
-		return ""
+// call runs hook on the snapshot's module of plugin i; a nil reply when
+// that module does not export it.
+func (s *Snapshot) call(ctx context.Context, i int, hook string, payload Fields) (Fields, error) {
+	m := s.set.mods[i]
+	if s.closed {
+		return nil, fault.New(fault.Internal, "plugin %s is not running", m.p.name)
 	}
-	return h.state.Load().fingerprints[hook]
-}
-
-// Generation returns the count of loads of modules exporting hook: it
-// grows with every module swapped in (a reload of a changed file) that
-// exports the hook or replaces one that did, and is odd while one is
-// being swapped in. Unlike the Fingerprint, it never comes back to an earlier
-// value, so a reload from A to B and back to A is seen. Take it before
-// reading what the hook's modules declared (Fingerprint, OverlayKey,
-// OverlayVary), and check with Unchanged after calling the hook.
-func (h *Host) Generation(hook string) uint64 {
-	if h == nil {
-		return 0
-	}
-	if i := slices.Index(hooks[:], hook); i >= 0 {
-		return h.loads[i].Load()
-	}
-	return 0
-}
-
-// Unchanged reports whether no module exporting hook was swapped in
-// since Generation returned gen, and none was being swapped in then:
-// every call of hook made in between ran on the modules that what was
-// read of them after gen describes.
-func (h *Host) Unchanged(hook string, gen uint64) bool {
-	return gen%2 == 0 && h.Generation(hook) == gen
+	return m.call(ctx, hook, payload)
 }
 
 // Plugin is one loaded plugin; its module may be swapped by hot reload.
 type Plugin struct {
 	host *Host
+	// idx is the plugin's place in the host's list and in every set.
+	idx  int
 	spec Spec
 	name string
 	log  *slog.Logger
-	cur  atomic.Pointer[module]
 	// seen is the size and modification time of the file last loaded
 	// or last refused, so a broken file is reported once.
 	seenSize int64
@@ -444,7 +515,16 @@ func (p *Plugin) Name() string { return p.name }
 
 // Hash returns the SHA-256 (hex) of the module running now and of its
 // configuration.
-func (p *Plugin) Hash() string { return p.cur.Load().hash }
+func (p *Plugin) Hash() string { return p.current().hash }
+
+// current is the plugin's module in the host's current set; nil while
+// New has not loaded it yet.
+func (p *Plugin) current() *module {
+	if set := p.host.set.Load(); set != nil && p.idx < len(set.mods) {
+		return set.mods[p.idx]
+	}
+	return nil
+}
 
 // module is one compiled version of a plugin with its idle instances.
 type module struct {
@@ -463,10 +543,11 @@ type module struct {
 	// and which request fields they depend on.
 	decisions decisionCache
 
-	mu      sync.Mutex
-	calls   int  // in flight
-	retired bool // replaced or closed: close when calls reach 0
-	closed  bool
+	// refs counts the plugin sets holding the module (see pluginSet);
+	// the module closes when the last lets go of it.
+	mu     sync.Mutex
+	refs   int
+	closed bool
 }
 
 // load reads, compiles and checks the plugin's file, and swaps the new
@@ -487,7 +568,7 @@ func (p *Plugin) load(ctx context.Context) error {
 		fmt.Fprintf(sum, "\x00%s\x00%s", k, p.spec.Config[k])
 	}
 	hash := hex.EncodeToString(sum.Sum(nil))
-	if old := p.cur.Load(); old != nil && old.hash == hash {
+	if old := p.current(); old != nil && old.hash == hash {
 		return nil
 	}
 	cm, err := p.host.rt.CompileModule(ctx, bin)
@@ -522,9 +603,7 @@ func (p *Plugin) load(ctx context.Context) error {
 		return fmt.Errorf("plugin %s: configure: %w", p.name, err)
 	}
 	m.idle <- inst
-	if old := p.host.swap(p, m); old != nil {
-		old.retire()
-	}
+	p.host.swap(p, m)
 	p.log.Info("plugin loaded", "hooks", strings.Join(sortedKeys(m.hooks), ","), "sha256", hash[:12])
 	return nil
 }
@@ -654,21 +733,23 @@ func (i *instance) call(ctx context.Context, f api.Function, payload []byte) (Fi
 	return Decode(b)
 }
 
-// Call runs hook of the plugin with payload, on an idle instance (or a new
-// one), within the host's timeout. A guest that traps, exits, runs out of
+// Call runs hook of the plugin with payload, on the module running now
+// (Snapshot holds one set of modules for a whole request). A nil reply
+// when the module does not export the hook.
+func (p *Plugin) Call(ctx context.Context, hook string, payload Fields) (Fields, error) {
+	s := p.host.Snapshot()
+	defer s.Release()
+	return s.call(ctx, p.idx, hook, payload)
+}
+
+// call runs hook of the module with payload, on an idle instance (or a
+// new one), within the host's timeout; the caller holds the module (a
+// snapshot of a set that has it). A guest that traps, exits, runs out of
 // memory or time fails this call only: its instance is discarded. The
 // error is a fault: 500 with a message naming the plugin and the hook, or
 // ctx's error when the caller went away.
-func (p *Plugin) Call(ctx context.Context, hook string, payload Fields) (Fields, error) {
-	m := p.cur.Load()
-	if !m.acquire() {
-		// Retired between the load and acquire: the new one is in place.
-		m = p.cur.Load()
-		if !m.acquire() {
-			return nil, fault.New(fault.Internal, "plugin %s is not running", p.name)
-		}
-	}
-	defer m.release()
+func (m *module) call(ctx context.Context, hook string, payload Fields) (Fields, error) {
+	p := m.p
 	if !m.hooks[hook] {
 		return nil, nil
 	}
@@ -784,20 +865,20 @@ func (p *Plugin) callError(ctx context.Context, hook string, err error, oom bool
 	return fault.Wrap(fault.Internal, errors.New(err.Error()), "plugin %s: %s %s", p.name, hook, reason)
 }
 
-func (m *module) acquire() bool {
+// hold takes a reference to the module for a plugin set.
+func (m *module) hold() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.retired {
-		return false
-	}
-	m.calls++
-	return true
+	m.refs++
+	m.mu.Unlock()
 }
 
-func (m *module) release() {
+// drop lets go of a reference; the last one closes the module. No call
+// runs on it then: every call runs within a snapshot, which holds a set
+// that holds the module.
+func (m *module) drop() {
 	m.mu.Lock()
-	m.calls--
-	last := m.retired && m.calls == 0 && !m.closed
+	m.refs--
+	last := m.refs == 0 && !m.closed
 	if last {
 		m.closed = true
 	}
@@ -808,32 +889,12 @@ func (m *module) release() {
 }
 
 // put returns an instance to the idle pool, or closes it when the pool is
-// full or the module retired.
+// full.
 func (m *module) put(inst *instance) {
-	m.mu.Lock()
-	retired := m.retired
-	m.mu.Unlock()
-	if !retired {
-		select {
-		case m.idle <- inst:
-			return
-		default:
-		}
-	}
-	inst.mod.Close(context.Background())
-}
-
-// retire stops new calls on m; it is closed once in-flight calls finish.
-func (m *module) retire() {
-	m.mu.Lock()
-	m.retired = true
-	last := m.calls == 0 && !m.closed
-	if last {
-		m.closed = true
-	}
-	m.mu.Unlock()
-	if last {
-		m.close()
+	select {
+	case m.idle <- inst:
+	default:
+		inst.mod.Close(context.Background())
 	}
 }
 

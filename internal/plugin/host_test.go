@@ -152,8 +152,8 @@ func TestOverlayWatermark(t *testing.T) {
 			if b := img.Bounds(); b.Dx() != 150 || b.Dy() != 150 || o.X != 800-150-18 || o.Y != 600-150-18 || o.Opacity != 0.25 {
 				t.Errorf("overlay %v at %d,%d opacity %v", b, o.X, o.Y, o.Opacity)
 			}
-			if vary, private := h.OverlayVary(); vary != "" || private || len(h.state.Load().overlayVary) != 0 {
-				t.Errorf("declared %q %v %v without per-user", vary, private, h.state.Load().overlayVary)
+			if vary, private := h.OverlayVary(); vary != "" || private || len(h.set.Load().overlayVary) != 0 {
+				t.Errorf("declared %q %v %v without per-user", vary, private, h.set.Load().overlayVary)
 			}
 		})
 	}
@@ -182,7 +182,7 @@ func TestOverlayVaryPerUser(t *testing.T) {
 	drawn := map[string][]image.Image{}
 	for _, name := range []string{"watermark", "assemblyscript/watermark"} {
 		h := newHost(t, Options{}, Spec{Path: plugintest.Build(t, name), Config: cfg})
-		if got := h.state.Load().overlayVary; !slices.Equal(got, []string{"cookie:session"}) {
+		if got := h.set.Load().overlayVary; !slices.Equal(got, []string{"cookie:session"}) {
 			t.Errorf("%s: declared %q, want cookie:session", name, got)
 		}
 		if vary, private := h.OverlayVary(); vary != "Cookie" || !private {
@@ -461,12 +461,13 @@ func (l failureLog) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// TestGenerationReloadBack: a reload from A to B and back to A gives A's
-// fingerprint again, but never an earlier generation, so a request that
-// took the generation before the reloads is told that modules were
-// swapped meanwhile. Reloads of plugins without the hook leave its
-// generation alone.
-func TestGenerationReloadBack(t *testing.T) {
+// TestSnapshotReloadBack: a snapshot keeps the modules running when it
+// was taken. Reloads from A to B and back to A during it change neither
+// its fingerprint nor the modules its hooks run on: the A it holds is
+// the first one, replaced twice but still open, which closes only when
+// the snapshot is released. A reload of unchanged bytes swaps nothing;
+// a reload of another plugin leaves the overlay's fingerprint alone.
+func TestSnapshotReloadBack(t *testing.T) {
 	a, err := os.ReadFile(plugintest.Build(t, "announce"))
 	if err != nil {
 		t.Fatal(err)
@@ -495,42 +496,88 @@ func TestGenerationReloadBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	closed := func(m *module) bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.closed
+	}
+	req := &Request{ID: "x", Kind: "image"}
 
-	fp, gen, authGen := h.Fingerprint(HookOverlay), h.Generation(HookOverlay), h.Generation(HookAuthorize)
-	if fp == "" || !h.Unchanged(HookOverlay, gen) || !h.Unchanged(HookAuthorize, authGen) {
-		t.Fatalf("after New: fingerprint %q, generations %d %d not stable", fp, gen, authGen)
+	snap := h.Snapshot()
+	first := snap.set.mods[0]
+	fp, authFP := snap.Fingerprint(HookOverlay), snap.Fingerprint(HookAuthorize)
+	if fp == "" || fp != h.Fingerprint(HookOverlay) {
+		t.Fatalf("after New: snapshot fingerprint %q, host's %q", fp, h.Fingerprint(HookOverlay))
 	}
 	load(ov, path, b)
-	if h.Fingerprint(HookOverlay) == fp || h.Unchanged(HookOverlay, gen) {
-		t.Errorf("A to B: fingerprint or generation unchanged")
+	if h.Fingerprint(HookOverlay) == fp || ov.current() == first {
+		t.Errorf("A to B: the host's fingerprint or module unchanged")
 	}
+	during := h.Snapshot()
 	load(ov, path, a)
 	if got := h.Fingerprint(HookOverlay); got != fp {
 		t.Errorf("back to A: fingerprint %q, want A's %q", got, fp)
 	}
-	if h.Unchanged(HookOverlay, gen) {
-		t.Errorf("A to B to A: generation %d unchanged", gen)
+	if ov.current() == first {
+		t.Fatal("back to A: the first module is running again, want a new one")
 	}
-	if now := h.Generation(HookOverlay); now <= gen || now%2 != 0 {
-		t.Errorf("generation %d after two reloads from %d, want a larger even count", now, gen)
+	if snap.Fingerprint(HookOverlay) != fp || snap.set.mods[0] != first {
+		t.Errorf("A to B to A: the snapshot's fingerprint or module changed")
 	}
-	if !h.Unchanged(HookAuthorize, authGen) {
-		t.Errorf("overlay reloads changed the generation of authorize")
+	if closed(first) {
+		t.Fatal("the first A closed while a snapshot holds it")
 	}
-	// Changing bytes of the authorize plugin touch only its hooks.
-	gen = h.Generation(HookOverlay)
+	// The snapshot's hooks run on the first A, replaced twice.
+	if o, err := snap.Overlay(context.Background(), req, 40, 30); err != nil || o == nil {
+		t.Fatalf("overlay of the snapshot taken before the reloads: %v %v", o, err)
+	}
+	// B is held by the snapshot taken while it ran, and only by it.
+	mb := during.set.mods[0]
+	if during.Fingerprint(HookOverlay) == fp || closed(mb) {
+		t.Errorf("B's snapshot: fingerprint %q (A's %q), closed %v", during.Fingerprint(HookOverlay), fp, closed(mb))
+	}
+	during.Release()
+	during.Release() // a second release does nothing
+	if !closed(mb) {
+		t.Error("B stays open after the last snapshot holding it was released")
+	}
+	if closed(first) {
+		t.Error("the first A closed while a snapshot still holds it")
+	}
+	snap.Release()
+	if !closed(first) {
+		t.Error("the first A stays open after its last snapshot was released")
+	}
+	if closed(ov.current()) {
+		t.Error("the running A closed")
+	}
+	// Changing bytes of the authorize plugin touch only its fingerprint.
 	load(auths, other, plugintest.Variant(auth, "v2"))
-	if h.Unchanged(HookAuthorize, authGen) || !h.Unchanged(HookOverlay, gen) {
-		t.Errorf("an authorize reload: authorize unchanged %v, overlay unchanged %v; want false, true",
-			h.Unchanged(HookAuthorize, authGen), h.Unchanged(HookOverlay, gen))
+	if h.Fingerprint(HookAuthorize) == authFP || h.Fingerprint(HookOverlay) != fp {
+		t.Errorf("an authorize reload: authorize fingerprint changed %v, overlay's %q (want %q)", h.Fingerprint(HookAuthorize) != authFP, h.Fingerprint(HookOverlay), fp)
 	}
 	// The same bytes again swap nothing.
-	gen = h.Generation(HookOverlay)
+	running := ov.current()
 	load(ov, path, a)
-	if !h.Unchanged(HookOverlay, gen) {
-		t.Error("a reload of unchanged bytes counts as a swap")
+	if ov.current() != running {
+		t.Error("a reload of unchanged bytes swapped the module")
 	}
-	if h.Unchanged(HookOverlay, gen+1) {
-		t.Error("an odd generation (a swap under way) counts as unchanged")
+	if o, err := h.Overlay(context.Background(), req, 40, 30); err != nil || o == nil {
+		t.Fatalf("overlay after the reloads: %v %v", o, err)
+	}
+}
+
+// TestSnapshotAfterClose: a request that takes its snapshot after the
+// host was closed fails its calls rather than running without plugins.
+func TestSnapshotAfterClose(t *testing.T) {
+	h, err := New(context.Background(), []Spec{{Path: plugintest.Build(t, "auth-token")}}, Options{Timeout: testTimeout, CacheDir: plugintest.CacheDir(), Reload: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	s := h.Snapshot()
+	defer s.Release()
+	if _, err := s.Authorize(context.Background(), &Request{ID: "x", Kind: "image"}); err == nil {
+		t.Fatal("authorize after Close allowed the request")
 	}
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
-	"github.com/iiifd/iiifd/internal/plugin"
 )
 
 // Gate restricts images by identifier (auth.Auth: the access rules and
@@ -69,12 +68,11 @@ func (s *Service) declareServices(v iiif.Version, id string, ii *iiif.ImageInfo,
 // without asking the gate or the authorize hook: the probe service's
 // question, whose answer the probe gives everyone.
 func (s *Service) Exists(ctx context.Context, id string) error {
-	key := id
-	if s.cfg.Plugins.Has(plugin.HookResolve) {
-		var err error
-		if key, err = s.cfg.Plugins.Resolve(ctx, id); err != nil {
-			return err
-		}
+	plugins := s.cfg.Plugins.Snapshot()
+	key, err := plugins.Resolve(ctx, id)
+	plugins.Release()
+	if err != nil {
+		return err
 	}
 	tgt, err := s.resolve(ctx, key)
 	if err != nil {

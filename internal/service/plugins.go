@@ -71,24 +71,18 @@ type grant struct {
 	// restricted says an access rule restricts the image (Gate): its
 	// answers are the client's only (Cache-Control: private).
 	restricted bool
-	// overlayGen is the overlay plugins' load count
-	// (plugin.Host.Generation) taken before anything was read of them
-	// for this request: an image whose overlay was made after one was
-	// swapped in is refused (errOverlayReloaded).
-	overlayGen uint64
 }
 
-// admitPlugins runs the authorize hook (before anything is looked up, so
-// a cached response is never served to a client that may not have it)
-// and the resolve hook, and for images (req not nil) finds the overlay's
-// client key. It returns the key to resolve and the grant; without
-// plugins, id itself and full access.
-func (s *Service) admitPlugins(ctx context.Context, v iiif.Version, id string, req *iiif.Request) (string, grant, error) {
+// admitPlugins runs the authorize hook of the request's plugins (before
+// anything is looked up, so a cached response is never served to a
+// client that may not have it) and the resolve hook, and for images (req
+// not nil) finds the overlay's client key. It returns the key to resolve
+// and the grant; without plugins (h nil), id itself and full access.
+func (s *Service) admitPlugins(ctx context.Context, h *plugin.Snapshot, v iiif.Version, id string, req *iiif.Request) (string, grant, error) {
 	g, err := s.admitGate(ctx, id, req != nil)
 	if err != nil {
 		return "", g, err
 	}
-	h := s.cfg.Plugins
 	if h == nil {
 		return id, g, nil
 	}
@@ -101,9 +95,6 @@ func (s *Service) admitPlugins(ctx context.Context, v iiif.Version, id string, r
 		}
 		g.tighten(gate)
 	}
-	// Before the overlay plugins' declarations, fingerprint and hooks
-	// are read, here and in Image.
-	g.overlayGen = h.Generation(plugin.HookOverlay)
 	if vary, private := h.OverlayVary(); req != nil && (vary != "" || private) {
 		// The overlay plugins declared client fields (every declared
 		// field makes a Vary header or private).
@@ -111,9 +102,6 @@ func (s *Service) admitPlugins(ctx context.Context, v iiif.Version, id string, r
 			preq = pluginRequest(ctx, v, id, req)
 		}
 		g.overlay, g.private = h.OverlayKey(preq), private
-	}
-	if !h.Has(plugin.HookResolve) {
-		return id, g, nil
 	}
 	key, err := h.Resolve(ctx, id)
 	return key, g, err
@@ -198,10 +186,10 @@ func limitInfo(ii *iiif.ImageInfo, a grant) {
 	}
 }
 
-// addInfoFields asks the info hook for fields to add to the info.json
-// document body and adds them (fields the document has are kept).
-func (s *Service) addInfoFields(ctx context.Context, v iiif.Version, id string, body []byte) ([]byte, error) {
-	h := s.cfg.Plugins
+// addInfoFields asks the info hook of the request's plugins h for fields
+// to add to the info.json document body and adds them (fields the
+// document has are kept).
+func addInfoFields(ctx context.Context, h *plugin.Snapshot, v iiif.Version, id string, body []byte) ([]byte, error) {
 	if !h.Has(plugin.HookInfo) {
 		return body, nil
 	}
@@ -235,19 +223,9 @@ func (s *Service) addInfoFields(ctx context.Context, v iiif.Version, id string, 
 	return append(out, body[end:]...), nil
 }
 
-// errOverlayReloaded refuses an image whose overlay plugins were reloaded
-// while it was made (between its key and its overlay, even from A to B
-// and back to A); the next try is keyed and made by the new ones.
-var errOverlayReloaded = fault.New(fault.Unavailable, "the overlay plugins were reloaded while this image was being made; try again")
-
-// errInfoReloaded refuses an info.json whose info plugins were reloaded
-// while it was made (between its key and the info hook's answer, even
-// from A to B and back to A); Service.Info makes it once more.
-var errInfoReloaded = fault.New(fault.Unavailable, "the info plugins were reloaded while this info.json was being made; try again")
-
-// overlay asks the overlay hook for an image to put over the output of j.
-func (s *Service) overlay(ctx context.Context, id string, p *plan.Plan) (*engine.Overlay, error) {
-	h := s.cfg.Plugins
+// overlay asks the overlay hook of the request's plugins h for an image
+// to put over the output of plan p.
+func overlay(ctx context.Context, h *plugin.Snapshot, id string, p *plan.Plan) (*engine.Overlay, error) {
 	if !h.Has(plugin.HookOverlay) {
 		return nil, nil
 	}

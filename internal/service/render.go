@@ -16,6 +16,7 @@ import (
 	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/output"
 	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/plugin"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/prefetch"
@@ -59,6 +60,9 @@ type Job struct {
 	// overlay, when set, asks the overlay hook for an image to put over
 	// the output, on a cache miss only.
 	overlay func(ctx context.Context) (*engine.Overlay, error)
+	// plugins is the request's snapshot of the plugins (nil without
+	// any), which overlay calls; held until Close.
+	plugins *plugin.Snapshot
 }
 
 // storedTile is the passthrough strategy: a stored tile read whole (a
@@ -452,14 +456,16 @@ func (s *Service) newOutput() *output.Buffer {
 	return output.New(cfg)
 }
 
-// Close releases the source; later calls do nothing. A Result does not
-// need its job: a response closes the job as soon as Render returns, so
-// that a client receiving the image slowly holds no source open.
+// Close releases the source and the request's snapshot of the plugins;
+// later calls do nothing. A Result does not need its job: a response
+// closes the job as soon as Render returns, so that a client receiving
+// the image slowly holds no source open and no replaced plugin module.
 func (j *Job) Close() error {
 	if j.closed {
 		return nil
 	}
 	j.closed = true
+	j.plugins.Release()
 	return j.obj.Close()
 }
 

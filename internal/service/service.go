@@ -150,8 +150,14 @@ type Info struct {
 
 // Info returns the info.json of the identifier id for API version v, with
 // its id under base (the public URL of the server, without trailing slash).
+//
+// The request sees one snapshot of the plugins, taken as it starts: its
+// key, ETag and info additions all come from the same modules, whatever
+// is reloaded meanwhile.
 func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*Info, error) {
-	key, access, err := s.admitPlugins(ctx, v, id, nil)
+	plugins := s.cfg.Plugins.Snapshot()
+	defer plugins.Release()
+	key, access, err := s.admitPlugins(ctx, plugins, v, id, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -160,30 +166,16 @@ func (s *Service) Info(ctx context.Context, v iiif.Version, id, base string) (*I
 		return nil, err
 	}
 	defer tgt.Object.Close()
-	// A document whose info plugins were reloaded while it was made is
-	// made once more, by the modules running then, rather than refused
-	// as an image is (errOverlayReloaded): it is small and cheap to make
-	// again, and a viewer that gets a 503 for info.json shows an error
-	// where a missing tile would only be fetched again. Only a second
-	// reload during the second try makes it a 503.
-	info, err := s.info(ctx, v, id, base, tgt, access)
-	if err == errInfoReloaded {
-		info, err = s.info(ctx, v, id, base, tgt, access)
-	}
-	return info, err
+	return s.info(ctx, plugins, v, id, base, tgt, access)
 }
 
 // info makes (or finds in the cache) the info.json of the resolved
-// source tgt; it fails with errInfoReloaded, storing nothing, when the
-// info plugins were reloaded meanwhile.
-func (s *Service) info(ctx context.Context, v iiif.Version, id, base string, tgt resolve.Target, access grant) (*Info, error) {
+// source tgt, with the additions of the request's plugins.
+func (s *Service) info(ctx context.Context, plugins *plugin.Snapshot, v iiif.Version, id, base string, tgt resolve.Target, access grant) (*Info, error) {
 	obj := tgt.Object
 	facts := []string{"info", strconv.Itoa(int(v)), id, obj.Key, obj.Version, s.variant, strconv.Itoa(s.cfg.TileSize)}
-	// Before the info plugins' fingerprint and hooks are read: the
-	// fingerprint of a reload from A to B and back to A is A's again.
-	gen := s.cfg.Plugins.Generation(plugin.HookInfo)
-	if s.cfg.Plugins != nil {
-		facts = append(facts, accessKey(access), s.cfg.Plugins.Fingerprint(plugin.HookInfo))
+	if plugins != nil {
+		facts = append(facts, accessKey(access), plugins.Fingerprint(plugin.HookInfo))
 	} else if access.restricted {
 		facts = append(facts, "restricted", accessKey(access))
 	}
@@ -233,16 +225,8 @@ func (s *Service) info(ctx context.Context, v iiif.Version, id, base string, tgt
 	if body, err = iiif.MarshalInfo(v, ii); err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "info.json could not be written")
 	}
-	if body, err = s.addInfoFields(ctx, v, id, body); err != nil {
+	if body, err = addInfoFields(ctx, plugins, v, id, body); err != nil {
 		return nil, err
-	}
-	if !s.cfg.Plugins.Unchanged(plugin.HookInfo, gen) {
-		// Reloaded since the key and the ETag were decided: the
-		// additions may come from a module the fingerprint does not
-		// name (even when the one running now is the key's again).
-		// Neither stored (the deferred Abort lets waiters try again)
-		// nor sent.
-		return nil, errInfoReloaded
 	}
 	if fill != nil {
 		fill.Write(body)
@@ -288,8 +272,10 @@ func (s *Service) Purge(ctx context.Context, id string) error {
 		}
 	}
 	key := id
-	if s.cfg.Plugins.Has(plugin.HookResolve) {
-		if k, err := s.cfg.Plugins.Resolve(ctx, id); err == nil {
+	if plugins := s.cfg.Plugins.Snapshot(); plugins.Has(plugin.HookResolve) {
+		k, err := plugins.Resolve(ctx, id)
+		plugins.Release()
+		if err == nil {
 			key = k
 			keys[k], keys[k+"/"+pyramid.InfoFile] = true, true
 		}
@@ -323,12 +309,23 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 // to produce it: stored bytes as they are (passthrough), tiles of a tile
 // pyramid stitched together, or libvips on the source file. The caller
 // must Close the job, rendered or not.
-func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job, error) {
+//
+// The request sees one snapshot of the plugins, taken as it starts and
+// held by the job until it is closed: the image's cache key, validators
+// and caching are decided from the same modules that make its overlay
+// during the render, whatever is reloaded meanwhile.
+func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (j *Job, err error) {
 	if !slices.Contains(s.formats, req.Format) {
 		// 3.0 §4.5 and 2.1 §4.5: an unsupported format should be a 400.
 		return nil, fault.New(fault.BadRequest, "format: %q is not supported by this server; it can write %s", string(req.Format), formatList(s.formats))
 	}
-	key, access, err := s.admitPlugins(ctx, req.Version, id, &req)
+	plugins := s.cfg.Plugins.Snapshot()
+	defer func() {
+		if err != nil {
+			plugins.Release()
+		}
+	}()
+	key, access, err := s.admitPlugins(ctx, plugins, req.Version, id, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -343,8 +340,8 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		return nil, err
 	}
 	variant, limits := s.variant, s.cfg.Limits
-	overlays := s.cfg.Plugins.Fingerprint(plugin.HookOverlay)
-	if s.cfg.Plugins != nil || access.restricted {
+	overlays := plugins.Fingerprint(plugin.HookOverlay)
+	if plugins != nil || access.restricted {
 		// Limited access plans within smaller limits, and the overlay
 		// plugins' modules and settings make other bytes: both are
 		// part of the cache key.
@@ -368,7 +365,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		return nil, err
 	}
 	canon := p.Canonical.String()
-	j := &Job{
+	j = &Job{
 		Plan:        p,
 		ContentType: engine.ContentType(req.Format),
 		ModTime:     obj.ModTime,
@@ -378,21 +375,13 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		s:           s,
 		cache:       s.cacheFor(access),
 		Restricted:  access.restricted,
+		plugins:     plugins,
 	}
 	if overlays != "" {
-		// Decided by the fingerprint in the key, not by the modules
-		// running now, which may have been swapped since.
+		// Made on a cache miss, by the snapshot's modules, which the
+		// fingerprint in the key names.
 		j.overlay = func(ctx context.Context) (*engine.Overlay, error) {
-			ov, err := s.overlay(ctx, id, &j.Plan)
-			if err == nil && !s.cfg.Plugins.Unchanged(plugin.HookOverlay, access.overlayGen) {
-				// Reloaded since the key, the validators and the
-				// caching of this image were decided: the overlay may
-				// come from a module that sees other client fields,
-				// even when the module running now is the one of the
-				// key again (a reload from A to B and back to A).
-				return nil, errOverlayReloaded
-			}
-			return ov, err
+			return overlay(ctx, plugins, id, &j.Plan)
 		}
 	}
 	if hdr.pyramid != nil {

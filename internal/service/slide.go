@@ -60,7 +60,9 @@ func physicalDimensions(s *probe.SlideInfo) map[string]any {
 // its manifest; nil for any other image, an associated image included.
 // The identifier goes through the same plugin hooks as its info.json.
 func (s *Service) Slide(ctx context.Context, id string) (*probe.SlideInfo, error) {
-	key, _, err := s.admitPlugins(ctx, iiif.V3, id, nil)
+	plugins := s.cfg.Plugins.Snapshot()
+	defer plugins.Release()
+	key, _, err := s.admitPlugins(ctx, plugins, iiif.V3, id, nil)
 	if err != nil {
 		return nil, err
 	}
