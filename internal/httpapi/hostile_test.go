@@ -289,15 +289,13 @@ func TestMalformedCorpus(t *testing.T) {
 			p, okToServe := pp.path, whole >= pp.ok
 			url := srv.URL + "/iiif/3/" + name + "/" + p
 			done := make(chan resp, 1)
-			start := time.Now()
 			go func() { done <- get(t, url) }()
 			var r resp
 			select {
 			case r = <-done:
-			case <-time.After(20 * time.Second):
-				t.Fatalf("%s/%s: no answer after 20 s", name, p)
+			case <-time.After(time.Minute):
+				t.Fatalf("%s/%s: no answer after a minute", name, p)
 			}
-			d := time.Since(start)
 			switch {
 			case r.status == 200 && !okToServe:
 				t.Errorf("%s/%s: 200 for a broken file", name, p)
@@ -309,9 +307,6 @@ func TestMalformedCorpus(t *testing.T) {
 			}
 			if r.status >= 400 && !bytes.Contains(r.body, []byte(fmt.Sprint(r.status))) {
 				t.Errorf("%s/%s: error body %q does not say its status", name, p, r.body)
-			}
-			if d > 10*time.Second {
-				t.Errorf("%s/%s: took %v", name, p, d)
 			}
 		}
 	}
@@ -347,11 +342,22 @@ func TestMalformedCorpus(t *testing.T) {
 	}
 }
 
-// TestHangUpStopsWork starts expensive renders, hangs up, and checks that
-// the process's CPU goes idle: the pipelines were stopped, not left to
-// run to their end for nobody.
+// TestHangUpStopsWork: a client that hangs up mid-render stops that
+// render, not only the response. Four renders that take seconds run at
+// once; the clients hang up while all four hold a worker. Each request is
+// then recorded as 499 (the render returned the client's cancellation),
+// the workers and their memory are given back, and not one render reached
+// the end: the disk cache, which stores every render that finishes, got
+// four fills started and none committed. Nothing here depends on how fast
+// the machine is: a render that ignored the hang-up would run to its end
+// and be stored, whenever that is.
 func TestHangUpStopsWork(t *testing.T) {
-	srv, root := server(t, func(c *config.Config) { c.Workers = 4 })
+	srv, root := server(t, func(c *config.Config) {
+		c.Workers = 4
+		// A disk tier large enough for every render, so that a render
+		// that finished would be counted as a put.
+		c.CacheMemory, c.CacheDir, c.CacheSize = 0, t.TempDir(), 8<<30
+	})
 	// Noise: deflate finds nothing to compress, so the encode is slow.
 	noise := image.NewGray(image.Rect(0, 0, 500, 500))
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -363,10 +369,11 @@ func TestHangUpStopsWork(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "small.png"), buf.Bytes(), 0o644)
 
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	errs := make(chan error, 4)
 	for i := range 4 {
-		// Upscaled to about 100 Mpx, turned and encoded as PNG: many
-		// seconds of work.
+		// Upscaled to about 100 Mpx, turned and encoded as PNG: seconds
+		// of work on any machine.
 		url := fmt.Sprintf("%s/iiif/3/small.png/full/^%d,/45/default.png", srv.URL, 7000-i)
 		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 		go func() {
@@ -374,35 +381,65 @@ func TestHangUpStopsWork(t *testing.T) {
 			if err == nil {
 				b, _ := io.ReadAll(res.Body)
 				res.Body.Close()
-				if res.StatusCode != 200 {
-					err = fmt.Errorf("status %d: %.200s", res.StatusCode, b)
-					t.Error(err)
-				}
+				err = fmt.Errorf("status %d: %.200s", res.StatusCode, b)
 			}
 			errs <- err
 		}()
 	}
-	busyFrom := cpuTime()
-	time.Sleep(1500 * time.Millisecond)
-	busy := cpuTime() - busyFrom
+	// The hang-up comes while all four renders hold a worker.
+	waitMetric(t, srv.URL, "iiifd_work_running", 4)
 	cancel()
 	for range 4 {
-		if err := <-errs; err == nil {
-			t.Fatal("a render finished before the hang-up; make it bigger")
-		} else if !errors.Is(err, context.Canceled) {
-			t.Fatalf("the request failed on its own: %v", err)
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Fatalf("a request ended before the hang-up: %v", err)
 		}
 	}
-	time.Sleep(time.Second) // about a second to stop
-	idleFrom := cpuTime()
-	time.Sleep(time.Second)
-	idle := cpuTime() - idleFrom
-	t.Logf("CPU in 1.5 s while rendering: %v; in 1 s after the hang-up: %v", busy, idle)
-	if busy < 500*time.Millisecond {
-		t.Fatalf("the renders used only %v of CPU in 1.5 s: the test measures nothing", busy)
+	waitMetric(t, srv.URL, `iiifd_http_requests_total{code="499",route="image"}`, 4)
+	waitMetric(t, srv.URL, "iiifd_work_running", 0)
+	waitMetric(t, srv.URL, "iiifd_work_memory_bytes", 0)
+	m := metrics(t, srv.URL)
+	if m[`iiifd_cache_fills_total`] != 4 || m[`iiifd_cache_puts_total{tier="disk"}`] != 0 {
+		t.Errorf("cache fills %v, disk puts %v: want 4 renders started and none finished",
+			m[`iiifd_cache_fills_total`], m[`iiifd_cache_puts_total{tier="disk"}`])
 	}
-	if idle > 150*time.Millisecond {
-		t.Errorf("CPU after the hang-up: %v in 1 s, want idle", idle)
+}
+
+// metrics reads the server's /metrics into a map from each sample's name
+// and labels, as written, to its value.
+func metrics(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	r := get(t, base+"/metrics")
+	if r.status != 200 {
+		t.Fatalf("metrics: %d", r.status)
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		var v float64
+		if _, err := fmt.Sscan(line[i+1:], &v); err == nil {
+			m[line[:i]] = v
+		}
+	}
+	return m
+}
+
+// waitMetric waits until the metric has the value. Only a hang fails it,
+// after a minute: how soon the value comes is not what the tests check.
+func waitMetric(t *testing.T, base, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, ok := metrics(t, base)[name]
+		if ok && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %v (present %v) after a minute, want %v", name, got, ok, want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
