@@ -15,15 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/browsertest"
 	"github.com/iiifd/iiifd/internal/publish"
 	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/source/s3/s3test"
 )
-
-// browserTests is set by scripts/test: then a missing browser, Node.js,
-// npm package or browser engine fails the browser test instead of
-// skipping it.
-const browserTests = "IIIFD_BROWSER_TESTS"
 
 // publishSamples publishes the sample images from a folder into a new
 // site and returns the folder and the site.
@@ -31,7 +27,7 @@ func publishSamples(t *testing.T) (root, out string) {
 	t.Helper()
 	if publish.Engine() == nil {
 		msg := "this build has no browser engine: run `make publish-assets` first"
-		if os.Getenv(browserTests) != "" {
+		if os.Getenv(browsertest.Required) != "" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
@@ -138,37 +134,8 @@ window.iiifdServiceWorker.then(function () {
 // the Service Worker, parity with the native server, the viewer, Mirador
 // and offline use.
 func TestPublishBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser tests are not short")
-	}
-	webDir, err := filepath.Abs("../../web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	var missing []string
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing = append(missing, "node")
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		missing = append(missing, chromium)
-	}
-	for _, p := range []string{"node_modules/playwright-core/package.json", "node_modules/mirador/dist/mirador.min.js"} {
-		if _, err := os.Stat(filepath.Join(webDir, p)); err != nil {
-			missing = append(missing, "web/"+p+" (scripts/web-assets)")
-		}
-	}
-	if len(missing) > 0 {
-		msg := "browser tests need: " + strings.Join(missing, ", ")
-		if os.Getenv(browserTests) != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	bt := browsertest.Find(t, "node_modules/mirador/dist/mirador.min.js")
+	webDir, node, chromium := bt.Web, bt.Node, bt.Chromium
 	root, out := publishSamples(t)
 	mirador, err := os.ReadFile(filepath.Join(webDir, "node_modules/mirador/dist/mirador.min.js"))
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/app/apptest"
 	"github.com/iiifd/iiifd/internal/auth"
+	"github.com/iiifd/iiifd/internal/browsertest"
 	"github.com/iiifd/iiifd/internal/cache/redis/redistest"
 	"github.com/iiifd/iiifd/internal/config"
 )
@@ -454,35 +455,8 @@ func startOIDC(t *testing.T, redirect string) string {
 // built-in users and with OpenID Connect at a real provider, and the
 // built-in viewer shows the prompt and then the image.
 func TestAuthBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser tests are not short")
-	}
-	webDir, err := filepath.Abs("../../web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	var missing []string
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing = append(missing, "node (Debian nodejs)")
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		missing = append(missing, chromium+" (Debian chromium)")
-	}
-	if _, err := os.Stat(filepath.Join(webDir, "node_modules/playwright-core/package.json")); err != nil {
-		missing = append(missing, "web/node_modules/playwright-core (scripts/web-assets)")
-	}
-	if len(missing) > 0 {
-		msg := "browser tests need: " + strings.Join(missing, ", ")
-		if os.Getenv("IIIFD_BROWSER_TESTS") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg + "; scripts/test installs them")
-	}
+	bt := browsertest.Find(t)
+	webDir, node, chromium := bt.Web, bt.Node, bt.Chromium
 
 	// iiifd and the client pages on other origins of one site
 	// (localhost): browsers that block third-party cookies (this

@@ -2,21 +2,16 @@ package web_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
-)
 
-// browserRequired is set by scripts/test: then a missing browser, Node.js
-// or npm package fails the test instead of skipping it.
-const browserRequired = "IIIFD_BROWSER_TESTS"
+	"github.com/iiifd/iiifd/internal/browsertest"
+)
 
 // tifyPage opens the manifest given as ?manifest= in Tify, a IIIF
 // viewer from npm, as a site other than iiifd would.
@@ -35,40 +30,8 @@ new Tify({ container: '#tify', manifestUrl, translationsDirUrl: '/tify/translati
 // zooming, an upload, and the manifest in Tify (served from another
 // origin, so CORS is exercised too).
 func TestBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser tests are not short")
-	}
-	webDir, err := filepath.Abs("../../web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	var missing []string
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing = append(missing, "node (Debian nodejs)")
-	} else if major := nodeMajor(node); major < 20 {
-		// playwright-core needs Node.js 20 or later.
-		missing = append(missing, fmt.Sprintf("Node.js 20 or later (have %d)", major))
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		missing = append(missing, chromium+" (Debian chromium)")
-	}
-	for _, p := range []string{"node_modules/playwright-core/package.json", "node_modules/tify/dist/tify.js"} {
-		if _, err := os.Stat(filepath.Join(webDir, p)); err != nil {
-			missing = append(missing, "web/"+p+" (scripts/web-assets)")
-		}
-	}
-	if len(missing) > 0 {
-		msg := "browser tests need: " + strings.Join(missing, ", ")
-		if os.Getenv(browserRequired) != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg + "; scripts/test installs them")
-	}
+	bt := browsertest.Find(t, "node_modules/tify/dist/tify.js")
+	webDir, node, chromium := bt.Web, bt.Node, bt.Chromium
 
 	srv := server(t, "", nil)
 	mux := http.NewServeMux()
@@ -101,14 +64,4 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser tests failed: %v", err)
 	}
-}
-
-// nodeMajor is the major version of the Node.js at node, 0 if unknown.
-func nodeMajor(node string) int {
-	out, err := exec.Command(node, "-p", "process.versions.node.split('.')[0]").Output()
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	return n
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/browsertest"
 	"github.com/iiifd/iiifd/internal/slidetest"
 )
 
@@ -19,27 +20,8 @@ import (
 // in headless Chromium and zooms to the deepest level: tiles come at
 // every scale factor info.json advertises (web/test/slide.mjs).
 func TestBrowserSlide(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser tests are not short")
-	}
-	webDir, err := filepath.Abs("../../web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	node, nerr := exec.LookPath("node")
-	_, cerr := os.Stat(chromium)
-	_, perr := os.Stat(filepath.Join(webDir, "node_modules/playwright-core/package.json"))
-	if nerr != nil || cerr != nil || perr != nil {
-		msg := "browser tests need node, " + chromium + " and web/node_modules (scripts/web-assets)"
-		if os.Getenv(browserRequired) != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	bt := browsertest.Find(t)
+	webDir, node, chromium := bt.Web, bt.Node, bt.Chromium
 	srv := server(t, slidetest.Dir(t), nil)
 	// The SVS only: the Philips TIFF, read through OpenSlide, is served
 	// by the same pipeline; a second slide would double the test's time.
