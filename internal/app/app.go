@@ -112,13 +112,14 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		Admit:             admit,
 		Limits:            Limits(cfg),
 		TileSize:          cfg.TileSize,
+		IgnoreOrientation: cfg.IgnoreOrientation,
 		PrefetchPerRender: prefetchPerRender(cfg.PrefetchPerRender),
 		// Everything that changes output bytes besides the request and the
 		// source: encoder settings, this build, libvips and what it can
 		// write. Caches that outlive an upgrade (disk, Redis) then never
 		// serve bytes of another build under the same ETag.
-		Variant: fmt.Sprintf("q%d/%d/%d %s vips-%s %v", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality,
-			buildVersion(), pixels.Version(), pixels.Formats()),
+		Variant: fmt.Sprintf("q%d/%d/%d %s vips-%s %v%s", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality,
+			buildVersion(), pixels.Version(), pixels.Formats(), orientationVariant(cfg.IgnoreOrientation)),
 	}, src, eng)
 	if err != nil {
 		a.Close()
@@ -402,4 +403,14 @@ var _ service.Engine = pixels.Engine{}
 func vipsStats() obs.EngineStats {
 	st := pixels.ReadStats()
 	return obs.EngineStats{Memory: st.TrackedMem, MemoryHighwater: st.MemHighwater, OpenFiles: st.TrackedFiles}
+}
+
+// orientationVariant is what --ignore-orientation adds to the variant:
+// nothing by default, so that caches filled before the setting existed
+// stay valid for the images without an orientation tag.
+func orientationVariant(ignore bool) string {
+	if ignore {
+		return " stored-orientation"
+	}
+	return ""
 }

@@ -47,6 +47,9 @@ type Config struct {
 	FormatLimits map[iiif.Format]Limit
 
 	TileSize int // tile size advertised for sources that are not tiled
+	// IgnoreOrientation serves images as stored, ignoring their EXIF or
+	// TIFF orientation tag (by default it is applied).
+	IgnoreOrientation bool
 
 	JPEGQuality, WebPQuality, AVIFQuality int
 	VipsConcurrency                       int // libvips threads per operation, 0 = libvips' default
@@ -417,6 +420,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxSourcePixels, "max-source-pixels", c.MaxSourcePixels, "most source `pixels` one request may decode, checked from headers before decoding: refuses decompression bombs and full views of huge images without a pyramid (0 = no limit)")
 	fs.Var(formatLimitsValue{&c.FormatLimits}, "format-limits", "per-format output limits, `FMT=WxH[xAREA],...` (e.g. gif=2000x2000,png=0x0x50000000); they can only tighten a format's built-in limits")
 	fs.IntVar(&c.TileSize, "tile-size", c.TileSize, "tile size in `pixels` advertised for images that are not tiled")
+	fs.BoolVar(&c.IgnoreOrientation, "ignore-orientation", c.IgnoreOrientation, "serve images as stored, ignoring their EXIF or TIFF orientation tag (by default images are shown upright, as the tag says, and info.json gives the displayed size)")
 	fs.IntVar(&c.JPEGQuality, "jpeg-quality", c.JPEGQuality, "JPEG encoding `quality` 1..100")
 	fs.IntVar(&c.WebPQuality, "webp-quality", c.WebPQuality, "WebP encoding `quality` 1..100")
 	fs.IntVar(&c.AVIFQuality, "avif-quality", c.AVIFQuality, "AVIF/HEIC encoding `quality` 1..100")

@@ -126,7 +126,14 @@ func SavePyramid(ctx context.Context, src, dst string, opt PyramidOptions) error
 	if err != nil {
 		return err
 	}
-	img, err := loadSequential(src, nick)
+	// Pyramids are written upright: a source shown turned or mirrored
+	// (an EXIF or TIFF orientation tag) is turned as it is read, and the
+	// tag is not written, so that stored tiles can pass through as they
+	// are. Turning reads out of order, so such a source is opened for
+	// random access (libvips then decodes a large one to a temporary
+	// file rather than to memory).
+	o := FileOrientation(src)
+	img, err := loadSequential(src, nick, o > 1)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
@@ -134,6 +141,9 @@ func SavePyramid(ctx context.Context, src, dst string, opt PyramidOptions) error
 		return err
 	}
 	r.keep(img)
+	if o > 1 {
+		img = r.upright(img, o)
+	}
 
 	img = r.colour(img, iiif.QualityDefault)
 	jpegTiles := opt.Layout == LayoutIIIF || opt.Compression == CompressJPEG
@@ -218,13 +228,18 @@ func tiffCompression(c Compression) C.int {
 // loadSequential opens the first page of path for sequential access, the
 // only access a saver that writes top to bottom needs: libvips then
 // decodes strip and flat formats in one pass keeping only a band of rows.
-func loadSequential(path, nick string) (*C.VipsImage, error) {
+// With random set it opens it for random access instead.
+func loadSequential(path, nick string, random bool) (*C.VipsImage, error) {
+	access := C.int(C.VIPS_ACCESS_SEQUENTIAL)
+	if random {
+		access = C.VIPS_ACCESS_RANDOM
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	cnick := C.CString(nick)
 	defer C.free(unsafe.Pointer(cnick))
 	var img *C.VipsImage
-	if C.iiifd_load(cnick, cpath, nil, 0, -1, 0, 0, C.VIPS_ACCESS_SEQUENTIAL,
+	if C.iiifd_load(cnick, cpath, nil, 0, -1, 0, 0, access,
 		C.VIPS_FAIL_ON_ERROR, &img) != 0 {
 		return nil, fault.Wrap(fault.Internal,
 			fmt.Errorf("pixels: loading %s: %s", nick, vipsError()), msgUndecodable)

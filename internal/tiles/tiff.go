@@ -144,7 +144,9 @@ func passQuality(q iiif.Quality, gray bool) bool {
 }
 
 // Unchanged reports whether p keeps the stored pixels' orientation and
-// encoding, the conditions of every passthrough besides geometry.
+// encoding, the conditions of every passthrough besides geometry. A
+// source shown with an EXIF orientation never passes through: its stored
+// tiles are sideways or mirrored.
 func Unchanged(p *plan.Plan, gray bool) bool {
-	return p.Rotation == 0 && !p.Mirror && p.Format == iiif.FormatJPG && passQuality(p.Quality, gray)
+	return p.Rotation == 0 && !p.Mirror && p.Orientation <= 1 && p.Format == iiif.FormatJPG && passQuality(p.Quality, gray)
 }
