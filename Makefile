@@ -23,3 +23,23 @@ $(AS_DIR)/%.wasm: $(AS_DIR)/node_modules/.bin/asc $(wildcard $(AS_DIR)/*/index.t
 
 clean-plugins:
 	rm -f examples/plugins/*/*.wasm $(AS_DIR)/*/*.wasm
+
+# The edge worker (issue 16): dist/edge/ holds the worker module, Go's
+# js/wasm glue (copied from the toolchain, not committed), the engine
+# module, and the configurations for workerd and wrangler. The build
+# prints the gzip size of what is uploaded and fails past the Workers
+# free plan's 3 MiB.
+EDGE := dist/edge
+EDGE_MAX := 3145728
+.PHONY: edge
+edge:
+	mkdir -p $(EDGE)
+	GOOS=js GOARCH=wasm CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(EDGE)/iiifd-edge.wasm ./cmd/iiifd-edge
+	root="$$($(GO) env GOROOT)"; \
+	if [ -f "$$root/lib/wasm/wasm_exec.js" ]; then cp "$$root/lib/wasm/wasm_exec.js" $(EDGE)/; \
+	else cp "$$root/misc/wasm/wasm_exec.js" $(EDGE)/; fi
+	cp edge/worker.mjs edge/workerd.capnp edge/wrangler.toml $(EDGE)/
+	@size=$$(cat $(EDGE)/worker.mjs $(EDGE)/wasm_exec.js $(EDGE)/iiifd-edge.wasm | gzip -9 | wc -c); \
+	raw=$$(cat $(EDGE)/worker.mjs $(EDGE)/wasm_exec.js $(EDGE)/iiifd-edge.wasm | wc -c); \
+	echo "edge: $(EDGE) upload $$raw bytes, $$size bytes gzip (limit $(EDGE_MAX))"; \
+	[ $$size -le $(EDGE_MAX) ] || { echo "edge: compressed upload larger than 3 MiB" >&2; exit 1; }

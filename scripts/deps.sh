@@ -82,9 +82,9 @@ export CGO_ENABLED=1
 # unless they are there already. Node and npm come from Debian when
 # missing.
 npm_ci() {
-	local dir=$1
+	local dir=$1 bin=${2:-asc}
 	command -v npm >/dev/null || apt_install nodejs npm
-	if [ ! -x "$dir/node_modules/.bin/asc" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+	if [ ! -x "$dir/node_modules/.bin/$bin" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
 		echo "==> npm ci in $dir" >&2
 		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
 	fi

@@ -228,7 +228,10 @@ func checkImage(ctx context.Context, a *app.App, id string) string {
 		if err != nil {
 			return c.what + ": " + reason(err)
 		}
-		err = job.Render(ctx, io.Discard)
+		res, err := job.Render(ctx)
+		if err == nil {
+			res.Close()
+		}
 		job.Close()
 		if err != nil {
 			return c.what + ": " + reason(err)

@@ -28,6 +28,7 @@ import (
 	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/obs"
+	"github.com/iiifd/iiifd/internal/output"
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/plugin"
@@ -106,7 +107,14 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	svc, err := service.New(service.Config{
+	var svc *service.Service
+	au, err := a.buildAuth(cfg, func(ctx context.Context, id string) error { return svc.Exists(ctx, id) })
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	svc, err = service.New(service.Config{
+		Gate:              gate(au),
 		Plugins:           plugins,
 		Cache:             dc,
 		Admit:             admit,
@@ -114,6 +122,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		TileSize:          cfg.TileSize,
 		IgnoreOrientation: cfg.IgnoreOrientation,
 		PrefetchPerRender: prefetchPerRender(cfg.PrefetchPerRender),
+		Output:            outputConfig(cfg),
 		// Everything that changes output bytes besides the request and the
 		// source: encoder settings, this build, libvips and what it can
 		// write. Caches that outlive an upgrade (disk, Redis) then never
@@ -145,7 +154,8 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		// sources reuse an object's metadata (fs.OpenFor; remote
 		// stores' MetaTTL is the same second).
 		HotFor:         fs.OpenFor,
-		RequestTimeout: cfg.RequestTimeout,
+		RequestTimeout: cfg.RequestTimeout, WriteTimeout: cfg.WriteTimeout,
+		Auth: authHandler(au),
 	})
 	return a, nil
 }
@@ -309,6 +319,9 @@ func Limits(cfg config.Config) plan.Limits {
 // Handler returns the server's HTTP handler.
 func (a *App) Handler() http.Handler { return a.handler }
 
+// Admitter returns the admission controller of image work.
+func (a *App) Admitter() *limit.Admitter { return a.admit }
+
 // Service returns the request pipeline, for commands that use it without
 // HTTP (iiifd check).
 func (a *App) Service() *service.Service { return a.svc }
@@ -413,4 +426,15 @@ func orientationVariant(ignore bool) string {
 		return " stored-orientation"
 	}
 	return ""
+}
+
+// outputConfig says where finished images wait for their clients: in
+// memory up to --spill-threshold (0 sends all of them to files), in
+// --spill-dir past it.
+func outputConfig(cfg config.Config) output.Config {
+	t := int64(cfg.SpillThreshold)
+	if t == 0 {
+		t = -1 // output.Config: every body to a file
+	}
+	return output.Config{Threshold: t, Dir: cfg.SpillDir}
 }

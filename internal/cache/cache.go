@@ -3,8 +3,8 @@
 // which composes tiers in order, promotes hits into the upper tiers and lets
 // concurrent identical misses share one computation.
 //
-// Entries are written through a Writer while the caller streams the encoded
-// bytes to its client; an entry becomes visible only on Commit and never in
+// Entries are written through a Writer (iiifd's pipeline copies a finished
+// image into it); an entry becomes visible only on Commit and never in
 // part. Every entry belongs to an identifier so that Purge can remove every
 // derivative of one image from every tier.
 package cache

@@ -130,8 +130,8 @@ type flight struct {
 // fill and returns its bytes as a hit with Tier Coalesced, or the error the
 // fill was aborted with.
 // Otherwise the caller becomes the one computing the entry: Lookup returns
-// (nil, fill, nil), the caller writes the encoded bytes to fill (typically
-// through io.MultiWriter with its response) and must end with fill.Commit,
+// (nil, fill, nil), the caller writes the encoded bytes to fill (iiifd's
+// pipeline copies them from its finished output buffer) and must end with fill.Commit,
 // fill.Abort or fill.Fail, which release the waiters.
 //
 // The only errors are ctx's and those passed to Fill.Fail; tier faults are

@@ -107,6 +107,12 @@ type Config struct {
 	// without one).
 	PrefetchPerRender ByteSize
 	PrefetchMemory    ByteSize
+	// SpillThreshold is the most bytes of one finished image kept in
+	// memory while its client receives it; a larger one waits in a
+	// temporary file in SpillDir (the system's temporary folder when
+	// empty). 0 sends every image to a file.
+	SpillThreshold ByteSize
+	SpillDir       string
 
 	ReadHeaderTimeout time.Duration
 	WriteTimeout      time.Duration
@@ -126,6 +132,8 @@ type Config struct {
 	PluginCacheDir string
 	// Remote sources (Root and Roots may be s3:// and http(s):// URLs).
 	Stores StoreConfig
+	// Auth restricts images: access rules, logins, sessions, tokens.
+	Auth Auth
 }
 
 // RootRule sends identifiers matching Match ("*" within a segment, "**"
@@ -299,6 +307,7 @@ func Default() Config {
 		MemoryLimit:       defaultMemoryLimit(),
 		RequestTimeout:    60 * time.Second,
 		PrefetchPerRender: DefaultPrefetchPerRender,
+		SpillThreshold:    DefaultSpillThreshold,
 		ReadHeaderTimeout: 10 * time.Second,
 		PluginTimeout:     100 * time.Millisecond,
 		PluginMemory:      64 << 20,
@@ -307,8 +316,15 @@ func Default() Config {
 		ShutdownTimeout:   30 * time.Second,
 		FormatLimits:      DefaultFormatLimits(),
 		Stores:            DefaultStoreConfig(),
+		Auth:              DefaultAuth(),
 	}
 }
+
+// DefaultSpillThreshold is the default of --spill-threshold: 2 MiB keeps
+// every tile and thumbnail a viewer asks for (tens to a few hundred KiB)
+// in memory, while the rare large download (a full-size TIFF of tens of
+// MiB) waits for a slow client in a file, not in memory.
+const DefaultSpillThreshold = 2 << 20
 
 // DefaultPrefetchPerRender is the default of --prefetch-per-render, and
 // what the pipeline fetches ahead when not told (service.Config).
@@ -390,8 +406,13 @@ func (c *Config) Validate() error {
 	if c.Queue < 0 || c.QueueTimeout < 0 || c.MemoryLimit < 0 || c.RequestTimeout < 0 || c.ClientLimit < 0 {
 		errs = append(errs, errors.New("queue, queue-timeout, memory-limit, request-timeout, client-limit: must not be negative"))
 	}
-	if c.PrefetchPerRender < 0 || c.PrefetchMemory < 0 {
-		errs = append(errs, errors.New("prefetch-per-render, prefetch-memory: must not be negative"))
+	if c.PrefetchPerRender < 0 || c.PrefetchMemory < 0 || c.SpillThreshold < 0 {
+		errs = append(errs, errors.New("prefetch-per-render, prefetch-memory, spill-threshold: must not be negative"))
+	}
+	if c.SpillDir != "" {
+		if fi, err := os.Stat(c.SpillDir); err != nil || !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("spill-dir: %q is not a folder", c.SpillDir))
+		}
 	}
 	if c.MemoryLimit > 0 && c.PrefetchMemory > c.MemoryLimit {
 		errs = append(errs, fmt.Errorf("prefetch-memory: %v is more than memory-limit %v, which it is part of", c.PrefetchMemory, c.MemoryLimit))
@@ -404,6 +425,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("root: %v", err))
 	}
 	errs = append(errs, c.Stores.validate()...)
+	errs = append(errs, c.Auth.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -445,6 +467,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var(&c.MemoryLimit, "memory-limit", "memory `size` (e.g. 4GiB) the estimated cost of running image operations may add up to (0 = no budget)")
 	fs.Var(&c.PrefetchPerRender, "prefetch-per-render", "most bytes (`size`, e.g. 32MiB) of stored tiles one render of a remote tiled TIFF fetches before it waits for a worker; a render needing more reads its tiles as it decodes (0 = none fetched ahead)")
 	fs.Var(&c.PrefetchMemory, "prefetch-memory", "most bytes (`size`, e.g. 512MiB) that renders fetch ahead and hold together, counted in --memory-limit (0 = a quarter of --memory-limit, no bound without one)")
+	fs.Var(&c.SpillThreshold, "spill-threshold", "most bytes (`size`, e.g. 2MiB) of one finished image kept in memory, counted in --memory-limit, while its client receives it; a larger one waits in a temporary file, so that slow clients hold neither workers nor memory (0 = every image to a file)")
+	fs.StringVar(&c.SpillDir, "spill-dir", c.SpillDir, "`folder` of the temporary files of --spill-threshold (default: the system's temporary folder)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "longest time for the work of one request (0 = none)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "time allowed to read request headers")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "time allowed to write a whole response")
@@ -456,6 +480,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var(&c.PluginMemory, "plugin-memory", "memory `size` of each plugin instance, e.g. 64MiB")
 	fs.StringVar(&c.PluginCacheDir, "plugin-cache-dir", c.PluginCacheDir, "keep plugins' compiled machine code in this `directory` across restarts (empty = in memory only)")
 	fs.DurationVar(&c.PluginReload, "plugin-reload", c.PluginReload, "how often plugin files are checked for changes and reloaded (0 = never)")
+	c.Auth.bind(fs)
 	st := &c.Stores
 	fs.Var(rootsValue{&st.Roots}, "roots", "send identifiers matching a pattern to another root, `PATTERN=ROOT` (repeatable; \"*\" within a path segment, \"**\" across; first match wins, then --root); in the config file: [[roots]] tables with match and root")
 	fs.StringVar(&st.KeyLayout, "key-layout", st.KeyLayout, "`layout` of keys in every root: flat, or hash:W1,W2,... (hash:4,2 stores 3972b16287e5.tif as 3972/b1/3972b16287e5.tif)")
@@ -576,6 +601,9 @@ func applyTOML(fs *flag.FlagSet, r io.Reader, name string) error {
 func tomlString(v any) (string, error) {
 	switch v := v.(type) {
 	case map[string]any:
+		if _, ok := v["policy"]; ok {
+			return accessTable(v) // an [[access]] table
+		}
 		// A [[roots]] table: match and root.
 		m, mok := v["match"].(string)
 		r, rok := v["root"].(string)
@@ -596,31 +624,16 @@ func tomlString(v any) (string, error) {
 }
 
 // ParseFormatLimits parses FMT=WxH[xAREA] entries separated by commas,
-// for example "gif=2000x2000,png=0x0x50000000". A zero is no limit.
+// for example "gif=2000x2000,png=0x0x50000000". A zero is no limit. The
+// syntax is plan.ParseFormatLimits', shared with the edge worker.
 func ParseFormatLimits(s string) (map[iiif.Format]Limit, error) {
-	out := map[iiif.Format]Limit{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		name, spec, ok := strings.Cut(part, "=")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("%q: want FMT=WxH[xAREA]", part)
-		}
-		nums := strings.Split(spec, "x")
-		if len(nums) < 2 || len(nums) > 3 {
-			return nil, fmt.Errorf("%q: want FMT=WxH[xAREA]", part)
-		}
-		var v [3]int64
-		for i, n := range nums {
-			x, err := strconv.ParseInt(n, 10, 64)
-			if err != nil || x < 0 || (i < 2 && x > 1<<31-1) {
-				return nil, fmt.Errorf("%q: %q is not a pixel count", part, n)
-			}
-			v[i] = x
-		}
-		out[iiif.Format(strings.ToLower(name))] = Limit{MaxWidth: int(v[0]), MaxHeight: int(v[1]), MaxArea: v[2]}
+	m, err := plan.ParseFormatLimits(s)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[iiif.Format]Limit, len(m))
+	for f, l := range m {
+		out[f] = Limit{MaxWidth: l.MaxWidth, MaxHeight: l.MaxHeight, MaxArea: l.MaxArea}
 	}
 	return out, nil
 }

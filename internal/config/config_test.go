@@ -339,3 +339,44 @@ root = "/srv/jp2"
 		}
 	}
 }
+
+// TestSpillSettings: --spill-threshold and --spill-dir read from flags,
+// the environment and the file, default to 2 MiB and the system's
+// temporary folder, and refuse a negative size or a folder that is not
+// one.
+func TestSpillSettings(t *testing.T) {
+	c, err := load(t, nil, nil)
+	if err != nil || c.SpillThreshold != 2<<20 || c.SpillDir != "" {
+		t.Errorf("defaults: %v, %q, %v; want 2MiB, \"\"", c.SpillThreshold, c.SpillDir, err)
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args      []string
+		env       map[string]string
+		threshold ByteSize
+	}{
+		{[]string{"--spill-threshold", "512KiB", "--spill-dir", dir}, nil, 512 << 10},
+		{[]string{"--spill-threshold=0", "--spill-dir", dir}, nil, 0},
+		{nil, map[string]string{"IIIFD_SPILL_THRESHOLD": "8MiB", "IIIFD_SPILL_DIR": dir}, 8 << 20},
+		{[]string{"--config", writeFile(t, "spill-threshold = \"1MiB\"\nspill-dir = \""+dir+"\"\n")}, nil, 1 << 20},
+	} {
+		c, err := load(t, tc.args, tc.env)
+		if err != nil || c.SpillThreshold != tc.threshold || c.SpillDir != dir {
+			t.Errorf("%v %v: %v, %q, %v; want %v, %q", tc.args, tc.env, c.SpillThreshold, c.SpillDir, err, tc.threshold, dir)
+		}
+	}
+	notDir := writeFile(t, "x")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--spill-threshold", "-1MiB"}, "spill-threshold"},
+		{[]string{"--spill-threshold", "lots"}, `invalid value "lots" for flag -spill-threshold`},
+		{[]string{"--spill-dir", notDir}, "spill-dir"},
+		{[]string{"--spill-dir", filepath.Join(dir, "missing")}, "spill-dir"},
+	} {
+		if _, err := load(t, tc.args, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -140,15 +140,15 @@ func (hr *hotRequests) get(line string, now time.Time) *hotEntry {
 	return e
 }
 
-// remember records the answer just sent for r from job, when it came from
+// remember records the answer res just sent for r from job, when it came from
 // the memory tier.
-func (hr *hotRequests) remember(r *http.Request, base string, job *service.Job, sent http.Header) {
+func (hr *hotRequests) remember(r *http.Request, base string, job *service.Job, res *service.Result, sent http.Header) {
 	if hr == nil || !hotLine(r) || tracing.On() || len(r.Header["Traceparent"]) > 0 {
 		// A traced request is never answered from the memo (its span
 		// needs the pipeline), so remembering it would be wasted.
 		return
 	}
-	held, ok := job.Held()
+	held, ok := res.Held()
 	if !ok {
 		return
 	}
@@ -158,9 +158,9 @@ func (hr *hotRequests) remember(r *http.Request, base string, job *service.Job, 
 	}
 	e := &hotEntry{
 		base: base, held: held, etag: job.ETag, mod: job.ModTime,
-		xcache:  []string{job.CacheStatus},
-		size:    int(job.Size),
-		length:  []string{strconv.FormatInt(job.Size, 10)},
+		xcache:  []string{res.CacheStatus},
+		size:    int(res.Size),
+		length:  []string{strconv.FormatInt(res.Size, 10)},
 		expires: expires,
 	}
 	for k, v := range sent {

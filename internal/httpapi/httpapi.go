@@ -5,7 +5,9 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iiifd/iiifd/internal/answer"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/limit"
@@ -26,7 +29,7 @@ type Images interface {
 	Info(ctx context.Context, v iiif.Version, id, base string) (*service.Info, error)
 	Image(ctx context.Context, id string, req iiif.Request) (*service.Job, error)
 	Purge(ctx context.Context, id string) error
-	// Peek returns the bytes of an entry a Job held (see Job.Held) while
+	// Peek returns the bytes of an entry a Result held (see Result.Held) while
 	// the memory tier still has them.
 	Peek(h service.Held) ([]byte, bool)
 }
@@ -82,11 +85,22 @@ type Options struct {
 	// the request's context ends, the pipeline stops, and the client
 	// gets a 503. Zero means no bound.
 	RequestTimeout time.Duration
+	// WriteTimeout, when set, is the server's bound on writing a whole
+	// response (http.Server.WriteTimeout): an image is sent at the
+	// client's pace under a write deadline per chunk (RequestTimeout),
+	// which replaces the server's; the chunks' deadlines never reach
+	// past WriteTimeout from the start of the delivery.
+	WriteTimeout time.Duration
 	// HotFor is how long an image request answered from the memory tier
 	// is answered again without the pipeline (see hotRequests): no longer
 	// than the sources reuse an object's metadata. Zero turns it off; it
 	// is always off with plugins.
 	HotFor time.Duration
+	// Auth, when set, serves the IIIF Authorization Flow API's services
+	// under /auth/v2/; images are then restricted by identifier, so
+	// requests carry their client's headers and none is answered
+	// without the pipeline (HotFor is off).
+	Auth http.Handler
 }
 
 // hotEntries bounds the remembered request lines (a few hundred bytes
@@ -130,8 +144,11 @@ func New(images Images, opt Options) http.Handler {
 	}
 	opt.BaseURL = strings.TrimSuffix(opt.BaseURL, "/")
 	h := &Handler{images: images, opt: opt, log: opt.Logger, mux: http.NewServeMux()}
-	if !opt.Plugins {
+	if !opt.Plugins && opt.Auth == nil {
 		h.hot = newHotRequests(opt.HotFor, hotEntries)
+	}
+	if opt.Auth != nil {
+		h.mux.Handle("/auth/v2/", h.withBase(opt.Auth))
 	}
 	h.mux.HandleFunc("/iiif/", h.serveIIIF)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -279,9 +296,10 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	hd.Set("Content-Type", infoContentType(v, r.Header.Get("Accept")))
 	hd.Add("Vary", "Accept")
 	h.varyForwarded(hd)
-	hd.Set("Link", fmt.Sprintf("<%s>;rel=\"profile\"", iiif.ProfileURI(v)))
+	hd.Set("Link", answer.ProfileLink(v))
 	validators(hd, info.ETag, info.ModTime, h.opt.InfoCacheControl)
 	h.private(hd)
+	restricted(hd, info.Restricted)
 	if status := preconditions(r, info.ETag, info.ModTime); status != 0 {
 		w.WriteHeader(status)
 		return
@@ -294,45 +312,8 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	w.Write(info.Body)
 }
 
-// infoContentType negotiates JSON-LD. Version 3 (§5.1) answers JSON-LD
-// with the context as profile unless the client asks for plain JSON only;
-// version 2.1 (§5.1) must answer application/json unless the client asks
-// for JSON-LD.
-func infoContentType(v iiif.Version, accept string) string {
-	var ld, plain bool
-	for _, part := range strings.Split(accept, ",") {
-		mt, params, _ := strings.Cut(part, ";")
-		if refused(params) {
-			continue
-		}
-		switch strings.ToLower(strings.TrimSpace(mt)) {
-		case "application/ld+json":
-			ld = true
-		case "application/json":
-			plain = true
-		}
-	}
-	switch {
-	case ld:
-		return iiif.JSONLDMediaType(v)
-	case v == iiif.V3 && !plain:
-		return iiif.MediaTypeJSONLD3
-	}
-	return iiif.MediaTypeJSON
-}
-
-// refused reports whether media-type parameters carry q=0, which RFC 9110
-// §12.4.2 defines as "not acceptable".
-func refused(params string) bool {
-	for _, p := range strings.Split(params, ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
-		if strings.EqualFold(k, "q") {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return err == nil && f == 0
-		}
-	}
-	return false
-}
+// infoContentType negotiates JSON-LD (answer.InfoContentType).
+func infoContentType(v iiif.Version, accept string) string { return answer.InfoContentType(v, accept) }
 
 func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Version, id, region, size, rotation, qf string) {
 	req, err := iiif.ParseImage(v, region, size, rotation, qf)
@@ -349,11 +330,12 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 	base := h.base(r)
 	hd := w.Header()
 	hd.Set("Content-Type", job.ContentType)
-	hd.Set("Link", "<"+service.ServiceID(base, v, id)+"/"+job.Canonical+">;rel=\"canonical\", <"+iiif.ProfileURI(v)+">;rel=\"profile\"")
+	hd.Set("Link", answer.ImageLink(service.ServiceID(base, v, id), v, job.Canonical))
 	hd.Set("X-Content-Type-Options", "nosniff")
 	h.varyForwarded(hd)
 	validators(hd, job.ETag, job.ModTime, h.opt.CacheControl)
 	h.private(hd)
+	restricted(hd, job.Restricted)
 	if status := preconditions(r, job.ETag, job.ModTime); status != 0 {
 		w.WriteHeader(status)
 		return
@@ -362,59 +344,117 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	cw := &committingWriter{w: w, before: func() {
-		hd.Set("X-Cache", job.CacheStatus)
-		if job.Size > 0 {
-			// A known length spares chunked encoding: fewer writes.
-			hd.Set("Content-Length", strconv.FormatInt(job.Size, 10))
-		}
-	}}
 	ctx := r.Context()
 	if h.opt.ClientShares {
 		ctx = limit.WithClient(ctx, h.clientIP(r))
 	}
-	if err := job.Render(ctx, cw); err != nil {
-		if !cw.started {
-			hd.Del("ETag")
-			hd.Del("Last-Modified")
-			hd.Del("Cache-Control")
-			hd.Del("Link")
-			h.fail(w, r, err)
-			return
-		}
+	// The image is complete before its status line is written: a render
+	// that fails is a clean error status, never a 200 cut short.
+	res, err := job.Render(ctx)
+	job.Close()
+	if err != nil {
+		hd.Del("ETag")
+		hd.Del("Last-Modified")
+		hd.Del("Cache-Control")
+		hd.Del("Link")
+		h.fail(w, r, err)
+		return
+	}
+	defer res.Close()
+	hd.Set("X-Cache", res.CacheStatus)
+	hd.Set("Content-Length", strconv.FormatInt(res.Size, 10))
+	if err := h.deliver(w, res.Body(), res.Size, func() { res.Close() }); err != nil {
 		// The status line is gone; abort the connection so that the client
 		// sees a broken response rather than a short image it might cache.
-		// A client that hung up (viewers cancel tiles all the time while
-		// panning) is not a fault of ours.
-		if r.Context().Err() == nil && !cw.writeFailed {
+		// A client that hung up or stalled (viewers cancel tiles all the
+		// time while panning) is not a fault of ours.
+		var we *writeError
+		if !errors.As(err, &we) && r.Context().Err() == nil {
 			logFailure(h.log, r, err)
 		}
 		panic(http.ErrAbortHandler)
 	}
-	h.hot.remember(r, base, job, hd)
+	h.hot.remember(r, base, job, res, hd)
 }
 
-// committingWriter records whether any byte reached the client, after
-// which an error can no longer change the status.
-type committingWriter struct {
-	w           http.ResponseWriter
-	before      func() // sets headers known only once the body starts
-	started     bool
-	writeFailed bool // the client connection failed
-}
+// deliverChunk is the most bytes written to the client under one write
+// deadline.
+const deliverChunk = 64 << 10
 
-func (c *committingWriter) Write(p []byte) (int, error) {
-	if len(p) > 0 && !c.started {
-		c.started = true
-		if c.before != nil {
-			c.before()
+// writeError is a failed write to the client, told apart from a failed
+// read of the body.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "writing to the client: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// deliver sends the finished body at the client's pace. No worker slot
+// and no render memory is held any more, but the connection, the
+// goroutine and the body's buffer are: every chunk must be taken by the
+// client within the request timeout (a write deadline, which the
+// request's context does not give, as it does not stop a write), else
+// the connection is dropped. The whole delivery is also bounded by the
+// server's write timeout (Options.WriteTimeout). read is called once the body (of size bytes)
+// has been read whole, before its last bytes are written: what the body
+// held is given back by the time the client has them.
+func (h *Handler) deliver(w http.ResponseWriter, body io.Reader, size int64, read func()) error {
+	rc := http.NewResponseController(w)
+	d := h.opt.RequestTimeout
+	var end time.Time // the server's bound, which ours replaces
+	if h.opt.WriteTimeout > 0 {
+		end = time.Now().Add(h.opt.WriteTimeout)
+	}
+	deadline := func() {
+		if d > 0 {
+			t := time.Now().Add(d)
+			if !end.IsZero() && t.After(end) {
+				t = end
+			}
+			// ErrNotSupported (a writer without deadlines, as in tests)
+			// leaves the server's write timeout alone in charge.
+			_ = rc.SetWriteDeadline(t)
 		}
 	}
-	n, err := c.w.Write(p)
-	if err != nil {
-		c.writeFailed = true
+	buf := make([]byte, min(deliverChunk, max(size, 1)))
+	var sent int64
+	for {
+		n, rerr := io.ReadFull(body, buf)
+		sent += int64(n)
+		if rerr == nil && sent >= size {
+			// Read to the end: a cache tier's body commits its
+			// promotion to the upper tiers there.
+			var one [1]byte
+			if _, err := io.ReadFull(body, one[:]); err != io.EOF {
+				return fmt.Errorf("the body is longer than its %d bytes (%v)", size, err)
+			}
+			rerr = io.EOF
+		}
+		last := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
+		if last {
+			read()
+		}
+		if n > 0 {
+			deadline()
+			if _, err := w.Write(buf[:n]); err != nil {
+				return &writeError{err}
+			}
+		}
+		switch {
+		case last:
+			if d > 0 {
+				deadline()
+				if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+					return &writeError{err}
+				}
+				// Sent: the next response on this connection sets its
+				// own deadline (the server's write timeout, if any).
+				_ = rc.SetWriteDeadline(time.Time{})
+			}
+			return nil
+		case rerr != nil:
+			return rerr
+		}
 	}
-	return n, err
 }
 
 func validators(hd http.Header, etag string, mod time.Time, cacheControl string) {
@@ -443,52 +483,21 @@ func (h *Handler) private(hd http.Header) {
 	}
 }
 
-// preconditions evaluates the conditional headers of a GET or HEAD in the
-// order of RFC 9110 §13.2.2 and returns 412 or 304 when one decides the
-// response, 0 when the full response is due.
-func preconditions(r *http.Request, etag string, mod time.Time) int {
-	mod = mod.Truncate(time.Second)
-	if im := headerValue(r.Header, "If-Match"); im != "" {
-		// Strong comparison (§13.1.1).
-		if !matchETag(im, etag, false) {
-			return http.StatusPreconditionFailed
-		}
-	} else if ius := headerValue(r.Header, "If-Unmodified-Since"); ius != "" && !mod.IsZero() {
-		if t, err := http.ParseTime(ius); err == nil && mod.After(t) {
-			return http.StatusPreconditionFailed
-		}
+// restricted marks the answer about an image that an access rule
+// restricts as the client's only: shared caches (a CDN) never keep it, so
+// they never hand it to a client that may not see it.
+func restricted(hd http.Header, is bool) {
+	if is && hd.Get("Cache-Control") != "private, no-cache" {
+		hd.Set("Cache-Control", "private, no-cache")
+		hd.Add("Vary", "Authorization, Cookie")
 	}
-	if inm := headerValue(r.Header, "If-None-Match"); inm != "" {
-		// Weak comparison (§13.1.2); If-Modified-Since is then ignored.
-		if matchETag(inm, etag, true) {
-			return http.StatusNotModified
-		}
-		return 0
-	}
-	if ims := headerValue(r.Header, "If-Modified-Since"); ims != "" && !mod.IsZero() {
-		if t, err := http.ParseTime(ims); err == nil && !mod.After(t) {
-			return http.StatusNotModified
-		}
-	}
-	return 0
 }
 
-// matchETag reports whether the list of entity tags in a conditional
-// header matches etag ("*" matches any).
-func matchETag(list, etag string, weak bool) bool {
-	for _, t := range strings.Split(list, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" {
-			return true
-		}
-		if weak {
-			t = strings.TrimPrefix(t, "W/")
-		}
-		if t == etag {
-			return true
-		}
-	}
-	return false
+// preconditions evaluates the conditional headers of a GET or HEAD in the
+// order of RFC 9110 §13.2.2 (answer.Preconditions) and returns 412 or 304
+// when one decides the response, 0 when the full response is due.
+func preconditions(r *http.Request, etag string, mod time.Time) int {
+	return answer.Preconditions(func(k string) string { return headerValue(r.Header, k) }, etag, mod)
 }
 
 // varyForwarded declares that a response built from the request's own
@@ -666,7 +675,7 @@ type baseKey struct{}
 // web front alike (the viewer and manifests read info.json too); without
 // plugins nobody asks, and nothing is allocated.
 func (h *Handler) withClient(r *http.Request) *http.Request {
-	if !h.opt.Plugins {
+	if !h.opt.Plugins && h.opt.Auth == nil {
 		return r
 	}
 	return r.WithContext(service.WithClient(r.Context(), &service.Client{Method: r.Method, Header: r.Header, Addr: r.RemoteAddr}))

@@ -13,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/iiifd/iiifd/internal/answer"
 	"github.com/iiifd/iiifd/internal/obs"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
@@ -76,11 +77,11 @@ func wrap(log *slog.Logger, observe func(route string, status int, bytes int64, 
 		hd["Access-Control-Allow-Origin"] = allowAnyOrigin
 		hd["Access-Control-Expose-Headers"] = exposeHeaders
 		if r.Method == http.MethodOptions {
-			hd.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+			hd.Set("Access-Control-Allow-Methods", answer.AllowMethods)
 			if ah := r.Header.Get("Access-Control-Request-Headers"); ah != "" {
 				hd.Set("Access-Control-Allow-Headers", ah)
 			}
-			hd.Set("Access-Control-Max-Age", "86400")
+			hd.Set("Access-Control-Max-Age", answer.MaxAge)
 		}
 		defer func() {
 			if v := recover(); v != nil {
@@ -118,8 +119,8 @@ func wrap(log *slog.Logger, observe func(route string, status int, bytes int64, 
 // so they are set by assignment and never appended to in place (their
 // capacity is their length, so an Add copies).
 var (
-	allowAnyOrigin = []string{"*"}
-	exposeHeaders  = []string{"Link, ETag, Last-Modified, X-Request-Id, X-Cache, Content-Length"}
+	allowAnyOrigin = []string{answer.AllowOrigin}
+	exposeHeaders  = []string{answer.ExposeHeaders}
 )
 
 func logRequest(log *slog.Logger, r *http.Request, rec *recorder, start time.Time, id, xcache string) {

@@ -87,6 +87,8 @@ type Admitter struct {
 	used    int64          // estimated bytes of running work
 	pending int            // places reserved and not admitted yet, waiting or not
 	held    int64          // bytes held by places not admitted yet (Place.Hold)
+	output  int64          // bytes of finished output waiting for clients (TakeOutput)
+	waited  int64          // work admitted from the queue, since New
 	waiting *list.List     // of *Place, in arrival order
 	clients map[string]int // places taken and not given back, per client
 }
@@ -120,13 +122,25 @@ type Stats struct {
 	// among them); Held is the bytes they hold.
 	Reserved int
 	Held     int64
+	// Output is the bytes of finished output held in memory for
+	// clients still receiving it (TakeOutput).
+	Output int64
 }
 
 // Stats returns the current state.
 func (a *Admitter) Stats() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return Stats{Running: a.running, Waiting: a.waiting.Len(), Memory: a.used, Reserved: a.pending, Held: a.held}
+	return Stats{Running: a.running, Waiting: a.waiting.Len(), Memory: a.used, Reserved: a.pending, Held: a.held, Output: a.output}
+}
+
+// Waited counts the work that had to wait in the queue before it was
+// admitted, since the admitter was made (a counter, apart from Stats,
+// which is the state now).
+func (a *Admitter) Waited() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.waited
 }
 
 // Acquire admits a unit of work of the estimated cost (bytes) and returns
@@ -370,7 +384,7 @@ func (a *Admitter) fits(cost int64) bool {
 	if a.cfg.Workers > 0 && a.running >= a.cfg.Workers {
 		return false
 	}
-	if a.cfg.Memory > 0 && a.running > 0 && a.used+a.held+cost > a.cfg.Memory {
+	if a.cfg.Memory > 0 && a.running > 0 && a.used+a.held+a.output+cost > a.cfg.Memory {
 		return false
 	}
 	return true
@@ -397,6 +411,44 @@ func (a *Admitter) wake() {
 		}
 		a.waiting.Remove(el)
 		a.admit(p)
+		a.waited++
 		close(p.ready)
 	}
+}
+
+// OutputShare is the share of Config.Memory that finished output waiting
+// in memory for its clients may hold together (TakeOutput): 1/OutputShare
+// of it.
+const OutputShare = 4
+
+// TakeOutput counts n bytes of finished output, kept in memory until its
+// client has received it, against the memory budget, and reports whether
+// they fit: such output may hold 1/OutputShare of Config.Memory together
+// (no bound without one), and what it holds leaves less room to the
+// running work. Output is held after its render has given its worker
+// slot and cost back, so that a client that reads slowly or never holds
+// no worker; bytes that do not fit go to a temporary file instead. The
+// bytes are counted until GiveOutput.
+func (a *Admitter) TakeOutput(n int64) bool {
+	if a == nil || n <= 0 {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cfg.Memory > 0 && a.output+n > a.cfg.Memory/OutputShare {
+		return false
+	}
+	a.output += n
+	return true
+}
+
+// GiveOutput gives back n bytes counted by TakeOutput.
+func (a *Admitter) GiveOutput(n int64) {
+	if a == nil || n <= 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.output -= n
+	a.wake()
 }

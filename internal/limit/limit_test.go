@@ -486,3 +486,51 @@ func TestKeep(t *testing.T) {
 	var none *Place
 	none.Keep()()
 }
+
+// TestOutput: finished output held for clients is bounded by its share
+// of the budget, leaves less room to running work, and makes room when
+// given back.
+func TestOutput(t *testing.T) {
+	a := mustNew(t, Config{Memory: 400})
+	if !a.TakeOutput(60) || !a.TakeOutput(40) {
+		t.Fatal("output within its share refused")
+	}
+	if a.TakeOutput(1) {
+		t.Error("output past its share (a quarter of the budget) taken")
+	}
+	if s := a.Stats(); s.Output != 100 {
+		t.Errorf("Stats.Output = %d, want 100", s.Output)
+	}
+	ctx := context.Background()
+	r1, err := a.Acquire(ctx, 250) // 100 + 250 fit
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.Reserve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admitted := make(chan error, 1)
+	go func() { admitted <- p.Wait(ctx, 100) }() // 100 + 250 + 100 > 400: waits
+	for a.Stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	a.GiveOutput(60) // 40 + 250 + 100 fit: the waiter is admitted
+	if err := <-admitted; err != nil {
+		t.Fatal(err)
+	}
+	if w := a.Waited(); w != 1 {
+		t.Errorf("Waited = %d, want 1", w)
+	}
+	p.Release()
+	r1()
+	a.GiveOutput(40)
+	if s := a.Stats(); s.Output != 0 || s.Memory != 0 || s.Running != 0 {
+		t.Errorf("Stats = %+v after everything was given back", s)
+	}
+	var none *Admitter
+	if !none.TakeOutput(1 << 40) {
+		t.Error("no admitter refused output")
+	}
+	none.GiveOutput(1 << 40)
+}

@@ -83,6 +83,8 @@ func New(src Sources) *Metrics {
 				func() float64 { return float64(a.Stats().Reserved) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_work_held_bytes", Help: "Input bytes fetched ahead by image operations not running yet."},
 				func() float64 { return float64(a.Stats().Held) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiifd_work_output_bytes", Help: "Finished image bytes held in memory for clients still receiving them."},
+				func() float64 { return float64(a.Stats().Output) }),
 		)
 	}
 	if st := src.Engine; st != nil {

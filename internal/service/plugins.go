@@ -68,6 +68,9 @@ type grant struct {
 	// would serve one client only; the client's own cache revalidates
 	// with the ETag).
 	private bool
+	// restricted says an access rule restricts the image (Gate): its
+	// answers are the client's only (Cache-Control: private).
+	restricted bool
 	// overlayGen is the overlay plugins' load count
 	// (plugin.Host.Generation) taken before anything was read of them
 	// for this request: an image whose overlay was made after one was
@@ -81,18 +84,22 @@ type grant struct {
 // client key. It returns the key to resolve and the grant; without
 // plugins, id itself and full access.
 func (s *Service) admitPlugins(ctx context.Context, v iiif.Version, id string, req *iiif.Request) (string, grant, error) {
+	g, err := s.admitGate(ctx, id, req != nil)
+	if err != nil {
+		return "", g, err
+	}
 	h := s.cfg.Plugins
 	if h == nil {
-		return id, grant{}, nil
+		return id, g, nil
 	}
-	var g grant
 	var preq *plugin.Request
 	if h.Has(plugin.HookAuthorize) {
 		preq = pluginRequest(ctx, v, id, req)
-		var err error
+		gate := g.MaxWidth
 		if g.Access, err = h.Authorize(ctx, preq); err != nil {
 			return "", g, err
 		}
+		g.tighten(gate)
 	}
 	// Before the overlay plugins' declarations, fingerprint and hooks
 	// are read, here and in Image.

@@ -208,7 +208,7 @@ func renderTile(ctx context.Context, svc *service.Service, x, y int) error {
 	}
 	defer job.Close()
 	var out bytes.Buffer
-	return job.Render(ctx, &out)
+	return renderTo(ctx, job, &out)
 }
 
 // TestPrefetchHoldsNoSlot renders distinct tiles of a TIFF in a store
@@ -392,7 +392,7 @@ func TestPassthroughOneRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer job.Close()
-		if err := job.Render(t.Context(), io.Discard); err != nil {
+		if err := renderTo(t.Context(), job, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		return job
@@ -490,7 +490,7 @@ func TestPrefetchHeldPastAbandonedRead(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	err = job.Render(ctx, io.Discard)
+	err = renderTo(ctx, job, io.Discard)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("render = %v, want the render's context's error", err)
 	}

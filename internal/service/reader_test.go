@@ -149,7 +149,7 @@ func TestReaderFailure(t *testing.T) {
 	}
 	defer job.Close()
 	var out bytes.Buffer
-	err = job.Render(ctx, &out)
+	err = renderTo(ctx, job, &out)
 	status, msg := fault.Status(err)
 	if status != http.StatusBadGateway {
 		t.Fatalf("Render = %v (%d), want a 502", err, status)

@@ -20,18 +20,19 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/iiifd/iiifd/internal/cache"
-	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/describe"
 	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/limit"
+	"github.com/iiifd/iiifd/internal/output"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/plugin"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/source"
+	"github.com/iiifd/iiifd/internal/source/prefetch"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
-	"github.com/iiifd/iiifd/internal/tiles"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
 
@@ -74,8 +75,8 @@ type Config struct {
 	// plan's estimated memory.
 	Admit *limit.Admitter
 	// Cache, when set, keeps rendered images and info.json documents:
-	// looked up before admission, filled with the bytes as they are
-	// streamed to the client.
+	// looked up before admission, filled from the finished output
+	// buffer before the client is sent anything.
 	Cache *cache.Cache
 	// Plugins, when set, runs the WebAssembly extensions' hooks:
 	// authorize and resolve first, info before info.json is cached,
@@ -83,10 +84,16 @@ type Config struct {
 	Plugins *plugin.Host
 	// PrefetchPerRender bounds the bytes of stored tiles one render of a
 	// remote tiled TIFF fetches before it is admitted (see
-	// prefetchTIFF); zero means config.DefaultPrefetchPerRender, a negative
+	// prefetch.TIFF); zero means config.DefaultPrefetchPerRender, a negative
 	// value fetches no tiles ahead. What all renders not admitted yet
 	// hold together is bounded by Admit (limit.Config.Held).
 	PrefetchPerRender int64
+	// Gate, when set, restricts images by identifier before plugins and
+	// the cache are asked (see Gate).
+	Gate Gate
+	// Output says where finished images wait for their clients (see
+	// package output); its Budget is Admit when set.
+	Output output.Config
 }
 
 // Service runs requests through the pipeline.
@@ -103,13 +110,16 @@ type Service struct {
 	variant string
 	// heads keeps what renders and stored tiles of remote TIFFs read
 	// besides tiles (offset arrays, IFDs, JPEG tables).
-	heads *tiffHeads
+	heads *prefetch.Heads
 }
 
 // New returns a service reading sources through src and rendering with r.
 func New(cfg Config, src source.Source, r Engine) (*Service, error) {
 	if cfg.TileSize <= 0 {
 		return nil, errors.New("service: tile size must be positive")
+	}
+	if err := cfg.Output.Validate(); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
 	}
 	return &Service{
 		cfg:      cfg,
@@ -118,7 +128,7 @@ func New(cfg Config, src source.Source, r Engine) (*Service, error) {
 		render:   r,
 		formats:  r.Formats(),
 		headers:  newHeaderCache(4096),
-		heads:    &tiffHeads{},
+		heads:    prefetch.NewHeads(0),
 		variant:  cfg.Variant + "\x00" + limitsKey(cfg.Limits),
 	}, nil
 }
@@ -130,6 +140,9 @@ type Info struct {
 	ETag    string // strong, quoted
 	// CacheStatus is "HIT <tier>" or "MISS".
 	CacheStatus string
+	// Restricted says an access rule restricts the image: the document
+	// is the client's only (Cache-Control: private).
+	Restricted bool
 }
 
 // Info returns the info.json of the identifier id for API version v, with
@@ -168,11 +181,14 @@ func (s *Service) info(ctx context.Context, v iiif.Version, id, base string, tgt
 	gen := s.cfg.Plugins.Generation(plugin.HookInfo)
 	if s.cfg.Plugins != nil {
 		facts = append(facts, accessKey(access), s.cfg.Plugins.Fingerprint(plugin.HookInfo))
+	} else if access.restricted {
+		facts = append(facts, "restricted", accessKey(access))
 	}
 	info := &Info{
 		ModTime:     obj.ModTime,
 		ETag:        etag(append(facts, base)...),
 		CacheStatus: "MISS",
+		Restricted:  access.restricted,
 	}
 	// The document is cached with a placeholder for the base URL, which
 	// is filled in on the way out: the base may come from each request's
@@ -210,6 +226,7 @@ func (s *Service) info(ctx context.Context, v iiif.Version, id, base string, tgt
 	}
 	ii := is.imageInfo(ServiceID(basePlaceholder, v, id), hdr)
 	limitInfo(&ii, access)
+	s.declareServices(v, id, &ii, access)
 	if body, err = iiif.MarshalInfo(v, ii); err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "info.json could not be written")
 	}
@@ -285,168 +302,12 @@ func (s *Service) Purge(ctx context.Context, id string) error {
 // ServiceID returns the IIIF id of an image service (iiif.ServiceID).
 func ServiceID(base string, v iiif.Version, id string) string { return iiif.ServiceID(base, v, id) }
 
-// imageInfo assembles info.json's facts: the source's own tiling (or the
-// configured tile size) and the scale factors whose tiles are stored (see
-// scaleFactors), the cheaply available sizes, limits and capabilities.
+// imageInfo assembles info.json's facts (describe.ImageInfo).
 func (s *Service) imageInfo(id string, h header) iiif.ImageInfo {
-	hdr := h.info
-	l0 := hdr.Levels[0]
-	tw, th := l0.TileWidth, l0.TileHeight
-	if tw <= 0 || th <= 0 {
-		tw, th = s.cfg.TileSize, s.cfg.TileSize
-	}
-	lim := s.cfg.Limits
-	ftw, fth := fitTile(tw, th, lim)
-	factors := iiif.ScaleFactors(hdr.Width, hdr.Height, ftw, fth)
-	if f := scaleFactors(h); f != nil && ftw == tw && fth == th {
-		factors = f
-	}
-	sizes := s.sizes(hdr)
-	if h.pyramid != nil {
-		sizes = s.storedSizes(h.pyramid)
-	}
-	ii := iiif.ImageInfo{
-		ID:        id,
-		Width:     hdr.Width,
-		Height:    hdr.Height,
-		MaxWidth:  lim.MaxWidth,
-		MaxHeight: lim.MaxHeight,
-		MaxArea:   lim.MaxArea,
-		Tiles: []iiif.Tile{{
-			Width: ftw, Height: fth,
-			ScaleFactors: factors,
-		}},
-		Sizes:            sizes,
-		PreferredFormats: []iiif.Format{iiif.FormatJPG},
-	}
-	for _, f := range s.formats {
-		if f != iiif.FormatJPG && f != iiif.FormatPNG {
-			ii.ExtraFormats = append(ii.ExtraFormats, f)
-		}
-	}
-	if slices.Contains(s.formats, iiif.FormatWebP) {
-		ii.PreferredFormats = append(ii.PreferredFormats, iiif.FormatWebP)
-	}
-	ii.ExtraQualities = []iiif.Quality{iiif.QualityColor, iiif.QualityGray, iiif.QualityBitonal}
-	return ii
-}
-
-// sizes lists halvings of the full image, smallest first, that are within
-// the limits; viewers use them for thumbnails and the first view.
-func (s *Service) sizes(hdr probe.Info) []iiif.SizeEntry {
-	var out []iiif.SizeEntry
-	lim := s.cfg.Limits
-	for f := 1; ; f *= 2 {
-		w, h := ceilDiv(hdr.Width, f), ceilDiv(hdr.Height, f)
-		if lim.Fits(w, h) {
-			out = append(out, iiif.SizeEntry{Width: w, Height: h})
-		}
-		if w <= 64 || h <= 64 || f >= 1<<20 {
-			break
-		}
-	}
-	slices.Reverse(out)
-	return out
+	return describe.ImageInfo(id, h.described(), s.cfg.Limits, s.cfg.TileSize, s.formats)
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
-
-// fitTile shrinks a tile size to the output limits, because info.json
-// must not advertise tiles that the server would refuse. A maxHeight left
-// unset takes maxWidth's value, as 3.0 §5.2 tells clients to assume.
-func fitTile(tw, th int, lim plan.Limits) (int, int) {
-	maxH := lim.MaxHeight
-	if maxH == 0 {
-		maxH = lim.MaxWidth
-	}
-	if lim.MaxWidth > 0 && tw > lim.MaxWidth {
-		tw = lim.MaxWidth
-	}
-	if maxH > 0 && th > maxH {
-		th = maxH
-	}
-	for lim.MaxArea > 0 && int64(tw)*int64(th) > lim.MaxArea && tw > 1 && th > 1 {
-		tw, th = max(tw/2, 1), max(th/2, 1)
-	}
-	return tw, th
-}
-
-// Job is an image request planned and ready to render: everything a
-// response's headers need is known before any pixel is decoded.
-type Job struct {
-	Plan        plan.Plan
-	ContentType string
-	ModTime     time.Time
-	ETag        string // strong, quoted
-	// Canonical is the canonical path of the request after the
-	// identifier, e.g. "full/max/0/default.jpg".
-	Canonical string
-	// Passthrough says the response is a stored tile sent as it is
-	// stored (or, for a JPEG-compressed TIFF, completed with the file's
-	// JPEG tables), without decoding or encoding.
-	Passthrough bool
-
-	// CacheStatus is "HIT <tier>" or "MISS" once Render has started
-	// writing.
-	CacheStatus string
-	// Size is the length of the body when it is known before the first
-	// byte is written (a cache hit, a stored tile), else 0.
-	Size int64
-
-	obj   *source.Object
-	run   func(ctx context.Context, w io.Writer) error
-	admit *limit.Admitter
-	cache *cache.Cache
-
-	// overlay, when set, asks the overlay hook for an image to put over
-	// the output, on a cache miss only; ov holds its answer for run.
-	overlay func(ctx context.Context) (*engine.Overlay, error)
-	ov      *engine.Overlay
-	held    bool // Render answered from the tier Peek reads
-
-	// prefetch, when set, fetches what the render will read before it
-	// is admitted, holding the bytes in its place (see prefetchTIFF);
-	// fetched is its answer for run.
-	prefetch func(ctx context.Context, place *limit.Place) (*prefetched, error)
-	fetched  *prefetched
-
-	trim func() // the engine's Trim, after a large render
-}
-
-// Held is a cache entry that a repeat of a request can be answered from
-// without the pipeline, with Service.Peek.
-type Held struct {
-	key  cache.Key
-	seen time.Time
-}
-
-// Seen is when the source version the entry derives from was read (see
-// source.Object.Seen): a repeat answered from the entry is as fresh as
-// the pipeline's answer only within the sources' reuse window after it.
-func (h Held) Seen() time.Time { return h.seen }
-
-// Held returns, after Render answered from the memory tier, the handle of
-// the entry it sent; false otherwise (a miss, a lower tier, a stored tile).
-func (j *Job) Held() (Held, bool) {
-	if !j.held {
-		return Held{}, false
-	}
-	return Held{cache.Key{ID: j.obj.Key, Name: j.ETag}, j.obj.Seen}, true
-}
-
-// Peek returns the bytes of a held entry while the memory tier still has
-// them, without allocating; the bytes are shared and read-only. A held
-// entry stands only for the source version its request saw: callers
-// reuse a handle only within the window sources reuse metadata in
-// (fs.OpenFor, remote MetaTTL) counted from Held.Seen, so that a
-// replaced source is noticed as soon as through the pipeline.
-func (s *Service) Peek(h Held) ([]byte, bool) {
-	if s.cfg.Cache == nil {
-		return nil, false
-	}
-	b, _, ok := s.cfg.Cache.Peek(h.key)
-	return b, ok
-}
 
 // Image resolves, describes and plans an image request, and decides how
 // to produce it: stored bytes as they are (passthrough), tiles of a tile
@@ -473,7 +334,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 	}
 	variant, limits := s.variant, s.cfg.Limits
 	overlays := s.cfg.Plugins.Fingerprint(plugin.HookOverlay)
-	if s.cfg.Plugins != nil {
+	if s.cfg.Plugins != nil || access.restricted {
 		// Limited access plans within smaller limits, and the overlay
 		// plugins' modules and settings make other bytes: both are
 		// part of the cache key.
@@ -513,10 +374,9 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 		ETag:        etag("image", obj.Key, canon, obj.Version, variant),
 		Canonical:   canon,
 		obj:         obj,
-		admit:       s.cfg.Admit,
+		s:           s,
 		cache:       s.cacheFor(access),
-		CacheStatus: "MISS",
-		trim:        s.render.Trim,
+		Restricted:  access.restricted,
 	}
 	if overlays != "" {
 		// Decided by the fingerprint in the key, not by the modules
@@ -534,183 +394,12 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (*Job,
 			return ov, err
 		}
 	}
-	switch {
-	case hdr.pyramid != nil:
+	if hdr.pyramid != nil {
 		s.pyramidJob(j, tgt.Dir, hdr.pyramid)
-	default:
+	} else {
 		s.fileJob(j, hdr.info)
 	}
 	return j, nil
-}
-
-// fileJob makes j render an image file with libvips, or pass a stored
-// JPEG tile of a TIFF through when the plan is exactly that tile.
-func (s *Service) fileJob(j *Job, hdr probe.Info) {
-	in := pixelsInput(j.obj)
-	in.Level = hdr.Levels[j.Plan.Level]
-	render := func(ctx context.Context, w io.Writer) error {
-		in := in
-		in.Overlay = j.ov
-		if j.fetched != nil {
-			in.Reader = j.fetched
-		}
-		return s.render.Render(ctx, in, &j.Plan, w)
-	}
-	j.run = render
-	if in.Reader != nil {
-		j.prefetch = func(ctx context.Context, place *limit.Place) (*prefetched, error) {
-			return prefetchTIFF(ctx, s.heads, place, s.prefetchPerRender(), j.obj, hdr, &j.Plan)
-		}
-	}
-	tile, ok := tiles.TIFFTile(hdr, &j.Plan)
-	if !ok || j.overlay != nil {
-		return
-	}
-	j.Passthrough = true
-	j.run = func(ctx context.Context, w io.Writer) error {
-		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
-		b, err := tiles.SpliceTIFF(ctx, s.tileReader(ctx, j.obj, hdr), tile)
-		tracing.End(span, err)
-		if errors.Is(err, tiles.ErrNoPassthrough) {
-			// The tile is not what its tags promised; nothing is
-			// written yet, so libvips can still do it, admitted as
-			// any other render.
-			if j.admit != nil {
-				release, err := admit(ctx, j.admit, Cost(&j.Plan))
-				if err != nil {
-					return err
-				}
-				defer release()
-			}
-			return render(ctx, w)
-		}
-		if err != nil {
-			return err
-		}
-		j.Size = int64(len(b))
-		return write(w, b)
-	}
-}
-
-// prefetchPerRender is the bound of Config.PrefetchPerRender: 0 for none.
-func (s *Service) prefetchPerRender() int64 {
-	switch n := s.cfg.PrefetchPerRender; {
-	case n == 0:
-		return config.DefaultPrefetchPerRender
-	case n < 0:
-		return 0
-	default:
-		return n
-	}
-}
-
-// Render writes the encoded image to w: from the cache when it holds it,
-// else computed (once for all concurrent identical requests) while it is
-// streamed to w and into the cache. Pixel work waits for admission first;
-// it fails with a 503 when the server is saturated. Stored tiles passed
-// through are read as they are, never cached twice.
-func (j *Job) Render(ctx context.Context, w io.Writer) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if j.cache == nil || j.Passthrough {
-		return j.compute(ctx, w)
-	}
-	hit, fill, err := lookup(ctx, j.cache, cache.Key{ID: j.obj.Key, Name: j.ETag})
-	if err != nil {
-		return err
-	}
-	if hit != nil {
-		defer hit.Body.Close()
-		j.CacheStatus = "HIT " + hit.Tier
-		j.Size = hit.Size
-		j.held = hit.Tier == j.cache.PeekTier()
-		_, err := io.Copy(w, hit.Body)
-		return err
-	}
-	defer fill.Abort()
-	// The fill goes first: its writes never fail, so only the client's
-	// connection can stop the encoder.
-	cw := &clientWriter{w: w}
-	err = j.compute(ctx, io.MultiWriter(fill, cw))
-	switch {
-	case err == nil && cw.err == nil:
-		commit(ctx, fill, cache.Meta{ContentType: j.ContentType, ETag: j.ETag, LastModified: j.ModTime})
-	case err == nil:
-		// The encoder ignored the client's failure: the body may be
-		// short, so nothing is kept (the deferred Abort).
-		err = cw.err
-	case cw.err == nil && ctx.Err() == nil && !limit.Refused(err):
-		// The source or the plan failed, not the client nor the
-		// admission queue: every waiter would fail the same way.
-		fill.Fail(err)
-	}
-	return err
-}
-
-// clientWriter remembers the client's write error, telling a client that
-// went away from a render that failed.
-type clientWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (c *clientWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	if err != nil && c.err == nil {
-		c.err = err
-	}
-	return n, err
-}
-
-// compute produces the image: admitted first when it decodes pixels.
-func (j *Job) compute(ctx context.Context, w io.Writer) error {
-	if j.Passthrough {
-		return j.run(ctx, w)
-	}
-	cost := Cost(&j.Plan)
-	var place *limit.Place // nil: admitted without bounds
-	if j.admit != nil {
-		// The queue place and the client's share first: a render the
-		// server refuses is refused before it fetches anything.
-		p, err := reserve(ctx, j.admit)
-		if err != nil {
-			return err
-		}
-		defer p.Release()
-		place = p
-	}
-	if j.prefetch != nil {
-		// Fetched before admission: waiting for the store holds no
-		// worker slot. The bytes are held in the place, within a share
-		// of the memory budget, and count in the render's cost.
-		fetched, err := j.prefetch(ctx, place)
-		if err != nil {
-			return err
-		}
-		if fetched != nil {
-			// The tiles' bytes stay held past the place's release while
-			// a read abandoned by the render may still reach them.
-			defer fetched.done()
-		}
-		j.fetched = fetched
-	}
-	if place != nil {
-		if err := wait(ctx, place, cost); err != nil {
-			return err
-		}
-	}
-	if cost >= trimCost {
-		defer j.trim()
-	}
-	if j.overlay != nil {
-		ov, err := j.overlay(ctx)
-		if err != nil {
-			return err
-		}
-		j.ov = ov
-	}
-	return j.run(ctx, w)
 }
 
 // trimCost is the estimated size of a render after which freed memory is
@@ -776,25 +465,6 @@ func commit(ctx context.Context, fill *cache.Fill, m cache.Meta) {
 	span.End()
 }
 
-// admit waits for admission of work costing cost bytes, in a span.
-func admit(ctx context.Context, a *limit.Admitter, cost int64) (func(), error) {
-	ctx, span := tracing.Start(ctx, "admit", attribute.Int64("iiifd.cost_bytes", cost))
-	release, err := a.Acquire(ctx, cost)
-	tracing.End(span, err)
-	return release, err
-}
-
-// Close releases the source.
-func (j *Job) Close() error { return j.obj.Close() }
-
-func planImage(hdr probe.Info) plan.Image {
-	img := plan.Image{Width: hdr.Width, Height: hdr.Height}
-	for _, l := range hdr.Levels {
-		img.Levels = append(img.Levels, plan.Level{Width: l.Width, Height: l.Height, Tiled: l.TileWidth > 0 && l.TileHeight > 0})
-	}
-	return img
-}
-
 // header is what the service knows of a source from its header: the
 // probe's facts, and for a tile pyramid its stored description.
 type header struct {
@@ -805,6 +475,11 @@ type header struct {
 	orient  int
 	img     plan.Image       // info as the planner sees it
 	pyramid *pyramid.Pyramid // nil for image files
+}
+
+// described is h as package describe takes it.
+func (h header) described() describe.Header {
+	return describe.Header{Info: h.info, Image: h.img, Pyramid: h.pyramid}
 }
 
 // describe returns the header facts of the target, from the cache when the
@@ -833,7 +508,7 @@ func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header,
 		hdr.orient = o
 		hdr.info = hdr.info.Displayed()
 	}
-	hdr.img = planImage(hdr.info)
+	hdr.img = describe.PlanImage(hdr.info)
 	s.headers.put(key, hdr)
 	return hdr, nil
 }
@@ -892,8 +567,8 @@ func formatList(fs []iiif.Format) string {
 }
 
 // limitsKey writes limits in a stable order (maps print sorted).
-func limitsKey(l plan.Limits) string { return fmt.Sprint(l) }
+func limitsKey(l plan.Limits) string { return describe.LimitsKey(l) }
 
 // etag is the strong entity tag of the parts that fully determine a
 // response's bytes.
-func etag(parts ...string) string { return `"` + cache.Hash(parts...) + `"` }
+func etag(parts ...string) string { return describe.ETag(parts...) }

@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,7 +230,7 @@ func render(t *testing.T, svc *service.Service, id string, req iiif.Request) ima
 	}
 	defer job.Close()
 	var out bytes.Buffer
-	if err := job.Render(context.Background(), &out); err != nil {
+	if err := renderTo(context.Background(), job, &out); err != nil {
 		t.Fatalf("render: %v", err)
 	}
 	img, _, err := image.Decode(&out)
@@ -325,7 +326,7 @@ func TestBrokenSources(t *testing.T) {
 		if job, err := svc.Image(context.Background(), name, req); err != nil {
 			errImg = err
 		} else {
-			errImg = job.Render(context.Background(), &bytes.Buffer{})
+			errImg = renderTo(context.Background(), job, &bytes.Buffer{})
 			job.Close()
 		}
 		if errInfo == nil && errImg == nil {
@@ -380,9 +381,20 @@ func TestPassthroughDecision(t *testing.T) {
 			t.Errorf("%s/%s/%s/%s: passthrough %v, want %v", tc.region, tc.size, tc.rotation, tc.qf, job.Passthrough, tc.pass)
 		}
 		var out bytes.Buffer
-		if err := job.Render(context.Background(), &out); err != nil {
+		if err := renderTo(context.Background(), job, &out); err != nil {
 			t.Errorf("%s: %v", tc.region, err)
 		}
 		job.Close()
 	}
+}
+
+// renderTo renders job and copies the result to w, as a response does.
+func renderTo(ctx context.Context, job *service.Job, w io.Writer) error {
+	res, err := job.Render(ctx)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	_, err = io.Copy(w, res.Body())
+	return err
 }

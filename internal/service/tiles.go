@@ -10,11 +10,10 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/iiifd/iiifd/internal/describe"
 	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
-	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
-	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/pyramid"
 	"github.com/iiifd/iiifd/internal/tiles"
@@ -39,8 +38,7 @@ const (
 )
 
 // describePyramid reads and parses a pyramid's info.json, and describes
-// the pyramid as the planner sees an image: its levels are the scale
-// factors, level k being ceil(W/sf)×ceil(H/sf).
+// the pyramid as the planner sees an image (describe.Pyramid).
 func describePyramid(obj *source.Object) (header, error) {
 	if obj.Size > pyramid.MaxInfoSize {
 		return header{}, fault.Wrap(fault.Internal, fmt.Errorf("info.json of %d bytes", obj.Size), msgInfoBroken)
@@ -49,106 +47,16 @@ func describePyramid(obj *source.Object) (header, error) {
 	if _, err := obj.ReadAt(b, 0); err != nil && !(errors.Is(err, io.EOF) && len(b) == int(obj.Size)) {
 		return header{}, fault.Wrap(fault.Internal, err, msgInfoBroken)
 	}
-	pyr, err := pyramid.Parse(b)
+	d, err := describe.Pyramid(b)
 	if err != nil {
 		return header{}, fault.Wrap(fault.Internal, err, msgInfoBroken)
 	}
-	info := probe.Info{Format: probe.JPEG, Width: pyr.Width, Height: pyr.Height}
-	for _, sf := range pyr.ScaleFactors {
-		w, h := pyr.Level(sf)
-		info.Levels = append(info.Levels, probe.Level{
-			Width: w, Height: h, TileWidth: pyr.TileWidth, TileHeight: pyr.TileHeight, SubIFD: -1,
-		})
-	}
-	return header{info: info, pyramid: pyr}, nil
-}
-
-// storedSizes lists the pyramid's stored full sizes within the limits.
-func (s *Service) storedSizes(pyr *pyramid.Pyramid) []iiif.SizeEntry {
-	var out []iiif.SizeEntry
-	lim := s.cfg.Limits
-	for _, z := range pyr.Sizes {
-		if lim.Fits(z.Width, z.Height) {
-			out = append(out, iiif.SizeEntry{Width: z.Width, Height: z.Height})
-		}
-	}
-	return out
+	return header{info: d.Info, pyramid: d.Pyramid}, nil
 }
 
 // scaleFactors returns the scale factors info.json advertises with the
-// tiling of level 0: for a tile pyramid the stored ones; for a tiled
-// pyramidal file the factor of every stored level tiled like level 0
-// (so that viewers ask for tiles that can pass through), followed by
-// doublings down to a single tile; nil for anything else.
-func scaleFactors(h header) []int {
-	hdr := h.info
-	l0 := hdr.Levels[0]
-	if h.pyramid != nil {
-		return h.pyramid.ScaleFactors
-	}
-	tw, th := l0.TileWidth, l0.TileHeight
-	if tw <= 0 || th <= 0 || len(hdr.Levels) < 2 {
-		return nil // the caller uses powers of two
-	}
-	out := []int{1}
-	for _, l := range hdr.Levels[1:] {
-		if l.TileWidth != tw || l.TileHeight != th {
-			continue
-		}
-		sf := (hdr.Width + l.Width/2) / l.Width
-		if sf <= out[len(out)-1] || !levelOf(hdr.Width, sf, l.Width) || !levelOf(hdr.Height, sf, l.Height) {
-			continue
-		}
-		out = append(out, sf)
-	}
-	for s := out[len(out)-1]; ceilDiv(hdr.Width, s) > tw || ceilDiv(hdr.Height, s) > th; {
-		s *= 2
-		out = append(out, s)
-	}
-	return out
-}
-
-// levelOf reports whether n is full scaled by 1/sf, rounded either way.
-func levelOf(full, sf, n int) bool { return n == full/sf || n == ceilDiv(full, sf) }
-
-// write writes b to w whole.
-func write(w io.Writer, b []byte) error {
-	n, err := w.Write(b)
-	if err == nil && n < len(b) {
-		err = io.ErrShortWrite
-	}
-	if err != nil {
-		return fmt.Errorf("service: writing a stored tile: %w", err)
-	}
-	return nil
-}
-
-// pyramidJob makes j answer from the tile pyramid in the folder dir: the
-// stored file as it is when the plan is exactly one (an aligned tile at a
-// declared scale factor, or a stored size), else the tiles of the chosen
-// level under the region, stitched and processed by the renderer.
-func (s *Service) pyramidJob(j *Job, dir string, pyr *pyramid.Pyramid) {
-	p := &j.Plan
-	if tiles.Unchanged(p, false) && j.overlay == nil {
-		if key, ok := pyr.Match(p.Region, p.Width, p.Height); ok {
-			j.Passthrough = true
-			j.run = func(ctx context.Context, w io.Writer) error {
-				// Read whole before writing: a read error is then a
-				// clean 500, not a response cut short.
-				b, err := s.readTile(ctx, dir+"/"+key)
-				if err != nil {
-					return err
-				}
-				j.Size = int64(len(b))
-				return write(w, b)
-			}
-			return
-		}
-	}
-	j.run = func(ctx context.Context, w io.Writer) error {
-		return s.stitch(ctx, dir, pyr, p, j.ov, w)
-	}
-}
+// tiling of level 0 (describe.ScaleFactors).
+func scaleFactors(h header) []int { return describe.ScaleFactors(h.described()) }
 
 // stitch reads the tiles of the plan's level under its region,
 // concurrently, and has the renderer execute the plan on them.

@@ -1,4 +1,4 @@
-package service
+package prefetch
 
 import (
 	"bytes"
@@ -87,7 +87,7 @@ func TestPrefetchedReadAt(t *testing.T) {
 	}
 	// The tiles overlap the heads' first span, as a tile's read window
 	// can reach into the next IFD's.
-	pf := &prefetched{
+	pf := &Reader{
 		r:     failReader{},
 		heads: spans{{off: 150, b: file[150:320]}, {off: 500, b: file[500:600]}},
 	}
@@ -122,8 +122,8 @@ func TestPrefetchedReadAt(t *testing.T) {
 	}
 	// Once the render is done, the tiles are given back, once, and
 	// reads of them go to the object; the shared heads stay.
-	pf.done()
-	pf.done()
+	pf.Done()
+	pf.Done()
 	if given != 1 {
 		t.Errorf("tiles given back %d times when the render was done, want once", given)
 	}
@@ -187,7 +187,7 @@ func (c *countingReader) ReadAt(b []byte, off int64) (int, error) {
 // through a countingReader, and its header.
 func testTIFF(t *testing.T, key string) (*source.Object, *countingReader, probe.Info) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "probe", "testdata", "vips-bigtiff.tif"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "probe", "testdata", "vips-bigtiff.tif"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestTIFFHeadsOneFetch(t *testing.T) {
 	if len(runs) == 0 || n == 0 {
 		t.Fatal("nothing to fetch")
 	}
-	var h tiffHeads
+	var h Heads
 	const renders = 16
 	got := make([]spans, renders)
 	var wg sync.WaitGroup
@@ -248,7 +248,7 @@ func TestTIFFHeadsOneFetch(t *testing.T) {
 func TestTIFFHeadsLeave(t *testing.T) {
 	obj, cr, hdr := testTIFF(t, "a.tif")
 	cr.delay = 200 * time.Millisecond
-	var h tiffHeads
+	var h Heads
 	gone, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() {
@@ -286,7 +286,7 @@ func TestTIFFHeadsEvictsLRU(t *testing.T) {
 	a, cr, hdr := testTIFF(t, "a.tif")
 	cr.delay = 0
 	_, n := headsRanges(a.Size, hdr)
-	h := tiffHeads{max: 2*n + n/2}
+	h := Heads{max: 2*n + n/2}
 	obj := func(key string) *source.Object { o := *a; o.Key = key; return &o }
 	for _, key := range []string{"a.tif", "b.tif", "a.tif", "c.tif"} {
 		if _, err := h.get(t.Context(), obj(key), hdr); err != nil {

@@ -1,4 +1,12 @@
-package service
+// Package prefetch reads ahead, at the byte level, what libvips will read
+// of a remote tiled TIFF, mirroring how libtiff reads a file: its IFDs,
+// offset arrays and JPEG tables once per file (Heads), and the stored
+// tiles under a render's region (TIFF), so that a render waits for the
+// store before it is admitted and holds no worker slot meanwhile. It
+// knows the TIFF layout from package probe and nothing of the pipeline:
+// the render's region and level, and the budget its bytes are held in,
+// are given to it.
+package prefetch
 
 import (
 	"cmp"
@@ -17,8 +25,6 @@ import (
 
 	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
-	"github.com/iiifd/iiifd/internal/limit"
-	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/tracing"
@@ -26,7 +32,7 @@ import (
 
 // A render of a tiled TIFF that is not on local disk fetches what libvips
 // will read before it is admitted: the file's IFDs, offset arrays and
-// JPEG tables (once per file, see tiffHeads), then the stored tiles under
+// JPEG tables (once per file, see Heads), then the stored tiles under
 // the plan's region, each run of nearby tiles with one request, the runs
 // concurrently. libvips then decodes from memory. Without this, a worker
 // slot (one of a few per core) would wait for every
@@ -61,7 +67,7 @@ const (
 	prefetchRequests = 16
 )
 
-// prefetched serves reads of an object from the byte spans fetched ahead
+// Reader serves reads of an object from the byte spans fetched ahead
 // of its render, and every other read from the object itself. libvips
 // may read it from any thread, even after the render has given up on a
 // read (see engine.Input: a read still running when the render's context
@@ -73,7 +79,7 @@ const (
 // bytes reachable. Then the bytes are dropped and given back to the
 // budget; a read that starts later finds nothing held and reads the
 // object.
-type prefetched struct {
+type Reader struct {
 	r     io.ReaderAt
 	heads spans // the level's non-tile bytes, shared with other renders
 	bytes int64 // of tiles, held in the render's admission place
@@ -105,11 +111,11 @@ func (ss spans) find(off int64, n int) (span, bool) {
 	return span{}, false
 }
 
-var _ engine.Holder = (*prefetched)(nil)
+var _ engine.Holder = (*Reader)(nil)
 
-func (p *prefetched) ReadAt(b []byte, off int64) (int, error) {
+func (p *Reader) ReadAt(b []byte, off int64) (int, error) {
 	tiles := p.use()
-	defer p.done()
+	defer p.Done()
 	if s, ok := find(tiles, p.heads, off, len(b)); ok {
 		return copy(b, s.b[off-s.off:]), nil
 	}
@@ -119,7 +125,7 @@ func (p *prefetched) ReadAt(b []byte, off int64) (int, error) {
 // ReadHeld fills b with the bytes at off if they are held in memory and
 // reports whether they were: one lookup, and the copy made under the
 // lock, so the tiles cannot be given back between the two.
-func (p *prefetched) ReadHeld(b []byte, off int64) bool {
+func (p *Reader) ReadHeld(b []byte, off int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := find(p.tiles, p.heads, off, len(b))
@@ -138,7 +144,7 @@ func find(tiles, heads spans, off int64, n int) (span, bool) {
 
 // hold makes the render the tiles' first user and gives tiles' bytes
 // back with giveBack once the last user lets go.
-func (p *prefetched) hold(tiles spans, giveBack func()) {
+func (p *Reader) hold(tiles spans, giveBack func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.tiles, p.giveBack, p.users = tiles, giveBack, 1
@@ -146,7 +152,7 @@ func (p *prefetched) hold(tiles spans, giveBack func()) {
 
 // use counts a user of the tiles until done and returns them (nil once
 // given back).
-func (p *prefetched) use() spans {
+func (p *Reader) use() spans {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tiles != nil {
@@ -155,9 +161,9 @@ func (p *prefetched) use() spans {
 	return p.tiles
 }
 
-// done ends a use of the tiles (the render's, when it has returned); the
+// Done ends a use of the tiles (the render's, when it has returned); the
 // last drops them and gives their bytes back.
-func (p *prefetched) done() {
+func (p *Reader) Done() {
 	p.mu.Lock()
 	if p.tiles == nil {
 		p.mu.Unlock()
@@ -175,17 +181,26 @@ func (p *prefetched) done() {
 	}
 }
 
-// prefetchTIFF fetches the bytes a render of p from the TIFF obj will
+// Budget holds the bytes a render fetches ahead before it is admitted
+// (limit.Place implements it): Hold counts n more bytes and reports
+// whether they fit; Keep makes them outlive the render's place until
+// giveBack is called.
+type Budget interface {
+	Hold(n int64) bool
+	Keep() (giveBack func())
+}
+
+// TIFF fetches the bytes a render of the region of level from the TIFF obj will
 // read: those of its level besides the tiles (from heads when they were
 // fetched before), then the tiles, unless they exceed perRender bytes.
 // It returns nil, nil when there is nothing to fetch ahead (the level is
 // not tiled); when the file's tags are unsound (libvips will judge them)
 // or the tiles do not fit the budget, it returns the level's other bytes
 // alone. The tiles' bytes are held in place (see limit.Place.Hold and
-// Keep) until the render is done with them (prefetched.done) and no read
+// Keep) until the render is done with them (Reader.Done) and no read
 // of them is under way, even past the place's release.
-func prefetchTIFF(ctx context.Context, heads *tiffHeads, place *limit.Place, perRender int64, obj *source.Object, hdr probe.Info, p *plan.Plan) (pf *prefetched, err error) {
-	lv := hdr.Levels[p.Level].TIFF
+func TIFF(ctx context.Context, heads *Heads, place Budget, perRender int64, obj *source.Object, hdr probe.Info, level int, region image.Rectangle) (pf *Reader, err error) {
+	lv := hdr.Levels[level].TIFF
 	if lv == nil || !lv.Tiled() {
 		return nil, nil
 	}
@@ -196,11 +211,11 @@ func prefetchTIFF(ctx context.Context, heads *tiffHeads, place *limit.Place, per
 		}
 		tracing.End(span, err)
 	}()
-	pf = &prefetched{r: obj.ReaderAt}
+	pf = &Reader{r: obj.ReaderAt}
 	if pf.heads, err = heads.get(ctx, obj, hdr); err != nil {
 		return nil, err
 	}
-	tiles, err := tileRanges(pf, lv, p.LevelRegion)
+	tiles, err := tileRanges(pf, lv, region)
 	if err != nil {
 		var fe *probe.FormatError
 		if errors.As(err, &fe) || errors.Is(err, errTooManyTiles) {
@@ -243,7 +258,7 @@ type readerAtFunc func(p []byte, off int64) (int, error)
 
 func (f readerAtFunc) ReadAt(p []byte, off int64) (int, error) { return f(p, off) }
 
-// tiffHeads keeps, for the remote TIFFs read lately, the bytes
+// Heads keeps, for the remote TIFFs read lately, the bytes
 // libvips reads besides the tiles: the read windows at the file's header
 // and at every level's IFD, and every level's offset and byte-count
 // arrays and JPEG tables (libtiff reads a directory's arrays whole when
@@ -256,13 +271,18 @@ func (f readerAtFunc) ReadAt(p []byte, off int64) (int, error) { return f(p, off
 // held yet share one fetch; the bytes held and being fetched together
 // stay within max (tiffHeadsBytes when 0), the least recently used
 // entries giving way.
-type tiffHeads struct {
+type Heads struct {
 	max   int64
 	mu    sync.Mutex
 	m     map[headsKey]*headsEntry
 	lru   list.List // of *headsEntry fetched, the most recently used first
 	bytes int64     // of the entries, fetched or being fetched
 }
+
+// NewHeads returns an empty Heads keeping at most max bytes
+// (tiffHeadsBytes when 0; 1 keeps none, so that libvips reads them from
+// the store as it decodes).
+func NewHeads(max int64) *Heads { return &Heads{max: max} }
 
 type headsKey struct{ key, version string }
 
@@ -284,14 +304,14 @@ type headsEntry struct {
 	ownerGone bool
 }
 
-// tiffHeadsBytes bounds the bytes tiffHeads keeps.
+// tiffHeadsBytes bounds the bytes Heads keeps.
 const tiffHeadsBytes = 32 << 20
 
 // get returns the bytes of obj that libvips reads besides the tiles,
 // fetching them unless held or being fetched. When they cannot be held
 // (they exceed the bound, or fetches under way fill it), it returns none:
 // libvips reads them from the object as it decodes.
-func (h *tiffHeads) get(ctx context.Context, obj *source.Object, hdr probe.Info) (spans, error) {
+func (h *Heads) get(ctx context.Context, obj *source.Object, hdr probe.Info) (spans, error) {
 	for {
 		ss, err, again := h.wait(ctx, obj, hdr)
 		if !again {
@@ -306,7 +326,7 @@ func (h *tiffHeads) get(ctx context.Context, obj *source.Object, hdr probe.Info)
 // wait joins or starts the fetch of obj's bytes and waits for it within
 // ctx; again reports a fetch of another render that failed once that
 // render was gone.
-func (h *tiffHeads) wait(ctx context.Context, obj *source.Object, hdr probe.Info) (ss spans, err error, again bool) {
+func (h *Heads) wait(ctx context.Context, obj *source.Object, hdr probe.Info) (ss spans, err error, again bool) {
 	k := headsKey{obj.Key, obj.Version}
 	h.mu.Lock()
 	e, ok := h.m[k]
@@ -368,7 +388,7 @@ func (h *tiffHeads) wait(ctx context.Context, obj *source.Object, hdr probe.Info
 
 // makeRoom evicts the least recently used entries fetched until n more
 // bytes fit, and reports whether they do. Called with mu held.
-func (h *tiffHeads) makeRoom(n int64) bool {
+func (h *Heads) makeRoom(n int64) bool {
 	limit := h.max
 	if limit <= 0 {
 		limit = tiffHeadsBytes
@@ -392,7 +412,7 @@ func (h *tiffHeads) makeRoom(n int64) bool {
 }
 
 // fetch reads e's runs and keeps them, or drops e when the fetch failed.
-func (h *tiffHeads) fetch(ctx context.Context, e *headsEntry, r io.ReaderAt, runs []probe.ByteRange) {
+func (h *Heads) fetch(ctx context.Context, e *headsEntry, r io.ReaderAt, runs []probe.ByteRange) {
 	ss, err := fetchSpans(ctx, r, runs)
 	e.cancel()
 	h.mu.Lock()
@@ -468,7 +488,7 @@ func tileRanges(r io.ReaderAt, lv *probe.TIFFLevel, region image.Rectangle) ([]p
 // prefetchTiles bounds the tiles one render fetches ahead.
 const prefetchTiles = 4096
 
-var errTooManyTiles = errors.New("service: too many tiles to fetch ahead")
+var errTooManyTiles = errors.New("prefetch: too many tiles to fetch ahead")
 
 // mergeRanges sorts the ranges and merges those at most gap apart into
 // runs of at most prefetchSpan bytes (a larger range is a run of its
@@ -533,7 +553,7 @@ func fetchSpans(ctx context.Context, r io.ReaderAt, ranges []probe.ByteRange) ([
 				// Store code runs here, off the request's goroutine:
 				// its panic fails this span, not the process.
 				if v := recover(); v != nil {
-					errs[i] = fault.Wrap(fault.Internal, fmt.Errorf("service: panic reading %d bytes at %d: %v\n%s", br.Length, br.Offset, v, debug.Stack()), "internal server error")
+					errs[i] = fault.Wrap(fault.Internal, fmt.Errorf("prefetch: panic reading %d bytes at %d: %v\n%s", br.Length, br.Offset, v, debug.Stack()), "internal server error")
 				}
 			}()
 			b := make([]byte, br.Length)
@@ -541,7 +561,7 @@ func fetchSpans(ctx context.Context, r io.ReaderAt, ranges []probe.ByteRange) ([
 			if k == len(b) {
 				err = nil
 			} else if err == nil || errors.Is(err, io.EOF) {
-				err = fmt.Errorf("service: %d of %d bytes at %d: %w", k, len(b), br.Offset, io.ErrUnexpectedEOF)
+				err = fmt.Errorf("prefetch: %d of %d bytes at %d: %w", k, len(b), br.Offset, io.ErrUnexpectedEOF)
 			}
 			out[i], errs[i] = span{off: br.Offset, b: b}, err
 		}()
@@ -566,39 +586,19 @@ func fetchError(ctx context.Context, err error) error {
 	return engine.ReadFault(err)
 }
 
-// tileReader returns what a stored tile of obj is read through: for a
+// TileReader returns what a stored tile of obj is read through: for a
 // remote object, the file's offset arrays and JPEG tables held in memory
-// (fetched at once the first time, see tiffHeads), so that every tile
+// (fetched at once the first time, see Heads), so that every tile
 // costs one request, for its own bytes, instead of up to three, one after
 // the other, for the blocks of the arrays and the tile. A failure to
 // fetch them is left to the tile's own read to meet.
-func (s *Service) tileReader(ctx context.Context, obj *source.Object, hdr probe.Info) io.ReaderAt {
+func TileReader(ctx context.Context, h *Heads, obj *source.Object, hdr probe.Info) io.ReaderAt {
 	if obj.Path != "" {
 		return obj
 	}
-	heads, err := s.heads.get(ctx, obj, hdr)
+	heads, err := h.get(ctx, obj, hdr)
 	if err != nil {
 		return obj
 	}
-	return &prefetched{r: obj.ReaderAt, heads: heads}
-}
-
-// reserve takes a place in the admission queue without waiting, in a
-// span when it is refused.
-func reserve(ctx context.Context, a *limit.Admitter) (*limit.Place, error) {
-	p, err := a.Reserve(ctx)
-	if err != nil {
-		_, span := tracing.Start(ctx, "admit")
-		tracing.End(span, err)
-	}
-	return p, err
-}
-
-// wait waits for the admission of the work of place costing cost bytes
-// besides those it holds, in a span.
-func wait(ctx context.Context, place *limit.Place, cost int64) error {
-	ctx, span := tracing.Start(ctx, "admit", attribute.Int64("iiifd.cost_bytes", cost))
-	err := place.Wait(ctx, cost)
-	tracing.End(span, err)
-	return err
+	return &Reader{r: obj.ReaderAt, heads: heads}
 }

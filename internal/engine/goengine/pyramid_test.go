@@ -1,0 +1,106 @@
+package goengine_test
+
+import (
+	"bytes"
+	"image"
+	"image/jpeg"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/iiifd/iiifd/internal/engine"
+	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/plan"
+)
+
+// A virtual 40000x30000 pyramid of 512x512 JPEG tiles, the size issue 16
+// asks the edge to serve: no file holds it; every tile of one size has
+// the same bytes, so a render gets the tiles a host would fetch without
+// the test holding gigabytes.
+const (
+	bigW, bigH = 40000, 30000
+	bigTile    = 512
+)
+
+var (
+	tileMu    sync.Mutex
+	tileCache = map[image.Point][]byte{}
+)
+
+// photoTile is a JPEG of w×h pixels of smooth colour with noise, which
+// compresses as photographs do (some 100 KB at 512x512).
+func photoTile(t testing.TB, w, h int) []byte {
+	tileMu.Lock()
+	defer tileMu.Unlock()
+	if b, ok := tileCache[image.Pt(w, h)]; ok {
+		return b
+	}
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			o := img.PixOffset(x, y)
+			n := rng.IntN(48)
+			img.Pix[o] = uint8(100 + 80*math.Sin(float64(x)/37) + float64(n))
+			img.Pix[o+1] = uint8(100 + 80*math.Cos(float64(y)/23) + float64(n))
+			img.Pix[o+2] = uint8((x*y)/97%200 + n)
+			img.Pix[o+3] = 255
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 85}); err != nil {
+		t.Fatal(err)
+	}
+	tileCache[image.Pt(w, h)] = b.Bytes()
+	return b.Bytes()
+}
+
+// bigImage is the planner's view of the pyramid.
+func bigImage() plan.Image {
+	img := plan.Image{Width: bigW, Height: bigH}
+	for w, h := bigW, bigH; ; w, h = (w+1)/2, (h+1)/2 {
+		img.Levels = append(img.Levels, plan.Level{Width: w, Height: h, Tiled: true})
+		if w <= bigTile && h <= bigTile {
+			break
+		}
+	}
+	return img
+}
+
+// bigRequest plans a request on the pyramid, with Micrio's per-format
+// limits, and returns the plan with its level region made relative to
+// the mosaic of the stored tiles under it, and that mosaic: what an edge
+// host hands the engine.
+func bigRequest(t testing.TB, url string) (*plan.Plan, engine.Mosaic) {
+	t.Helper()
+	parts := strings.Split(url, "/")
+	req, err := iiif.ParseImage(iiif.V3, parts[0], parts[1], parts[2], parts[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := bigImage()
+	lim := plan.Limits{MaxWidth: 10000, MaxHeight: 10000, PerFormat: map[iiif.Format]plan.FormatLimits{
+		iiif.FormatJPG: {MaxWidth: 4096, MaxHeight: 4096},
+		iiif.FormatPNG: {MaxWidth: 3584, MaxHeight: 3584},
+	}}
+	p, err := plan.Make(req, img, lim)
+	if err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	lv := img.Levels[p.Level]
+	r := p.LevelRegion
+	tx0, ty0 := r.Min.X/bigTile, r.Min.Y/bigTile
+	tx1, ty1 := (r.Max.X+bigTile-1)/bigTile, (r.Max.Y+bigTile-1)/bigTile
+	m := engine.Mosaic{Across: tx1 - tx0, TileWidth: bigTile, TileHeight: bigTile}
+	for ty := ty0; ty < ty1; ty++ {
+		for tx := tx0; tx < tx1; tx++ {
+			w := min(bigTile, lv.Width-tx*bigTile)
+			h := min(bigTile, lv.Height-ty*bigTile)
+			m.Tiles = append(m.Tiles, engine.Tile{Data: photoTile(t, w, h), Width: w, Height: h})
+		}
+	}
+	p.LevelRegion = r.Sub(image.Pt(tx0*bigTile, ty0*bigTile))
+	return &p, m
+}
