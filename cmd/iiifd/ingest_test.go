@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/iiifd/iiifd/internal/samples"
 )
 
 // workerEnv makes the test binary, started by `iiifd ingest` as its
@@ -102,6 +105,14 @@ func TestIngestFailures(t *testing.T) {
 	data, _ := os.ReadFile(src)
 	trunc := filepath.Join(t.TempDir(), "trunc.png")
 	os.WriteFile(trunc, data[:len(data)/2], 0o644)
+	// A JPEG cut at 5000 bytes crashed the worker's save part-way
+	// (issue 14 item 8); it is refused by a decode pass before.
+	julia, err := fs.ReadFile(samples.FS(), "julia.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncJPEG := filepath.Join(t.TempDir(), "t.jpg")
+	os.WriteFile(truncJPEG, julia[:5000], 0o644)
 	text := filepath.Join(t.TempDir(), "notes.jpg")
 	os.WriteFile(text, []byte("not an image"), 0o644)
 
@@ -122,6 +133,7 @@ func TestIngestFailures(t *testing.T) {
 		{"not an image", []string{text}, 1, "could not be decoded"},
 		{"truncated", []string{trunc}, 1, "could not be decoded"},
 		{"truncated tiles", []string{"--format", "tiles", trunc}, 1, "could not be decoded"},
+		{"truncated jpeg", []string{truncJPEG}, 1, "could not be decoded: it is truncated"},
 		{"exists", []string{src, "EXISTS"}, 1, "already exists"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,7 +159,7 @@ func TestIngestFailures(t *testing.T) {
 				lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 				last := lines[len(lines)-1]
 				if !strings.HasPrefix(last, "iiifd ingest: ") || strings.Contains(out.String(), ".tmp-") ||
-					strings.Contains(out.String(), "goroutine") {
+					strings.Contains(out.String(), "goroutine") || strings.Contains(out.String(), "crashed") {
 					t.Errorf("output: %q", out.String())
 				}
 			}

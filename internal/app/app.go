@@ -142,10 +142,16 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	trustAll, proxies, err := config.ForwardedFrom(cfg.TrustForwarded)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.handler = httpapi.New(svc, httpapi.Options{
 		BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
 		Ready: a.ready.Load, AdminToken: cfg.AdminToken,
-		Metrics: a.metrics, Observe: metrics.Observe,
+		Metrics: publicMetrics(cfg, a.metrics), Observe: metrics.Observe,
+		TrustForwarded: trustAll, TrustedProxies: proxies,
 		ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
 		Web:     front,
 		Private: plugins.Has(plugin.HookAuthorize), Plugins: plugins != nil,
@@ -396,6 +402,15 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		return err
 	}
 	return nil
+}
+
+// publicMetrics is the metrics handler for the public port: none when an
+// admin address is set, as the metrics are then the operators' alone.
+func publicMetrics(cfg config.Config, metrics http.Handler) http.Handler {
+	if cfg.AdminAddr != "" {
+		return nil
+	}
+	return metrics
 }
 
 // adminMux serves pprof and the metrics on the admin address.

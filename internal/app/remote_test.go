@@ -115,7 +115,7 @@ func TestS3EndToEnd(t *testing.T) {
 	rec := httptest.NewRecorder()
 	a.metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	metrics.Write(rec.Body.Bytes())
-	if want := fmt.Sprintf(`iiifd_store_bytes_total{root=%q} %d`, cfg.Root, stats.Bytes); !strings.Contains(metrics.String(), want) {
+	if want := fmt.Sprintf(`iiifd_store_bytes_total{root="root"} %d`, stats.Bytes); !strings.Contains(metrics.String(), want) {
 		t.Errorf("metrics lack %s", want)
 	}
 

@@ -84,7 +84,7 @@ func (a *App) buildSource(cfg config.Config) (source.Source, error) {
 		sp, err = spool.New(dir, int64(st.SourceCacheSize))
 		return sp, err
 	}
-	open := func(root string) (source.Source, error) {
+	open := func(name, root string) (source.Source, error) {
 		if !config.RemoteRoot(root) {
 			s, err := fs.New(root)
 			if err != nil {
@@ -113,12 +113,12 @@ func (a *App) buildSource(cfg config.Config) (source.Source, error) {
 				return nil, fmt.Errorf("root %s: %w", root, err)
 			}
 		}
-		a.stores = append(a.stores, namedStore{root, s.(statser)})
+		a.stores = append(a.stores, namedStore{name, root, s.(statser)})
 		return route.WithLayout(s, layout), nil
 	}
 	var fallback source.Source
 	if a.root != "" {
-		if fallback, err = open(a.root); err != nil {
+		if fallback, err = open("root", a.root); err != nil {
 			return nil, err
 		}
 	}
@@ -126,8 +126,8 @@ func (a *App) buildSource(cfg config.Config) (source.Source, error) {
 		return fallback, nil
 	}
 	rules := make([]route.Rule, 0, len(st.Roots))
-	for _, r := range st.Roots {
-		s, err := open(r.Root)
+	for i, r := range st.Roots {
+		s, err := open(fmt.Sprintf("roots[%d]", i), r.Root)
 		if err != nil {
 			return nil, fmt.Errorf("roots %s: %w", r.Match, err)
 		}
@@ -136,7 +136,12 @@ func (a *App) buildSource(cfg config.Config) (source.Source, error) {
 	return route.NewRouter(rules, fallback)
 }
 
+// namedStore is a remote root with the name the metrics give it: "root"
+// for --root, "roots[N]" for the Nth [[roots]] rule. Metrics never carry
+// the URL, which may name a private host or bucket (and /metrics may be
+// public).
 type namedStore struct {
+	name string
 	root string
 	s    statser
 }
@@ -157,7 +162,7 @@ func (a *App) storeCounts() []obs.StoreCount {
 	for _, s := range a.stores {
 		st := s.s.Stats()
 		out = append(out, obs.StoreCount{
-			Root: s.root, Requests: st.Requests, Bytes: st.Bytes, CacheHits: st.CacheHits,
+			Root: s.name, Requests: st.Requests, Bytes: st.Bytes, CacheHits: st.CacheHits,
 			BreakerOpen: s.s.Backend().Breaker().Open(),
 		})
 	}

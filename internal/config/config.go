@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"os"
 	"runtime"
@@ -37,6 +38,11 @@ type Config struct {
 	Addr    string // listen address, HOST:PORT
 	Root    string // directory of source images; empty serves the embedded samples
 	BaseURL string // public URL of the server (the part before /iiif/); empty derives it per request
+	// TrustForwarded says whose X-Forwarded-Proto, -Host and -Prefix
+	// headers make the base URL when BaseURL is empty: "" (nobody's: the
+	// Host header alone), "true" (any peer's), or a comma-separated list
+	// of proxy addresses and CIDR prefixes. See ForwardedFrom.
+	TrustForwarded string
 
 	MaxWidth, MaxHeight int   // output limits, 0 = none
 	MaxArea             int64 // output pixel limit, 0 = none
@@ -255,6 +261,57 @@ func (v rootsValue) Set(s string) error {
 	return nil
 }
 
+// trustValue is the flag.Value of --trust-forwarded: a boolean flag
+// (--trust-forwarded alone means any peer) that also takes a list of
+// proxy addresses.
+type trustValue struct{ s *string }
+
+func (v trustValue) String() string {
+	if v.s == nil {
+		return ""
+	}
+	return *v.s
+}
+
+func (v trustValue) Set(s string) error {
+	if s == "false" {
+		s = ""
+	}
+	*v.s = s
+	_, _, err := ForwardedFrom(s)
+	return err
+}
+
+func (trustValue) IsBoolFlag() bool { return true }
+
+// ForwardedFrom parses a TrustForwarded value: whether forwarded headers
+// are trusted from any peer, else the proxies they are trusted from
+// (none: not trusted at all).
+func ForwardedFrom(s string) (any bool, proxies []netip.Prefix, err error) {
+	switch strings.TrimSpace(s) {
+	case "", "false":
+		return false, nil, nil
+	case "true":
+		return true, nil, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, perr := netip.ParsePrefix(part); perr == nil {
+			proxies = append(proxies, p.Masked())
+			continue
+		}
+		a, aerr := netip.ParseAddr(part)
+		if aerr != nil {
+			return false, nil, fmt.Errorf("trust-forwarded: %q is not an address or CIDR prefix", part)
+		}
+		proxies = append(proxies, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return false, proxies, nil
+}
+
 // Limit is an output size limit; zero fields are unlimited.
 type Limit struct {
 	MaxWidth, MaxHeight int
@@ -344,6 +401,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.Addr == "" {
 		errs = append(errs, errors.New("addr: must not be empty"))
+	}
+	if _, _, err := ForwardedFrom(c.TrustForwarded); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BaseURL != "" {
 		u, err := url.Parse(c.BaseURL)
@@ -435,7 +495,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.String("config", "", "read settings from this TOML `file` (keys are flag names)")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen on this `HOST:PORT`")
 	fs.StringVar(&c.Root, "root", c.Root, "serve the images under this `directory` (default: the embedded sample images)")
-	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "public `URL` the server is reached at, e.g. https://example.org/images, so image ids are https://example.org/images/iiif/3/{id} (default: from each request's Host and X-Forwarded-Proto/Host/Prefix headers)")
+	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "public `URL` the server is reached at, e.g. https://example.org/images, so image ids are https://example.org/images/iiif/3/{id} (default: from each request's Host header, and X-Forwarded-Proto/Host/Prefix with --trust-forwarded)")
+	fs.Var(trustValue{&c.TrustForwarded}, "trust-forwarded", "let X-Forwarded-Proto/Host/Prefix make the base URL (when --base-url is not set): alone or =true from any peer, or =`ADDRS`, a comma-separated list of proxy addresses and CIDR prefixes (default: never; the Host header alone)")
 	fs.IntVar(&c.MaxWidth, "max-width", c.MaxWidth, "largest output width in `pixels` (0 = no limit)")
 	fs.IntVar(&c.MaxHeight, "max-height", c.MaxHeight, "largest output height in `pixels` (0 = no limit)")
 	fs.Int64Var(&c.MaxArea, "max-area", c.MaxArea, "largest output area in `pixels` (0 = no limit, which also turns off upscaling: IIIF requires a limit for it)")

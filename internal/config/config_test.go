@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -379,4 +380,61 @@ func TestSpillSettings(t *testing.T) {
 			t.Errorf("%v: got %v, want an error containing %q", tc.args, err, tc.want)
 		}
 	}
+}
+
+// TestTrustForwarded: --trust-forwarded alone trusts any peer; with
+// addresses, those proxies only; a bad address is refused.
+func TestTrustForwarded(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		any     bool
+		proxies string
+		bad     bool
+	}{
+		{nil, false, "", false},
+		{[]string{"--trust-forwarded"}, true, "", false},
+		{[]string{"--trust-forwarded=false"}, false, "", false},
+		{[]string{"--trust-forwarded=10.0.0.5, 10.1.0.0/16,::ffff:192.0.2.1"}, false, "[10.0.0.5/32 10.1.0.0/16 192.0.2.1/32]", false},
+		{[]string{"--trust-forwarded=proxy.example"}, false, "", true},
+	} {
+		c := Default()
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c.Bind(fs)
+		err := fs.Parse(tc.args)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%v: accepted", tc.args)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		anyPeer, proxies, err := ForwardedFrom(c.TrustForwarded)
+		got := ""
+		if len(proxies) > 0 {
+			got = fmt.Sprint(proxies)
+		}
+		if err != nil || anyPeer != tc.any || got != tc.proxies {
+			t.Errorf("%v: any %v proxies %s %v, want %v %s", tc.args, anyPeer, got, err, tc.any, tc.proxies)
+		}
+	}
+}
+
+func FuzzForwardedFrom(f *testing.F) {
+	for _, s := range []string{"", "true", "false", "10.0.0.1", "10.0.0.0/8, ::1", "x", "1.2.3.4/33", ",,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		anyPeer, proxies, err := ForwardedFrom(s)
+		if err != nil && (anyPeer || proxies != nil) {
+			t.Fatalf("%q: error %v with a result", s, err)
+		}
+		for _, p := range proxies {
+			if !p.IsValid() || p != p.Masked() {
+				t.Fatalf("%q: prefix %v", s, p)
+			}
+		}
+	})
 }

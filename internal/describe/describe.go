@@ -50,11 +50,22 @@ func Pyramid(infoJSON []byte) (Header, error) {
 	return Header{Info: info, Image: PlanImage(info), Pyramid: pyr}, nil
 }
 
-// PlanImage is the planner's view of the probe's facts.
+// PlanImage is the planner's view of the probe's facts, with what a
+// decoder must decode whole for any crop: the stored tiles, the strips of
+// a TIFF, and a JPEG 2000 codestream stored as one tile, which is one
+// tile the size of each level.
 func PlanImage(hdr probe.Info) plan.Image {
 	img := plan.Image{Width: hdr.Width, Height: hdr.Height}
 	for _, l := range hdr.Levels {
-		img.Levels = append(img.Levels, plan.Level{Width: l.Width, Height: l.Height, Tiled: l.TileWidth > 0 && l.TileHeight > 0})
+		pl := plan.Level{Width: l.Width, Height: l.Height, Tiled: l.TileWidth > 0 && l.TileHeight > 0}
+		if pl.Tiled {
+			pl.TileWidth, pl.TileHeight = l.TileWidth, l.TileHeight
+		} else if l.TIFF != nil {
+			pl.RowsPerStrip = l.TIFF.RowsPerStrip
+		} else if hdr.Format == probe.JP2 {
+			pl.Tiled, pl.TileWidth, pl.TileHeight = true, l.Width, l.Height
+		}
+		img.Levels = append(img.Levels, pl)
 	}
 	return img
 }

@@ -225,7 +225,7 @@ func TestPurgeAcrossReplicas(t *testing.T) {
 // removed since, then restored: they must not come back from the cache.
 func TestPurgeGoneSource(t *testing.T) {
 	const token = "s3cret-token-for-tests"
-	srv, root := server(t, func(c *config.Config) { c.AdminToken = token })
+	srv, root := server(t, func(c *config.Config) { c.AdminToken = token; c.TrustForwarded = "true" })
 	img := srv.URL + "/iiif/3/julia/full/90,/0/default.jpg"
 	get(t, img)
 	src, moved := filepath.Join(root, "julia.jpg"), filepath.Join(t.TempDir(), "julia.jpg")
@@ -264,7 +264,7 @@ func TestInfoCacheIgnoresHost(t *testing.T) {
 // pipeline again.
 func TestHotRequests(t *testing.T) {
 	const token = "hot-requests-token"
-	srv, root := server(t, func(c *config.Config) { c.AdminToken = token })
+	srv, root := server(t, func(c *config.Config) { c.AdminToken = token; c.TrustForwarded = "true" })
 	img := srv.URL + "/iiif/3/sub%2Fdir%2Fchart/0,0,100,100/50,/0/default.png"
 	if r := get(t, img); r.header.Get("X-Cache") != "MISS" {
 		t.Fatalf("first request: X-Cache %q", r.header.Get("X-Cache"))
@@ -309,7 +309,8 @@ func TestHotRequests(t *testing.T) {
 		t.Error("HEAD or a request line with a query was answered from the memo")
 	}
 
-	// Another public base URL gets its own Link, not the remembered one.
+	// Another public base URL (a trusted proxy's) gets its own Link, not
+	// the remembered one.
 	r = do(t, "GET", img, map[string]string{"X-Forwarded-Host": "images.example.org"})
 	if !strings.Contains(r.header.Get("Link"), "//images.example.org/iiif/3/") {
 		t.Errorf("Link behind a proxy: %q", r.header.Get("Link"))

@@ -93,6 +93,54 @@ func tiffIFDs(ifds []map[uint16]uint32, loop bool) []byte {
 	return b
 }
 
+// oneTileTIFF writes a valid 8-bit grey TIFF of n×n black pixels stored
+// as one deflate tile: a few hundred KiB that decode to n² bytes for any
+// region of the image.
+func oneTileTIFF(t *testing.T, n int) []byte {
+	t.Helper()
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression)
+	row := make([]byte, n)
+	for range n {
+		zw.Write(row)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		width, height, bits, compression, photometric = 256, 257, 258, 259, 262
+		samples, tileWidth, tileLength, tileOffsets   = 277, 322, 323, 324
+		tileBytes                                     = 325
+	)
+	tags := map[uint16]uint32{width: uint32(n), height: uint32(n), bits: 8, compression: 8, photometric: 1, samples: 1,
+		tileWidth: uint32(n), tileLength: uint32(n), tileBytes: uint32(z.Len())}
+	tags[tileOffsets] = uint32(8 + 2 + 12*(len(tags)+1) + 4)
+	b := tiffIFDs([]map[uint16]uint32{tags}, false)
+	if len(b) != int(tags[tileOffsets]) {
+		t.Fatalf("tile data at %d, IFD ends at %d", tags[tileOffsets], len(b))
+	}
+	return append(b, z.Bytes()...)
+}
+
+// j2kHeader writes a JPEG 2000 codestream with a w×h grey image in
+// tw×th tiles, five decomposition levels, and one tile-part of junk data.
+func j2kHeader(w, h, tw, th uint32) []byte {
+	be := binary.BigEndian
+	b := []byte{0xff, 0x4f, 0xff, 0x51}
+	b = be.AppendUint16(b, 41)
+	b = be.AppendUint16(b, 0)
+	for _, v := range []uint32{w, h, 0, 0, tw, th, 0, 0} {
+		b = be.AppendUint32(b, v)
+	}
+	b = append(b, 0, 1, 7, 1, 1)                                   // one 8-bit component
+	b = append(b, 0xff, 0x52, 0, 12, 0, 0, 0, 1, 0, 5, 4, 4, 0, 1) // COD: 5 levels, reversible
+	b = append(b, 0xff, 0x5c, 0, 19, 0x40)                         // QCD: no quantisation
+	b = append(b, bytes.Repeat([]byte{0x40}, 16)...)               // exponents
+	b = append(b, 0xff, 0x90, 0, 10, 0, 0, 0, 0, 0, 0, 0, 1)       // SOT
+	b = append(b, 0xff, 0x93)                                      // SOD
+	return append(append(b, bytes.Repeat([]byte{0x5a}, 256)...), 0xff, 0xd9)
+}
+
 // What of a file may be served.
 const (
 	serveNothing = iota
@@ -185,6 +233,18 @@ func hostileCorpus(t *testing.T, root string) map[string]int {
 	ok["manypages.tif"] = serveAll // a 1×1 image with 4999 other pages is valid
 	ok["tiled-nodata.tif"] = serveInfo
 
+	// Tile bombs (issue 14 item 2): a real TIFF of a few hundred KiB
+	// stored as one 10240×10240 deflate tile, 105 Mpx for any crop of
+	// it; and JPEG 2000 codestreams whose headers declare one
+	// 30000×30000 tile, or 12000×12000 tiles.
+	files["onetile.tif"] = oneTileTIFF(t, 10240)
+	files["onetile.j2k"] = j2kHeader(30000, 30000, 30000, 30000)
+	files["bigtiles.j2k"] = j2kHeader(24000, 24000, 12000, 12000)
+	// OpenJPEG may decode their junk data as noise at small reductions;
+	// the crops at full resolution are what must be refused (below).
+	ok["onetile.j2k"] = serveAll
+	ok["bigtiles.j2k"] = serveAll
+
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(root, name), b, 0o644); err != nil {
 			t.Fatal(err)
@@ -255,11 +315,14 @@ func TestMalformedCorpus(t *testing.T) {
 			}
 		}
 	}
-	// The bombs are refused from their headers, with the reason.
-	for _, name := range []string{"bomb-header.png", "bomb.png"} {
-		r := get(t, srv.URL+"/iiif/3/"+name+"/full/256,/0/default.jpg")
+	// The bombs are refused from their headers, with the reason; a tile
+	// bomb for a one-pixel crop too.
+	for _, path := range []string{"bomb-header.png/full/256,/0/default.jpg", "bomb.png/full/256,/0/default.jpg",
+		"onetile.tif/0,0,1,1/max/0/default.png", "onetile.tif/info.json",
+		"onetile.j2k/0,0,1,1/max/0/default.png", "bigtiles.j2k/0,0,1,1/max/0/default.png"} {
+		r := get(t, srv.URL+"/iiif/3/"+path)
 		if r.status != 501 || !strings.Contains(string(r.body), "maxSourcePixels") {
-			t.Errorf("%s: %d %s, want 501 naming maxSourcePixels", name, r.status, r.body)
+			t.Errorf("%s: %d %s, want 501 naming maxSourcePixels", path, r.status, r.body)
 		}
 	}
 	if r := get(t, srv.URL+"/healthz"); r.status != 200 {
@@ -376,5 +439,44 @@ func TestClientLimit(t *testing.T) {
 	}
 	if g := got["203.0.113.9"]; g[200] != 1 {
 		t.Errorf("the other client's statuses: %v, want 200", g)
+	}
+}
+
+// TestRotatedLimits: the limits bound the image as delivered, after
+// rotation, and are checked before any pixel work (issue 14 item 3): a
+// rotated "max" shrinks to fit, an explicit size whose rotated box is
+// over a limit (the encoder's own included, WebP's 16383) gets a 400 that
+// names the limit.
+func TestRotatedLimits(t *testing.T) {
+	srv, _ := server(t, func(c *config.Config) { c.MaxArea = 1_000_000; c.MaxWidth = 20000 })
+	for _, tc := range []struct {
+		path   string
+		status int
+		msg    string
+	}{
+		{"mandelbrot.tif/full/max/45/default.png", 200, ""},
+		{"mandelbrot.tif/full/max/30/default.png", 200, ""},
+		{"testchart.png/full/max/90/default.png", 200, ""},
+		{"mandelbrot.tif/full/900,/45/default.png", 400, "maxArea 1000000"},
+	} {
+		r := get(t, srv.URL+"/iiif/3/"+tc.path)
+		if r.status != tc.status || !strings.Contains(string(r.body), tc.msg) {
+			t.Errorf("%s: %d %.200s, want %d %q", tc.path, r.status, r.body, tc.status, tc.msg)
+			continue
+		}
+		if r.status == 200 {
+			b := decode(t, r.body).Bounds()
+			if int64(b.Dx())*int64(b.Dy()) > 1_000_000 {
+				t.Errorf("%s: %v, more than maxArea", tc.path, b)
+			}
+		}
+	}
+	// WebP cannot encode more than 16383 pixels a side: the rotated box
+	// of this strip is over it, so the plan refuses it before libvips
+	// spends a second on it and fails.
+	srv, _ = server(t, func(c *config.Config) { c.MaxArea = 0; c.MaxWidth = 20000 })
+	r := get(t, srv.URL+"/iiif/3/mandelbrot.tif/0,0,1200,146/^16383,/10/default.webp")
+	if r.status != 400 || !strings.Contains(string(r.body), "16383 for format webp") {
+		t.Errorf("webp over its encoder limit after rotation: %d %.300s", r.status, r.body)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -51,6 +52,14 @@ type Options struct {
 	AdminToken string
 	// Metrics, when set, is served at GET /metrics.
 	Metrics http.Handler
+	// TrustForwarded lets every peer's X-Forwarded-Proto, -Host and
+	// -Prefix make the base URL (when BaseURL is empty); TrustedProxies
+	// lets only these peers' do. Without either, the base URL comes from
+	// the Host header alone: anyone can send those headers, and ids,
+	// redirects and pages built from them would point where a client
+	// says.
+	TrustForwarded bool
+	TrustedProxies []netip.Prefix
 	// Observe, when set, is told about every answered request (after
 	// it is logged): its route (obs.Route), status, body bytes, duration
 	// and X-Cache.
@@ -280,7 +289,7 @@ func (h *Handler) serveIIIF(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, resolve.ErrInvalidIdentifier)
 			return
 		}
-		h.varyForwarded(w.Header())
+		h.varyForwarded(r, w.Header())
 		w.Header().Set("Location", service.ServiceID(h.base(r), v, id)+"/info.json")
 		w.WriteHeader(http.StatusSeeOther)
 	}
@@ -295,7 +304,7 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	hd := w.Header()
 	hd.Set("Content-Type", infoContentType(v, r.Header.Get("Accept")))
 	hd.Add("Vary", "Accept")
-	h.varyForwarded(hd)
+	h.varyForwarded(r, hd)
 	hd.Set("Link", answer.ProfileLink(v))
 	validators(hd, info.ETag, info.ModTime, h.opt.InfoCacheControl)
 	h.private(hd)
@@ -332,7 +341,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 	hd.Set("Content-Type", job.ContentType)
 	hd.Set("Link", answer.ImageLink(service.ServiceID(base, v, id), v, job.Canonical))
 	hd.Set("X-Content-Type-Options", "nosniff")
-	h.varyForwarded(hd)
+	h.varyForwarded(r, hd)
 	validators(hd, job.ETag, job.ModTime, h.opt.CacheControl)
 	h.private(hd)
 	restricted(hd, job.Restricted)
@@ -503,19 +512,19 @@ func preconditions(r *http.Request, etag string, mod time.Time) int {
 // varyForwarded declares that a response built from the request's own
 // address varies with the forwarding headers, so that a shared cache
 // never serves ids made from one client's headers to another client.
-func (h *Handler) varyForwarded(hd http.Header) {
-	if h.opt.BaseURL == "" {
+func (h *Handler) varyForwarded(r *http.Request, hd http.Header) {
+	if h.opt.BaseURL == "" && h.forwardedTrusted(r) {
 		hd.Add("Vary", "X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Prefix")
 	}
 }
 
 // base returns the public URL of the server for r: the configured one, or
-// one built from X-Forwarded-Proto/Host/Prefix and Host.
+// one built from Host and, from trusted peers, X-Forwarded-Proto/Host/Prefix.
 func (h *Handler) base(r *http.Request) string {
 	if h.opt.BaseURL != "" {
 		return h.opt.BaseURL
 	}
-	scheme, host, prefix := baseParts(r)
+	scheme, host, prefix := h.baseParts(r)
 	return scheme + "://" + host + prefix
 }
 
@@ -524,7 +533,7 @@ func (h *Handler) base(r *http.Request) string {
 func (h *Handler) sameBase(r *http.Request, base string) bool {
 	var scheme, host, prefix string
 	if h.opt.BaseURL == "" {
-		scheme, host, prefix = baseParts(r)
+		scheme, host, prefix = h.baseParts(r)
 	}
 	return h.sameBaseOf(base, scheme, host, prefix)
 }
@@ -548,10 +557,37 @@ func (h *Handler) sameBaseOf(base, scheme, host, prefix string) bool {
 }
 
 // baseParts are the scheme, host and path prefix of the public URL of
-// the server for r, from the request and its forwarding headers.
-func baseParts(r *http.Request) (scheme, host, prefix string) {
+// the server for r, from the request and, when its peer is trusted (see
+// Options.TrustForwarded), its forwarding headers.
+func (h *Handler) baseParts(r *http.Request) (scheme, host, prefix string) {
+	if !h.forwardedTrusted(r) {
+		return basePartsOf(r.TLS != nil, r.Host, "", "", "")
+	}
 	return basePartsOf(r.TLS != nil, r.Host, headerValue(r.Header, "X-Forwarded-Proto"),
 		headerValue(r.Header, "X-Forwarded-Host"), headerValue(r.Header, "X-Forwarded-Prefix"))
+}
+
+// forwardedTrusted reports whether r's X-Forwarded-* headers count: any
+// client can send them, so only when the operator says they come from a
+// proxy of theirs.
+func (h *Handler) forwardedTrusted(r *http.Request) bool {
+	if h.opt.TrustForwarded {
+		return true
+	}
+	if len(h.opt.TrustedProxies) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range h.opt.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // basePartsOf is baseParts from the facts of a request: whether it came
@@ -685,7 +721,7 @@ func (h *Handler) withClient(r *http.Request) *http.Request {
 // marks responses as varying with the headers it comes from.
 func (h *Handler) withBase(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.varyForwarded(w.Header())
+		h.varyForwarded(r, w.Header())
 		r = h.withClient(r)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, h.base(r))))
 	})

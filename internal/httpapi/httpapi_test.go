@@ -231,7 +231,7 @@ func TestInfoContentNegotiation(t *testing.T) {
 }
 
 func TestBaseURL(t *testing.T) {
-	srv, _ := server(t, nil)
+	srv, _ := server(t, func(c *config.Config) { c.TrustForwarded = "true" })
 	r := do(t, "GET", srv.URL+"/iiif/3/sub%2Fdir%2Fchart/info.json", map[string]string{
 		"X-Forwarded-Proto": "https", "X-Forwarded-Host": "images.example.org", "X-Forwarded-Prefix": "/museum/",
 	})
@@ -554,10 +554,10 @@ func TestUpscalingNeedsALimit(t *testing.T) {
 	}
 }
 
-// TestForwardedHeaders: ids built from forwarding headers vary with them,
-// and a prefix that is not a plain path is ignored.
+// TestForwardedHeaders: ids built from forwarding headers of a trusted
+// proxy vary with them, and a prefix that is not a plain path is ignored.
 func TestForwardedHeaders(t *testing.T) {
-	srv, _ := server(t, nil)
+	srv, _ := server(t, func(c *config.Config) { c.TrustForwarded = "127.0.0.0/8" })
 	r := do(t, "GET", srv.URL+"/iiif/3/julia/info.json", map[string]string{"X-Forwarded-Prefix": "/x?y#z"})
 	var info map[string]any
 	json.Unmarshal(r.body, &info)

@@ -33,7 +33,7 @@ func TestWebMount(t *testing.T) {
 		w.Header().Set("X-Web", "yes")
 		io.WriteString(w, httpapi.BaseURL(r))
 	})
-	h := httpapi.New(noImages{}, httpapi.Options{Web: web, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := httpapi.New(noImages{}, httpapi.Options{Web: web, TrustForwarded: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	tests := []struct {
 		path    string
 		fwd     map[string]string

@@ -31,7 +31,24 @@ import (
 // workerEnv makes the test binary, started by Subprocess, the worker.
 const workerEnv = "IIIFD_INGEST_TEST_WORKER"
 
+// limitsReportEnv makes the worker report the limits it runs under, in
+// place of its work, after setting them on itself as ServeWorker does.
+const limitsReportEnv = "IIIFD_INGEST_TEST_LIMITS"
+
 func TestMain(m *testing.M) {
+	if slices.ContainsFunc(os.Args, func(a string) bool { return strings.HasPrefix(a, "-test.fuzzworker") }) {
+		// A fuzzing process the test binary started: a test, not a worker.
+		os.Unsetenv(workerEnv)
+	}
+	if os.Getenv(workerEnv) == "1" && os.Getenv(limitsReportEnv) == "1" {
+		if err := applyLimitsFromEnv(); err != nil {
+			fmt.Printf("error %v\n", err)
+			os.Exit(1)
+		}
+		b, _ := os.ReadFile("/proc/self/limits")
+		fmt.Printf("error %s\n", strings.ReplaceAll(string(b), "\n", "|"))
+		os.Exit(1)
+	}
 	if os.Getenv(workerEnv) == "1" {
 		os.Exit(ServeWorker(context.Background(), os.Args[1:], os.Stdout))
 	}
@@ -508,6 +525,13 @@ func TestFailures(t *testing.T) {
 		}
 		return writeFile(t, "trunc-"+filepath.Base(path), data[:len(data)*2/3])
 	}
+	head := func(path string, n int) string {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return writeFile(t, fmt.Sprintf("head%d-%s", n, filepath.Base(path)), data[:min(n, len(data)-1)])
+	}
 	text := writeFile(t, "text.jpg", []byte("this is not an image\n"))
 	for _, tc := range []struct {
 		name     string
@@ -524,6 +548,9 @@ func TestFailures(t *testing.T) {
 		{"truncated jpeg", trunc(srcs["jpeg"]), Options{}, false, "could not be decoded", false},
 		{"truncated tiff", trunc(srcs["tiff"]), Options{}, false, "could not be decoded", false},
 		{"truncated png tiles", trunc(srcs["png"]), Options{Format: FormatTiles}, false, "could not be decoded", false},
+		{"truncated jpeg at 5000 bytes", head(srcs["jpeg"], 5000), Options{}, false, "could not be decoded", false},
+		{"truncated jpeg tiles", trunc(srcs["jpeg"]), Options{Format: FormatTiles}, false, "could not be decoded", false},
+		{"truncated tiff deflate", trunc(srcs["tiff"]), Options{Compression: CompressDeflate}, false, "could not be decoded", false},
 		{"exists", good, Options{}, true, "already exists", true},
 		{"exists tiles", good, Options{Format: FormatTiles}, true, "already exists", true},
 		{"tile size", good, Options{TileSize: 300}, false, "tile size", false},
@@ -544,6 +571,11 @@ func TestFailures(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), ".tmp-") || strings.Contains(err.Error(), "\n") {
 				t.Errorf("message %q names the work directory or spans lines", err)
+			}
+			// Damaged input is found by decoding it, not by the worker
+			// crashing part-way through the save (issue 14 item 8).
+			if strings.Contains(err.Error(), "crashed") || strings.Contains(err.Error(), "SIG") || strings.Contains(err.Error(), "worker failed") {
+				t.Errorf("message %q: the worker crashed", err)
 			}
 			if errors.Is(err, ErrExists) != tc.isExists {
 				t.Errorf("errors.Is(%v, ErrExists) = %v", err, !tc.isExists)
@@ -632,4 +664,77 @@ func TestWorkerLeavesNothingRunning(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestWorkerLimits: the worker runs under limits on its address space,
+// CPU time and open files (issue 14 item 8), so that a runaway in libvips
+// stays in the worker. They are set on the started process by the
+// parent (which reaches any worker command: here a shell, held until the
+// parent has seen it start), and by iiifd's own worker on itself before
+// it starts libvips.
+func TestWorkerLimits(t *testing.T) {
+	if _, err := os.Stat("/proc/self/limits"); err != nil {
+		t.Skip("needs /proc")
+	}
+	lim := Limits{AddressSpace: 3 << 30, CPUTime: 1234 * time.Second, OpenFiles: 200}
+	want := map[string]string{"Max address space": "3221225472", "Max cpu time": "1234", "Max open files": "200"}
+	check := func(name, report string) {
+		t.Helper()
+		for k, v := range want {
+			i := strings.Index(report, k)
+			if i < 0 {
+				t.Errorf("%s: no %q in %q", name, k, report)
+				continue
+			}
+			if f := strings.Fields(report[i+len(k):]); len(f) < 2 || f[0] != v || f[1] != v {
+				t.Errorf("%s: %s %v, want %s (soft and hard)", name, k, f[:min(2, len(f))], v)
+			}
+		}
+	}
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "go")
+	// The shell waits for the parent to have had the first progress line,
+	// which it reads only after setting the limits; then it reports its
+	// limits as the error message, on one line.
+	script := `echo progress 1; while [ ! -e ` + gate + ` ]; do sleep 0.01; done; echo "error $(tr '\n' '|' </proc/self/limits)"; exit 1`
+	opt := Options{Format: FormatPTIFF, TileSize: 256, Quality: 85, Compression: CompressJPEG,
+		Progress: func(int) { os.WriteFile(gate, nil, 0o644) }}
+	err := SubprocessWith(lim, "sh", "-c", script, "worker")(context.Background(), filepath.Join(dir, "src.png"), filepath.Join(dir, "out.tif"), opt)
+	if err == nil {
+		t.Fatal("no report")
+	}
+	check("a shell worker", err.Error())
+
+	// iiifd's own worker sets them on itself first: this test binary in
+	// its limits-report mode.
+	t.Setenv(limitsReportEnv, "1")
+	err = SubprocessWith(lim, os.Args[0])(context.Background(), filepath.Join(dir, "src.png"), filepath.Join(dir, "out.tif"), Options{})
+	if err == nil {
+		t.Fatal("no report")
+	}
+	check("iiifd's worker", err.Error())
+}
+
+// FuzzParseLimits: the worker's limits parse back to what was written,
+// and anything else is refused, never half-read.
+func FuzzParseLimits(f *testing.F) {
+	for _, s := range []string{"", DefaultLimits.String(), "as=1", "cpu=0", "nofile=-1", "as=1,as=2", "x=1", "as=", "cpu=9223372036854775807"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := parseLimits(s)
+		if err != nil {
+			if l != (Limits{}) {
+				t.Fatalf("%q: %v with limits %+v", s, err, l)
+			}
+			return
+		}
+		if l.AddressSpace < 0 || l.CPUTime < 0 || l.OpenFiles < 0 {
+			t.Fatalf("%q: %+v", s, l)
+		}
+		back, err := parseLimits(l.String())
+		if err != nil || back != l {
+			t.Fatalf("%q: %+v written as %q reads %+v, %v", s, l, l.String(), back, err)
+		}
+	})
 }

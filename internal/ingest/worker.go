@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -35,7 +36,95 @@ const (
 // killed child stops at once and leaves nothing behind but files in its
 // work directory, which is also its TMPDIR (libvips' temporary files go
 // there).
-func Subprocess(command ...string) Builder {
+//
+// The worker runs under DefaultLimits; see SubprocessWith.
+func Subprocess(command ...string) Builder { return SubprocessWith(DefaultLimits, command...) }
+
+// Limits are the resource limits an ingest worker runs under, so that a
+// runaway in libvips (memory, a loop, leaked descriptors) ends in the
+// worker, which fails, rather than in the server. Zero fields leave the
+// inherited limit.
+type Limits struct {
+	AddressSpace int64         // bytes of virtual memory (RLIMIT_AS)
+	CPUTime      time.Duration // processor time, whole seconds (RLIMIT_CPU)
+	OpenFiles    int           // open file descriptors (RLIMIT_NOFILE)
+}
+
+// DefaultLimits are generous for any ingest: the worker streams its
+// source, so it holds a band of rows, not the image; its glibc malloc
+// arenas are bounded (MALLOC_ARENA_MAX) so that its virtual size does not
+// grow with the number of libvips threads; and a gigapixel image takes
+// minutes of processor time, not hours.
+var DefaultLimits = Limits{AddressSpace: 8 << 30, CPUTime: 2 * time.Hour, OpenFiles: 1024}
+
+// limitsEnv passes the limits to the worker, which sets them on itself
+// before it starts libvips (see ServeWorker).
+const limitsEnv = "IIIFD_WORKER_LIMITS"
+
+// String is the limits as limitsEnv carries them: "as=N,cpu=N,nofile=N"
+// in bytes, seconds and descriptors; zero fields are left out.
+func (l Limits) String() string {
+	var parts []string
+	if l.AddressSpace > 0 {
+		parts = append(parts, "as="+strconv.FormatInt(l.AddressSpace, 10))
+	}
+	if s := int64(l.CPUTime / time.Second); s > 0 {
+		parts = append(parts, "cpu="+strconv.FormatInt(s, 10))
+	}
+	if l.OpenFiles > 0 {
+		parts = append(parts, "nofile="+strconv.Itoa(l.OpenFiles))
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseLimits reads what Limits.String writes.
+func parseLimits(s string) (Limits, error) {
+	var l Limits
+	if s == "" {
+		return l, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if !ok || err != nil || n <= 0 {
+			return Limits{}, fmt.Errorf("worker limits: %q is not NAME=N with N > 0", part)
+		}
+		switch k {
+		case "as":
+			l.AddressSpace = n
+		case "cpu":
+			if n > int64(math.MaxInt64/time.Second) {
+				return Limits{}, fmt.Errorf("worker limits: cpu %d is too large", n)
+			}
+			l.CPUTime = time.Duration(n) * time.Second
+		case "nofile":
+			if n > math.MaxInt32 {
+				return Limits{}, fmt.Errorf("worker limits: nofile %d is too large", n)
+			}
+			l.OpenFiles = int(n)
+		default:
+			return Limits{}, fmt.Errorf("worker limits: unknown limit %q", k)
+		}
+	}
+	return l, nil
+}
+
+// applyLimitsFromEnv sets the limits limitsEnv names on this process.
+func applyLimitsFromEnv() error {
+	l, err := parseLimits(os.Getenv(limitsEnv))
+	if err != nil {
+		return err
+	}
+	return setOwnLimits(l)
+}
+
+// SubprocessWith is Subprocess with the worker under lim. They are set
+// twice: by the parent on the started process (prlimit), which reaches
+// any worker command, and by iiifd's worker on itself as it starts
+// (ServeWorker, from limitsEnv), which is certain to precede its work.
+// Go cannot set limits between fork and exec, and the parent's prlimit
+// comes a moment after the exec.
+func SubprocessWith(lim Limits, command ...string) Builder {
 	return func(ctx context.Context, src, out string, opt Options) error {
 		args := append(command[1:len(command):len(command)],
 			"--format", string(opt.Format),
@@ -44,7 +133,7 @@ func Subprocess(command ...string) Builder {
 			"--compression", string(opt.Compression),
 			"--", src, out)
 		cmd := exec.CommandContext(ctx, command[0], args...)
-		cmd.Env = append(os.Environ(), "TMPDIR="+filepath.Dir(out))
+		cmd.Env = append(os.Environ(), "TMPDIR="+filepath.Dir(out), limitsEnv+"="+lim.String(), "MALLOC_ARENA_MAX=2")
 		cmd.WaitDelay = 5 * time.Second
 		contain(cmd)
 		var stderr strings.Builder
@@ -57,6 +146,12 @@ func Subprocess(command ...string) Builder {
 		defer runtime.UnlockOSThread()
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("starting the ingest worker: %w", err)
+		}
+		if err := limitProcess(cmd.Process.Pid, lim); err != nil {
+			cmd.Cancel()
+			cmd.Wait()
+			reap(cmd)
+			return fmt.Errorf("limiting the ingest worker: %w", err)
 		}
 		var message string
 		sc := bufio.NewScanner(stdout)
@@ -105,6 +200,10 @@ func Subprocess(command ...string) Builder {
 // is the parent's decision, made by killing the worker.
 func ServeWorker(ctx context.Context, args []string, stdout io.Writer) int {
 	signal.Ignore(os.Interrupt)
+	if err := applyLimitsFromEnv(); err != nil {
+		fmt.Fprintf(stdout, "%s%s\n", lineError, firstLine(err.Error()))
+		return 1
+	}
 	fs := flag.NewFlagSet("ingest worker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var opt Options

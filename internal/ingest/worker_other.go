@@ -11,3 +11,9 @@ func contain(cmd *exec.Cmd) {}
 
 // reap does nothing: the worker has no process group of its own here.
 func reap(cmd *exec.Cmd) {}
+
+// limitProcess does nothing: the limits are Linux's (prlimit).
+func limitProcess(pid int, l Limits) error { return nil }
+
+// setOwnLimits does nothing here.
+func setOwnLimits(l Limits) error { return nil }

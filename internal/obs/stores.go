@@ -5,11 +5,14 @@ import "github.com/prometheus/client_golang/prometheus"
 // StoreCount is what one remote root (a bucket or an HTTP origin) has
 // done so far.
 type StoreCount struct {
-	Root        string // the root as configured: s3://... or https://...
-	Requests    int64  // range requests made
-	Bytes       int64  // bytes they returned
-	CacheHits   int64  // blocks served from the block cache instead
-	BreakerOpen bool   // requests are refused for now
+	// Root names the root by its place in the configuration ("root",
+	// "roots[0]", ...), never by its URL: a store's host, bucket or
+	// path is not for whoever can read /metrics.
+	Root        string
+	Requests    int64 // range requests made
+	Bytes       int64 // bytes they returned
+	CacheHits   int64 // blocks served from the block cache instead
+	BreakerOpen bool  // requests are refused for now
 }
 
 var (

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/cgo"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -94,9 +95,12 @@ const msgWrite = "the pyramid could not be written"
 // Beware: libvips 8.14's pyramidal TIFF writer crashes the process (a
 // segmentation fault while closing its half-written levels) when the
 // save fails part-way, as it does on a truncated source or on
-// cancellation. Callers that must survive that run LayoutTIFF saves in a
-// child process (see package ingest). Failures found before pixels are
-// computed (missing or unreadable source, bad options) are safe.
+// cancellation. So the source is first decoded to its end once, with
+// libvips' fail-on set to errors, and nothing kept (decodeAll): a
+// truncated or damaged source is refused there, cleanly, before the save
+// starts. That costs a second decode of the source. Cancellation can
+// still hit the save part-way: callers that must survive that run
+// LayoutTIFF saves in a child process (see package ingest).
 func SavePyramid(ctx context.Context, src, dst string, opt PyramidOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -124,6 +128,9 @@ func SavePyramid(ctx context.Context, src, dst string, opt PyramidOptions) error
 
 	nick, _, err := findLoader(src)
 	if err != nil {
+		return err
+	}
+	if err := decodeAll(ctx, src, nick); err != nil {
 		return err
 	}
 	// Pyramids are written upright: a source shown turned or mirrored
@@ -245,6 +252,42 @@ func loadSequential(path, nick string, random bool) (*C.VipsImage, error) {
 			fmt.Errorf("pixels: loading %s: %s", nick, vipsError()), msgUndecodable)
 	}
 	return img, nil
+}
+
+// decodeAll decodes every pixel of the image at path once, failing on
+// the first decode error, and keeps none: it finds a truncated or damaged
+// source before a save that would crash on it. ctx's end stops it.
+func decodeAll(ctx context.Context, path, nick string) error {
+	img, err := loadSequential(path, nick, false)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	r := newRender(ctx)
+	r.keep(img)
+	defer r.close()
+	if C.iiifd_decode_all(img) != 0 {
+		text := vipsError()
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return fault.Wrap(fault.Internal, fmt.Errorf("pixels: decoding %s: %s", nick, text), "%s: %s", msgUndecodable, damage(text))
+	}
+	return nil
+}
+
+// damage says in a few public words what a decoder's error text says
+// is wrong with a source; its text itself may name paths.
+func damage(text string) string {
+	t := strings.ToLower(text)
+	switch {
+	case strings.Contains(t, "premature end") || strings.Contains(t, "truncated") || strings.Contains(t, "read error") ||
+		strings.Contains(t, "unexpected end") || strings.Contains(t, "out of data") || strings.Contains(t, "end of file"):
+		return "it is truncated"
+	}
+	return "its data is damaged"
 }
 
 // progressSink is what the eval callback reaches through a cgo.Handle. It

@@ -22,6 +22,11 @@ int iiifd_tiffsave_pyramid(VipsImage *in, const char *path, int tile_size,
 int iiifd_dzsave_iiif3(VipsImage *in, const char *dir, int tile_size,
 	const char *suffix);
 
+// iiifd_decode_all decodes every pixel of in and keeps none: a check
+// that the source decodes to its end, made before a save that would
+// crash on a failure part-way (see SavePyramid).
+int iiifd_decode_all(VipsImage *in);
+
 // iiifd_watch_progress turns on progress reports for computations of in
 // (and of every image computed from it) and sends them to the Go callback
 // iiifdGoProgress with handle.

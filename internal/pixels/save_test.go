@@ -180,9 +180,10 @@ func TestSavePyramidFailures(t *testing.T) {
 		{"missing", filepath.Join(dir, "nope.png"), PyramidOptions{}, msgNotFound},
 		{"text", text, PyramidOptions{}, msgUndecodable},
 		// A pyramidal TIFF save that fails part-way crashes libvips 8.14
-		// (see SavePyramid): only the tile layout is tried here; the
-		// ingest package covers TIFFs in a child process.
-		{"truncated tiles", trunc, PyramidOptions{Layout: LayoutIIIF}, msgUndecodable},
+		// (see SavePyramid): the decode pass before it refuses the
+		// truncated source, so both layouts are safe to try here.
+		{"truncated tiles", trunc, PyramidOptions{Layout: LayoutIIIF}, msgUndecodable + ": it is truncated"},
+		{"truncated ptiff", trunc, PyramidOptions{}, msgUndecodable + ": it is truncated"},
 		{"tile size", good, PyramidOptions{TileSize: 8}, msgWrite},
 		{"layout", good, PyramidOptions{Layout: 7}, msgWrite},
 	} {

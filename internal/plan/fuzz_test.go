@@ -90,6 +90,12 @@ func FuzzMake(f *testing.F) {
 		{2, "pct:0,0,33.3333333333,100", "pct:150", "90", "default.jpg", 100, 10, 2, 1000, 0, 0, 0},
 		{2, "0,0,1,1", "!999999999,999999999", "0", "default.gif", 1 << 30, 1, 8, 5, 5, 5, 3},
 		{2, "full", "1,", "0", "default.jpg", 1000, 1, 0, 0, 0, 0, 0},
+		{3, "full", "max", "45", "default.png", 2000, 2000, 0, 0, 0, 1000000, 0},
+		{3, "full", "max", "30", "default.gif", 2000, 2000, 0, 1000, 1000, 0, 500},
+		{3, "0,0,1200,146", "^max", "!10", "default.webp", 2000, 2000, 0, 20000, 0, 0, 0},
+		{3, "0,0,1,1", "max", "0", "default.jpg", 8192, 8192, 12*3 + 1, 0, 0, 100000, 3},
+		{3, "10,10,100,100", "50,", "270", "default.jpg", 8192, 8192, 12 + 1, 0, 0, 100000, 3},
+		{3, "100,100,512,512", "^max", "90", "default.jpg", 8192, 8192, 12*2 + 5, 300, 700, 0, 3},
 	}
 	for _, s := range seeds {
 		f.Add(s.v, s.region, s.size, s.rot, s.qf, s.w, s.h, s.levels, s.maxW, s.maxH, s.maxA, s.gifW)
@@ -101,11 +107,26 @@ func FuzzMake(f *testing.F) {
 		}
 		img := Image{Width: 1 + int(w%MaxDim), Height: 1 + int(h%MaxDim)}
 		lw, lh := img.Width, img.Height
+		// levels/12 picks the storage: untiled, strips of 16 rows,
+		// 256² tiles, or one tile per level.
+		storage := levels / 12 % 4
 		for range levels % 12 {
-			img.Levels = append(img.Levels, Level{Width: lw, Height: lh})
+			l := Level{Width: lw, Height: lh}
+			switch storage {
+			case 1:
+				l.RowsPerStrip = 16
+			case 2:
+				l.Tiled, l.TileWidth, l.TileHeight = true, 256, 256
+			case 3:
+				l.Tiled, l.TileWidth, l.TileHeight = true, lw, lh
+			}
+			img.Levels = append(img.Levels, l)
 			lw, lh = (lw+1)/2, (lh+1)/2
 		}
 		lim := Limits{MaxWidth: int(maxW % 100000), MaxHeight: int(maxH % 100000), MaxArea: int64(maxA)}
+		if gifW%3 == 0 {
+			lim.MaxSourcePixels = int64(maxA) * 64
+		}
 		if gifW%4 != 0 {
 			lim.PerFormat = map[iiif.Format]FormatLimits{iiif.FormatGIF: {MaxWidth: int(gifW % 5000), MaxArea: int64(gifW)}}
 		}
@@ -173,9 +194,22 @@ func checkPlan(t *testing.T, req iiif.Request, img Image, lim Limits, p Plan) {
 	if p.Width < 1 || p.Height < 1 || p.OutWidth < 1 || p.OutHeight < 1 {
 		t.Fatalf("size %dx%d out %dx%d", p.Width, p.Height, p.OutWidth, p.OutHeight)
 	}
+	// The limits bound the output as delivered: the rotated bounding box.
 	b := lim.bounds(req.Format)
-	if int64(p.Width) > b.w.v || int64(p.Height) > b.h.v || int64(p.Width)*int64(p.Height) > b.area.v {
-		t.Fatalf("size %dx%d over the limits %+v", p.Width, p.Height, b)
+	if int64(p.OutWidth) > b.w.v || int64(p.OutHeight) > b.h.v || int64(p.OutWidth)*int64(p.OutHeight) > b.area.v {
+		t.Fatalf("size %dx%d rotated %v to %dx%d, over the limits %+v", p.Width, p.Height, p.Rotation, p.OutWidth, p.OutHeight, b)
+	}
+	if ow, oh := rotatedSize(p.Width, p.Height, p.Rotation); ow != p.OutWidth || oh != p.OutHeight {
+		t.Fatalf("output %dx%d, rotated size %dx%d", p.OutWidth, p.OutHeight, ow, oh)
+	}
+	// Whole tiles and strips are counted: at least the level region,
+	// and never more than the level holds.
+	lr := int64(p.LevelRegion.Dx()) * int64(p.LevelRegion.Dy())
+	if p.Decoded < lr || p.Held < lr || p.Decoded > int64(lvl.Dx())*int64(lvl.Dy()) {
+		t.Fatalf("decoded %d, held %d for a level region of %d pixels in %v", p.Decoded, p.Held, lr, lvl)
+	}
+	if lim.MaxSourcePixels > 0 && p.Decoded > lim.MaxSourcePixels {
+		t.Fatalf("decoded %d over the source limit %d", p.Decoded, lim.MaxSourcePixels)
 	}
 	upscaled := p.Width > p.Region.Dx() || p.Height > p.Region.Dy()
 	if upscaled && lim.MaxWidth <= 0 && lim.MaxArea <= 0 {

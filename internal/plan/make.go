@@ -46,27 +46,29 @@ func Make(req iiif.Request, img Image, lim Limits) (Plan, error) {
 		return Plan{}, err
 	}
 	rw, rh := region.Dx(), region.Dy()
+	deg := req.Rotation.Degrees
+	if deg == 360 {
+		deg = 0 // a full turn is no turn; one canonical form for both
+	}
+	// Every limit bounds the image as delivered: the bounding box after
+	// rotation (b.deg), so that a 45° turn cannot double the area served.
 	b := lim.bounds(req.Format)
+	b.deg = deg
 	upOK := lim.MaxWidth > 0 || lim.MaxArea > 0
-	maxW, maxH := fit(rw, rh, min(int64(rw), b.w.v), min(int64(rh), b.h.v), b.area.v)
+	maxW, maxH := b.fit(rw, rh, int64(rw), int64(rh))
 	upW, upH := maxW, maxH
 	if upOK {
-		upW, upH = fit(rw, rh, b.w.v, b.h.v, b.area.v)
+		upW, upH = b.fit(rw, rh, MaxDim, MaxDim)
 	}
 	w, h, err := scaledSize(req, rw, rh, b, upOK, [2]int{maxW, maxH}, [2]int{upW, upH})
 	if err != nil {
 		return Plan{}, err
 	}
 	level, levelRegion := chooseLevel(img, region, w, h)
-	if lim.MaxSourcePixels > 0 {
-		if a := DecodeArea(img, level, levelRegion); a > lim.MaxSourcePixels {
-			return Plan{}, &Error{Part: "image", Status: statusNotImplemented, Msg: fmt.Sprintf(
-				"the request needs %d source pixels decoded, more than this server's limit of %d (maxSourcePixels); ask for a smaller region or size, or store the image as a tiled pyramid", a, lim.MaxSourcePixels)}
-		}
-	}
-	deg := req.Rotation.Degrees
-	if deg == 360 {
-		deg = 0 // a full turn is no turn; one canonical form for both
+	decoded := DecodeArea(img, level, levelRegion)
+	if lim.MaxSourcePixels > 0 && decoded > lim.MaxSourcePixels {
+		return Plan{}, &Error{Part: "image", Status: statusNotImplemented, Msg: fmt.Sprintf(
+			"the request needs %d source pixels decoded, more than this server's limit of %d (maxSourcePixels); ask for a smaller region or size, or store the image as a tiled pyramid", decoded, lim.MaxSourcePixels)}
 	}
 	ow, oh := rotatedSize(w, h, deg)
 	p := Plan{
@@ -79,6 +81,8 @@ func Make(req iiif.Request, img Image, lim Limits) (Plan, error) {
 		OutHeight:   oh,
 		Rotation:    deg,
 		Mirror:      req.Rotation.Mirror,
+		Decoded:     decoded,
+		Held:        heldArea(img, level, levelRegion),
 		Quality:     req.Quality,
 		Format:      req.Format,
 	}
@@ -205,6 +209,9 @@ type limit struct {
 type bounds struct {
 	w, h, area limit
 	f          iiif.Format
+	// deg is the rotation the output gets: the limits bound the rotated
+	// bounding box of a size.
+	deg float64
 }
 
 func (l Limits) bounds(f iiif.Format) bounds {
@@ -246,6 +253,9 @@ func (b bounds) exceeds(v iiif.Version, w, h int) error {
 			return nil
 		}
 		msg := fmt.Sprintf("requested %s %d exceeds ", what, got)
+		if b.deg != 0 {
+			msg = fmt.Sprintf("requested %s %d after rotation by %g° exceeds ", what, got, b.deg)
+		}
 		switch {
 		case !l.set:
 			msg += fmt.Sprintf("the largest supported %s %d", what, l.v)
@@ -256,6 +266,7 @@ func (b bounds) exceeds(v iiif.Version, w, h int) error {
 		}
 		return &Error{Part: "size", Msg: msg, Status: status}
 	}
+	w, h = rotatedSize(w, h, b.deg)
 	if err := check("width", int64(w), b.w, "maxWidth"); err != nil {
 		return err
 	}
@@ -294,7 +305,7 @@ func scaledSize(req iiif.Request, rw, rh int, b bounds, upOK bool, maxSize, upMa
 		if strict || (!v3 && !upOK) {
 			bw, bh = min(bw, int64(rw)), min(bh, int64(rh))
 		}
-		w, h = fit(rw, rh, min(bw, b.w.v), min(bh, b.h.v), b.area.v)
+		w, h = b.fit(rw, rh, bw, bh)
 		if (w > rw || h > rh) && !upOK {
 			return 0, 0, noUpscaling()
 		}
@@ -402,6 +413,48 @@ func fit(rw, rh int, bw, bh, area int64) (int, int) {
 	return int(w), int(h)
 }
 
+// fits reports whether a w×h image, rotated, is within the bounds.
+func (b bounds) fits(w, h int) bool {
+	ow, oh := rotatedSize(w, h, b.deg)
+	return int64(ow) <= b.w.v && int64(oh) <= b.h.v && int64(ow)*int64(oh) <= b.area.v
+}
+
+// fit returns the largest size with the aspect ratio of rw×rh that is
+// within capW×capH before rotation (the region's own size, or what a
+// "!w,h" asks for) and whose rotated bounding box is within the bounds.
+// Multiples of 90° are exact: the limits swap for a quarter turn. Other
+// angles start from the scale at which the rotated box of the region
+// meets the tightest limit and shrink a pixel step at a time while
+// rounding leaves the box over it; a 1×1 image always fits, as its
+// rotated box rounds to 1×1.
+func (b bounds) fit(rw, rh int, capW, capH int64) (int, int) {
+	switch {
+	case math.Mod(b.deg, 180) == 0:
+		return fit(rw, rh, min(capW, b.w.v), min(capH, b.h.v), b.area.v)
+	case math.Mod(b.deg, 90) == 0:
+		return fit(rw, rh, min(capW, b.h.v), min(capH, b.w.v), b.area.v)
+	}
+	rad := b.deg * math.Pi / 180
+	c, s := math.Abs(math.Cos(rad)), math.Abs(math.Sin(rad))
+	fw, fh := float64(rw)*c+float64(rh)*s, float64(rh)*c+float64(rw)*s
+	k := min(float64(b.w.v)/fw, float64(b.h.v)/fh, math.Sqrt(float64(b.area.v)/fw/fh))
+	cw := min(capW, MaxDim, max(1, int64(k*float64(rw))+1))
+	ch := min(capH, MaxDim, max(1, int64(k*float64(rh))+1))
+	for {
+		w, h := fit(rw, rh, cw, ch, MaxDim*MaxDim)
+		if b.fits(w, h) || (w == 1 && h == 1) {
+			return w, h
+		}
+		// Lower the bound of the longer side below what was returned:
+		// the other side follows by the aspect ratio.
+		if w >= h {
+			cw = max(1, int64(w)-max(1, int64(w)/1000))
+		} else {
+			ch = max(1, int64(h)-max(1, int64(h)/1000))
+		}
+	}
+}
+
 // chooseLevel picks the smallest level in which the region still has
 // enough pixels for the w×h output (see covers), so the decoder reads as
 // little as possible and the result is only scaled down; when no level has
@@ -433,25 +486,66 @@ func chooseLevel(img Image, r image.Rectangle, w, h int) (int, image.Rectangle) 
 }
 
 // DecodeArea is the number of pixels the decoder produces to read region r
-// of level i of img: the region itself when the level is tiled, else the
-// level's full width down to the region's last row, as sequential
-// decoders decode every row above the ones they keep.
+// of level i of img. On a tiled level that is every whole tile under r
+// (one at least): decoders decode tiles whole, so a one-pixel crop of an
+// image stored as one huge tile decodes all of it. On an untiled level it
+// is the level's full width down to the end of the strip that holds r's
+// last row, as sequential decoders decode every row above the ones they
+// keep, and strips whole.
 func DecodeArea(img Image, i int, r image.Rectangle) int64 {
-	if i < len(img.Levels) && img.Levels[i].Tiled {
-		return int64(r.Dx()) * int64(r.Dy())
+	if i >= len(img.Levels) {
+		return int64(img.Width) * int64(r.Max.Y)
 	}
-	w := img.Width
-	if i < len(img.Levels) {
-		w = img.Levels[i].Width
+	l := img.Levels[i]
+	if l.Tiled {
+		return int64(tileAligned(l, r).Dx()) * int64(tileAligned(l, r).Dy())
 	}
-	return int64(w) * int64(r.Max.Y)
+	return int64(l.Width) * int64(stripEnd(l, r.Max.Y))
+}
+
+// heldArea is Plan.Held: the pixels the decoder holds at once at least
+// for region r of level i.
+func heldArea(img Image, i int, r image.Rectangle) int64 {
+	a := int64(r.Dx()) * int64(r.Dy())
+	if i >= len(img.Levels) {
+		return a
+	}
+	l := img.Levels[i]
+	if l.Tiled {
+		return int64(tileAligned(l, r).Dx()) * int64(tileAligned(l, r).Dy())
+	}
+	return a + int64(l.Width)*int64(stripEnd(l, 1))
+}
+
+// tileAligned widens r to the tile grid of level l, clipped to the level;
+// r itself when the tile size is unknown.
+func tileAligned(l Level, r image.Rectangle) image.Rectangle {
+	tw, th := l.TileWidth, l.TileHeight
+	if tw <= 0 || th <= 0 {
+		return r
+	}
+	x0, y0 := r.Min.X/tw*tw, r.Min.Y/th*th
+	x1 := min(int64(r.Max.X+tw-1)/int64(tw)*int64(tw), int64(l.Width))
+	y1 := min(int64(r.Max.Y+th-1)/int64(th)*int64(th), int64(l.Height))
+	return image.Rect(x0, y0, int(x1), int(y1))
+}
+
+// stripEnd is the row after the end of the strip that holds row y-1 of
+// level l: y rounded up to whole strips, clipped to the level.
+func stripEnd(l Level, y int) int {
+	rps := int64(l.RowsPerStrip)
+	if rps <= 0 {
+		return y
+	}
+	return int(min((int64(y)+rps-1)/rps*rps, int64(l.Height)))
 }
 
 // SmallestDecode is the fewest source pixels decoded to show img: the
-// area of its smallest untiled level (a thumbnail of it), or 1 when a
-// level is tiled (its tiles can be served one by one). A source whose
-// SmallestDecode exceeds MaxSourcePixels cannot be shown at all: a
-// decompression bomb, or a huge image without a pyramid.
+// area of its smallest untiled level (a thumbnail of it), or of one tile
+// of a tiled level (its tiles can be served one by one; 1 when the tile
+// size is unknown). A source whose SmallestDecode exceeds MaxSourcePixels
+// cannot be shown at all: a decompression bomb, a huge image without a
+// pyramid, or one stored as a single huge tile.
 func SmallestDecode(img Image) int64 {
 	if len(img.Levels) == 0 {
 		return int64(img.Width) * int64(img.Height)
@@ -461,6 +555,9 @@ func SmallestDecode(img Image) int64 {
 		a := int64(l.Width) * int64(l.Height)
 		if l.Tiled {
 			a = 1
+			if l.TileWidth > 0 && l.TileHeight > 0 {
+				a = int64(min(l.TileWidth, l.Width)) * int64(min(l.TileHeight, l.Height))
+			}
 		}
 		if least < 0 || a < least {
 			least = a

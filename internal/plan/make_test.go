@@ -313,7 +313,7 @@ func pyramid() Image {
 
 func TestLevel(t *testing.T) {
 	pyr := pyramid()
-	jpeg := Image{Width: 1001, Height: 1001, Levels: []Level{{1001, 1001, false}, {501, 501, false}, {251, 251, false}, {126, 126, false}}}
+	jpeg := Image{Width: 1001, Height: 1001, Levels: []Level{{Width: 1001, Height: 1001, Tiled: false}, {Width: 501, Height: 501, Tiled: false}, {Width: 251, Height: 251, Tiled: false}, {Width: 126, Height: 126, Tiled: false}}}
 	tests := []struct {
 		path        string
 		img         Image
@@ -452,9 +452,9 @@ func TestBadInput(t *testing.T) {
 	for name, img := range map[string]Image{
 		"zero":            {},
 		"huge":            {Width: MaxDim + 1, Height: 1},
-		"level 0 differs": {Width: 10, Height: 10, Levels: []Level{{5, 5, false}}},
-		"level too big":   {Width: 10, Height: 10, Levels: []Level{{10, 10, false}, {11, 5, false}}},
-		"empty level":     {Width: 10, Height: 10, Levels: []Level{{10, 10, false}, {0, 5, false}}},
+		"level 0 differs": {Width: 10, Height: 10, Levels: []Level{{Width: 5, Height: 5, Tiled: false}}},
+		"level too big":   {Width: 10, Height: 10, Levels: []Level{{Width: 10, Height: 10, Tiled: false}, {Width: 11, Height: 5, Tiled: false}}},
+		"empty level":     {Width: 10, Height: 10, Levels: []Level{{Width: 10, Height: 10, Tiled: false}, {Width: 0, Height: 5, Tiled: false}}},
 	} {
 		_, err := Make(full, img, Limits{})
 		wantErr(t, name, err, "image", 500, "")
@@ -486,7 +486,7 @@ func TestSourcePixelLimit(t *testing.T) {
 	for i := range pyr.Levels {
 		pyr.Levels[i].Tiled = true
 	}
-	jpeg := Image{Width: 40000, Height: 30000, Levels: []Level{{40000, 30000, false}, {20000, 15000, false}, {10000, 7500, false}, {5000, 3750, false}}}
+	jpeg := Image{Width: 40000, Height: 30000, Levels: []Level{{Width: 40000, Height: 30000}, {Width: 20000, Height: 15000}, {Width: 10000, Height: 7500}, {Width: 5000, Height: 3750}}}
 	lim := Limits{MaxArea: 100_000_000, MaxSourcePixels: 1_000_000_000}
 	tests := []struct {
 		path string
@@ -548,5 +548,123 @@ func TestTighter(t *testing.T) {
 	}
 	if got := Tighter[int64](1<<40, 0); got != 1<<40 {
 		t.Errorf("int64: %d", got)
+	}
+}
+
+// TestWholeTiles: a decoder decodes whole tiles and whole strips, so a
+// one-pixel region of an image stored as one huge tile (or one huge
+// strip) costs the whole tile in source pixels and in memory. Such a file
+// is a decompression bomb of a few kilobytes (issue 14 item 2).
+func TestWholeTiles(t *testing.T) {
+	oneTile := Image{Width: 8192, Height: 8192, Levels: []Level{{Width: 8192, Height: 8192, Tiled: true, TileWidth: 8192, TileHeight: 8192}}}
+	oneStrip := Image{Width: 8192, Height: 8192, Levels: []Level{{Width: 8192, Height: 8192, RowsPerStrip: 8192}}}
+	tiles := Image{Width: 8192, Height: 8192, Levels: []Level{{Width: 8192, Height: 8192, Tiled: true, TileWidth: 256, TileHeight: 256}}}
+	// A JPEG 2000 codestream with 4096² tiles, and two reductions where
+	// the tiles shrink with the level.
+	jp2 := Image{Width: 8192, Height: 8192, Levels: []Level{
+		{Width: 8192, Height: 8192, Tiled: true, TileWidth: 4096, TileHeight: 4096},
+		{Width: 4096, Height: 4096, Tiled: true, TileWidth: 2048, TileHeight: 2048},
+		{Width: 2048, Height: 2048, Tiled: true, TileWidth: 1024, TileHeight: 1024},
+	}}
+	lim := Limits{MaxSourcePixels: 10_000_000}
+	for _, tc := range []struct {
+		path   string
+		img    Image
+		decode int64 // 0: refused
+	}{
+		{"0,0,1,1/max/0/default.jpg", oneTile, 0},
+		{"8000,8000,1,1/max/0/default.jpg", oneTile, 0},
+		{"0,0,1,1/max/0/default.jpg", oneStrip, 0},
+		{"0,0,1,1/max/0/default.jpg", tiles, 256 * 256},
+		{"250,250,10,10/max/0/default.jpg", tiles, 4 * 256 * 256},
+		{"8100,8100,92,92/max/0/default.jpg", tiles, 256 * 256},
+		{"0,0,1,1/max/0/default.jpg", jp2, 0},
+		{"full/1024,/0/default.jpg", jp2, 4 * 1024 * 1024},
+		{"0,0,4096,4096/512,/0/default.jpg", jp2, 1024 * 1024},
+	} {
+		p, err := plan(t, iiif.V3, tc.path, tc.img, lim)
+		if tc.decode == 0 {
+			wantErr(t, tc.path, err, "image", 501, "maxSourcePixels")
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.path, err)
+			continue
+		}
+		if p.Decoded != tc.decode {
+			t.Errorf("%s: %d pixels decoded, want %d", tc.path, p.Decoded, tc.decode)
+		}
+	}
+	// Without the source limit the plan still counts the whole tile, for
+	// the memory a render reserves.
+	p, err := plan(t, iiif.V3, "0,0,1,1/max/0/default.jpg", oneTile, Limits{})
+	if err != nil || p.Decoded != 8192*8192 {
+		t.Errorf("one tile without a limit: %d pixels, %v", p.Decoded, err)
+	}
+	p, err = plan(t, iiif.V3, "0,0,1,1/max/0/default.jpg", oneStrip, Limits{})
+	if err != nil || p.Decoded != 8192*8192 {
+		t.Errorf("one strip without a limit: %d pixels, %v", p.Decoded, err)
+	}
+	// The smallest thing that can be shown of a one-tile image is its tile.
+	if got := SmallestDecode(oneTile); got != 8192*8192 {
+		t.Errorf("SmallestDecode(one tile) = %d", got)
+	}
+	if got := SmallestDecode(tiles); got != 256*256 {
+		t.Errorf("SmallestDecode(256² tiles) = %d", got)
+	}
+}
+
+// TestRotatedLimits: every limit applies to the image as delivered, the
+// bounding box after rotation (issue 14 item 3). Explicit sizes whose
+// rotated box is over a limit are refused with a 400 that names it; "max"
+// and "!w,h" shrink until the rotated box fits.
+func TestRotatedLimits(t *testing.T) {
+	webp := map[iiif.Format]FormatLimits{iiif.FormatWebP: {MaxWidth: 16383, MaxHeight: 16383}, iiif.FormatGIF: {MaxWidth: 500}}
+	sq := Image{Width: 2000, Height: 2000}
+	wide := Image{Width: 2000, Height: 1000}
+	for _, tc := range []struct {
+		path string
+		img  Image
+		lim  Limits
+		msg  string // the refusal, or "" for a plan that fits
+	}{
+		{"full/max/45/default.png", sq, Limits{MaxArea: 1_000_000}, ""},
+		{"full/max/0/default.png", sq, Limits{MaxArea: 1_000_000}, ""},
+		{"full/1000,/45/default.png", sq, Limits{MaxArea: 1_000_000}, "maxArea 1000000"},
+		{"full/max/30/default.png", sq, Limits{MaxWidth: 1000, MaxHeight: 1000}, ""},
+		{"full/1000,/30/default.png", sq, Limits{MaxWidth: 1000, MaxHeight: 1000}, "maxWidth 1000"},
+		{"full/!1000,1000/30/default.png", sq, Limits{MaxWidth: 1000, MaxHeight: 1000}, ""},
+		{"full/max/90/default.png", wide, Limits{MaxWidth: 1000, MaxHeight: 500}, ""},
+		{"full/1000,/90/default.png", wide, Limits{MaxWidth: 1000, MaxHeight: 500}, "maxHeight 500"},
+		{"full/1000,/0/default.png", wide, Limits{MaxWidth: 1000, MaxHeight: 500}, ""},
+		{"full/max/33/default.gif", sq, Limits{MaxWidth: 5000, PerFormat: webp}, ""},
+		{"full/490,/33/default.gif", sq, Limits{MaxWidth: 5000, PerFormat: webp}, "maxWidth 500 for format gif"},
+		{"0,0,1200,146/^16383,/10/default.webp", sq, Limits{MaxWidth: 20000, PerFormat: webp}, "for format webp"},
+		{"0,0,1200,146/^max/10/default.webp", sq, Limits{MaxWidth: 20000, PerFormat: webp}, ""},
+		{"full/^max/45/default.png", Image{Width: 10, Height: 10}, Limits{MaxWidth: 100, MaxArea: 5000}, ""},
+	} {
+		p, err := plan(t, iiif.V3, tc.path, tc.img, tc.lim)
+		if tc.msg != "" {
+			wantErr(t, tc.path, err, "size", 400, tc.msg)
+			if err != nil && !strings.Contains(err.Error(), "rotat") && !strings.Contains(tc.path, "/0/") {
+				t.Errorf("%s: %q does not say the rotation counts", tc.path, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.path, err)
+			continue
+		}
+		b := tc.lim.bounds(p.Format)
+		if int64(p.OutWidth) > b.w.v || int64(p.OutHeight) > b.h.v || int64(p.OutWidth)*int64(p.OutHeight) > b.area.v {
+			t.Errorf("%s: output %dx%d over the limits", tc.path, p.OutWidth, p.OutHeight)
+		}
+		// max shrinks no more than it must: one pixel more would not fit.
+		if strings.Contains(tc.path, "max") {
+			ow, oh := rotatedSize(p.Width+1, iiif.AspectHeight(p.Region.Dx(), p.Region.Dy(), p.Width+1), p.Rotation)
+			if int64(ow) <= b.w.v && int64(oh) <= b.h.v && int64(ow)*int64(oh) <= b.area.v && p.Width < p.Region.Dx() && !strings.Contains(tc.path, "^") {
+				t.Errorf("%s: %dx%d (out %dx%d) could have been %d wide", tc.path, p.Width, p.Height, p.OutWidth, p.OutHeight, p.Width+1)
+			}
+		}
 	}
 }

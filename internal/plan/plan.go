@@ -26,6 +26,15 @@ type Level struct {
 	// tiled (strips, flat formats, decoder reductions) are decoded from
 	// their first row down to the last row a crop needs.
 	Tiled bool
+	// TileWidth and TileHeight are the stored tile size of a tiled level,
+	// zero when unknown (then only the region itself is counted). A
+	// decoder decodes whole tiles: a one-pixel crop of a level stored as
+	// one 8192×8192 tile decodes and holds all of it.
+	TileWidth, TileHeight int
+	// RowsPerStrip is the height of the strips an untiled level is stored
+	// in (TIFF), zero when unknown or not stored in strips. A decoder
+	// decodes whole strips, so the rows decoded end at a strip's end.
+	RowsPerStrip int
 }
 
 // Image is what the planner needs to know about a source image.
@@ -103,6 +112,15 @@ type Plan struct {
 	OutWidth, OutHeight int
 	Rotation            float64 // clockwise degrees, 0 <= Rotation < 360
 	Mirror              bool
+	// Decoded is the number of source pixels the decoder produces for
+	// LevelRegion (see DecodeArea), whole tiles and strips counted; it is
+	// what MaxSourcePixels bounds.
+	Decoded int64
+	// Held is the number of source pixels the decoder holds at once at
+	// least: LevelRegion widened to whole tiles on tiled levels, or
+	// LevelRegion and one whole strip on untiled ones. The memory a render
+	// reserves is counted from it.
+	Held int64
 	// Orientation, when 2 to 8, is the EXIF orientation the stored
 	// pixels are shown with (see Orient): LevelRegion is then in stored
 	// pixels, and the engine turns or mirrors the crop by it before

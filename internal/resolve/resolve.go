@@ -103,9 +103,10 @@ type Target struct {
 }
 
 // Resolve returns what the identifier id (already percent-decoded) names:
-// an image file as Open finds it, else a folder id holding an info.json
-// (a tile pyramid). Files win: "photo" names photo.tif even when a folder
-// photo/ holds a pyramid. The error is a fault, as for Open.
+// an image file as Open finds it, else, for an identifier without an
+// image extension, a folder id holding an info.json (a tile pyramid).
+// Files win: "photo" names photo.tif even when a folder photo/ holds a
+// pyramid. The error is a fault, as for Open.
 func (r *Resolver) Resolve(ctx context.Context, id string) (Target, error) {
 	if !ValidIdentifier(id) {
 		return Target{}, ErrInvalidIdentifier
@@ -129,6 +130,12 @@ func (r *Resolver) resolve(ctx context.Context, id string) (Target, error) {
 		return Target{Object: obj}, nil
 	}
 	if !errors.Is(err, errNoImage) {
+		return Target{}, err
+	}
+	if HasImageExtension(id) {
+		// An identifier with an image extension names an image file,
+		// not a pyramid folder: an unknown one then costs one look at
+		// the store, which for an HTTP origin is one request.
 		return Target{}, err
 	}
 	info, perr := r.src.Open(ctx, id+"/"+pyramid.InfoFile)

@@ -410,11 +410,15 @@ const trimCost = 64 << 20
 // per-operation buffers, plus four bytes a pixel for the region read from
 // the chosen level and for the output (sequential decoders, stitched
 // tiles, rotation and encoders that seek, such as TIFF and JPEG 2000,
-// hold whole images). It errs high for tiled sources read on demand.
+// hold whole images). The region read counts whole tiles and strips
+// (plan.Plan.Held): a crop of one pixel from an image stored as one
+// 8192×8192 tile holds the whole tile. It errs high for tiled sources
+// read on demand.
 func Cost(p *plan.Plan) int64 {
 	const base = 4 << 20
 	lr := p.LevelRegion
-	return base + 4*(int64(lr.Dx())*int64(lr.Dy())+int64(p.OutWidth)*int64(p.OutHeight))
+	held := max(p.Held, int64(lr.Dx())*int64(lr.Dy()))
+	return base + 4*(held+int64(p.OutWidth)*int64(p.OutHeight))
 }
 
 // describeServable describes the source, and refuses it when nothing of

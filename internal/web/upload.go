@@ -24,6 +24,7 @@ import (
 	"github.com/iiifd/iiifd/internal/httpapi"
 	"github.com/iiifd/iiifd/internal/presentation"
 	"github.com/iiifd/iiifd/internal/probe"
+	"github.com/iiifd/iiifd/internal/resolve"
 )
 
 // uploadError is an upload refused for a reason with its own status
@@ -245,6 +246,28 @@ func (h *Handler) admin(next http.HandlerFunc) http.HandlerFunc {
 // serves fastest, in one file.
 const uploadExt = ".tif"
 
+// collision returns the name of an existing image in root that the
+// identifier stem, without extension, names already: a file stem.EXT
+// with an image extension, or a tile pyramid folder stem/. An upload
+// named stem would make the identifier ambiguous (404 for both), or
+// shadow the pyramid, so it is refused. Uploads are rare and admin only:
+// a look at the root's listing per upload is cheap enough.
+func collision(root, stem string) string {
+	// stem holds only letters, digits, '-' and '_' (sanitize): nothing a
+	// pattern would read as special.
+	matches, _ := filepath.Glob(filepath.Join(root, stem+".*"))
+	for _, m := range matches {
+		name := filepath.Base(m)
+		if ext := name[len(stem)+1:]; !strings.Contains(ext, ".") && resolve.HasImageExtension(name) {
+			return name
+		}
+	}
+	if st, err := os.Stat(filepath.Join(root, stem, "info.json")); err == nil && st.Mode().IsRegular() {
+		return stem + "/"
+	}
+	return ""
+}
+
 // upload serves POST /admin/images: it receives the file into a hidden
 // temporary file under the root, checks it, and starts ingesting it into
 // a pyramidal TIFF; it answers 202 with the job to follow (Location).
@@ -302,10 +325,15 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) {
 		h.failJSON(w, r, refuse(http.StatusBadRequest, "the image is damaged or incomplete: %s", oneLine(err.Error())))
 		return
 	}
-	id := sanitize(filename) + uploadExt
+	stem := sanitize(filename)
+	id := stem + uploadExt
 	dst := filepath.Join(h.cfg.Root, id)
 	if _, err := os.Lstat(dst); err == nil {
 		h.failJSON(w, r, refuse(http.StatusConflict, "an image named %q exists already; rename the file or delete that image", id))
+		return
+	}
+	if other := collision(h.cfg.Root, stem); other != "" {
+		h.failJSON(w, r, refuse(http.StatusConflict, "the identifier %q would name two images, the upload and %s; rename the file or delete that image", stem, other))
 		return
 	}
 	tmp.Close()

@@ -282,6 +282,20 @@ func (h *Handler) asset(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, name, st.ModTime(), f.(io.ReadSeeker))
 }
 
+// relRoot is the server's root as a URL relative to the page r asks
+// for: "." for /upload, ".." for /view/x, "../.." for /view/a/b. Pages
+// load their scripts and styles and link to each other through it, so
+// that they reach the server the page came from whatever base URL the
+// request's headers claim, and also behind a proxy that serves the
+// server under a path prefix.
+func relRoot(r *http.Request) string {
+	depth := strings.Count(r.URL.EscapedPath(), "/") - 1
+	if depth <= 0 {
+		return "."
+	}
+	return strings.TrimSuffix(strings.Repeat("../", depth), "/")
+}
+
 // once-per-process template parsing guard for tests that build many
 // handlers.
 var parseMu sync.Mutex
@@ -307,7 +321,8 @@ func (h *Handler) parseTemplates() (map[string]*template.Template, error) {
 // render writes page with data, small and uncached: pages change as
 // images come and go.
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
-	data["Base"] = base(r)
+	data["Base"] = relRoot(r)
+	data["Public"] = base(r)
 	data["AdminEnabled"] = h.cfg.AdminToken != ""
 	var b strings.Builder
 	if err := h.tmpl[page].Execute(&b, data); err != nil {

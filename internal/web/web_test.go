@@ -10,6 +10,7 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"mime/multipart"
 	"net"
@@ -30,6 +31,7 @@ import (
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/plugin"
+	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/fs"
@@ -342,6 +344,10 @@ func TestUpload(t *testing.T) {
 	img := pngBytes(t, 300, 200)
 	os.WriteFile(filepath.Join(root, "taken.tif"), img, 0o644)
 	huge := append(append([]byte{}, img[:64]...), make([]byte, 300<<10)...)
+	julia, err := iofs.ReadFile(samples.FS(), "julia.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ct, _ := multipartBody("x", nil)
 	tests := []struct {
 		name    string
@@ -366,6 +372,9 @@ func TestUpload(t *testing.T) {
 			return bytes.NewReader(b.Bytes()[:b.Len()-20])
 		}, 400, "", "incomplete"},
 		{"damaged image", "?wait=1&name=damaged.png", token, "image/png", func() io.Reader { return bytes.NewReader(img[:len(img)/2]) }, 400, "", "damaged or incomplete"},
+		// A JPEG cut at 5000 bytes crashed the ingest worker, and the
+		// answer quoted the crash (issue 14 item 8).
+		{"truncated jpeg", "?wait=1&name=cut.jpg", token, "image/jpeg", func() io.Reader { return bytes.NewReader(julia[:5000]) }, 400, "", "could not be decoded: it is truncated"},
 		{"empty", "?name=e.png", token, "image/png", func() io.Reader { return bytes.NewReader(nil) }, 400, "", "empty"},
 	}
 	for _, tc := range tests {
@@ -758,4 +767,103 @@ func TestIngestTimeout(t *testing.T) {
 			t.Errorf("left behind: %v", l)
 		}
 	})
+}
+
+// TestUploadNameCollides: an upload whose identifier without extension
+// would name an existing image too is refused with 409 (issue 14 item 9):
+// uploading a.png next to a.png made a.tif, and /iiif/3/a/ then answered
+// 404 "ambiguous" for both.
+func TestUploadNameCollides(t *testing.T) {
+	root := t.TempDir()
+	img := pngBytes(t, 16, 16)
+	os.WriteFile(filepath.Join(root, "a.png"), img, 0o644)
+	os.WriteFile(filepath.Join(root, "b.JPG"), img, 0o644)
+	os.WriteFile(filepath.Join(root, "c.txt"), []byte("notes"), 0o644)
+	os.MkdirAll(filepath.Join(root, "d"), 0o755)
+	os.WriteFile(filepath.Join(root, "d", "info.json"), []byte("{}"), 0o644)
+	srv := server(t, root, nil)
+	for _, name := range []string{"a.png", "a.jpg", "b.png", "d.png"} {
+		status, out := post(t, srv.URL+"/admin/images?wait=1&name="+name, token, "image/png", bytes.NewReader(img))
+		msg, _ := out["error"].(string)
+		if stem := strings.TrimSuffix(strings.TrimSuffix(name, ".png"), ".jpg"); status != http.StatusConflict || !strings.Contains(msg, fmt.Sprintf("%q", stem)) {
+			t.Errorf("%s: %d %v, want 409 naming the image", name, status, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "a.tif")); err == nil {
+		t.Error("a.tif was made next to a.png")
+	}
+	if res, _ := get(t, srv.URL+"/iiif/3/a/info.json"); res.StatusCode != 200 {
+		t.Errorf("/iiif/3/a/info.json: %d", res.StatusCode)
+	}
+	// A name that only a file that is not an image shares is free.
+	if status, out := post(t, srv.URL+"/admin/images?wait=1&name=c.png", token, "image/png", bytes.NewReader(img)); status != http.StatusCreated {
+		t.Errorf("c.png: %d %v, want 201", status, out)
+	}
+}
+
+// TestForwardedHeadersUntrusted: X-Forwarded-* headers are anyone's to
+// send (issue 14 item 6). Pages load their scripts and styles by same-
+// origin relative URLs whatever the base URL, so that no header can make
+// the upload page (where the admin token is typed) load a script from
+// elsewhere; and the headers count for ids only with --trust-forwarded,
+// from any peer or from the listed proxies. --base-url wins over all.
+func TestForwardedHeadersUntrusted(t *testing.T) {
+	evil := []string{"X-Forwarded-Host", "evil.example", "X-Forwarded-Prefix", "/x", "X-Forwarded-Proto", "https"}
+	scriptSrc := regexp.MustCompile(`(?:src|href|action|data-base|data-prefix)="([^"]*)"`)
+	for _, tc := range []struct {
+		name    string
+		edit    func(*config.Config)
+		trusted bool // the forwarded host makes the ids
+	}{
+		{"default", nil, false},
+		{"other proxies", func(c *config.Config) { c.TrustForwarded = "10.0.0.0/8, 192.0.2.7" }, false},
+		{"any peer", func(c *config.Config) { c.TrustForwarded = "true" }, true},
+		{"this peer", func(c *config.Config) { c.TrustForwarded = "127.0.0.1" }, true},
+		{"base url", func(c *config.Config) { c.TrustForwarded = "true"; c.BaseURL = "https://images.example.org/iiif-root" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := server(t, "", tc.edit)
+			for _, page := range []struct{ path, root string }{{"/upload", "."}, {"/view/julia.jpg", ".."}, {"/", "."}} {
+				res, body := get(t, srv.URL+page.path, evil...)
+				if res.StatusCode != 200 {
+					t.Fatalf("%s: %d", page.path, res.StatusCode)
+				}
+				for _, m := range scriptSrc.FindAllStringSubmatch(body, -1) {
+					u := m[1]
+					if strings.Contains(u, "/assets/") && !strings.HasPrefix(u, page.root+"/assets/") {
+						t.Errorf("%s loads %s, want a relative %s/assets/ URL", page.path, u, page.root)
+					}
+				}
+				if strings.Contains(page.path, "upload") && strings.Contains(body, "evil.example") && !tc.trusted {
+					t.Errorf("%s names the forwarded host", page.path)
+				}
+			}
+			res, body := get(t, srv.URL+"/iiif/3/julia.jpg/info.json", evil...)
+			if res.StatusCode != 200 {
+				t.Fatalf("info.json: %d", res.StatusCode)
+			}
+			if got := strings.Contains(body, "https://evil.example/x/iiif/3/julia.jpg"); got != tc.trusted {
+				t.Errorf("info.json id from the forwarded headers: %v, want %v: %.300s", got, tc.trusted, body)
+			}
+			if tc.edit != nil && strings.Contains(tc.name, "base") && !strings.Contains(body, "https://images.example.org/iiif-root/iiif/3/julia.jpg") {
+				t.Errorf("--base-url not used: %.300s", body)
+			}
+			vary := strings.Join(res.Header.Values("Vary"), ",")
+			if strings.Contains(vary, "X-Forwarded") != tc.trusted {
+				t.Errorf("Vary %q", vary)
+			}
+			req, _ := http.NewRequest("GET", srv.URL+"/iiif/3/julia.jpg", nil)
+			for i := 0; i < len(evil); i += 2 {
+				req.Header.Set(evil[i], evil[i+1])
+			}
+			res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if loc := res.Header.Get("Location"); strings.Contains(loc, "evil.example") != tc.trusted {
+				t.Errorf("303 to %q", loc)
+			}
+		})
+	}
 }

@@ -25,11 +25,18 @@ func BenchmarkRender(b *testing.B) {
 		{"goengine", goengine.New(engine.EncodeOptions{})},
 	}
 	for _, c := range []struct{ name, url string }{
+		// A 512x512 tile across four stored tiles (an aligned one is
+		// sent as stored, never rendered).
 		{"tile512", "1000,1000,512,512/max/0/default.jpg"},
+		// A thumbnail from the 1250x938 level.
 		{"thumb1024", "full/!1024,1024/0/default.jpg"},
+		// 3584x3584 crops read 1:1 from level 1 (the planner's choice).
 		{"crop3584jpg", "10000,10000,7168,7168/3584,3584/0/default.jpg"},
 		{"crop3584png", "10000,10000,7168,7168/3584,3584/0/default.png"},
-		{"crop4096jpg", "0,0,8190,8190/4096,4096/0/default.jpg"},
+		// The worst cases of the limits: the largest outputs halved from
+		// level 0 (a region just too big for level 1).
+		{"half3584png", "0,0,7166,7166/3584,3584/0/default.png"},
+		{"half4096jpg", "0,0,8190,8190/4096,4096/0/default.jpg"},
 	} {
 		p, m := bigRequest(b, c.url)
 		for _, e := range engines {
@@ -60,3 +67,6 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// The engine is what the request pipeline renders with.
+var _ service.Engine = (*goengine.Engine)(nil)

@@ -92,6 +92,9 @@ func TestMemory(t *testing.T) {
 		{"0,0,8190,8190/4096,4096/90/default.jpg", 96 * MiB},
 		{"10000,10000,3584,3584/max/0/default.png", 32 * MiB},
 	} {
+		if raceEnabled && c.bound > 16*MiB {
+			continue // the big ones take minutes under the race detector
+		}
 		t.Run(c.url, func(t *testing.T) {
 			p, m := bigRequest(t, c.url)
 			var n countWriter

@@ -328,6 +328,7 @@ func (r *vreduce) next() ([]float32, error) {
 		if cj == 0 {
 			continue
 		}
+		row = row[:len(acc)]
 		for i, v := range row {
 			acc[i] += cj * float64(v)
 		}
@@ -378,6 +379,42 @@ type hfilter struct {
 }
 
 func (f *hfilter) apply(b int) func(in, out []float32) {
+	round := f.round
+	if round == nil {
+		round = func(v float64) float64 { return v }
+	}
+	n := f.n
+	switch b {
+	case 1:
+		return func(in, out []float32) {
+			for x := 0; x < f.outW; x++ {
+				idx := f.idx[x*n : x*n+n]
+				coef := f.coef[x*n : x*n+n]
+				s := 0.0
+				for j, i := range idx {
+					s += coef[j] * float64(in[i])
+				}
+				out[x] = float32(round(s))
+			}
+		}
+	case 3:
+		return func(in, out []float32) {
+			for x := 0; x < f.outW; x++ {
+				idx := f.idx[x*n : x*n+n]
+				coef := f.coef[x*n : x*n+n]
+				var s0, s1, s2 float64
+				for j, i := range idx {
+					c := coef[j]
+					p := in[int(i)*3 : int(i)*3+3]
+					s0 += c * float64(p[0])
+					s1 += c * float64(p[1])
+					s2 += c * float64(p[2])
+				}
+				o := out[x*3 : x*3+3]
+				o[0], o[1], o[2] = float32(round(s0)), float32(round(s1)), float32(round(s2))
+			}
+		}
+	}
 	return func(in, out []float32) {
 		n := f.n
 		for x := 0; x < f.outW; x++ {
@@ -536,8 +573,10 @@ func (v *vbicubic) next() ([]float32, error) {
 		if err != nil {
 			return nil, err
 		}
+		cj := c[j]
+		row = row[:len(acc)]
 		for i, p := range row {
-			acc[i] += c[j] * float64(p)
+			acc[i] += cj * float64(p)
 		}
 	}
 	for i, s := range acc {

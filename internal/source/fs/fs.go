@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,10 @@ type FS struct {
 	// checked, whatever happens to the path meanwhile.
 	procFD bool
 	files  openFiles
+	// stems indexes folders' file names by name without extension, for
+	// Siblings; listings counts the folder listings it took.
+	stems    stemIndex
+	listings atomic.Int64
 }
 
 var _ source.Source = (*FS)(nil)
@@ -147,7 +152,10 @@ func version(st iofs.FileInfo) string {
 	return strconv.FormatInt(st.Size(), 36) + "-" + strconv.FormatInt(st.ModTime().UnixNano(), 36)
 }
 
-// Siblings lists the files named key's base name plus an extension.
+// Siblings lists the files named key's base name plus an extension. A
+// lookup costs an open and a stat of the folder: its listing is indexed
+// by name without extension, and taken again only when the folder's
+// modification time says it changed (see stemIndex).
 func (s *FS) Siblings(ctx context.Context, key string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -169,19 +177,25 @@ func (s *FS) Siblings(ctx context.Context, key string) ([]string, error) {
 		}
 		return nil, err
 	}
-	entries, err := d.ReadDir(-1)
-	d.Close()
-	if err != nil {
+	defer d.Close()
+	names, ok := s.stems.lookup(d, dir, base, s.list)
+	if !ok {
 		return nil, nil
 	}
-	var out []string
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, base+".") && !strings.Contains(name[len(base)+1:], ".") {
-			out = append(out, dir+name)
-		}
+	out := make([]string, 0, len(names))
+	for _, name := range names {
+		out = append(out, dir+name)
 	}
 	return out, nil
+}
+
+// Listings returns how many folder listings Siblings has taken.
+func (s *FS) Listings() int64 { return s.listings.Load() }
+
+// list reads the names in the open folder d.
+func (s *FS) list(d *os.File) ([]string, error) {
+	s.listings.Add(1)
+	return d.Readdirnames(-1)
 }
 
 // ValidKey reports whether key is a clean relative slash path; see

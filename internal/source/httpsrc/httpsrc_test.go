@@ -508,3 +508,52 @@ func TestOpenFailureNotKept(t *testing.T) {
 		t.Errorf("open once the origin is back: %v", err)
 	}
 }
+
+// TestRedirectsNotFollowed: an origin's redirect, to another path of the
+// origin or to another host, is not followed (issue 14 item 5): an open
+// redirect on the origin would otherwise let iiifd fetch and serve any
+// URL it can reach. The answer is a 502 that says why, and the other
+// host sees no request.
+func TestRedirectsNotFollowed(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	var elsewhere atomic.Int64
+	other, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		http.ServeContent(w, r, "", time.Now(), bytes.NewReader(data))
+	}), "")
+	var samePath atomic.Int64
+	addr, _ := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/images/path.jpg":
+			http.Redirect(w, r, "/images/real.jpg", http.StatusFound)
+		case "/images/host.jpg":
+			http.Redirect(w, r, "http://"+other+"/x.jpg", http.StatusFound)
+		case "/images/keep.jpg":
+			http.Redirect(w, r, "http://"+other+"/x.jpg", http.StatusTemporaryRedirect)
+		case "/images/real.jpg":
+			samePath.Add(1)
+			http.ServeContent(w, r, "", time.Now(), bytes.NewReader(data))
+		default:
+			http.NotFound(w, r)
+		}
+	}), "")
+	s := newSource(t, "http://"+addr+"/images/", false)
+	for _, key := range []string{"path.jpg", "host.jpg", "keep.jpg"} {
+		obj, err := s.Open(context.Background(), key)
+		if err == nil {
+			obj.Close()
+			t.Errorf("%s: opened through a redirect", key)
+			continue
+		}
+		status, msg := fault.Status(err)
+		if status != http.StatusBadGateway || !strings.Contains(msg, "redirect") {
+			t.Errorf("%s: %d %q, want 502 saying redirect", key, status, msg)
+		}
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the other host got %d requests", n)
+	}
+	if n := samePath.Load(); n != 0 {
+		t.Errorf("the redirect target got %d requests", n)
+	}
+}

@@ -101,6 +101,11 @@ type Objects struct {
 type metaEntry struct {
 	m  Meta
 	at time.Time
+	// missing says the store answered that the object does not exist:
+	// remembered as long as metadata is, so that a client asking again
+	// and again for an unknown identifier costs the store one request
+	// per MetaTTL, not one per ask.
+	missing bool
 }
 
 var _ source.Source = (*Objects)(nil)
@@ -153,11 +158,15 @@ func Tiled(key string) bool {
 // viewer asks for many tiles of an image at once, and each would
 // otherwise send its own HEAD. Each caller waits within its own context;
 // the request is cancelled when every caller has gone, and its outcome is
-// kept only when it succeeded (in the MetaTTL cache), never its error.
+// kept when it succeeded or found no object (in the MetaTTL cache),
+// never another error.
 func (o *Objects) stat(ctx context.Context, key string) (Meta, error) {
 	o.mu.Lock()
 	if e, ok := o.meta[key]; ok && time.Since(e.at) < o.cfg.MetaTTL {
 		o.mu.Unlock()
+		if e.missing {
+			return Meta{}, fmt.Errorf("%w: %s", source.ErrNotFound, key)
+		}
 		return e.m, nil
 	}
 	c, ok := o.flights[key]
@@ -214,11 +223,11 @@ func (o *Objects) fly(ctx context.Context, key string, c *metaFlight) {
 	if o.flights[key] == c {
 		delete(o.flights, key)
 	}
-	if err == nil {
+	if missing := errors.Is(err, source.ErrNotFound); err == nil || missing {
 		if len(o.meta) > 10000 {
 			clear(o.meta)
 		}
-		o.meta[key] = metaEntry{m: m, at: time.Now()}
+		o.meta[key] = metaEntry{m: m, at: time.Now(), missing: missing}
 	}
 	c.m, c.err = m, err
 	close(c.done)

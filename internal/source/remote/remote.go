@@ -71,12 +71,24 @@ func (p Policy) Validate() error {
 
 // Client returns an HTTP client for a store: bounded connect, TLS and
 // response-header times, kept-alive connections, no transparent gzip
-// (which would make byte ranges meaningless).
+// (which would make byte ranges meaningless), and no redirects followed:
+// an open redirect on an origin would otherwise make iiifd fetch and
+// serve whatever URL it can reach (server-side request forgery). A
+// redirect comes back as its 3xx answer, which CheckStatus turns into
+// ErrRedirect.
 func (p Policy) Client(tlsConfig *tls.Config) *http.Client {
 	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true}
 	p.Configure(tr)
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: tr, CheckRedirect: NoRedirects}
 }
+
+// NoRedirects is an http.Client CheckRedirect that follows no redirect:
+// the client returns the 3xx answer itself.
+func NoRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// ErrRedirect reports that a store answered with a redirect, which is
+// never followed (see Policy.Client).
+var ErrRedirect = errors.New("source: the store answered with a redirect")
 
 // Configure applies the policy's timeouts and connection bounds to tr.
 func (p Policy) Configure(tr *http.Transport) {
@@ -110,6 +122,7 @@ const (
 	msgTimeout     = "the image store did not answer in time"
 	msgBadAnswer   = "the image store gave a wrong answer"
 	msgChanged     = "the image changed while it was being read; retry"
+	msgRedirect    = "the image store answered with a redirect, and redirects from image stores are not followed"
 )
 
 // Backend applies a Policy to the requests of one store.
@@ -176,6 +189,11 @@ func (b *Backend) Do(ctx context.Context, timeout time.Duration, op func(ctx con
 		if le, ok := errors.AsType[*localError](err); ok {
 			b.breaker.Release()
 			return le.err
+		}
+		if errors.Is(err, ErrRedirect) {
+			// The store answered; asking again gets the same redirect.
+			b.breaker.Record(true)
+			return fault.Wrap(fault.BadGateway, errors.New(err.Error()), msgRedirect)
 		}
 		if err == nil || errors.Is(err, source.ErrNotFound) || errors.Is(err, ErrChanged) || errors.Is(err, ErrNoRanges) {
 			b.breaker.Record(true)
@@ -250,7 +268,7 @@ func failure(k fault.Kind, err error) error {
 }
 
 // CheckStatus turns an HTTP answer that is not one of ok into an error:
-// 404 (and 410) become source.ErrNotFound, 412 ErrChanged.
+// 404 (and 410) become source.ErrNotFound, 412 ErrChanged, 3xx ErrRedirect.
 func CheckStatus(op string, code int, ok ...int) error {
 	for _, c := range ok {
 		if code == c {
@@ -262,6 +280,9 @@ func CheckStatus(op string, code int, ok ...int) error {
 		return fmt.Errorf("%w: %s", source.ErrNotFound, op)
 	case http.StatusPreconditionFailed:
 		return fmt.Errorf("%w: %s", ErrChanged, op)
+	}
+	if code >= 300 && code < 400 {
+		return fmt.Errorf("%w: %s answered %d", ErrRedirect, op, code)
 	}
 	return &StatusError{Code: code, Op: op}
 }

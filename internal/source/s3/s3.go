@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -124,6 +125,14 @@ func newClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 	ac, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3: AWS configuration: %w", err)
+	}
+	// The SDK's client follows 307 and 308 redirects to any host; ours
+	// follows none (see remote.Policy.Client). Its transport is the
+	// configured one, custom CA bundle (AWS_CA_BUNDLE) included.
+	if bc, ok := ac.HTTPClient.(*awshttp.BuildableClient); ok {
+		ac.HTTPClient = &http.Client{Transport: bc.GetTransport(), CheckRedirect: remote.NoRedirects}
+	} else {
+		return nil, fmt.Errorf("s3: unexpected HTTP client %T", ac.HTTPClient)
 	}
 	if ac.Region == "" {
 		// S3-compatible stores rarely care; AWS redirects to the right

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -274,5 +275,35 @@ func TestWalk(t *testing.T) {
 	missing := newSource(t, srv.Endpoint(), "no-such-bucket", "", nil)
 	if err := missing.Walk(context.Background(), func(string) error { return nil }); err == nil {
 		t.Error("Walk of a missing bucket: no error")
+	}
+}
+
+// TestRedirectsNotFollowed: an S3 endpoint's redirect is not followed
+// (issue 14 item 5); the SDK's own client follows 307 and 308 to any
+// host. The answer is a 502 that says why, and the other host sees no
+// request.
+func TestRedirectsNotFollowed(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		w.Header().Set("Content-Length", "1")
+		w.Write([]byte("x"))
+	}))
+	defer other.Close()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer front.Close()
+	s := newSource(t, front.URL, "bucket", "", nil)
+	obj, err := s.Open(context.Background(), "x.tif")
+	if err == nil {
+		obj.Close()
+		t.Fatal("opened through a redirect")
+	}
+	if status, msg := fault.Status(err); status != http.StatusBadGateway || !strings.Contains(msg, "redirect") {
+		t.Errorf("%d %q, want 502 saying redirect", status, msg)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the other host got %d requests", n)
 	}
 }
