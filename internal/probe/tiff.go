@@ -44,6 +44,7 @@ const (
 	tagTileByteCounts  = 325
 	tagSubIFDs         = 330
 	tagJPEGTables      = 347
+	tagICCProfile      = 34675 // InterColorProfile
 	tagSampleFormat    = 339
 )
 
