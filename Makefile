@@ -43,3 +43,14 @@ edge:
 	raw=$$(cat $(EDGE)/worker.mjs $(EDGE)/wasm_exec.js $(EDGE)/iiifd-edge.wasm | wc -c); \
 	echo "edge: $(EDGE) upload $$raw bytes, $$size bytes gzip (limit $(EDGE_MAX))"; \
 	[ $$size -le $(EDGE_MAX) ] || { echo "edge: compressed upload larger than 3 MiB" >&2; exit 1; }
+
+# The browser engine of `iiifd publish` (issue 18): the edge worker's
+# module and Go's wasm_exec.js, written where package publish embeds them.
+# Build it before iiifd (scripts/serve and scripts/test do).
+PUBLISH_ENGINE := internal/publish/engine
+.PHONY: publish-assets
+publish-assets:
+	GOOS=js GOARCH=wasm CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(PUBLISH_ENGINE)/iiifd-edge.wasm ./cmd/iiifd-edge
+	root="$$($(GO) env GOROOT)"; \
+	if [ -f "$$root/lib/wasm/wasm_exec.js" ]; then cp "$$root/lib/wasm/wasm_exec.js" $(PUBLISH_ENGINE)/; \
+	else cp "$$root/misc/wasm/wasm_exec.js" $(PUBLISH_ENGINE)/; fi

@@ -72,8 +72,21 @@ ensure_go() {
 	}
 }
 
-# Build dependencies: a C compiler for cgo, libvips and pkg-config.
-apt_install gcc libc6-dev pkg-config libvips-dev
+# Build dependencies: C and C++ compilers for cgo, libvips and pkg-config;
+# OpenJPH decodes High-Throughput JPEG 2000 and TurboJPEG cuts stored JPEG
+# tiles losslessly (both in internal/pixels); OpenSlide's headers for
+# whole-slide images, which internal/pixels reads through OpenSlide's API.
+# OpenJPH's tools are the reference the HTJ2K tests compare with.
+apt_install gcc g++ libc6-dev pkg-config libvips-dev libopenjph-dev libturbojpeg0-dev openjph-tools libopenslide-dev
+
+# ensure_slide_tools installs what the whole-slide tests and
+# scripts/make-slides use: libtiff's tiffcp, tiffset and tiffinfo to
+# write Aperio and Philips slides, bc, OpenSlide's own tools and Python
+# binding to compare with (openslide-write-png, python3-openslide, for
+# /usr/bin/python3).
+ensure_slide_tools() {
+	apt_install libvips-tools libtiff-tools bc openslide-tools python3-openslide
+}
 ensure_go
 export CGO_ENABLED=1
 

@@ -22,6 +22,7 @@ Usage:
   iiifd serve [flags]     serve images (default: the embedded sample images)
   iiifd ingest [flags] SRC DST  convert an image to a pyramidal TIFF or IIIF tiles
   iiifd check [flags]     check every image under --root as the server would serve it
+  iiifd publish [flags] OUT  write a static IIIF site (level 0, level 2 in its pages)
   iiifd warm [flags]      request URLs from a running server to fill its caches
   iiifd version           print the version
   iiifd help [command]    show help
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ingestCmd(ctx, rest, stdout, stderr)
 	case "check":
 		return check(ctx, rest, stdout, stderr)
+	case "publish":
+		return publishCmd(ctx, rest, stdout, stderr)
 	case "warm":
 		return warm(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":

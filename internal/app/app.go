@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -24,7 +25,6 @@ import (
 	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/httpapi"
-	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/limit"
 	"github.com/iiifd/iiifd/internal/obs"
@@ -87,6 +87,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 	eng := pixels.NewEngine(engine.EncodeOptions{
 		JPEGQuality: cfg.JPEGQuality, WebPQuality: cfg.WebPQuality, AVIFQuality: cfg.AVIFQuality,
+		PNGCompression: cfg.PNGCompression,
 	})
 	admit, err := limit.New(limit.Config{
 		Workers: cfg.Workers, Queue: cfg.Queue, QueueTimeout: cfg.QueueTimeout, Memory: int64(cfg.MemoryLimit),
@@ -127,8 +128,8 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		// source: encoder settings, this build, libvips and what it can
 		// write. Caches that outlive an upgrade (disk, Redis) then never
 		// serve bytes of another build under the same ETag.
-		Variant: fmt.Sprintf("q%d/%d/%d %s vips-%s %v%s", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality,
-			buildVersion(), pixels.Version(), pixels.Formats(), orientationVariant(cfg.IgnoreOrientation)),
+		Variant: fmt.Sprintf("q%d/%d/%d png%d %s vips-%s %v%s", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality,
+			cfg.PNGCompression, buildVersion(), pixels.Version(), pixels.Formats(), orientationVariant(cfg.IgnoreOrientation)),
 	}, src, eng)
 	if err != nil {
 		a.Close()
@@ -314,10 +315,7 @@ func buildVersion() string {
 func Limits(cfg config.Config) plan.Limits {
 	l := plan.Limits{MaxWidth: cfg.MaxWidth, MaxHeight: cfg.MaxHeight, MaxArea: cfg.MaxArea, MaxSourcePixels: cfg.MaxSourcePixels}
 	if len(cfg.FormatLimits) > 0 {
-		l.PerFormat = make(map[iiif.Format]plan.FormatLimits, len(cfg.FormatLimits))
-		for f, fl := range cfg.FormatLimits {
-			l.PerFormat[f] = plan.FormatLimits{MaxWidth: fl.MaxWidth, MaxHeight: fl.MaxHeight, MaxArea: fl.MaxArea}
-		}
+		l.PerFormat = maps.Clone(cfg.FormatLimits)
 	}
 	return l
 }

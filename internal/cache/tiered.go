@@ -42,9 +42,6 @@ type Locker interface {
 	Locked(ctx context.Context, key Key) (bool, error)
 }
 
-// Validate reports whether the configuration is usable.
-func (c Config) Validate() error { return nil }
-
 // Cache composes tiers, fastest first. Lookups try the tiers in order and
 // promote a hit into the tiers above the one that answered; a miss is filled
 // into every tier at once. Concurrent Lookups of one key share a single
@@ -77,9 +74,6 @@ type Cache struct {
 
 // New returns a Cache over tiers, fastest first.
 func New(cfg Config, tiers ...Tier) (*Cache, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	for i, t := range tiers {
 		if t == nil {
 			return nil, fmt.Errorf("cache: tier %d is nil", i)

@@ -50,7 +50,7 @@ type Config struct {
 	// (decompression bombs, huge images without a pyramid); 0 = none.
 	MaxSourcePixels int64
 	// FormatLimits holds per-format output limits; see ParseFormatLimits.
-	FormatLimits map[iiif.Format]Limit
+	FormatLimits map[iiif.Format]plan.FormatLimits
 
 	TileSize int // tile size advertised for sources that are not tiled
 	// IgnoreOrientation serves images as stored, ignoring their EXIF or
@@ -58,7 +58,11 @@ type Config struct {
 	IgnoreOrientation bool
 
 	JPEGQuality, WebPQuality, AVIFQuality int
-	VipsConcurrency                       int // libvips threads per operation, 0 = libvips' default
+	// PNGCompression is the zlib level of PNG output, 1..9; 0 (the
+	// default) is auto: 6 up to 2048×2048 pixels, 1 with the sub row
+	// filter for larger outputs, where zlib dominates.
+	PNGCompression  int
+	VipsConcurrency int // libvips threads per operation, 0 = libvips' default
 
 	// CacheControl is sent with image responses: a long lifetime by
 	// default, since the URL and the source's version determine the
@@ -312,16 +316,10 @@ func ForwardedFrom(s string) (any bool, proxies []netip.Prefix, err error) {
 	return false, proxies, nil
 }
 
-// Limit is an output size limit; zero fields are unlimited.
-type Limit struct {
-	MaxWidth, MaxHeight int
-	MaxArea             int64
-}
-
 // DefaultFormatLimits are the hard limits of the output formats themselves:
 // encoders refuse larger images, so the planner must refuse them first.
-func DefaultFormatLimits() map[iiif.Format]Limit {
-	return map[iiif.Format]Limit{
+func DefaultFormatLimits() map[iiif.Format]plan.FormatLimits {
+	return map[iiif.Format]plan.FormatLimits{
 		iiif.FormatJPG:  {MaxWidth: 65535, MaxHeight: 65535},
 		iiif.FormatWebP: {MaxWidth: 16383, MaxHeight: 16383},
 		iiif.FormatGIF:  {MaxWidth: 65535, MaxHeight: 65535},
@@ -431,6 +429,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %d is outside 1..100", name, q))
 		}
 	}
+	if c.PNGCompression < 0 || c.PNGCompression > 9 {
+		errs = append(errs, fmt.Errorf("png-compression: %d is outside 0..9", c.PNGCompression))
+	}
 	if c.VipsConcurrency < 0 {
 		errs = append(errs, errors.New("vips-concurrency: must not be negative"))
 	}
@@ -505,6 +506,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.TileSize, "tile-size", c.TileSize, "tile size in `pixels` advertised for images that are not tiled")
 	fs.BoolVar(&c.IgnoreOrientation, "ignore-orientation", c.IgnoreOrientation, "serve images as stored, ignoring their EXIF or TIFF orientation tag (by default images are shown upright, as the tag says, and info.json gives the displayed size)")
 	fs.IntVar(&c.JPEGQuality, "jpeg-quality", c.JPEGQuality, "JPEG encoding `quality` 1..100")
+	fs.IntVar(&c.PNGCompression, "png-compression", c.PNGCompression, "PNG zlib `level` 1..9 (smaller and slower as it grows); 0: auto, 6 up to 2048x2048 pixels, 1 with the sub filter beyond")
 	fs.IntVar(&c.WebPQuality, "webp-quality", c.WebPQuality, "WebP encoding `quality` 1..100")
 	fs.IntVar(&c.AVIFQuality, "avif-quality", c.AVIFQuality, "AVIF/HEIC encoding `quality` 1..100")
 	fs.IntVar(&c.VipsConcurrency, "vips-concurrency", c.VipsConcurrency, "libvips worker `threads` per image operation (0 = libvips' default)")
@@ -687,22 +689,16 @@ func tomlString(v any) (string, error) {
 // ParseFormatLimits parses FMT=WxH[xAREA] entries separated by commas,
 // for example "gif=2000x2000,png=0x0x50000000". A zero is no limit. The
 // syntax is plan.ParseFormatLimits', shared with the edge worker.
-func ParseFormatLimits(s string) (map[iiif.Format]Limit, error) {
-	m, err := plan.ParseFormatLimits(s)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[iiif.Format]Limit, len(m))
-	for f, l := range m {
-		out[f] = Limit{MaxWidth: l.MaxWidth, MaxHeight: l.MaxHeight, MaxArea: l.MaxArea}
-	}
-	return out, nil
+func ParseFormatLimits(s string) (map[iiif.Format]plan.FormatLimits, error) {
+	return plan.ParseFormatLimits(s)
 }
 
 // formatLimitsValue is the flag.Value of --format-limits: entries it
 // parses replace the format's entry (within its built-in limits), other
 // formats keep theirs.
-type formatLimitsValue struct{ m *map[iiif.Format]Limit }
+type formatLimitsValue struct {
+	m *map[iiif.Format]plan.FormatLimits
+}
 
 func (v formatLimitsValue) String() string {
 	if v.m == nil || *v.m == nil {
@@ -726,7 +722,7 @@ func (v formatLimitsValue) Set(s string) error {
 		return err
 	}
 	if *v.m == nil {
-		*v.m = map[iiif.Format]Limit{}
+		*v.m = map[iiif.Format]plan.FormatLimits{}
 	}
 	builtin := DefaultFormatLimits()
 	for f, l := range m {
@@ -744,8 +740,8 @@ func (v formatLimitsValue) Set(s string) error {
 // tighter combines two limits, keeping the smaller non-zero value of each,
 // so that configuration can tighten a format's built-in limits but never
 // lift them past what the encoder accepts.
-func tighter(a, b Limit) Limit {
-	return Limit{
+func tighter(a, b plan.FormatLimits) plan.FormatLimits {
+	return plan.FormatLimits{
 		MaxWidth:  plan.Tighter(a.MaxWidth, b.MaxWidth),
 		MaxHeight: plan.Tighter(a.MaxHeight, b.MaxHeight),
 		MaxArea:   plan.Tighter(a.MaxArea, b.MaxArea),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/plan"
 )
 
 func load(t *testing.T, args []string, env map[string]string) (Config, error) {
@@ -111,6 +112,7 @@ func TestErrors(t *testing.T) {
 		{"negative limit", []string{"--max-area", "-1"}, nil, "must not be negative"},
 		{"tile size", []string{"--tile-size", "4"}, nil, "tile-size"},
 		{"quality", []string{"--jpeg-quality", "101"}, nil, "jpeg-quality"},
+		{"png compression", []string{"--png-compression", "10"}, nil, "png-compression"},
 		{"log format", []string{"--log-format", "xml"}, nil, "log-format"},
 		{"base url", []string{"--base-url", "example.org"}, nil, "base-url"},
 		{"format limits", []string{"--format-limits", "gif=10"}, nil, "FMT=WxH"},
@@ -136,10 +138,10 @@ func TestFormatLimitsOnlyTighten(t *testing.T) {
 	if got := c.FormatLimits[iiif.FormatWebP]; got.MaxWidth != 16383 || got.MaxHeight != 100 {
 		t.Errorf("webp: got %+v, want 16383 (built-in) x 100", got)
 	}
-	if got := c.FormatLimits[iiif.FormatGIF]; got != (Limit{500, 400, 100000}) {
+	if got := c.FormatLimits[iiif.FormatGIF]; got != (plan.FormatLimits{MaxWidth: 500, MaxHeight: 400, MaxArea: 100000}) {
 		t.Errorf("gif: got %+v", got)
 	}
-	if got := c.FormatLimits[iiif.FormatPNG]; got != (Limit{0, 0, 9}) {
+	if got := c.FormatLimits[iiif.FormatPNG]; got != (plan.FormatLimits{MaxArea: 9}) {
 		t.Errorf("png: got %+v", got)
 	}
 }

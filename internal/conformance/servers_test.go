@@ -27,6 +27,7 @@ import (
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/ingest"
 	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/samples"
 )
 
@@ -175,8 +176,8 @@ func native(t *testing.T, dir string) string {
 	cfg := config.Default()
 	cfg.Root = dir
 	cfg.MaxArea = maxArea
-	cfg.FormatLimits[iiif.FormatJPG] = config.Limit{MaxWidth: jpegMax, MaxHeight: jpegMax}
-	cfg.FormatLimits[iiif.FormatPNG] = config.Limit{MaxWidth: 3584, MaxHeight: 3584}
+	cfg.FormatLimits[iiif.FormatJPG] = plan.FormatLimits{MaxWidth: jpegMax, MaxHeight: jpegMax}
+	cfg.FormatLimits[iiif.FormatPNG] = plan.FormatLimits{MaxWidth: 3584, MaxHeight: 3584}
 	_, srv := apptest.Serve(t, cfg)
 	return srv.URL
 }

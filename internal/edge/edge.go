@@ -20,7 +20,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -154,46 +153,22 @@ func (h *Host) serveIIIF(ctx context.Context, resp *Response, r Request) {
 		h.fail(resp, r, fault.New(fault.MethodNotAllowed, "method %s is not allowed; use GET or HEAD", r.Method))
 		return
 	}
-	rest := strings.TrimPrefix(r.Path, "/iiif/")
-	verStr, rest, _ := strings.Cut(rest, "/")
-	var v iiif.Version
-	switch verStr {
-	case "3":
-		v = iiif.V3
-	case "2":
-		v = iiif.V2
-	default:
-		h.fail(resp, r, fault.New(fault.NotFound, "no such API version; use /iiif/3/ or /iiif/2/"))
+	rt, err := answer.ParseRoute(strings.TrimPrefix(r.Path, "/iiif/"))
+	if err != nil {
+		h.fail(resp, r, err)
 		return
 	}
-	raw := strings.Split(rest, "/")
-	segs := make([]string, len(raw))
-	for i, s := range raw {
-		u, err := url.PathUnescape(s)
-		if err != nil {
-			h.fail(resp, r, fault.New(fault.BadRequest, "malformed percent-encoding in the URL path"))
-			return
-		}
-		segs[i] = u
-	}
-	if len(segs) > 1 && segs[len(segs)-1] == "" {
-		segs = segs[:len(segs)-1]
-	}
-	n := len(segs)
-	switch {
-	case n == 0 || segs[0] == "":
-		h.fail(resp, r, fault.New(fault.NotFound, "no identifier in the URL"))
-	case n >= 2 && segs[n-1] == "info.json":
-		h.serveInfo(ctx, resp, r, v, strings.Join(segs[:n-1], "/"))
-	case n >= 5:
-		h.serveImage(ctx, resp, r, v, strings.Join(segs[:n-4], "/"), segs[n-4], segs[n-3], segs[n-2], segs[n-1])
+	switch rt.Kind {
+	case answer.Info:
+		h.serveInfo(ctx, resp, r, rt.Version, rt.ID)
+	case answer.Image:
+		h.serveImage(ctx, resp, r, rt.Version, rt.ID, rt.Region, rt.Size, rt.Rotation, rt.QualityFormat)
 	default:
-		id := strings.Join(segs, "/")
-		if !resolve.ValidIdentifier(id) {
+		if !resolve.ValidIdentifier(rt.ID) {
 			h.fail(resp, r, resolve.ErrInvalidIdentifier)
 			return
 		}
-		resp.set("Location", iiif.ServiceID(h.base(r), v, id)+"/info.json")
+		resp.set("Location", iiif.ServiceID(h.base(r), rt.Version, rt.ID)+"/info.json")
 		resp.Status = 303
 	}
 }

@@ -179,12 +179,15 @@ func ContentType(f iiif.Format) string {
 
 // EncodeOptions tunes the encoders. Zero fields take the defaults noted.
 type EncodeOptions struct {
-	JPEGQuality    int // 1..100; default 85
-	WebPQuality    int // 1..100; default 80
-	AVIFQuality    int // 1..100; default 60
-	HEICQuality    int // 1..100; default 60
-	JP2Quality     int // 1..100; default 48 (libvips' default)
-	PNGCompression int // zlib level 1..9; default 6
+	JPEGQuality int // 1..100; default 85
+	WebPQuality int // 1..100; default 80
+	AVIFQuality int // 1..100; default 60
+	HEICQuality int // 1..100; default 60
+	JP2Quality  int // 1..100; default 48 (libvips' default)
+	// PNGCompression is the zlib level 1..9. Zero is auto: level 6 up to
+	// 2048×2048 pixels; past that level 1 with the sub row filter,
+	// faster where zlib dominates, for files of about the same size.
+	PNGCompression int
 	// The efforts trade CPU for size (higher is slower and smaller);
 	// zero takes the default noted, so libvips' effort 0 cannot be
 	// asked for. AV1 encoding is slow: on a 512x512 tile libvips' own

@@ -247,50 +247,24 @@ func (h *Handler) serveIIIF(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = h.withClient(r)
-	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/iiif/")
-	verStr, rest, _ := strings.Cut(rest, "/")
-	var v iiif.Version
-	switch verStr {
-	case "3":
-		v = iiif.V3
-	case "2":
-		v = iiif.V2
-	default:
-		h.fail(w, r, fault.New(fault.NotFound, "no such API version; use /iiif/3/ or /iiif/2/"))
+	rt, err := answer.ParseRoute(strings.TrimPrefix(r.URL.EscapedPath(), "/iiif/"))
+	if err != nil {
+		h.fail(w, r, err)
 		return
 	}
-	raw := strings.Split(rest, "/")
-	segs := make([]string, len(raw))
-	for i, s := range raw {
-		u, err := url.PathUnescape(s)
-		if err != nil {
-			h.fail(w, r, fault.New(fault.BadRequest, "malformed percent-encoding in the URL path"))
-			return
-		}
-		segs[i] = u
-	}
-	if len(segs) > 1 && segs[len(segs)-1] == "" {
-		segs = segs[:len(segs)-1] // a trailing slash is forgiven
-	}
-	n := len(segs)
-	switch {
-	case n == 0 || segs[0] == "":
-		h.fail(w, r, fault.New(fault.NotFound, "no identifier in the URL"))
-	case n >= 2 && segs[n-1] == "info.json":
-		h.serveInfo(w, r, v, strings.Join(segs[:n-1], "/"))
-	case n >= 5:
-		// An image request; an identifier with unencoded slashes is
-		// everything before the last four segments.
-		h.serveImage(w, r, v, strings.Join(segs[:n-4], "/"), segs[n-4], segs[n-3], segs[n-2], segs[n-1])
+	switch rt.Kind {
+	case answer.Info:
+		h.serveInfo(w, r, rt.Version, rt.ID)
+	case answer.Image:
+		h.serveImage(w, r, rt.Version, rt.ID, rt.Region, rt.Size, rt.Rotation, rt.QualityFormat)
 	default:
 		// The base URI of an image redirects to its info.json.
-		id := strings.Join(segs, "/")
-		if !resolve.ValidIdentifier(id) {
+		if !resolve.ValidIdentifier(rt.ID) {
 			h.fail(w, r, resolve.ErrInvalidIdentifier)
 			return
 		}
 		h.varyForwarded(r, w.Header())
-		w.Header().Set("Location", service.ServiceID(h.base(r), v, id)+"/info.json")
+		w.Header().Set("Location", iiif.ServiceID(h.base(r), rt.Version, rt.ID)+"/info.json")
 		w.WriteHeader(http.StatusSeeOther)
 	}
 }
@@ -339,7 +313,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 	base := h.base(r)
 	hd := w.Header()
 	hd.Set("Content-Type", job.ContentType)
-	hd.Set("Link", answer.ImageLink(service.ServiceID(base, v, id), v, job.Canonical))
+	hd.Set("Link", answer.ImageLink(iiif.ServiceID(base, v, id), v, job.Canonical))
 	hd.Set("X-Content-Type-Options", "nosniff")
 	h.varyForwarded(r, hd)
 	validators(hd, job.ETag, job.ModTime, h.opt.CacheControl)

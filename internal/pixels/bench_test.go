@@ -2,6 +2,7 @@ package pixels
 
 import (
 	"context"
+	"fmt"
 	"image"
 	"io"
 	"math"
@@ -143,3 +144,73 @@ func BenchmarkTile256(b *testing.B) {
 		benchRender(b, engine.Input{Reader: f, Size: st.Size(), Level: lv}, p)
 	})
 }
+
+// BenchmarkJ2KTile renders 512×512 tiles from a 20000×20000 picture stored
+// as High-Throughput JPEG 2000 (decoded by OpenJPH) and as classic JPEG
+// 2000 (decoded by OpenJPEG through libvips), both tiled 1024×1024 with 5
+// decomposition levels: a full-resolution tile in the middle of the
+// image, and one at reduction 2. scripts/bench-htj2k makes the files and
+// sets IIIFD_BENCH_HTJ2K and IIIFD_BENCH_J2K to them.
+func BenchmarkJ2KTile(b *testing.B) {
+	for _, kind := range []struct{ name, env string }{{"htj2k", "IIIFD_BENCH_HTJ2K"}, {"classic", "IIIFD_BENCH_J2K"}} {
+		path := os.Getenv(kind.env)
+		if path == "" {
+			b.Skipf("%s is not set: run scripts/bench-htj2k", kind.env)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, _ := f.Stat()
+		info, err := probe.Read(f, st.Size())
+		f.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range []int{0, 2} {
+			lv := info.Levels[r]
+			region := image.Rect(lv.Width/2, lv.Height/2, lv.Width/2+512, lv.Height/2+512)
+			p := mkPlan(region, 512, 512, 0, false, "", iiif.FormatJPG)
+			b.Run(fmt.Sprintf("%s/reduce=%d", kind.name, r), func(b *testing.B) {
+				for b.Loop() {
+					if err := Render(context.Background(), engine.Input{Path: path, Level: lv}, p, engine.EncodeOptions{}, io.Discard); err != nil {
+						b.Fatal(detail(err))
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkPNGLarge writes a 3584×3584 crop of a photographic picture as
+// PNG with the auto setting (level 1, sub filter at that size) and with
+// libvips' default (level 6, no filter), reporting the file size.
+func BenchmarkPNGLarge(b *testing.B) {
+	path := os.Getenv("IIIFD_BENCH_PNG_SOURCE")
+	if path == "" {
+		b.Skip("IIIFD_BENCH_PNG_SOURCE is not set: run scripts/bench-vs-vips")
+	}
+	region := image.Rect(0, 0, 3584, 3584)
+	p := mkPlan(region, 3584, 3584, 0, false, "", iiif.FormatPNG)
+	for _, tc := range []struct {
+		name  string
+		level int
+	}{{"auto", 0}, {"level6", 6}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var n countWriter
+			for b.Loop() {
+				n = 0
+				if err := Render(context.Background(), engine.Input{Path: path, Level: full}, p,
+					engine.EncodeOptions{PNGCompression: tc.level}, &n); err != nil {
+					b.Fatal(detail(err))
+				}
+			}
+			b.ReportMetric(float64(n), "bytes")
+		})
+	}
+}
+
+// countWriter counts the bytes written to it.
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }

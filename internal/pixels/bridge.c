@@ -305,6 +305,7 @@ iiifd_save_to(VipsImage *in, VipsTarget *target, int format,
 	case IIIFD_PNG:
 		return vips_pngsave_target(in, target,
 			"compression", o->compression,
+			"filter", o->filter,
 			"bitdepth", o->bitdepth,
 			"strip", TRUE,
 			NULL);

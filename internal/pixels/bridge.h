@@ -29,6 +29,7 @@ typedef struct {
 	int compression; // png deflate level
 	int bitdepth;    // png, gif: bits per sample
 	int optimize;    // jpeg: optimise Huffman tables (buffers the output)
+	int filter;      // png: row filter, a VipsForeignPngFilter
 } iiifd_save_options;
 
 int iiifd_init(const char *argv0, int forward_warnings);

@@ -49,6 +49,12 @@ func HeaderOf(ctx context.Context, in engine.Input) (probe.Info, error) {
 	}
 	defer i.close()
 	nick, ld, err := i.findLoader()
+	if nick == "openslideload" && i.src == nil {
+		// Only here: for files that the pure probe could not read or
+		// named a slide, and that OpenSlide recognises as one. Renders
+		// then read its levels as the header lists them.
+		ld, err = openslideLoader, nil
+	}
 	if err != nil {
 		return probe.Info{}, err
 	}
@@ -59,6 +65,9 @@ func HeaderOf(ctx context.Context, in engine.Input) (probe.Info, error) {
 	}
 	defer C.g_object_unref(C.gpointer(img))
 
+	if ld.format == probe.Slide {
+		return slideHeader(i.path, img)
+	}
 	full.Width, full.Height = int(img.Xsize), int(img.Ysize)
 	info := probe.Info{
 		Format: ld.format,

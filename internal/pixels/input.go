@@ -158,9 +158,29 @@ func (i *input) findLoader() (string, loader, error) {
 	return nick, ld, err
 }
 
+// loaderFor returns the loader for level lv of the input: the one the
+// header was read with, when the level says (OpenSlide for slides,
+// libtiff for TIFFs, which libvips would hand to OpenSlide when they
+// look like Aperio slides), else the one libvips finds.
+func (i *input) loaderFor(lv probe.Level) (string, loader, error) {
+	switch {
+	case lv.OpenSlide:
+		return "openslideload", openslideLoader, nil
+	case lv.TIFF != nil && i.src != nil:
+		return "tiffload_source", loaders["tiffload"], nil
+	case lv.TIFF != nil:
+		return "tiffload", loaders["tiffload"], nil
+	}
+	return i.findLoader()
+}
+
 // load loads the header of one level of the input with the loader nick;
 // pixels come later, on demand. The caller owns the image.
 func (i *input) load(nick string, ld loader, lv probe.Level) (*C.VipsImage, error) {
+	if ld.format == probe.Slide {
+		lv.OpenSlide = true
+		return loadSlide(i.path, lv)
+	}
 	var cpath *C.char
 	if i.src == nil {
 		cpath = C.CString(i.path)

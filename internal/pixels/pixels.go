@@ -213,18 +213,31 @@ func saverOf(f iiif.Format) (saver C.int, seeks bool) {
 // end: bigger images are streamed instead.
 const optimizeMaxPixels = 2048 * 2048
 
+// pngFastPixels is the size, in pixels, above which PNGs are written with
+// the fast setting when the compression level is not set (auto).
+const pngFastPixels = 2048 * 2048
+
 // saveOptions returns the C options for saving f as an image of the
 // given number of pixels; oneBit selects 1-bit output (for a one-band
 // bitonal image) where the format has it.
 func saveOptions(o engine.EncodeOptions, f iiif.Format, pixels int64, oneBit bool) C.iiifd_save_options {
+	pngAuto := o.PNGCompression <= 0
 	o = o.Resolved()
-	opt := C.iiifd_save_options{quality: 75, effort: 4, compression: 6, bitdepth: 8}
+	opt := C.iiifd_save_options{quality: 75, effort: 4, compression: 6, bitdepth: 8,
+		filter: C.VIPS_FOREIGN_PNG_FILTER_NONE}
 	switch f {
 	case iiif.FormatJPG:
 		opt.quality = C.int(o.JPEGQuality)
 		opt.optimize = cBool(pixels <= optimizeMaxPixels)
 	case iiif.FormatPNG:
 		opt.compression = C.int(o.PNGCompression)
+		if pngAuto && pixels > pngFastPixels && !oneBit {
+			// zlib dominates big PNGs. Its fastest level with the sub
+			// filter costs some 0.75 of level 6 unfiltered in CPU, for
+			// files about as large (see docs/BENCHMARKS.md).
+			opt.compression = 1
+			opt.filter = C.VIPS_FOREIGN_PNG_FILTER_SUB
+		}
 		if oneBit {
 			opt.bitdepth = 1
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
 
@@ -63,10 +64,25 @@ var errNotStarted = fault.Wrap(fault.Internal,
 func Render(ctx context.Context, in engine.Input, p *plan.Plan, opt engine.EncodeOptions, w io.Writer) error {
 	return execute(ctx, p, func(r *render) error {
 		_, span := tracing.Start(ctx, "decode")
-		img, ld, err := r.load(in)
+		if c := in.Level.J2K; c != nil && c.HT {
+			tracing.End(span, nil)
+			return r.renderHT(in, c, p, opt, w)
+		}
+		img, ld, err := r.load(in, p)
 		tracing.End(span, err)
 		if err != nil {
 			return err
+		}
+		if ld.format == probe.JP2 && in.Level.J2K == nil {
+			// A JPEG 2000 input given without its probe: look, as
+			// OpenJPEG would decode an HT codestream into grey.
+			c, err := probeJ2K(in)
+			if err != nil {
+				return err
+			}
+			if c != nil && c.HT {
+				return r.renderHT(in, c, p, opt, w)
+			}
 		}
 		return r.process(img, ld.random, p, opt, in.Overlay, w)
 	})
@@ -343,7 +359,12 @@ func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt engine
 	return r.save(img, p.Format, saveOptions(opt, p.Format, pixels, oneBit), w)
 }
 
-func (r *render) load(in engine.Input) (*C.VipsImage, loader, error) {
+func (r *render) load(in engine.Input, p *plan.Plan) (*C.VipsImage, loader, error) {
+	if in.Level.OpenSlide && in.Level.Associated == "" {
+		// A slide's level: only the plan's region, from an open handle.
+		img, err := r.loadSlideRegion(in.Path, in.Level, p.LevelRegion)
+		return img, openslideLoader, err
+	}
 	i, err := openInput(r.ctx, in)
 	if err != nil {
 		return nil, loader{}, err
@@ -352,7 +373,7 @@ func (r *render) load(in engine.Input) (*C.VipsImage, loader, error) {
 	if i.rs != nil {
 		r.sources = append(r.sources, i.rs)
 	}
-	nick, ld, err := i.findLoader()
+	nick, ld, err := i.loaderFor(in.Level)
 	if err == nil {
 		var img *C.VipsImage
 		if img, err = i.load(nick, ld, in.Level); err == nil {

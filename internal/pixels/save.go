@@ -127,20 +127,30 @@ func SavePyramid(ctx context.Context, src, dst string, opt PyramidOptions) error
 	defer r.close()
 
 	nick, _, err := findLoader(src)
-	if err != nil {
-		return err
-	}
-	if err := decodeAll(ctx, src, nick); err != nil {
-		return err
-	}
 	// Pyramids are written upright: a source shown turned or mirrored
 	// (an EXIF or TIFF orientation tag) is turned as it is read, and the
 	// tag is not written, so that stored tiles can pass through as they
 	// are. Turning reads out of order, so such a source is opened for
 	// random access (libvips then decodes a large one to a temporary
 	// file rather than to memory).
-	o := FileOrientation(src)
-	img, err := loadSequential(src, nick, o > 1)
+	var o int
+	var img *C.VipsImage
+	switch {
+	case nick == "openslideload":
+		// A whole-slide image in a format only OpenSlide reads (Aperio
+		// SVS among them: libvips hands it to OpenSlide first).
+		img, err = loadSlideWhole(src)
+	case err != nil:
+		return err
+	default:
+		// A truncated or damaged source is found here, before a save
+		// that would crash on it.
+		if err := decodeAll(ctx, src, nick); err != nil {
+			return err
+		}
+		o = FileOrientation(src)
+		img, err = loadSequential(src, nick, o > 1)
+	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr

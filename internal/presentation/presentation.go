@@ -39,6 +39,22 @@ type Image struct {
 	Width, Height int
 	// Format is the media type of the image body ("image/jpeg").
 	Format string
+	// Metadata are label/value pairs shown with the manifest (a slide's
+	// scanner, magnification, resolution, scan date).
+	Metadata []Pair
+	// Parts are further images shown with this one, each on a canvas of
+	// its own after the image's (a slide's label, macro and thumbnail).
+	Parts []Image
+}
+
+// Pair is one entry of a manifest's metadata.
+type Pair struct{ Label, Value string }
+
+// MetadataEntry is a manifest's metadata entry as Presentation 3.0 writes
+// it: language maps for both.
+type MetadataEntry struct {
+	Label Lang `json:"label"`
+	Value Lang `json:"value"`
 }
 
 // URLs builds the public URLs of documents and services from the server's
@@ -115,16 +131,17 @@ type Canvas struct {
 
 // ManifestDoc is a Presentation 3.0 manifest.
 type ManifestDoc struct {
-	Context   string     `json:"@context"`
-	ID        string     `json:"id"`
-	Type      string     `json:"type"`
-	Label     Lang       `json:"label"`
-	Summary   Lang       `json:"summary,omitempty"`
-	Thumbnail []Resource `json:"thumbnail,omitempty"`
-	Homepage  []Resource `json:"homepage,omitempty"`
-	SeeAlso   []Resource `json:"seeAlso,omitempty"`
-	PartOf    []Ref      `json:"partOf,omitempty"`
-	Items     []Canvas   `json:"items"`
+	Context   string          `json:"@context"`
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	Label     Lang            `json:"label"`
+	Summary   Lang            `json:"summary,omitempty"`
+	Metadata  []MetadataEntry `json:"metadata,omitempty"`
+	Thumbnail []Resource      `json:"thumbnail,omitempty"`
+	Homepage  []Resource      `json:"homepage,omitempty"`
+	SeeAlso   []Resource      `json:"seeAlso,omitempty"`
+	PartOf    []Ref           `json:"partOf,omitempty"`
+	Items     []Canvas        `json:"items"`
 }
 
 // Ref is a reference to a manifest or collection, as an item of a
@@ -204,12 +221,7 @@ func label(img Image) Lang {
 // painted with the full image, whose body carries our image service.
 func Manifest(u URLs, img Image) ManifestDoc {
 	m := u.Manifest(img.ID)
-	canvas := m + "/canvas/1"
-	format := img.Format
-	if format == "" {
-		format = "image/jpeg"
-	}
-	return ManifestDoc{
+	doc := ManifestDoc{
 		Context:   Context,
 		ID:        m,
 		Type:      "Manifest",
@@ -224,29 +236,46 @@ func Manifest(u URLs, img Image) ManifestDoc {
 			Label: Lang{"en": {"IIIF image information"}},
 		}},
 		PartOf: []Ref{{ID: u.Collection(0), Type: "Collection", Label: Lang{"en": {"All images"}}}},
-		Items: []Canvas{{
-			ID:     canvas,
-			Type:   "Canvas",
-			Label:  label(img),
-			Width:  img.Width,
-			Height: img.Height,
-			Items: []AnnotationPage{{
-				ID:   canvas + "/page/1",
-				Type: "AnnotationPage",
-				Items: []Annotation{{
-					ID:         canvas + "/page/1/annotation/1",
-					Type:       "Annotation",
-					Motivation: "painting",
-					Body: Resource{
-						ID:      u.Service(img.ID) + "/full/max/0/default.jpg",
-						Type:    "Image",
-						Format:  format,
-						Width:   img.Width,
-						Height:  img.Height,
-						Service: []Service{u.service(img.ID)},
-					},
-					Target: canvas,
-				}},
+		Items:  []Canvas{u.canvas(m, 1, img)},
+	}
+	for i, p := range img.Parts {
+		doc.Items = append(doc.Items, u.canvas(m, i+2, p))
+	}
+	for _, p := range img.Metadata {
+		doc.Metadata = append(doc.Metadata, MetadataEntry{Label: Lang{"en": {p.Label}}, Value: Lang{"none": {p.Value}}})
+	}
+	return doc
+}
+
+// canvas is canvas n of manifest m, painted with img.
+func (u URLs) canvas(m string, n int, img Image) Canvas {
+	canvas := m + "/canvas/" + strconv.Itoa(n)
+	format := img.Format
+	if format == "" {
+		format = "image/jpeg"
+	}
+	return Canvas{
+		ID:     canvas,
+		Type:   "Canvas",
+		Label:  label(img),
+		Width:  img.Width,
+		Height: img.Height,
+		Items: []AnnotationPage{{
+			ID:   canvas + "/page/1",
+			Type: "AnnotationPage",
+			Items: []Annotation{{
+				ID:         canvas + "/page/1/annotation/1",
+				Type:       "Annotation",
+				Motivation: "painting",
+				Body: Resource{
+					ID:      u.Service(img.ID) + "/full/max/0/default.jpg",
+					Type:    "Image",
+					Format:  format,
+					Width:   img.Width,
+					Height:  img.Height,
+					Service: []Service{u.service(img.ID)},
+				},
+				Target: canvas,
 			}},
 		}},
 	}

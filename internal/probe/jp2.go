@@ -3,7 +3,39 @@ package probe
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 )
+
+// Part 15 (High-Throughput JPEG 2000) flags in the main header: bit 14 of
+// Rsiz in SIZ, and capability bit 15 of Pcap in CAP.
+const (
+	rsizHT     = 1 << 14
+	pcapPart15 = 1 << (32 - 15)
+)
+
+// J2KCoding describes how a JPEG 2000 codestream is coded, beyond its
+// size: what a decoder must support to read it right. OpenJPEG decodes
+// some High-Throughput codestreams into flat grey without an error, so
+// HT tells iiifd to decode with a Part 15 decoder instead.
+type J2KCoding struct {
+	// Offset and Length locate the codestream in the file (past the
+	// boxes of a JP2 or JPH file).
+	Offset, Length int64
+	// HT says the codestream uses High-Throughput block coding (Rsiz
+	// bit 14, or Part 15 flagged in a CAP marker).
+	HT bool
+	// Mixed says code-blocks may be HT or classic coded within one
+	// codestream (Ccap15 MIXED), which Part 15 decoders need not read.
+	Mixed bool
+	// Tiled says the image has more than one tile.
+	Tiled bool
+	// PackedHeaders says packet headers are gathered in the main header
+	// (PPM), so tiles cannot be cut out of the codestream on their own.
+	PackedHeaders bool
+	// Signed, Subsampled and MixedDepth say some component has signed
+	// samples, is subsampled, or differs in depth from the first.
+	Signed, Subsampled, MixedDepth bool
+}
 
 // JP2 files and HEIF files are both made of boxes: a 32-bit size, a type,
 // an optional 64-bit size, then the payload.
@@ -139,6 +171,18 @@ func readCodestream(src *source, off, end int64) (Info, error) {
 		}
 	}
 	depth := int(s[38]&0x7f) + 1
+	coding := &J2KCoding{Offset: off, Length: end - off, HT: be.Uint16(s[2:])&rsizHT != 0}
+	for c := range ncomp {
+		if s[38+3*c]&0x80 != 0 {
+			coding.Signed = true
+		}
+		if s[38+3*c+1] != 1 || s[38+3*c+2] != 1 {
+			coding.Subsampled = true
+		}
+		if int(s[38+3*c]&0x7f)+1 != depth {
+			coding.MixedDepth = true
+		}
+	}
 
 	// The main header runs to the first tile-part (SOT).
 	codNL, cocNL := -1, 32
@@ -157,7 +201,12 @@ func readCodestream(src *source, off, end int64) (Info, error) {
 				return Info{}, malformed(pos, "no COD marker in the main header")
 			}
 			single := uint64(xto)+uint64(xt) >= uint64(xsiz) && uint64(yto)+uint64(yt) >= uint64(ysiz)
-			return j2kInfo(xsiz-xo, ysiz-yo, xt, yt, single, min(codNL, cocNL), ncomp, depth), nil
+			info := j2kInfo(xsiz-xo, ysiz-yo, xt, yt, single, min(codNL, cocNL), ncomp, depth)
+			coding.Tiled = !single
+			for i := range info.Levels {
+				info.Levels[i].J2K = coding
+			}
+			return info, nil
 		}
 		if marker>>8 != 0xff || marker < 0xff30 {
 			return Info{}, malformed(pos, "0x%04X where a marker should be", marker)
@@ -170,6 +219,28 @@ func readCodestream(src *source, off, end int64) (Info, error) {
 			return Info{}, malformed(pos, "marker 0x%04X has length %d", marker, n)
 		}
 		switch marker {
+		case 0xff50: // CAP: Pcap, then one Ccap per capability bit set
+			p, err := src.at(pos+2, int(n))
+			if err != nil {
+				return Info{}, err
+			}
+			if n < 6 {
+				return Info{}, malformed(pos, "CAP of %d bytes", n)
+			}
+			pcap := be.Uint32(p[2:])
+			if pcap&pcapPart15 != 0 {
+				coding.HT = true
+				// One Ccap follows per part flagged, in part order
+				// (Part i is bit 32-i); the top two bits of Ccap15 say
+				// whether code-blocks may mix HT and classic coding.
+				at := 6 + 2*bits.OnesCount32(pcap>>18)
+				if at+2 > int(n) {
+					return Info{}, malformed(pos, "CAP of %d bytes lacks Ccap15", n)
+				}
+				coding.Mixed = be.Uint16(p[at:])>>14 == 3
+			}
+		case 0xff60: // PPM: packet headers gathered in the main header
+			coding.PackedHeaders = true
 		case 0xff52: // COD: Scod, SGcod (4 bytes), then SPcod starting with NL
 			if n < 12 {
 				return Info{}, malformed(pos, "COD of %d bytes", n)

@@ -27,6 +27,11 @@ const (
 	TIFF Format = "tiff"
 	JP2  Format = "jp2"  // JP2 file or raw J2K codestream
 	HEIF Format = "heif" // HEIF/AVIF; size only when found in the ispe box
+	// Slide is a whole-slide image in a vendor's TIFF dialect that only
+	// OpenSlide reads right (Hamamatsu NDPI, Philips TIFF, Leica SCN,
+	// Ventana BIF). Read answers ErrSizeUnknown for it, with the Format
+	// set: its levels are OpenSlide's to read, through the engine.
+	Slide Format = "slide"
 )
 
 // Level is one resolution level that can be read cheaply, and how.
@@ -43,9 +48,21 @@ type Level struct {
 	SubIFD int // TIFF sub-IFD index of the main image, -1 when not used
 	Shrink int // decoder shrink-on-load factor (JPEG: 1, 2, 4, 8); 0 = none
 
+	// OpenSlide says the level is read through OpenSlide: Page is then
+	// OpenSlide's level index, or Associated names the associated image
+	// (label, macro, thumbnail) to read instead of a level.
+	// Background is the colour OpenSlide's transparent pixels (outside
+	// the scanned area) are flattened onto.
+	OpenSlide  bool
+	Associated string
+	Background [3]uint8
+
 	// TIFF says how a TIFF level is stored, for reading its tiles as they
 	// are; nil for other formats.
 	TIFF *TIFFLevel
+	// J2K says how the codestream of a JPEG 2000 file is coded, the same
+	// for every level; nil for other formats.
+	J2K *J2KCoding
 }
 
 // Info is what a header says about an image.
@@ -70,6 +87,9 @@ type Info struct {
 	Orientation int
 	// JPEG describes the coding of a JPEG; nil for other formats.
 	JPEG *JPEGCoding
+	// Slide describes a whole-slide image (an Aperio SVS read as a TIFF,
+	// or any slide OpenSlide reads); nil for other images.
+	Slide *SlideInfo
 }
 
 // Displayed returns i as its image is shown: with Orientation 5 to 8 the

@@ -29,6 +29,10 @@ type TIFFLevel struct {
 	Photometric     int    // TIFF code: 1 min-is-black, 2 RGB, 6 YCbCr, ...; -1 when absent
 	PlanarConfig    int    // 1 chunky (interleaved), 2 planar
 	NewSubfileType  uint32 // bit 0: reduced resolution; bit 1: page; bit 2: mask
+	// ICC says the IFD embeds an ICC profile, which libvips applies when
+	// it renders the level: pixels taken from the stored tiles for a
+	// rendering would skip it.
+	ICC bool
 
 	bigEndian bool
 	size      int64     // file size, to check the ranges handed out
@@ -282,11 +286,11 @@ func readTIFF(src *source) (Info, error) {
 			return nil, nil, err
 		}
 		l, err := t.level(d)
-		if err == nil && l.icc.count == 0 {
+		if err == nil && l.icc.count == 0 && l0.ICC {
 			// A reduced level without a profile of its own shows the same
 			// picture as IFD 0, in IFD 0's colours (libvips writes the
 			// profile in sub-IFDs too, other writers do not).
-			l.icc = l0.icc
+			l.icc, l.ICC = l0.icc, true
 		}
 		return d, l, err
 	}
@@ -313,6 +317,7 @@ func readTIFF(src *source) (Info, error) {
 	// document (or the planes of an OME-TIFF), not a pyramid, and nothing
 	// after it will be a level either: stop there instead of walking
 	// hundreds of pages, each of which may cost a ranged read.
+	pages := []tiffPage{{d: d0, l: l0}}
 	for page, off := 1, d0.next; off != 0 && page < maxPages; page++ {
 		d, l, err := readLevel(fmt.Sprintf("IFD %d", page), off)
 		if err != nil {
@@ -321,9 +326,22 @@ func readTIFF(src *source) (Info, error) {
 		if l.Width >= l0.Width && l.Height >= l0.Height {
 			break
 		}
+		pages = append(pages, tiffPage{d: d, l: l, page: page})
 		add(l, page, -1)
 		off = d.next
 	}
+	slide, err := t.slide(pages)
+	if err != nil {
+		return Info{}, err
+	}
+	if slide != nil && slide.Vendor != "aperio" {
+		// A vendor's TIFF dialect that only OpenSlide reads right
+		// (sparse or overlapping tiles, levels described in XML): the
+		// levels above are not to be trusted.
+		return Info{Format: Slide, Width: l0.Width, Height: l0.Height, Slide: slide},
+			&FormatError{Format: Slide, Offset: -1, Reason: "a " + slide.Vendor + " slide, whose levels OpenSlide reads", Err: ErrSizeUnknown}
+	}
+	info.Slide = slide
 
 	slices.SortStableFunc(info.Levels[1:], func(a, b Level) int {
 		if a.Width != b.Width {
@@ -486,6 +504,7 @@ func (t *tiffFile) level(d *ifd) (*TIFFLevel, error) {
 		}
 	}
 	if e := d.find(tagICCProfile); e != nil && e.count > 0 {
+		l.ICC = true
 		if l.icc, err = t.locate(e); err != nil {
 			return nil, err
 		}

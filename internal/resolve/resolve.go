@@ -25,6 +25,43 @@ var ImageExtensions = map[string]bool{
 	"tif": true, "tiff": true, "ptif": true, "ptiff": true, "btf": true,
 	"jp2": true, "j2k": true, "jpf": true, "jpx": true, "j2c": true,
 	"heic": true, "heif": true, "avif": true,
+	// Whole-slide images (see SlideExtensions).
+	"svs": true, "ndpi": true, "mrxs": true, "scn": true, "bif": true,
+	"vms": true, "vmu": true, "svslide": true,
+}
+
+// SlideExtensions are the extensions of whole-slide images (TIFFs that
+// are slides are recognised by their content instead). Their associated
+// images are served as identifiers of their own: the slide's identifier,
+// ";" and the image's name (see SplitAssociated).
+var SlideExtensions = map[string]bool{
+	"svs": true, "ndpi": true, "mrxs": true, "scn": true, "bif": true,
+	"vms": true, "vmu": true, "svslide": true, "tif": true, "tiff": true,
+}
+
+// associatedNames are the associated images of slides served, by the
+// names OpenSlide gives them.
+var associatedNames = []string{"label", "macro", "thumbnail"}
+
+// SplitAssociated splits the identifier of an associated image of a
+// slide ("case-17/slide.svs;label") into the slide's identifier and the
+// image's name; name is empty for every other identifier.
+func SplitAssociated(id string) (slide, name string) {
+	i := strings.LastIndexByte(id, ';')
+	if i < 0 {
+		return id, ""
+	}
+	base, n := id[:i], id[i+1:]
+	ext := strings.ToLower(strings.TrimPrefix(path.Ext(base), "."))
+	if !SlideExtensions[ext] {
+		return id, ""
+	}
+	for _, a := range associatedNames {
+		if n == a {
+			return base, n
+		}
+	}
+	return id, ""
 }
 
 // ErrInvalidIdentifier is the answer to identifiers that are not safe
@@ -100,6 +137,11 @@ type Target struct {
 	// Dir is the key of the pyramid's folder; empty for image files.
 	// Tiles are opened through the source as keys inside it.
 	Dir string
+	// Associated names the associated image of the slide Object that
+	// the identifier names ("label", "macro", "thumbnail"); empty for
+	// the image itself. Object.Key then ends in ";" and the name, so
+	// that what is cached and tagged for it is apart from the slide's.
+	Associated string
 }
 
 // Resolve returns what the identifier id (already percent-decoded) names:
@@ -118,13 +160,21 @@ func (r *Resolver) Resolve(ctx context.Context, id string) (Target, error) {
 		return t, nil
 	}
 	t, err := r.resolve(ctx, id)
-	if err == nil {
+	if err == nil && t.Associated == "" {
 		r.remember(id, t)
 	}
 	return t, err
 }
 
 func (r *Resolver) resolve(ctx context.Context, id string) (Target, error) {
+	if slide, name := SplitAssociated(id); name != "" {
+		obj, err := r.Open(ctx, slide)
+		if err != nil {
+			return Target{}, err
+		}
+		obj.Key += ";" + name
+		return Target{Object: obj, Associated: name}, nil
+	}
 	obj, err := r.Open(ctx, id)
 	if err == nil {
 		return Target{Object: obj}, nil

@@ -117,3 +117,38 @@ func TestResolvePyramid(t *testing.T) {
 		tgt.Object.Close()
 	}
 }
+
+func TestSplitAssociated(t *testing.T) {
+	for _, c := range []struct{ id, slide, name string }{
+		{"case-17/slide.svs;label", "case-17/slide.svs", "label"},
+		{"a.ndpi;macro", "a.ndpi", "macro"},
+		{"a.TIFF;thumbnail", "a.TIFF", "thumbnail"},
+		{"a.svs;overview", "a.svs;overview", ""},
+		{"a.jpg;label", "a.jpg;label", ""},
+		{"a.svs", "a.svs", ""},
+		{";label", ";label", ""},
+		{"dir;x/a.svs;label", "dir;x/a.svs", "label"},
+	} {
+		if s, n := SplitAssociated(c.id); s != c.slide || n != c.name {
+			t.Errorf("%q: %q %q, want %q %q", c.id, s, n, c.slide, c.name)
+		}
+	}
+}
+
+// FuzzSplitAssociated checks that a split identifier joins back to the
+// one given, and names only a known associated image.
+func FuzzSplitAssociated(f *testing.F) {
+	f.Add("slide.svs;label")
+	f.Add("x.tif;macro;label")
+	f.Fuzz(func(t *testing.T, id string) {
+		s, n := SplitAssociated(id)
+		switch {
+		case n == "" && s != id:
+			t.Fatalf("%q: %q without a name", id, s)
+		case n != "" && s+";"+n != id:
+			t.Fatalf("%q: %q + %q", id, s, n)
+		case n != "" && n != "label" && n != "macro" && n != "thumbnail":
+			t.Fatalf("%q: name %q", id, n)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -91,8 +92,10 @@ type fileRender struct {
 }
 
 func (f *fileRender) prefetch(ctx context.Context, place *limit.Place, p *plan.Plan) (*prefetch.Reader, error) {
-	if f.in.Reader == nil {
-		return nil, nil // a local file: libvips reads it itself
+	if f.in.Reader == nil || f.hdr.Levels[p.Level].OpenSlide {
+		// A local file: libvips reads it itself. A slide OpenSlide
+		// reads: from a file only (see encode).
+		return nil, nil
 	}
 	return prefetch.TIFF(ctx, f.s.heads, place, f.s.prefetchPerRender(), f.obj, f.hdr, p.Level, p.LevelRegion)
 }
@@ -103,6 +106,16 @@ func (f *fileRender) encode(ctx context.Context, p *plan.Plan, ov *engine.Overla
 	in.Overlay = ov
 	if fetched != nil {
 		in.Reader = fetched
+	}
+	if in.Level.OpenSlide && in.Path == "" && f.obj.Local != nil {
+		// OpenSlide reads files only: a remote slide is read from its
+		// whole copy in the source cache.
+		lf, err := f.obj.Local(ctx)
+		if err != nil {
+			return engine.ReadFault(err)
+		}
+		defer lf.Close()
+		in = engine.Input{Path: fdPath(lf), Level: in.Level, Overlay: in.Overlay}
 	}
 	return f.s.render.Render(ctx, in, p, w)
 }
@@ -123,21 +136,82 @@ func (m *mosaicRender) encode(ctx context.Context, p *plan.Plan, ov *engine.Over
 }
 
 // fileJob makes j render an image file with libvips, or pass a stored
-// JPEG tile of a TIFF through when the plan is exactly that tile.
+// JPEG tile of a TIFF through when the plan is exactly that tile (edge
+// tiles cut losslessly when the engine can, see JPEGCropper).
 func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	f := &fileRender{s: s, obj: j.obj, hdr: hdr, in: pixelsInput(j.obj)}
 	j.pixels = f
+	cropper, canCrop := s.render.(JPEGCropper)
+	// Unscaled plans only: scaled ones (thumbnails) gain nothing measured
+	// yet from the tiles' bytes, and libvips shrinks the TIFF level.
+	unscaled := j.Plan.Width == j.Plan.LevelRegion.Dx() && j.Plan.Height == j.Plan.LevelRegion.Dy()
+	if block, ok := tiles.TIFFTiles(hdr, &j.Plan, maxBlockTiles); ok && unscaled && canCrop && j.obj.Path != "" {
+		j.pixels = &tiffBlockRender{file: f, block: block, crop: cropper}
+	}
 	tile, ok := tiles.TIFFTile(hdr, &j.Plan)
-	if !ok || j.overlay != nil {
+	if !ok || j.overlay != nil || (tile.Cropped() && !canCrop) {
 		return
 	}
 	j.Passthrough = true
 	j.stored = &storedTile{orElse: f, read: func(ctx context.Context) ([]byte, error) {
 		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
 		b, err := tiles.SpliceTIFF(ctx, prefetch.TileReader(ctx, s.heads, j.obj, hdr), tile)
+		if err == nil && tile.Cropped() {
+			// An edge tile: cut from the stored one without decoding.
+			if b, err = cropper.CropJPEG(b, tile.Width, tile.Height); err != nil {
+				err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
+			}
+		}
 		tracing.End(span, err)
 		return b, err
 	}}
+}
+
+// maxBlockTiles bounds the stored tiles a render from a block of a TIFF
+// level's JPEG tiles takes; a larger region is rendered from the TIFF.
+const maxBlockTiles = 16
+
+// tiffBlockRender renders from the stored JPEG tiles of a block of a
+// local TIFF level, spliced into JPEGs (edge tiles cut losslessly), as
+// from a tile pyramid: the engine does not open the TIFF, whose header
+// the probe has read once for all requests, and a plan that only crops is
+// encoded straight from the decoded tiles. When the tiles turn out not to
+// be what their tags promise, the file is rendered instead.
+type tiffBlockRender struct {
+	file  *fileRender
+	block tiles.TIFFBlock
+	crop  JPEGCropper
+}
+
+func (t *tiffBlockRender) prefetch(context.Context, *limit.Place, *plan.Plan) (*prefetch.Reader, error) {
+	return nil, nil // local files only
+}
+
+func (t *tiffBlockRender) encode(ctx context.Context, p *plan.Plan, ov *engine.Overlay, fetched *prefetch.Reader, w io.Writer) error {
+	f := t.file
+	r := prefetch.TileReader(ctx, f.s.heads, f.obj, f.hdr)
+	lv := t.block.Tiles[0].Level
+	m := engine.Mosaic{Overlay: ov, Across: t.block.Across, TileWidth: lv.TileWidth, TileHeight: lv.TileLength,
+		Tiles: make([]engine.Tile, len(t.block.Tiles))}
+	for i, tt := range t.block.Tiles {
+		data, err := tiles.SpliceTIFF(ctx, r, tt)
+		if err == nil && tt.Cropped() {
+			data, err = t.crop.CropJPEG(data, tt.Width, tt.Height)
+			if err != nil {
+				err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
+			}
+		}
+		if errors.Is(err, tiles.ErrNoPassthrough) {
+			return f.encode(ctx, p, ov, fetched, w) // nothing is written yet
+		}
+		if err != nil {
+			return err
+		}
+		m.Tiles[i] = engine.Tile{Data: data, Width: tt.Width, Height: tt.Height}
+	}
+	q := *p
+	q.LevelRegion = q.LevelRegion.Sub(t.block.Origin)
+	return f.s.render.RenderMosaic(ctx, m, &q, w)
 }
 
 // pyramidJob makes j answer from the tile pyramid in the folder dir: the

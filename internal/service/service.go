@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,14 @@ type Engine interface {
 	// Trim hands memory that a large render freed back to the operating
 	// system, where the engine's allocator keeps it otherwise.
 	Trim()
+}
+
+// JPEGCropper is an Engine that can cut the top-left width×height of a
+// JPEG losslessly, in the DCT domain; with it the edge tiles of a
+// JPEG-tiled TIFF pass through too (cropped), where an engine without it
+// renders them.
+type JPEGCropper interface {
+	CropJPEG(jpeg []byte, width, height int) ([]byte, error)
 }
 
 // Config is what the pipeline needs from the server's configuration.
@@ -224,7 +233,7 @@ func (s *Service) info(ctx context.Context, v iiif.Version, id, base string, tgt
 		ls.cfg.Limits = degraded(s.cfg.Limits, access)
 		is = &ls
 	}
-	ii := is.imageInfo(ServiceID(basePlaceholder, v, id), hdr)
+	ii := is.imageInfo(iiif.ServiceID(basePlaceholder, v, id), hdr)
 	limitInfo(&ii, access)
 	s.declareServices(v, id, &ii, access)
 	if body, err = iiif.MarshalInfo(v, ii); err != nil {
@@ -278,6 +287,12 @@ func (s *Service) Purge(ctx context.Context, id string) error {
 		keys[id+"."+ext] = true
 		keys[id+"."+strings.ToUpper(ext)] = true
 	}
+	for k := range maps.Clone(keys) {
+		// A slide's associated images are filed under keys of their own.
+		for _, name := range probe.AssociatedNames {
+			keys[k+";"+name] = true
+		}
+	}
 	key := id
 	if s.cfg.Plugins.Has(plugin.HookResolve) {
 		if k, err := s.cfg.Plugins.Resolve(ctx, id); err == nil {
@@ -299,12 +314,13 @@ func (s *Service) Purge(ctx context.Context, id string) error {
 	return errors.Join(errs...)
 }
 
-// ServiceID returns the IIIF id of an image service (iiif.ServiceID).
-func ServiceID(base string, v iiif.Version, id string) string { return iiif.ServiceID(base, v, id) }
-
 // imageInfo assembles info.json's facts (describe.ImageInfo).
 func (s *Service) imageInfo(id string, h header) iiif.ImageInfo {
-	return describe.ImageInfo(id, h.described(), s.cfg.Limits, s.cfg.TileSize, s.formats)
+	ii := describe.ImageInfo(id, h.described(), s.cfg.Limits, s.cfg.TileSize, s.formats)
+	if svc := physicalDimensions(h.info.Slide); svc != nil {
+		ii.Extra = map[string]any{"service": []any{svc}}
+	}
+	return ii
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
@@ -505,6 +521,9 @@ func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header,
 	} else {
 		hdr.info, err = s.probe(ctx, obj)
 	}
+	if err == nil && tgt.Associated != "" {
+		hdr.info, err = associatedInfo(hdr.info, tgt.Associated)
+	}
 	if err != nil {
 		return header{}, err
 	}
@@ -523,8 +542,23 @@ func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, er
 		// The pure-Go probe does not size every format (some HEIF);
 		// libvips reads the header of anything it can decode. Files the
 		// probe found malformed do not get this second chance: its
-		// sanity bounds are the point.
-		hdr, err = s.render.Header(ctx, pixelsInput(obj))
+		// sanity bounds are the point. Slides in vendors' TIFF dialects
+		// are ErrSizeUnknown: OpenSlide describes them, through the engine.
+		in := pixelsInput(obj)
+		if in.Path == "" && multiFile(obj.Key) {
+			return probe.Info{}, errMultiFile
+		}
+		if in.Path == "" && needsFile(err, obj.Key) && obj.Local != nil {
+			// A slide OpenSlide must read, from a remote store: from
+			// the whole copy in the source cache.
+			f, ferr := obj.Local(ctx)
+			if ferr != nil {
+				return probe.Info{}, engine.ReadFault(ferr)
+			}
+			defer f.Close()
+			in = engine.Input{Path: fdPath(f)}
+		}
+		hdr, err = s.render.Header(ctx, in)
 	}
 	if err != nil {
 		return probe.Info{}, headerError(err)

@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -231,7 +232,7 @@ func render(t *testing.T, svc *service.Service, id string, req iiif.Request) ima
 	defer job.Close()
 	var out bytes.Buffer
 	if err := renderTo(context.Background(), job, &out); err != nil {
-		t.Fatalf("render: %v", err)
+		t.Fatalf("render: %v (%v)", err, errors.Unwrap(err))
 	}
 	img, _, err := image.Decode(&out)
 	if err != nil {

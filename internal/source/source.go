@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"time"
 )
@@ -28,6 +29,12 @@ type Object struct {
 	// Path is the object's file on local disk, for decoders that read files
 	// themselves; empty for remote objects.
 	Path string
+	// Local, when set, returns a whole copy of a remote object on local
+	// disk, downloaded once into the source cache and shared by later
+	// calls, for readers that need a file however they read it (OpenSlide
+	// opens slides by name). The caller closes the file; nil when there
+	// is no source cache or the object is too large for it.
+	Local func(ctx context.Context) (*os.File, error)
 	// Seen is when Version was read from the store. Sources reuse an
 	// object's metadata for a short while, so a change made after Seen
 	// may go unnoticed until that window has passed; whatever is derived

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 
 	"github.com/iiifd/iiifd/internal/fault"
@@ -27,16 +28,28 @@ var ErrNoPassthrough = errors.New("tiles: stored tile cannot pass through")
 // never read whole.
 const MaxTileBytes = 64 << 20
 
-// TIFFRef names one stored tile of a TIFF level.
+// TIFFRef names one stored tile of a TIFF level, and how much of it the
+// plan wants: its top-left Width×Height pixels.
 type TIFFRef struct {
-	Level *probe.TIFFLevel
-	Index int
+	Level         *probe.TIFFLevel
+	Index         int
+	Width, Height int
 }
 
-// TIFFTile reports whether the plan is exactly one whole stored JPEG tile
-// of its TIFF level, unscaled and unchanged, and which. Edge tiles do not
-// qualify: TIFF pads them to the full tile size, so their stored pixels
-// are more than the request's.
+// Cropped reports whether the plan wants less than the whole stored tile:
+// an edge tile, which TIFF pads to the full tile size. Its bytes must be
+// cut to Width×Height (losslessly, in the DCT domain) before they are
+// sent.
+func (t TIFFRef) Cropped() bool {
+	return t.Width < t.Level.TileWidth || t.Height < t.Level.TileLength
+}
+
+// TIFFTile reports whether the plan is exactly one stored JPEG tile of its
+// TIFF level, unscaled and unchanged, and which. An edge tile (last
+// column or row) qualifies for the part of it inside the level: TIFF pads
+// it to the full tile size, so the stored tile must be cropped (see
+// TIFFRef.Cropped); the crop starts at the tile's top-left corner, on a
+// JPEG MCU boundary, so it can be done without decoding.
 //
 // Only 8-bit JPEG tiles of three-sample RGB or YCbCr levels and of grey
 // (min-is-black) levels pass through; anything else (CMYK, alpha, planar
@@ -44,30 +57,76 @@ type TIFFRef struct {
 // passes through with the profile spliced into the tile (SpliceTIFF), so
 // that a viewer shows it in the same colours as libvips' sRGB renders.
 func TIFFTile(hdr probe.Info, p *plan.Plan) (TIFFRef, bool) {
-	lv := hdr.Levels[p.Level]
-	t := lv.TIFF
-	if t == nil || !t.Tiled() || lv.Shrink > 1 || t.Compression != 7 || t.PlanarConfig != 1 ||
-		t.BitsPerSample != 8 || t.SampleFormat != 1 {
-		return TIFFRef{}, false
-	}
-	var gray bool
-	switch {
-	case t.SamplesPerPixel == 3 && (t.Photometric == 2 || t.Photometric == 6):
-	case t.SamplesPerPixel == 1 && t.Photometric == 1:
-		gray = true
-	default:
-		return TIFFRef{}, false
-	}
-	if !Unchanged(p, gray) {
+	t, gray, ok := jpegTiled(hdr.Levels[p.Level])
+	if !ok || !Unchanged(p, gray) {
 		return TIFFRef{}, false
 	}
 	r, tw, tl := p.LevelRegion, t.TileWidth, t.TileLength
-	if r.Dx() != tw || r.Dy() != tl || r.Min.X%tw != 0 || r.Min.Y%tl != 0 ||
-		r.Max.X > t.Width || r.Max.Y > t.Height || p.Width != tw || p.Height != tl {
+	if r.Min.X < 0 || r.Min.Y < 0 || r.Min.X%tw != 0 || r.Min.Y%tl != 0 ||
+		r.Max.X != min(r.Min.X+tw, t.Width) || r.Max.Y != min(r.Min.Y+tl, t.Height) ||
+		p.Width != r.Dx() || p.Height != r.Dy() {
 		return TIFFRef{}, false
 	}
 	across, _ := t.Grid()
-	return TIFFRef{Level: t, Index: r.Min.Y/tl*across + r.Min.X/tw}, true
+	return TIFFRef{Level: t, Index: r.Min.Y/tl*across + r.Min.X/tw, Width: r.Dx(), Height: r.Dy()}, true
+}
+
+// jpegTiled returns the TIFF level of lv when its tiles are plain JPEGs
+// that decode as they are: 8-bit, interleaved RGB or YCbCr, or grey
+// (min-is-black), read at the level's own scale; and whether it is grey.
+func jpegTiled(lv probe.Level) (*probe.TIFFLevel, bool, bool) {
+	t := lv.TIFF
+	if t == nil || !t.Tiled() || lv.Shrink > 1 || t.Compression != 7 || t.PlanarConfig != 1 ||
+		t.BitsPerSample != 8 || t.SampleFormat != 1 {
+		return nil, false, false
+	}
+	switch {
+	case t.SamplesPerPixel == 3 && (t.Photometric == 2 || t.Photometric == 6):
+		return t, false, true
+	case t.SamplesPerPixel == 1 && t.Photometric == 1:
+		return t, true, true
+	}
+	return nil, false, false
+}
+
+// TIFFBlock is the block of stored JPEG tiles of a TIFF level under a
+// plan's region, row by row, Across to a row, each cut to the part inside
+// the level (edge tiles are Cropped), and the level position of the
+// block's top-left pixel.
+type TIFFBlock struct {
+	Tiles  []TIFFRef
+	Across int
+	Origin image.Point
+}
+
+// TIFFTiles returns the block of stored JPEG tiles under p's region when
+// the level's tiles are plain JPEGs (as for TIFFTile) and there are at
+// most maxTiles of them: an engine can then render p from the tiles'
+// bytes, as from a tile pyramid's, without opening the TIFF. Whether the
+// rendering changes the pixels does not matter here; a level with an ICC
+// profile does not qualify, as rendering it colour-manages the pixels.
+func TIFFTiles(hdr probe.Info, p *plan.Plan, maxTiles int) (TIFFBlock, bool) {
+	t, _, ok := jpegTiled(hdr.Levels[p.Level])
+	r := p.LevelRegion
+	if !ok || t.ICC || r.Empty() || r.Min.X < 0 || r.Min.Y < 0 || r.Max.X > t.Width || r.Max.Y > t.Height {
+		return TIFFBlock{}, false
+	}
+	tw, tl := t.TileWidth, t.TileLength
+	c0, c1 := r.Min.X/tw, (r.Max.X-1)/tw
+	r0, r1 := r.Min.Y/tl, (r.Max.Y-1)/tl
+	n := (c1 - c0 + 1) * (r1 - r0 + 1)
+	if n > maxTiles {
+		return TIFFBlock{}, false
+	}
+	across, _ := t.Grid()
+	b := TIFFBlock{Across: c1 - c0 + 1, Origin: image.Pt(c0*tw, r0*tl), Tiles: make([]TIFFRef, 0, n)}
+	for row := r0; row <= r1; row++ {
+		for col := c0; col <= c1; col++ {
+			b.Tiles = append(b.Tiles, TIFFRef{Level: t, Index: row*across + col,
+				Width: min(tw, t.Width-col*tw), Height: min(tl, t.Height-row*tl)})
+		}
+	}
+	return b, true
 }
 
 // SpliceTIFF reads a stored JPEG tile and its level's JPEG tables from

@@ -3,7 +3,12 @@ package tiles
 import (
 	"bytes"
 	"errors"
+	"image"
 	"testing"
+
+	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/probe"
 )
 
 func TestSpliceJPEG(t *testing.T) {
@@ -26,5 +31,71 @@ func TestSpliceJPEG(t *testing.T) {
 		if _, err := SpliceJPEG(bad[0], bad[1], false); !errors.Is(err, ErrNoPassthrough) {
 			t.Errorf("splice(% x, % x): %v", bad[0], bad[1], err)
 		}
+	}
+}
+
+// TestTIFFTileEdges checks which plans TIFFTile takes for a stored tile:
+// interior tiles whole, edge tiles cut to the part inside the level
+// (Cropped, with the size to cut to), and nothing that is not exactly
+// one tile's area at the tile's origin.
+func TestTIFFTileEdges(t *testing.T) {
+	lv := &probe.TIFFLevel{Width: 600, Height: 500, TileWidth: 256, TileLength: 256, SamplesPerPixel: 3,
+		BitsPerSample: 8, SampleFormat: 1, Compression: 7, Photometric: 6, PlanarConfig: 1}
+	info := probe.Info{Format: probe.TIFF, Width: 600, Height: 500,
+		Levels: []probe.Level{{Width: 600, Height: 500, TileWidth: 256, TileHeight: 256, SubIFD: -1, TIFF: lv}}}
+	plan := func(r image.Rectangle, w, h int) *plan.Plan {
+		return &plan.Plan{Region: r, LevelRegion: r, Width: w, Height: h, OutWidth: w, OutHeight: h,
+			Quality: iiif.QualityDefault, Format: iiif.FormatJPG}
+	}
+	for _, tc := range []struct {
+		r       image.Rectangle
+		w, h    int
+		ok      bool
+		index   int
+		cropped bool
+		cw, ch  int
+	}{
+		{image.Rect(0, 0, 256, 256), 256, 256, true, 0, false, 256, 256},
+		{image.Rect(512, 0, 600, 256), 88, 256, true, 2, true, 88, 256},
+		{image.Rect(256, 256, 512, 500), 256, 244, true, 4, true, 256, 244},
+		{image.Rect(512, 256, 600, 500), 88, 244, true, 5, true, 88, 244},
+		{image.Rect(512, 256, 600, 500), 44, 122, false, 0, false, 0, 0}, // scaled
+		{image.Rect(512, 256, 590, 500), 78, 244, false, 0, false, 0, 0}, // short of the edge
+		{image.Rect(256, 0, 500, 256), 244, 256, false, 0, false, 0, 0},  // not at an edge
+		{image.Rect(10, 0, 266, 256), 256, 256, false, 0, false, 0, 0},   // off the grid
+	} {
+		ref, ok := TIFFTile(info, plan(tc.r, tc.w, tc.h))
+		if ok != tc.ok || (ok && (ref.Index != tc.index || ref.Cropped() != tc.cropped || ref.Width != tc.cw || ref.Height != tc.ch)) {
+			t.Errorf("TIFFTile(%v → %dx%d) = %+v, %v; want tile %d, cropped %v to %dx%d, %v",
+				tc.r, tc.w, tc.h, ref, ok, tc.index, tc.cropped, tc.cw, tc.ch, tc.ok)
+		}
+	}
+}
+
+// TestTIFFTiles checks the block of stored tiles under a region: the
+// tiles row by row, edge tiles cut to the level, the block's origin, the
+// bound on their number, and no block for a level with an ICC profile.
+func TestTIFFTiles(t *testing.T) {
+	lv := &probe.TIFFLevel{Width: 600, Height: 500, TileWidth: 256, TileLength: 256, SamplesPerPixel: 3,
+		BitsPerSample: 8, SampleFormat: 1, Compression: 7, Photometric: 6, PlanarConfig: 1}
+	info := probe.Info{Format: probe.TIFF, Width: 600, Height: 500,
+		Levels: []probe.Level{{Width: 600, Height: 500, TileWidth: 256, TileHeight: 256, SubIFD: -1, TIFF: lv}}}
+	p := &plan.Plan{LevelRegion: image.Rect(300, 100, 590, 300), Width: 145, Height: 100}
+	b, ok := TIFFTiles(info, p, 16)
+	if !ok || b.Across != 2 || b.Origin != image.Pt(256, 0) || len(b.Tiles) != 4 {
+		t.Fatalf("block %+v, %v", b, ok)
+	}
+	want := []TIFFRef{{lv, 1, 256, 256}, {lv, 2, 88, 256}, {lv, 4, 256, 244}, {lv, 5, 88, 244}}
+	for i, ref := range b.Tiles {
+		if ref != want[i] {
+			t.Errorf("tile %d: %+v, want %+v", i, ref, want[i])
+		}
+	}
+	if _, ok := TIFFTiles(info, p, 3); ok {
+		t.Error("4 tiles taken with a bound of 3")
+	}
+	lv.ICC = true
+	if _, ok := TIFFTiles(info, p, 16); ok {
+		t.Error("a level with an ICC profile gives a block")
 	}
 }

@@ -237,9 +237,12 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	etag = `"m` + strings.Trim(etag, `"`) + `"`
-	doc := presentation.Manifest(presentation.URLs{Base: b}, presentation.Image{
-		ID: id, Label: name(id), Width: wd, Height: ht, Format: "image/jpeg",
-	})
+	img := presentation.Image{ID: id, Label: name(id), Width: wd, Height: ht, Format: "image/jpeg"}
+	if err := h.addSlide(r.Context(), &img); err != nil {
+		h.failJSON(w, r, err)
+		return
+	}
+	doc := presentation.Manifest(presentation.URLs{Base: b}, img)
 	h.document(w, r, doc, etag)
 }
 

@@ -357,3 +357,12 @@ func truncate(s string) string {
 	}
 	return s[:200] + "…"
 }
+
+// Assets returns the web front's static files (the stylesheet, the
+// viewer's script and OpenSeadragon), for `iiifd publish`, which writes
+// them into a static site so that its pages look and behave as the
+// server's do.
+func Assets() (iofs.FS, error) {
+	a, err := loadAssets()
+	return a.files, err
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -333,7 +334,7 @@ func (o *Objects) Open(ctx context.Context, key string) (*source.Object, error) 
 			return o.spooled(ctx, full, id, m)
 		})
 	}
-	return &source.Object{
+	obj := &source.Object{
 		ReaderAt: rd,
 		Closer:   rd,
 		Key:      key,
@@ -341,7 +342,21 @@ func (o *Objects) Open(ctx context.Context, key string) (*source.Object, error) 
 		ModTime:  m.ModTime,
 		Version:  m.Version(),
 		Seen:     m.Seen,
-	}, nil
+	}
+	if o.cfg.Spool != nil && o.cfg.Spool.Fits(m.Size) {
+		obj.Local = func(ctx context.Context) (*os.File, error) {
+			ra, err := o.spooled(ctx, full, id, m)
+			if err != nil {
+				return nil, err
+			}
+			f, ok := ra.(*os.File)
+			if !ok {
+				return nil, fmt.Errorf("source cache: %s is not a file", full)
+			}
+			return f, nil
+		}
+	}
+	return obj, nil
 }
 
 // spooled returns the spool's copy of the object, downloading it once.

@@ -1,0 +1,237 @@
+package pixels
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/jpeg"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/iiifd/iiifd/internal/engine"
+	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/probe"
+	"github.com/iiifd/iiifd/internal/tiles"
+)
+
+// TestCropJPEGEdgeTiles cuts every edge tile of JPEG-tiled TIFFs (4:2:0
+// YCbCr, RGB and grey, at every level) to the part inside the level, and
+// checks the bytes: the cut JPEG decodes to exactly the pixels of the
+// stored tile's region, which shows that nothing was decoded and encoded
+// again.
+func TestCropJPEGEdgeTiles(t *testing.T) {
+	dir := t.TempDir()
+	src := patternPNG(t, 700, 530)
+	for _, tc := range []struct{ name, opts string }{
+		{"ycbcr", "[tile,pyramid,compression=jpeg,Q=80,tile-width=256,tile-height=256]"},
+		{"rgb", "[tile,pyramid,compression=jpeg,Q=80,tile-width=128,tile-height=128,rgbjpeg]"},
+		{"grey", "[tile,pyramid,compression=jpeg,Q=80,tile-width=128,tile-height=128]"},
+	} {
+		path := filepath.Join(dir, tc.name+".tif")
+		in := src
+		if tc.name == "grey" {
+			in = filepath.Join(dir, "grey.png")
+			vipsCmd(t, "colourspace", src, in, "b-w")
+		}
+		vipsCmd(t, "copy", in, path+tc.opts)
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := f.Stat()
+		info, err := probe.Read(f, st.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cropped := 0
+		for k, lv := range info.Levels {
+			tl := lv.TIFF
+			across, down := tl.Grid()
+			for row := range down {
+				for col := range across {
+					x, y := col*tl.TileWidth, row*tl.TileLength
+					r := image.Rect(x, y, min(x+tl.TileWidth, tl.Width), min(y+tl.TileLength, tl.Height))
+					p := mkPlan(r, r.Dx(), r.Dy(), 0, false, "", iiif.FormatJPG)
+					p.Level = k
+					ref, ok := tiles.TIFFTile(info, p)
+					if !ok {
+						t.Fatalf("%s level %d tile %d,%d: no passthrough", tc.name, k, col, row)
+					}
+					if !ref.Cropped() {
+						continue
+					}
+					whole, err := tiles.SpliceTIFF(context.Background(), f, ref)
+					if err != nil {
+						t.Fatal(err)
+					}
+					cut, err := CropJPEG(whole, ref.Width, ref.Height)
+					if err != nil {
+						t.Fatalf("%s level %d tile %d,%d: %v", tc.name, k, col, row, detail(err))
+					}
+					checkCrop(t, whole, cut, r.Size())
+					cropped++
+				}
+			}
+		}
+		f.Close()
+		if cropped < 4 {
+			t.Errorf("%s: only %d edge tiles", tc.name, cropped)
+		}
+	}
+}
+
+// checkCrop decodes both JPEGs and compares the cut one with the top-left
+// of the whole one, sample by sample.
+func checkCrop(t *testing.T, whole, cut []byte, size image.Point) {
+	t.Helper()
+	a, err := jpeg.Decode(bytes.NewReader(whole))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := jpeg.Decode(bytes.NewReader(cut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Bounds().Size() != size {
+		t.Fatalf("cut to %v, want %v", b.Bounds().Size(), size)
+	}
+	for y := range size.Y {
+		for x := range size.X {
+			r1, g1, b1, _ := a.At(x, y).RGBA()
+			r2, g2, b2, _ := b.At(x, y).RGBA()
+			if r1 != r2 || g1 != g2 || b1 != b2 {
+				t.Fatalf("pixel %d,%d: cut %d,%d,%d, stored tile %d,%d,%d", x, y, r2, g2, b2, r1, g1, b1)
+			}
+		}
+	}
+	if len(cut) >= len(whole) && size.X*size.Y > 64*64 {
+		t.Logf("cut %d bytes from %d", len(cut), len(whole))
+	}
+}
+
+// TestCropJPEGRefuses checks that a crop larger than the JPEG, or of bytes
+// that are no JPEG, fails instead of producing something.
+func TestCropJPEGRefuses(t *testing.T) {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, pattern(64, 48), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		data []byte
+		w, h int
+	}{
+		{buf.Bytes(), 65, 48},
+		{buf.Bytes(), 0, 10},
+		{[]byte("not a jpeg"), 8, 8},
+	} {
+		if _, err := CropJPEG(tc.data, tc.w, tc.h); err == nil {
+			t.Errorf("CropJPEG(%d bytes, %d, %d) succeeded", len(tc.data), tc.w, tc.h)
+		}
+	}
+	out, err := CropJPEG(buf.Bytes(), 40, 30)
+	if err != nil {
+		t.Fatal(detail(err))
+	}
+	checkCrop(t, buf.Bytes(), out, image.Pt(40, 30))
+}
+
+// TestMosaicCropMatchesLibvips renders crops of a JPEG-tiled TIFF level
+// through the direct TurboJPEG path (RenderMosaic of the spliced stored
+// tiles, edge tiles cut losslessly) and through libvips from the TIFF, and
+// requires a PSNR of at least 38 dB between them (both encode at quality
+// 85 with libjpeg-turbo; they differ by the encoder's rounding only).
+func TestMosaicCropMatchesLibvips(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.tif")
+	vipsCmd(t, "copy", "../samples/images/mandelbrot.tif",
+		path+"[tile,pyramid,compression=jpeg,Q=90,tile-width=256,tile-height=256]")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	info, err := probe.Read(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		level  int
+		region image.Rectangle
+		q      iiif.Quality
+	}{
+		{0, image.Rect(1024, 512, 1280, 768), ""},             // one tile's quarter... a whole tile
+		{0, image.Rect(1100, 600, 1600, 1000), ""},            // across 3×2 tiles
+		{0, image.Rect(6000, 4500, 6144, 4608), ""},           // the corner: an edge tile, cut
+		{2, image.Rect(300, 200, 700, 500), ""},               // a reduced level
+		{2, image.Rect(300, 200, 700, 500), iiif.QualityGray}, // grey of colour: left to libvips
+	} {
+		lv := info.Levels[tc.level]
+		p := mkPlan(tc.region, tc.region.Dx(), tc.region.Dy(), 0, false, tc.q, iiif.FormatJPG)
+		p.Level = tc.level
+		want := renderBytes(t, path, lv, p)
+
+		block, ok := tiles.TIFFTiles(info, p, 16)
+		if !ok {
+			t.Fatalf("%v: no block", tc.region)
+		}
+		m := engine.Mosaic{Across: block.Across, TileWidth: lv.TIFF.TileWidth, TileHeight: lv.TIFF.TileLength}
+		for _, ref := range block.Tiles {
+			data, err := tiles.SpliceTIFF(context.Background(), f, ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ref.Cropped() {
+				if data, err = CropJPEG(data, ref.Width, ref.Height); err != nil {
+					t.Fatal(detail(err))
+				}
+			}
+			m.Tiles = append(m.Tiles, engine.Tile{Data: data, Width: ref.Width, Height: ref.Height})
+		}
+		q := *p
+		q.LevelRegion = p.LevelRegion.Sub(block.Origin)
+		var got bytes.Buffer
+		done, err := cropMosaicJPEG(context.Background(), m, &q, engine.EncodeOptions{}, &got)
+		if tc.q == iiif.QualityGray {
+			// libvips' grey is of the sRGB values, not the stored luma.
+			if done || err != nil || got.Len() > 0 {
+				t.Errorf("%v grey: done %v, %v, %d bytes written; want it left to libvips", tc.region, done, err, got.Len())
+			}
+			continue
+		}
+		if err != nil || !done {
+			t.Fatalf("%v: direct path: done %v, %v", tc.region, done, detail(err))
+		}
+		a, b := decode(t, iiif.FormatJPG, want), decode(t, iiif.FormatJPG, got.Bytes())
+		if a.Bounds().Size() != b.Bounds().Size() {
+			t.Fatalf("%v: size %v, libvips %v", tc.region, b.Bounds().Size(), a.Bounds().Size())
+		}
+		if db := psnr(a, b); db < 38 {
+			t.Errorf("level %d %v %s: PSNR %.1f dB against libvips", tc.level, tc.region, tc.q, db)
+		} else {
+			t.Logf("level %d %v %s: PSNR %.1f dB, %d bytes (libvips %d)", tc.level, tc.region, tc.q, db, got.Len(), len(want))
+		}
+	}
+}
+
+// psnr returns the peak signal-to-noise ratio between two images of one
+// size over their RGB samples, in dB (+Inf when equal).
+func psnr(a, b image.Image) float64 {
+	var sum float64
+	n := 0
+	r := a.Bounds()
+	for y := range r.Dy() {
+		for x := range r.Dx() {
+			p, q := nrgba(a, x, y), nrgba(b, x, y)
+			for _, d := range []float64{float64(p.R) - float64(q.R), float64(p.G) - float64(q.G), float64(p.B) - float64(q.B)} {
+				sum += d * d
+			}
+			n += 3
+		}
+	}
+	if sum == 0 {
+		return math.Inf(1)
+	}
+	return 10 * math.Log10(255*255/(sum/float64(n)))
+}
