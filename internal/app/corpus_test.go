@@ -363,7 +363,7 @@ func fetch(url string) ([]byte, error) {
 // colour managed) against the flavour's expected appearance: exact sizes
 // and a mean absolute difference of at most 4 of 255.
 func TestCorpus(t *testing.T) {
-	needTools(t, []string{"vips", "cjpeg", "tiffcp", "tiffset", "tiffmedian"}, adobeRGBProfile)
+	needTools(t, []string{"vips", "cjpeg", "tiffcp", "tiffset", "tiffmedian", "tiff2rgba"}, adobeRGBProfile)
 	work, root := t.TempDir(), t.TempDir()
 	ref := corpusReference(t, work)
 	flavours := corpusFlavours(t, work, ref)
