@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"image/png"
 	"io"
 	"log/slog"
 	"runtime"
@@ -14,9 +16,15 @@ import (
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/describe"
+	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
+	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/plan"
+	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/resolve"
+	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/source/fs"
 	"github.com/iiifd/iiifd/internal/source/route"
 )
@@ -85,7 +93,9 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		where = "under " + strings.Join(listed, ", ")
 	}
-	failures := forEach(ctx, ids, *jobs, "checking", stderr, func(id string) string { return checkImage(ctx, a, id) })
+	failures := forEach(ctx, ids, *jobs, "checking", stderr, func(id string) string {
+		return checkImage(ctx, a, id, cfg.IgnoreOrientation)
+	})
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "iiifd check: interrupted")
 		return 1
@@ -197,8 +207,11 @@ func listFolder(ctx context.Context, root string, add func(key string)) error {
 }
 
 // checkImage runs one image through the pipeline and returns why it
-// failed, or "".
-func checkImage(ctx context.Context, a *app.App, id string) string {
+// failed, or "". Besides errors it looks for what a user would see
+// wrong: a size in info.json that is not the source's as displayed (its
+// orientation applied unless ignoreOrientation), and a stored tile sent
+// as it is that looks different from the same tile rendered.
+func checkImage(ctx context.Context, a *app.App, id string, ignoreOrientation bool) string {
 	svc := a.Service()
 	info, err := svc.Info(ctx, iiif.V3, id, "http://check")
 	if err != nil {
@@ -211,33 +224,140 @@ func checkImage(ctx context.Context, a *app.App, id string) string {
 	if err := json.Unmarshal(info.Body, &doc); err != nil || len(doc.Tiles) == 0 {
 		return "info.json: not the expected document"
 	}
+	if msg := checkDisplayedSize(ctx, svc, id, doc.Width, doc.Height, ignoreOrientation); msg != "" {
+		return msg
+	}
 	tw, th := doc.Tiles[0].Width, doc.Tiles[0].Height
 	if th == 0 {
 		th = tw
 	}
 	w, h := min(tw, doc.Width), min(th, doc.Height)
+	tile := fmt.Sprintf("0,0,%d,%d", w, h)
+	size := fmt.Sprintf("%d,%d", w, h)
+	var passed []byte
 	for _, c := range []struct{ what, region, size string }{
 		{"thumbnail", "full", "!256,256"},
-		{"tile", fmt.Sprintf("0,0,%d,%d", w, h), fmt.Sprintf("%d,%d", w, h)},
+		{"tile", tile, size},
 	} {
-		req, err := iiif.ParseImage(iiif.V3, c.region, c.size, "0", "default.jpg")
+		b, through, err := checkRender(ctx, svc, id, c.region, c.size, "default.jpg")
 		if err != nil {
 			return c.what + ": " + reason(err)
 		}
-		job, err := svc.Image(ctx, id, req)
-		if err != nil {
-			return c.what + ": " + reason(err)
-		}
-		res, err := job.Render(ctx)
-		if err == nil {
-			res.Close()
-		}
-		job.Close()
-		if err != nil {
-			return c.what + ": " + reason(err)
+		if through {
+			passed = b
 		}
 	}
+	if passed == nil {
+		return ""
+	}
+	// The first tile was sent as stored: it must look as the renderer
+	// draws it, colour managed as a browser shows it.
+	rendered, _, err := checkRender(ctx, svc, id, tile, size, "default.png")
+	if err != nil {
+		return "tile as png: " + reason(err)
+	}
+	d, err := tileDifference(ctx, passed, rendered)
+	if err != nil {
+		return "tile: comparing the stored tile with the rendered one: " + reason(err)
+	}
+	if d > maxTileDifference {
+		return fmt.Sprintf("tile: the stored tile sent as it is (%s/%s/0/default.jpg) differs from the same tile rendered (default.png) by %.1f of 255 on average (more than %d): viewers show the image's tiles in other colours or another orientation than its thumbnails", tile, size, d, maxTileDifference)
+	}
 	return ""
+}
+
+// maxTileDifference is the largest mean absolute difference (of 255, per
+// channel) between a passed-through tile and the rendered one that check
+// lets pass: JPEG re-encoding alone stays near 1 to 2.
+const maxTileDifference = 4
+
+// checkDisplayedSize compares info.json's size with the source's stored
+// size turned by its orientation, and says what is wrong, or "".
+func checkDisplayedSize(ctx context.Context, svc *service.Service, id string, w, h int, ignoreOrientation bool) string {
+	st, ok, err := svc.Stored(ctx, id)
+	if err != nil {
+		return "probe: " + reason(err)
+	}
+	if !ok {
+		return ""
+	}
+	o := st.Orientation
+	if ignoreOrientation || o < 1 || o > 8 {
+		o = 1
+	}
+	sw, sh := plan.OrientedSize(o, st.Width, st.Height)
+	if w != sw || h != sh {
+		return fmt.Sprintf("info.json: size %dx%d, but the source is stored %dx%d with orientation %d, so viewers show it %dx%d", w, h, st.Width, st.Height, st.Orientation, sw, sh)
+	}
+	return ""
+}
+
+// checkRender renders one request of id and returns its bytes, and
+// whether they are a stored tile passed through.
+func checkRender(ctx context.Context, svc *service.Service, id, region, size, file string) ([]byte, bool, error) {
+	req, err := iiif.ParseImage(iiif.V3, region, size, "0", file)
+	if err != nil {
+		return nil, false, err
+	}
+	job, err := svc.Image(ctx, id, req)
+	if err != nil {
+		return nil, false, err
+	}
+	defer job.Close()
+	res, err := job.Render(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer res.Close()
+	b, err := io.ReadAll(res.Body())
+	return b, job.Passthrough, err
+}
+
+// tileDifference decodes a passed-through JPEG tile colour managed (its
+// embedded profile converted to sRGB, as the renderer and browsers do)
+// and a rendered PNG tile, and returns their mean absolute difference per
+// channel, or an error when they differ in size.
+func tileDifference(ctx context.Context, passedJPEG, renderedPNG []byte) (float64, error) {
+	hdr, err := probe.Read(bytes.NewReader(passedJPEG), int64(len(passedJPEG)))
+	if err != nil {
+		return 0, err
+	}
+	req, err := iiif.ParseImage(iiif.V3, "full", "max", "0", "default.png")
+	if err != nil {
+		return 0, err
+	}
+	p, err := plan.Make(req, describe.PlanImage(hdr), plan.Limits{})
+	if err != nil {
+		return 0, err
+	}
+	var buf bytes.Buffer
+	in := engine.Input{Reader: bytes.NewReader(passedJPEG), Size: int64(len(passedJPEG)), Level: hdr.Levels[0]}
+	if err := pixels.Render(ctx, in, &p, engine.EncodeOptions{}, &buf); err != nil {
+		return 0, err
+	}
+	a, err := png.Decode(&buf)
+	if err != nil {
+		return 0, err
+	}
+	b, err := png.Decode(bytes.NewReader(renderedPNG))
+	if err != nil {
+		return 0, err
+	}
+	if a.Bounds().Size() != b.Bounds().Size() {
+		return 0, fmt.Errorf("the stored tile is %v, the rendered one %v", a.Bounds().Size(), b.Bounds().Size())
+	}
+	var sum, n float64
+	for y := range a.Bounds().Dy() {
+		for x := range a.Bounds().Dx() {
+			r1, g1, b1, _ := a.At(a.Bounds().Min.X+x, a.Bounds().Min.Y+y).RGBA()
+			r2, g2, b2, _ := b.At(b.Bounds().Min.X+x, b.Bounds().Min.Y+y).RGBA()
+			for _, d := range []int{int(r1>>8) - int(r2>>8), int(g1>>8) - int(g2>>8), int(b1>>8) - int(b2>>8)} {
+				sum += float64(max(d, -d))
+				n++
+			}
+		}
+	}
+	return sum / max(n, 1), nil
 }
 
 // reason is the operator's view of an error: the public message with its

@@ -121,14 +121,15 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		Admit:             admit,
 		Limits:            Limits(cfg),
 		TileSize:          cfg.TileSize,
+		IgnoreOrientation: cfg.IgnoreOrientation,
 		PrefetchPerRender: prefetchPerRender(cfg.PrefetchPerRender),
 		Output:            outputConfig(cfg),
 		// Everything that changes output bytes besides the request and the
 		// source: encoder settings, this build, libvips and what it can
 		// write. Caches that outlive an upgrade (disk, Redis) then never
 		// serve bytes of another build under the same ETag.
-		Variant: fmt.Sprintf("q%d/%d/%d png%d %s vips-%s %v", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality,
-			cfg.PNGCompression, buildVersion(), pixels.Version(), pixels.Formats()),
+		Variant: fmt.Sprintf("q%d/%d/%d png%d %s vips-%s %v%s", cfg.JPEGQuality, cfg.WebPQuality, cfg.AVIFQuality,
+			cfg.PNGCompression, buildVersion(), pixels.Version(), pixels.Formats(), orientationVariant(cfg.IgnoreOrientation)),
 	}, src, eng)
 	if err != nil {
 		a.Close()
@@ -428,6 +429,16 @@ var _ service.Engine = pixels.Engine{}
 func vipsStats() metrics.EngineStats {
 	st := pixels.ReadStats()
 	return metrics.EngineStats{Memory: st.TrackedMem, MemoryHighwater: st.MemHighwater, OpenFiles: st.TrackedFiles}
+}
+
+// orientationVariant is what --ignore-orientation adds to the variant:
+// nothing by default, so that caches filled before the setting existed
+// stay valid for the images without an orientation tag.
+func orientationVariant(ignore bool) string {
+	if ignore {
+		return " stored-orientation"
+	}
+	return ""
 }
 
 // outputConfig says where finished images wait for their clients: in

@@ -53,6 +53,9 @@ type Config struct {
 	FormatLimits map[iiif.Format]plan.FormatLimits
 
 	TileSize int // tile size advertised for sources that are not tiled
+	// IgnoreOrientation serves images as stored, ignoring their EXIF or
+	// TIFF orientation tag (by default it is applied).
+	IgnoreOrientation bool
 
 	JPEGQuality, WebPQuality, AVIFQuality int
 	// PNGCompression is the zlib level of PNG output, 1..9; 0 (the
@@ -501,6 +504,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxSourcePixels, "max-source-pixels", c.MaxSourcePixels, "most source `pixels` one request may decode, checked from headers before decoding: refuses decompression bombs and full views of huge images without a pyramid (0 = no limit)")
 	fs.Var(formatLimitsValue{&c.FormatLimits}, "format-limits", "per-format output limits, `FMT=WxH[xAREA],...` (e.g. gif=2000x2000,png=0x0x50000000); they can only tighten a format's built-in limits")
 	fs.IntVar(&c.TileSize, "tile-size", c.TileSize, "tile size in `pixels` advertised for images that are not tiled")
+	fs.BoolVar(&c.IgnoreOrientation, "ignore-orientation", c.IgnoreOrientation, "serve images as stored, ignoring their EXIF or TIFF orientation tag (by default images are shown upright, as the tag says, and info.json gives the displayed size)")
 	fs.IntVar(&c.JPEGQuality, "jpeg-quality", c.JPEGQuality, "JPEG encoding `quality` 1..100")
 	fs.IntVar(&c.PNGCompression, "png-compression", c.PNGCompression, "PNG zlib `level` 1..9 (smaller and slower as it grows); 0: auto, 6 up to 2048x2048 pixels, 1 with the sub filter beyond")
 	fs.IntVar(&c.WebPQuality, "webp-quality", c.WebPQuality, "WebP encoding `quality` 1..100")

@@ -86,7 +86,37 @@ func fixtures(t *testing.T) (string, []conformance.Image) {
 	if err := ingest.Build(ctx, src, filepath.Join(dir, "tiles"), ingest.Options{Format: ingest.FormatTiles, TileSize: 256}); err != nil {
 		t.Fatal(err)
 	}
+	adobeFixture(t, src, filepath.Join(dir, "adobe.tif"))
 	return dir, []conformance.Image{{ID: "tiles", Width: 2400, Height: 1600}, {ID: "julia.tif", Width: 2400, Height: 1600}}
+}
+
+// adobeProfile is Debian's AdobeRGB-compatible profile (package
+// icc-profiles-free, which scripts/test installs).
+const adobeProfile = "/usr/share/color/icc/compatibleWithAdobeRGB1998.icc"
+
+// adobeFixture writes src converted to AdobeRGB as a pyramidal TIFF with
+// 256-pixel JPEG tiles and the profile embedded (adobe.tif): its aligned
+// tiles pass through with the profile spliced in, by both servers alike.
+func adobeFixture(t *testing.T, src, dst string) {
+	_, err := exec.LookPath("vips")
+	if err == nil {
+		_, err = os.Stat(adobeProfile)
+	}
+	if err != nil {
+		if os.Getenv("IIIFD_REQUIRE_TOOLS") != "" || os.Getenv("IIIFD_TEST_TOOLS") != "" {
+			t.Fatalf("vips or the AdobeRGB profile is missing: %v", err)
+		}
+		t.Skipf("vips or the AdobeRGB profile is missing: %v", err)
+	}
+	v := filepath.Join(t.TempDir(), "adobe.v")
+	for _, args := range [][]string{
+		{"icc_transform", src, v, adobeProfile},
+		{"tiffsave", v, dst, "--tile", "--tile-width", "256", "--tile-height", "256", "--pyramid", "--compression", "jpeg", "--Q", "90"},
+	} {
+		if out, err := exec.Command("vips", args...).CombinedOutput(); err != nil {
+			t.Fatalf("vips %v: %v: %s", args, err, out)
+		}
+	}
 }
 
 // origin serves dir as a static origin on loopback, with Range requests
@@ -233,6 +263,17 @@ func parity(t *testing.T, nat, edge string, images []conformance.Image) {
 		a, b := get(t, nat+tile), get(t, edge+tile)
 		if !bytes.Equal(a, b) {
 			t.Errorf("aligned tile %s: native %d bytes, worker %d bytes, not the same", tile, len(a), len(b))
+		}
+	}
+	// A stored tile of a source with an ICC profile carries the profile,
+	// from either server (issue 22).
+	for _, srv := range []string{nat, edge} {
+		tile := get(t, srv+"/iiif/3/adobe.tif/256,0,256,256/256,256/0/default.jpg")
+		if !bytes.Contains(tile, []byte("ICC_PROFILE\x00")) {
+			t.Errorf("%s: the passed-through tile of adobe.tif has no ICC profile", srv)
+		}
+		if other := get(t, nat+"/iiif/3/adobe.tif/256,0,256,256/256,256/0/default.jpg"); !bytes.Equal(tile, other) {
+			t.Errorf("adobe.tif's aligned tile differs between the servers")
 		}
 	}
 	var paths []string

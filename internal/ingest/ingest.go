@@ -32,6 +32,7 @@ import (
 	"strings"
 
 	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/plan"
 )
 
 // Format is the form of an ingest's output.
@@ -210,7 +211,10 @@ func Build(ctx context.Context, src, out string, opt Options) error {
 		if err := pixels.SavePyramid(ctx, src, out, po); err != nil {
 			return fmt.Errorf("%s: %w", src, err)
 		}
-		return finishTiles(ctx, out, hdr.Width, hdr.Height, opt)
+		// The tiles are written upright (see pixels.SavePyramid): their
+		// grid is the displayed size.
+		w, h := plan.OrientedSize(pixels.FileOrientation(src), hdr.Width, hdr.Height)
+		return finishTiles(ctx, out, w, h, opt)
 	}
 	po.Layout = pixels.LayoutTIFF
 	po.Compression = map[Compression]pixels.Compression{

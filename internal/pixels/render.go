@@ -306,7 +306,22 @@ func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt engine
 		img = r.uchar(img)
 	}
 
-	img = r.resize(img, p.Width, p.Height)
+	if p.Orientation > 1 {
+		// The crop is in stored pixels: scale it to the output's size as
+		// stored, then turn it as shown. Turning reads its input out of
+		// order, as rotation does: from a sequential decoder the scaled
+		// image (bounded by the size limits) is held in memory first.
+		w, h := plan.OrientedSize(p.Orientation, p.Width, p.Height)
+		img = r.resize(img, w, h)
+		if !random {
+			img = r.step(img, "materialise", func(in *C.VipsImage, out **C.VipsImage) C.int {
+				return C.iiifd_copy_memory(in, out)
+			})
+		}
+		img = r.orient(img, p.Orientation)
+	} else {
+		img = r.resize(img, p.Width, p.Height)
+	}
 
 	if p.Mirror {
 		img = r.step(img, "mirror", func(in *C.VipsImage, out **C.VipsImage) C.int {

@@ -127,6 +127,13 @@ func SavePyramid(ctx context.Context, src, dst string, opt PyramidOptions) error
 	defer r.close()
 
 	nick, _, err := findLoader(src)
+	// Pyramids are written upright: a source shown turned or mirrored
+	// (an EXIF or TIFF orientation tag) is turned as it is read, and the
+	// tag is not written, so that stored tiles can pass through as they
+	// are. Turning reads out of order, so such a source is opened for
+	// random access (libvips then decodes a large one to a temporary
+	// file rather than to memory).
+	var o int
 	var img *C.VipsImage
 	switch {
 	case nick == "openslideload":
@@ -141,7 +148,8 @@ func SavePyramid(ctx context.Context, src, dst string, opt PyramidOptions) error
 		if err := decodeAll(ctx, src, nick); err != nil {
 			return err
 		}
-		img, err = loadSequential(src, nick)
+		o = FileOrientation(src)
+		img, err = loadSequential(src, nick, o > 1)
 	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
@@ -150,6 +158,9 @@ func SavePyramid(ctx context.Context, src, dst string, opt PyramidOptions) error
 		return err
 	}
 	r.keep(img)
+	if o > 1 {
+		img = r.upright(img, o)
+	}
 
 	img = r.colour(img, iiif.QualityDefault)
 	jpegTiles := opt.Layout == LayoutIIIF || opt.Compression == CompressJPEG
@@ -234,13 +245,18 @@ func tiffCompression(c Compression) C.int {
 // loadSequential opens the first page of path for sequential access, the
 // only access a saver that writes top to bottom needs: libvips then
 // decodes strip and flat formats in one pass keeping only a band of rows.
-func loadSequential(path, nick string) (*C.VipsImage, error) {
+// With random set it opens it for random access instead.
+func loadSequential(path, nick string, random bool) (*C.VipsImage, error) {
+	access := C.int(C.VIPS_ACCESS_SEQUENTIAL)
+	if random {
+		access = C.VIPS_ACCESS_RANDOM
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	cnick := C.CString(nick)
 	defer C.free(unsafe.Pointer(cnick))
 	var img *C.VipsImage
-	if C.iiifd_load(cnick, cpath, nil, 0, -1, 0, 0, C.VIPS_ACCESS_SEQUENTIAL,
+	if C.iiifd_load(cnick, cpath, nil, 0, -1, 0, 0, access,
 		C.VIPS_FAIL_ON_ERROR, &img) != 0 {
 		return nil, fault.Wrap(fault.Internal,
 			fmt.Errorf("pixels: loading %s: %s", nick, vipsError()), msgUndecodable)
@@ -252,7 +268,7 @@ func loadSequential(path, nick string) (*C.VipsImage, error) {
 // the first decode error, and keeps none: it finds a truncated or damaged
 // source before a save that would crash on it. ctx's end stops it.
 func decodeAll(ctx context.Context, path, nick string) error {
-	img, err := loadSequential(path, nick)
+	img, err := loadSequential(path, nick, false)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr

@@ -121,8 +121,13 @@ type Plan struct {
 	// LevelRegion and one whole strip on untiled ones. The memory a render
 	// reserves is counted from it.
 	Resident int64
-	Quality  iiif.Quality
-	Format   iiif.Format
+	// Orientation, when 2 to 8, is the EXIF orientation the stored
+	// pixels are shown with (see Orient): LevelRegion is then in stored
+	// pixels, and the engine turns or mirrors the crop by it before
+	// scaling. 0 or 1: stored as shown.
+	Orientation int
+	Quality     iiif.Quality
+	Format      iiif.Format
 	// Canonical is the canonical form of the request for this image: equal
 	// requests (full vs 0,0,W,H; max vs W,) have equal Canonical values.
 	Canonical iiif.Request

@@ -35,6 +35,9 @@ func FuzzRead(f *testing.F) {
 			}
 			l.TIFF.Grid()
 			l.TIFF.JPEGTables(r)
+			if icc, err := l.TIFF.ICCProfile(r); err == nil && len(icc) > MaxICCProfile {
+				t.Fatalf("ICC profile of %d bytes", len(icc))
+			}
 			n := l.TIFF.Chunks()
 			l.TIFF.TileRanges(r, 0, min(n, 16))
 			l.TIFF.TileRange(r, n-1)

@@ -91,3 +91,22 @@ type Info struct {
 	// or any slide OpenSlide reads); nil for other images.
 	Slide *SlideInfo
 }
+
+// Displayed returns i as its image is shown: with Orientation 5 to 8 the
+// width and height of the image, of every level and of their tiles are
+// swapped. Everything else, the TIFF storage facts included, stays as
+// stored: TIFF levels describe the file, not what is shown.
+func (i Info) Displayed() Info {
+	if i.Orientation < 5 || i.Orientation > 8 {
+		return i
+	}
+	i.Width, i.Height = i.Height, i.Width
+	levels := make([]Level, len(i.Levels))
+	for k, l := range i.Levels {
+		l.Width, l.Height = l.Height, l.Width
+		l.TileWidth, l.TileHeight = l.TileHeight, l.TileWidth
+		levels[k] = l
+	}
+	i.Levels = levels
+	return i
+}

@@ -44,8 +44,8 @@ const (
 	tagTileByteCounts  = 325
 	tagSubIFDs         = 330
 	tagJPEGTables      = 347
+	tagICCProfile      = 34675 // InterColorProfile
 	tagSampleFormat    = 339
-	tagICCProfile      = 34675
 )
 
 // TIFF field types.

@@ -40,6 +40,7 @@ type TIFFLevel struct {
 	offsets   tiffArray // TileOffsets or StripOffsets
 	counts    tiffArray // TileByteCounts or StripByteCounts; count 0 when absent
 	tables    tiffArray // JPEGTables; count 0 when absent
+	icc       tiffArray // InterColorProfile; count 0 when absent
 }
 
 // ByteRange is a run of bytes in a file.
@@ -171,6 +172,47 @@ func (l *TIFFLevel) JPEGTables(r io.ReaderAt) ([]byte, error) {
 	return b, nil
 }
 
+// MaxICCProfile bounds the ICC profile read for a level: real profiles
+// are a few KiB, rarely a few hundred; one larger than this is not
+// trusted, and its tiles are rendered instead of passed through.
+const MaxICCProfile = 4 << 20
+
+// HasICCProfile reports whether the level carries an embedded ICC profile
+// (tag 34675, InterColorProfile), whose colours its stored pixels are in.
+func (l *TIFFLevel) HasICCProfile() bool { return l.icc.count > 0 }
+
+// ICCProfileRange returns where the level's ICC profile is stored in the
+// file, if it has one not held in its IFD entry.
+func (l *TIFFLevel) ICCProfileRange() (ByteRange, bool) {
+	return l.icc.stored()
+}
+
+// ICCProfile returns the level's embedded ICC profile (tag 34675), or nil,
+// nil when it has none. A passed-through stored tile needs it: without
+// it a viewer reads the tile's pixels as sRGB, and a wide-gamut source
+// (AdobeRGB, ProPhoto) looks desaturated.
+func (l *TIFFLevel) ICCProfile(r io.ReaderAt) ([]byte, error) {
+	a := l.icc
+	if a.count == 0 {
+		return nil, nil
+	}
+	if a.count > MaxICCProfile || typeSize(a.typ) != 1 {
+		return nil, &FormatError{Format: TIFF, Offset: a.off, Reason: fmt.Sprintf("ICC profile of %d values of type %d", a.count, a.typ), Err: ErrMalformed}
+	}
+	b := make([]byte, a.count)
+	if a.off < 0 {
+		copy(b, a.inline[:])
+		return b, nil
+	}
+	if k, err := r.ReadAt(b, a.off); k < len(b) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("probe: reading the ICC profile: %w", err)
+	}
+	return b, nil
+}
+
 func (l *TIFFLevel) order() binary.ByteOrder {
 	if l.bigEndian {
 		return binary.BigEndian
@@ -244,6 +286,12 @@ func readTIFF(src *source) (Info, error) {
 			return nil, nil, err
 		}
 		l, err := t.level(d)
+		if err == nil && l.icc.count == 0 && l0.ICC {
+			// A reduced level without a profile of its own shows the same
+			// picture as IFD 0, in IFD 0's colours (libvips writes the
+			// profile in sub-IFDs too, other writers do not).
+			l.icc, l.ICC = l0.icc, true
+		}
 		return d, l, err
 	}
 
@@ -457,6 +505,9 @@ func (t *tiffFile) level(d *ifd) (*TIFFLevel, error) {
 	}
 	if e := d.find(tagICCProfile); e != nil && e.count > 0 {
 		l.ICC = true
+		if l.icc, err = t.locate(e); err != nil {
+			return nil, err
+		}
 	}
 	return l, nil
 }

@@ -68,6 +68,12 @@ type JPEGCropper interface {
 // Config is what the pipeline needs from the server's configuration.
 type Config struct {
 	Limits plan.Limits
+	// IgnoreOrientation serves images as stored, ignoring the EXIF or
+	// TIFF orientation tag, for sites whose clients relied on that; by
+	// default the orientation is applied: info.json gives the displayed
+	// size and every region is in displayed coordinates. It changes
+	// output bytes, so it must be part of Variant.
+	IgnoreOrientation bool
 	// TileSize is advertised for sources that are not tiled.
 	TileSize int
 	// Variant distinguishes settings that change output bytes (encoder
@@ -359,6 +365,15 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (j *Jo
 	if err == nil {
 		err = checkResolution(&p, hdr.img, access)
 	}
+	if err == nil && hdr.orient > 1 {
+		// The plan is in displayed coordinates; the engine reads the
+		// stored pixels under it and turns them.
+		lw, lh := hdr.img.Width, hdr.img.Height
+		if len(hdr.img.Levels) > 0 {
+			lw, lh = hdr.img.Levels[p.Level].Width, hdr.img.Levels[p.Level].Height
+		}
+		p.Orient(hdr.orient, lw, lh)
+	}
 	tracing.End(span, err)
 	if err != nil {
 		obj.Close()
@@ -462,7 +477,11 @@ func commit(ctx context.Context, fill *cache.Fill, m cache.Meta) {
 // header is what the service knows of a source from its header: the
 // probe's facts, and for a tile pyramid its stored description.
 type header struct {
+	// info is as shown: with an orientation applied, its sizes are the
+	// displayed ones (probe.Info.Displayed) and orient is the EXIF
+	// orientation the stored pixels are turned by (0: none).
 	info    probe.Info
+	orient  int
 	img     plan.Image       // info as the planner sees it
 	pyramid *pyramid.Pyramid // nil for image files
 }
@@ -496,6 +515,10 @@ func (s *Service) describe(ctx context.Context, tgt resolve.Target) (hdr header,
 	}
 	if err != nil {
 		return header{}, err
+	}
+	if o := hdr.info.Orientation; o > 1 && o <= 8 && !s.cfg.IgnoreOrientation {
+		hdr.orient = o
+		hdr.info = hdr.info.Displayed()
 	}
 	hdr.img = describe.PlanImage(hdr.info)
 	s.headers.put(key, hdr)

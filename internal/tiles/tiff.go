@@ -53,9 +53,9 @@ func (t TIFFRef) Cropped() bool {
 //
 // Only 8-bit JPEG tiles of three-sample RGB or YCbCr levels and of grey
 // (min-is-black) levels pass through; anything else (CMYK, alpha, planar
-// storage) goes through libvips. An embedded ICC profile is not looked
-// at: libvips would convert such a source to sRGB, the stored tile keeps
-// its own colours.
+// storage) goes through libvips. A level with an embedded ICC profile
+// passes through with the profile spliced into the tile (SpliceTIFF), so
+// that a viewer shows it in the same colours as libvips' sRGB renders.
 func TIFFTile(hdr probe.Info, p *plan.Plan) (TIFFRef, bool) {
 	t, gray, ok := jpegTiled(hdr.Levels[p.Level])
 	if !ok || !Unchanged(p, gray) {
@@ -153,7 +153,54 @@ func SpliceTIFF(ctx context.Context, r io.ReaderAt, t TIFFRef) ([]byte, error) {
 	if err != nil {
 		return nil, damaged(err)
 	}
-	return SpliceJPEG(tables, tile, t.Level.Photometric == 2)
+	b, err := SpliceJPEG(tables, tile, t.Level.Photometric == 2)
+	if err != nil || !t.Level.HasICCProfile() {
+		return b, err
+	}
+	icc, err := t.Level.ICCProfile(r)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, ErrNoPassthrough // libvips judges the profile
+	}
+	return EmbedICC(b, icc)
+}
+
+// iccChunk is the most profile bytes one APP2 segment holds: a segment's
+// length field counts itself (2), the "ICC_PROFILE\0" tag (12) and the
+// sequence number and count (2), and tops out at 65535.
+const iccChunk = 65535 - 2 - 12 - 2
+
+// EmbedICC returns the complete JPEG j with the ICC profile icc in APP2
+// "ICC_PROFILE" segments right after its SOI, split into numbered chunks
+// as the ICC specification (annex B) says, without touching the coded
+// data. A stored tile sent as it is would otherwise lose its source's
+// colour profile, and a viewer would read wide-gamut pixels as sRGB. A
+// profile needing more than 255 chunks (about 16 MB) cannot be embedded:
+// the answer is ErrNoPassthrough, and the caller renders instead.
+func EmbedICC(j, icc []byte) ([]byte, error) {
+	if len(j) < 4 || !bytes.HasPrefix(j, soi) {
+		return nil, ErrNoPassthrough
+	}
+	if len(icc) == 0 {
+		return j, nil
+	}
+	n := (len(icc) + iccChunk - 1) / iccChunk
+	if n > 255 {
+		return nil, ErrNoPassthrough
+	}
+	out := make([]byte, 0, len(j)+len(icc)+n*18)
+	out = append(out, soi...)
+	for i := range n {
+		part := icc[i*iccChunk : min(len(icc), (i+1)*iccChunk)]
+		size := 2 + 12 + 2 + len(part)
+		out = append(out, 0xFF, 0xE2, byte(size>>8), byte(size))
+		out = append(out, "ICC_PROFILE\x00"...)
+		out = append(out, byte(i+1), byte(n))
+		out = append(out, part...)
+	}
+	return append(out, j[2:]...), nil
 }
 
 var (
@@ -203,7 +250,9 @@ func passQuality(q iiif.Quality, gray bool) bool {
 }
 
 // Unchanged reports whether p keeps the stored pixels' orientation and
-// encoding, the conditions of every passthrough besides geometry.
+// encoding, the conditions of every passthrough besides geometry. A
+// source shown with an EXIF orientation never passes through: its stored
+// tiles are sideways or mirrored.
 func Unchanged(p *plan.Plan, gray bool) bool {
-	return p.Rotation == 0 && !p.Mirror && p.Format == iiif.FormatJPG && passQuality(p.Quality, gray)
+	return p.Rotation == 0 && !p.Mirror && p.Orientation <= 1 && p.Format == iiif.FormatJPG && passQuality(p.Quality, gray)
 }

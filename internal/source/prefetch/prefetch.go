@@ -443,6 +443,10 @@ func headsRanges(size int64, hdr probe.Info) ([]probe.ByteRange, int64) {
 		if t, ok := l.TIFF.JPEGTablesRange(); ok && t.Length <= engine.ReadWindow {
 			rs = append(rs, t)
 		}
+		// The ICC profile: libvips reads it, and passthrough splices it.
+		if t, ok := l.TIFF.ICCProfileRange(); ok && t.Length <= engine.ReadWindow {
+			rs = append(rs, t)
+		}
 		for _, a := range l.TIFF.TileArrays() {
 			if arrays+a.Length <= prefetchArray {
 				rs = append(rs, a)
