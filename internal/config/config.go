@@ -123,6 +123,8 @@ type Config struct {
 	PluginCacheDir string
 	// Remote sources (Root and Roots may be s3:// and http(s):// URLs).
 	Stores StoreConfig
+	// Purge lists the shared caches purged with the server's own.
+	Purge Purge
 }
 
 // RootRule sends identifiers matching Match ("*" within a segment, "**"
@@ -398,6 +400,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("root: %v", err))
 	}
 	errs = append(errs, c.Stores.validate()...)
+	errs = append(errs, c.Purge.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -460,6 +463,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var(&st.BlockCache, "block-cache", "memory `size` for blocks fetched from stores (headers, IFDs, tiles), e.g. 64MiB")
 	fs.StringVar(&st.SourceCacheDir, "source-cache-dir", st.SourceCacheDir, "`directory` for whole local copies of remote images read whole (flat JPEG, PNG, ...; default: under the temporary directory)")
 	fs.Var(&st.SourceCacheSize, "source-cache-size", "size bound of the source cache, e.g. 2GiB")
+	c.Purge.bind(fs)
 }
 
 // Load fills the flags of fs from the config file, then the environment,
