@@ -23,6 +23,7 @@ Usage:
   iiifd ingest [flags] SRC DST  convert an image to a pyramidal TIFF or IIIF tiles
   iiifd check [flags]     check every image under --root as the server would serve it
   iiifd warm [flags]      request URLs from a running server to fill its caches
+  iiifd health [flags]    exit 0 if a running server's /healthz answers 200
   iiifd version           print the version
   iiifd help [command]    show help
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return check(ctx, rest, stdout, stderr)
 	case "warm":
 		return warm(ctx, rest, stdout, stderr)
+	case "health":
+		return health(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "iiifd", version())
 		return 0
