@@ -23,7 +23,9 @@ func samplePaths() []string {
 			"/iiif/2/"+id+"/full/200,/0/default.png",
 		)
 	}
-	return paths
+	// One large answer (megabytes), the kind a crash can cut off while
+	// it is being sent.
+	return append(paths, "/iiif/3/mandelbrot/full/max/0/default.png")
 }
 
 // TestReplicasBehindHAProxy runs three replicas behind HAProxy under a
