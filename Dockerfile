@@ -45,11 +45,12 @@ RUN go build -trimpath -ldflags='-s -w' -o /out/iiifd ./cmd/iiifd \
 FROM ${BASE_IMAGE}
 # libvips42 without its recommendations, then without the loaders iiifd
 # never uses (ImageMagick, PDF, OpenSlide, JPEG XL: libvips loads them as
-# modules) and the libraries only they need, which are most of its size:
-# with them the image is over 250 MB. What stays is what the binary and
-# the HEIF/AVIF module link (ldd), so JPEG, PNG, TIFF, WebP, GIF,
-# JPEG 2000, HEIC and AVIF all work. ca-certificates for S3 and HTTPS
-# origins.
+# modules), the libraries only they need, and the packages that came with
+# it holding no library at all (fonts, MIME and X11 data for text and
+# desktop use): with them the image is over 250 MB. What stays is what the
+# binary and the HEIF/AVIF module link (ldd), so JPEG, PNG, TIFF, WebP,
+# GIF, JPEG 2000, HEIC and AVIF all work, and ca-certificates for S3 and
+# HTTPS origins.
 COPY --from=build /out/iiifd /usr/local/bin/iiifd
 RUN dpkg-query -W -f '${Package}\n' | sort >/tmp/base-packages \
 	&& apt-get update -qq \
@@ -59,8 +60,9 @@ RUN dpkg-query -W -f '${Package}\n' | sort >/tmp/base-packages \
 		| awk '$3 ~ /^\// {print $3}' | xargs readlink -f | sort -u >/tmp/needed \
 	&& for p in $(dpkg-query -W -f '${Package}\n' | sort | comm -13 /tmp/base-packages -); do \
 		libs=$(dpkg -L "$p" | grep -E '\.so(\.[0-9]+)*$' | xargs -r readlink -f | sort -u); \
-		case "$p" in lib*) ;; *) continue ;; esac; \
-		[ -n "$libs" ] && [ -z "$(printf '%s\n' "$libs" | comm -12 /tmp/needed -)" ] && echo "$p"; \
+		case "$p" in ca-certificates) continue ;; esac; \
+		if [ -z "$libs" ]; then echo "$p"; \
+		elif [ -z "$(printf '%s\n' "$libs" | comm -12 /tmp/needed -)" ]; then echo "$p"; fi; \
 	done >/tmp/unneeded \
 	&& xargs -r dpkg --purge --force-depends </tmp/unneeded >/dev/null \
 	&& iiifd version \
