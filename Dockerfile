@@ -33,7 +33,12 @@ RUN apt-get update -qq && bash -c '. scripts/deps.sh && go version' \
 	&& rm -rf /var/lib/apt/lists/*
 ENV PATH=/root/.cache/iiifd/go/bin:$PATH CGO_ENABLED=1
 RUN go mod download
-COPY . .
+# Only what the binary is built from, so that a change elsewhere (docs,
+# scripts, deploy/) keeps the build's layers cached.
+COPY cmd cmd
+COPY internal internal
+COPY scripts/web-assets scripts/web-assets
+COPY web/package.json web/package-lock.json web/
 # The viewer's OpenSeadragon files are embedded when present (the build
 # context has them after scripts/web-assets); otherwise they are fetched
 # with npm here.
