@@ -117,3 +117,16 @@ ensure_versitygw() {
 	echo "==> installing versitygw $VERSITYGW_VERSION (go install)" >&2
 	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 }
+
+# helm, for the chart's tests (deploy/helm/test), built from the Go module
+# proxy at a pinned version into a directory of its own.
+HELM_VERSION=v4.3.2
+ensure_helm() {
+	local dir="$HOME/.cache/iiifd/helm-$HELM_VERSION"
+	if [ ! -x "$dir/helm" ]; then
+		echo "==> installing helm $HELM_VERSION (go install)" >&2
+		GOBIN="$dir" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+	fi
+	HELM="$dir/helm"
+	export HELM
+}

@@ -24,6 +24,7 @@ Usage:
   iiifd check [flags]     check every image under --root as the server would serve it
   iiifd publish [flags] OUT  write a static IIIF site (level 0, level 2 in its pages)
   iiifd warm [flags]      request URLs from a running server to fill its caches
+  iiifd health [flags]    exit 0 if a running server's /healthz answers 200
   iiifd version           print the version
   iiifd help [command]    show help
 
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return publishCmd(ctx, rest, stdout, stderr)
 	case "warm":
 		return warm(ctx, rest, stdout, stderr)
+	case "health":
+		return health(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "iiifd", version())
 		return 0

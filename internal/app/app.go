@@ -32,6 +32,7 @@ import (
 	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/plan"
 	"github.com/iiifd/iiifd/internal/plugin"
+	"github.com/iiifd/iiifd/internal/purge"
 	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/service"
 	"github.com/iiifd/iiifd/internal/source"
@@ -148,6 +149,15 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	cdn, err := purge.New(purge.Config{
+		URLs:          cfg.Purge.URLs,
+		FastlyService: cfg.Purge.FastlyService, FastlyToken: cfg.Purge.FastlyToken,
+		CloudflareZone: cfg.Purge.CloudflareZone, CloudflareToken: cfg.Purge.CloudflareToken,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.handler = httpapi.New(svc, httpapi.Options{
 		BaseURL: cfg.BaseURL, CacheControl: cfg.CacheControl, InfoCacheControl: cfg.InfoCacheControl, Logger: log,
 		Ready: a.ready.Load, AdminToken: cfg.AdminToken,
@@ -163,6 +173,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		HotFor:         fs.OpenFor,
 		RequestTimeout: cfg.RequestTimeout, WriteTimeout: cfg.WriteTimeout,
 		Auth: authHandler(au),
+		CDN:  cdn,
 	})
 	return a, nil
 }

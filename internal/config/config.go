@@ -144,6 +144,8 @@ type Config struct {
 	Stores StoreConfig
 	// Auth restricts images: access rules, logins, sessions, tokens.
 	Auth Auth
+	// Purge lists the shared caches purged with the server's own.
+	Purge Purge
 }
 
 // RootRule sends identifiers matching Match ("*" within a segment, "**"
@@ -487,6 +489,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Stores.validate()...)
 	errs = append(errs, c.Auth.validate()...)
+	errs = append(errs, c.Purge.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -555,6 +558,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.Var(&st.BlockCache, "block-cache", "memory `size` for blocks fetched from stores (headers, IFDs, tiles), e.g. 64MiB")
 	fs.StringVar(&st.SourceCacheDir, "source-cache-dir", st.SourceCacheDir, "`directory` for whole local copies of remote images read whole (flat JPEG, PNG, ...; default: under the temporary directory)")
 	fs.Var(&st.SourceCacheSize, "source-cache-size", "size bound of the source cache, e.g. 2GiB")
+	c.Purge.bind(fs)
 }
 
 // Load fills the flags of fs from the config file, then the environment,

@@ -21,6 +21,7 @@ import (
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/limit"
+	"github.com/iiifd/iiifd/internal/purge"
 	"github.com/iiifd/iiifd/internal/resolve"
 	"github.com/iiifd/iiifd/internal/service"
 )
@@ -110,6 +111,12 @@ type Options struct {
 	// requests carry their client's headers and none is answered
 	// without the pipeline (HotFor is off).
 	Auth http.Handler
+	// CDN, when set, purges the shared caches in front of the server
+	// (Varnish, Fastly, Cloudflare) by the identifier's tag after
+	// DELETE /admin/cache/{identifier} purged the server's own tiers.
+	CDN interface {
+		Purge(ctx context.Context, id string) error
+	}
 }
 
 // hotEntries bounds the remembered request lines (a few hundred bytes
@@ -223,6 +230,14 @@ func (h *Handler) purge(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	// The shared caches in front go last: purged first, they could
+	// fetch the old bytes again from this server's tiers.
+	if h.opt.CDN != nil {
+		if err := h.opt.CDN.Purge(r.Context(), id); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -284,6 +299,7 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	hd.Add("Vary", "Accept")
 	h.varyForwarded(r, hd)
 	hd.Set("Link", answer.ProfileLink(v))
+	cacheTags(hd, id)
 	validators(hd, info.ETag, info.ModTime, h.opt.InfoCacheControl)
 	h.private(hd)
 	restricted(hd, info.Restricted)
@@ -319,6 +335,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 	hd.Set("Content-Type", job.ContentType)
 	hd.Set("Link", answer.ImageLink(iiif.ServiceID(base, v, id), v, job.Canonical))
 	hd.Set("X-Content-Type-Options", "nosniff")
+	cacheTags(hd, id)
 	h.varyForwarded(r, hd)
 	validators(hd, job.ETag, job.ModTime, h.opt.CacheControl)
 	h.private(hd)
@@ -442,6 +459,16 @@ func (h *Handler) deliver(w http.ResponseWriter, body io.Reader, size int64, rea
 			return rerr
 		}
 	}
+}
+
+// cacheTags tags a response about image id for shared caches: Varnish
+// (xkey, fed from Surrogate-Key by its VCL) and Fastly read
+// Surrogate-Key, Cloudflare reads Cache-Tag. A purge of id (Options.CDN)
+// then removes every URL of the image at once.
+func cacheTags(hd http.Header, id string) {
+	tag := []string{purge.Tag(id)}
+	hd["Surrogate-Key"] = tag
+	hd["Cache-Tag"] = tag
 }
 
 func validators(hd http.Header, etag string, mod time.Time, cacheControl string) {
