@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/tiles"
@@ -135,84 +134,6 @@ func TestCropJPEGRefuses(t *testing.T) {
 		t.Fatal(detail(err))
 	}
 	checkCrop(t, buf.Bytes(), out, image.Pt(40, 30))
-}
-
-// TestMosaicCropMatchesLibvips renders crops of a JPEG-tiled TIFF level
-// through the direct TurboJPEG path (RenderMosaic of the spliced stored
-// tiles, edge tiles cut losslessly) and through libvips from the TIFF, and
-// requires a PSNR of at least 38 dB between them (both encode at quality
-// 85 with libjpeg-turbo; they differ by the encoder's rounding only).
-func TestMosaicCropMatchesLibvips(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "m.tif")
-	vipsCmd(t, "copy", "../samples/images/mandelbrot.tif",
-		path+"[tile,pyramid,compression=jpeg,Q=90,tile-width=256,tile-height=256]")
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	info, err := probe.Read(f, st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		level  int
-		region image.Rectangle
-		q      iiif.Quality
-	}{
-		{0, image.Rect(1024, 512, 1280, 768), ""},             // one tile's quarter... a whole tile
-		{0, image.Rect(1100, 600, 1600, 1000), ""},            // across 3×2 tiles
-		{0, image.Rect(6000, 4500, 6144, 4608), ""},           // the corner: an edge tile, cut
-		{2, image.Rect(300, 200, 700, 500), ""},               // a reduced level
-		{2, image.Rect(300, 200, 700, 500), iiif.QualityGray}, // grey of colour: left to libvips
-	} {
-		lv := info.Levels[tc.level]
-		p := mkPlan(tc.region, tc.region.Dx(), tc.region.Dy(), 0, false, tc.q, iiif.FormatJPG)
-		p.Level = tc.level
-		want := renderBytes(t, path, lv, p)
-
-		block, ok := tiles.TIFFTiles(info, p, 16)
-		if !ok {
-			t.Fatalf("%v: no block", tc.region)
-		}
-		m := engine.Mosaic{Across: block.Across, TileWidth: lv.TIFF.TileWidth, TileHeight: lv.TIFF.TileLength}
-		for _, ref := range block.Tiles {
-			data, err := tiles.SpliceTIFF(context.Background(), f, ref)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ref.Cropped() {
-				if data, err = CropJPEG(data, ref.Width, ref.Height); err != nil {
-					t.Fatal(detail(err))
-				}
-			}
-			m.Tiles = append(m.Tiles, engine.Tile{Data: data, Width: ref.Width, Height: ref.Height})
-		}
-		q := *p
-		q.LevelRegion = p.LevelRegion.Sub(block.Origin)
-		var got bytes.Buffer
-		done, err := cropMosaicJPEG(context.Background(), m, &q, engine.EncodeOptions{}, &got)
-		if tc.q == iiif.QualityGray {
-			// libvips' grey is of the sRGB values, not the stored luma.
-			if done || err != nil || got.Len() > 0 {
-				t.Errorf("%v grey: done %v, %v, %d bytes written; want it left to libvips", tc.region, done, err, got.Len())
-			}
-			continue
-		}
-		if err != nil || !done {
-			t.Fatalf("%v: direct path: done %v, %v", tc.region, done, detail(err))
-		}
-		a, b := decode(t, iiif.FormatJPG, want), decode(t, iiif.FormatJPG, got.Bytes())
-		if a.Bounds().Size() != b.Bounds().Size() {
-			t.Fatalf("%v: size %v, libvips %v", tc.region, b.Bounds().Size(), a.Bounds().Size())
-		}
-		if db := psnr(a, b); db < 38 {
-			t.Errorf("level %d %v %s: PSNR %.1f dB against libvips", tc.level, tc.region, tc.q, db)
-		} else {
-			t.Logf("level %d %v %s: PSNR %.1f dB, %d bytes (libvips %d)", tc.level, tc.region, tc.q, db, got.Len(), len(want))
-		}
-	}
 }
 
 // psnr returns the peak signal-to-noise ratio between two images of one

@@ -28,9 +28,6 @@ func RenderMosaic(ctx context.Context, m engine.Mosaic, p *plan.Plan, opt engine
 	if err := m.Check(); err != nil {
 		return fault.Wrap(fault.Internal, err, msgProcess)
 	}
-	if done, err := cropMosaicJPEG(ctx, m, p, opt, w); done || err != nil {
-		return err
-	}
 	return execute(ctx, p, func(r *render) error {
 		_, span := tracing.Start(ctx, "decode")
 		imgs, err := r.loadTiles(m)

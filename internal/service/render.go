@@ -178,9 +178,8 @@ const maxBlockTiles = 16
 // tiffBlockRender renders from the stored JPEG tiles of a block of a
 // local TIFF level, spliced into JPEGs (edge tiles cut losslessly), as
 // from a tile pyramid: the engine does not open the TIFF, whose header
-// the probe has read once for all requests, and a plan that only crops is
-// encoded straight from the decoded tiles. When the tiles turn out not to
-// be what their tags promise, the file is rendered instead.
+// the probe has read once for all requests. When the tiles turn out not
+// to be what their tags promise, the file is rendered instead.
 type tiffBlockRender struct {
 	file  *fileRender
 	block tiles.TIFFBlock
