@@ -49,7 +49,7 @@ type Config struct {
 	// MaxSourcePixels bounds the source pixels one request may decode
 	// (decompression bombs, huge images without a pyramid); 0 = none.
 	MaxSourcePixels int64
-	// FormatLimits holds per-format output limits; see ParseFormatLimits.
+	// FormatLimits holds per-format output limits; see plan.ParseFormatLimits.
 	FormatLimits map[iiif.Format]plan.FormatLimits
 
 	TileSize int // tile size advertised for sources that are not tiled
@@ -690,13 +690,6 @@ func tomlString(v any) (string, error) {
 	return "", fmt.Errorf("value of type %T is not supported", v)
 }
 
-// ParseFormatLimits parses FMT=WxH[xAREA] entries separated by commas,
-// for example "gif=2000x2000,png=0x0x50000000". A zero is no limit. The
-// syntax is plan.ParseFormatLimits', shared with the edge worker.
-func ParseFormatLimits(s string) (map[iiif.Format]plan.FormatLimits, error) {
-	return plan.ParseFormatLimits(s)
-}
-
 // formatLimitsValue is the flag.Value of --format-limits: entries it
 // parses replace the format's entry (within its built-in limits), other
 // formats keep theirs.
@@ -721,7 +714,7 @@ func (v formatLimitsValue) String() string {
 }
 
 func (v formatLimitsValue) Set(s string) error {
-	m, err := ParseFormatLimits(s)
+	m, err := plan.ParseFormatLimits(s)
 	if err != nil {
 		return err
 	}

@@ -185,23 +185,6 @@ func TestEnvName(t *testing.T) {
 	}
 }
 
-func FuzzParseFormatLimits(f *testing.F) {
-	for _, s := range []string{"gif=2000x2000", "png=0x0x5, webp=1x1", "", "=", "a=bxc", "x=1x2x3x4"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		m, err := ParseFormatLimits(s)
-		if err != nil {
-			return
-		}
-		for _, l := range m {
-			if l.MaxWidth < 0 || l.MaxHeight < 0 || l.MaxArea < 0 {
-				t.Fatalf("negative limit from %q: %+v", s, l)
-			}
-		}
-	})
-}
-
 func FuzzParseByteSize(f *testing.F) {
 	for _, s := range []string{"512MiB", "2GiB", "1.5gb", "1048576", "", "k", "9999999999999TiB"} {
 		f.Add(s)
