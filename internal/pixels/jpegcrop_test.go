@@ -5,7 +5,6 @@ import (
 	"context"
 	"image"
 	"image/jpeg"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -134,25 +133,4 @@ func TestCropJPEGRefuses(t *testing.T) {
 		t.Fatal(detail(err))
 	}
 	checkCrop(t, buf.Bytes(), out, image.Pt(40, 30))
-}
-
-// psnr returns the peak signal-to-noise ratio between two images of one
-// size over their RGB samples, in dB (+Inf when equal).
-func psnr(a, b image.Image) float64 {
-	var sum float64
-	n := 0
-	r := a.Bounds()
-	for y := range r.Dy() {
-		for x := range r.Dx() {
-			p, q := nrgba(a, x, y), nrgba(b, x, y)
-			for _, d := range []float64{float64(p.R) - float64(q.R), float64(p.G) - float64(q.G), float64(p.B) - float64(q.B)} {
-				sum += d * d
-			}
-			n += 3
-		}
-	}
-	if sum == 0 {
-		return math.Inf(1)
-	}
-	return 10 * math.Log10(255*255/(sum/float64(n)))
 }

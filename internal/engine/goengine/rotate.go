@@ -92,7 +92,7 @@ type embedRows struct {
 	sw, sh        int
 	dx, dy, y, sy int
 	bg            uint8
-	cur, out      []uint8
+	out           []uint8
 }
 
 func newEmbedRows(src rows, w, h int, bg uint8) rows {

@@ -173,12 +173,12 @@ func unpremul(v, a uint8) uint8 {
 // cannot. Edge blocks average the pixels they have, and the level is
 // ceil(width/f) by ceil(height/f), as libjpeg sizes it.
 type shrinkRows struct {
-	src          rows
-	f            int
-	w, h, bands  int
-	sw, sh, y, n int
-	acc          []uint32
-	out          []uint8
+	src         rows
+	f           int
+	w, h, bands int
+	sw, sh, y   int
+	acc         []uint32
+	out         []uint8
 }
 
 func newShrinkRows(src rows, f int) *shrinkRows {
