@@ -490,54 +490,65 @@ func TestUploadsAtOnce(t *testing.T) {
 	root := t.TempDir()
 	srv := server(t, root, nil)
 	img := pngBytes(t, 300, 200)
-	var pipes []*io.PipeWriter
-	done := make(chan int, 4)
-	for i := range 4 {
+	// hold starts upload i and keeps it being received: its body gives
+	// 100 bytes and then waits. Its status arrives on done when it ends.
+	type ended struct{ i, status int }
+	done := make(chan ended, 8)
+	pipes := make([]*io.PipeWriter, 4)
+	hold := func(i int) {
 		pr, pw := io.Pipe()
-		pipes = append(pipes, pw)
+		pipes[i] = pw
 		go func() {
 			req, _ := http.NewRequest("POST", srv.URL+fmt.Sprintf("/admin/images?name=held-%d.png", i), pr)
 			req.Header.Set("Authorization", "Bearer "+token)
 			res, err := testClient.Do(req)
 			if err != nil {
-				done <- 0 // the client gave up on its broken body
+				done <- ended{i, 0} // the client gave up on its broken body
 				return
 			}
 			res.Body.Close()
-			done <- res.StatusCode
+			done <- ended{i, res.StatusCode}
 		}()
-		pw.Write(img[:100])
+		// In its own goroutine: a refused upload's body may never be
+		// read; closing the pipe at the end ends the write.
+		go pw.Write(img[:100])
 	}
-	// The four are being received once the server has read their first
-	// bytes, which a busy machine may take a while to do: this waits for
-	// that state, it does not time it.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		req, _ := http.NewRequest("POST", srv.URL+"/admin/images?name=fifth.png", bytes.NewReader(img))
-		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := testClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode == http.StatusServiceUnavailable {
-			if res.Header.Get("Retry-After") == "" {
-				t.Error("no Retry-After")
-			}
-			break
+	for i := range 4 {
+		hold(i)
+	}
+	// The four are being received once the server's handler has taken
+	// them, which a busy machine may take a while to do; each then has
+	// its hidden temporary file in the root. This waits for that state,
+	// it does not time it: a fifth upload sent before it could take a
+	// free slot and leave a held one refused.
+	for deadline := time.Now().Add(time.Minute); len(leftovers(t, root)) < 4; time.Sleep(20 * time.Millisecond) {
+		select {
+		case e := <-done:
+			t.Fatalf("held upload %d ended early: %d", e.i, e.status)
+		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("a fifth upload at once: %d, want 503", res.StatusCode)
+			t.Fatalf("the server is receiving %d uploads, want the 4 held ones", len(leftovers(t, root)))
 		}
-		os.Remove(filepath.Join(root, "fifth.tif"))
-		time.Sleep(50 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("POST", srv.URL+"/admin/images?name=fifth.png", bytes.NewReader(img))
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a fifth upload at once: %d, want 503", res.StatusCode)
+	} else if res.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
 	}
 	for _, pw := range pipes {
 		pw.CloseWithError(io.ErrUnexpectedEOF)
 	}
 	for range 4 {
-		if s := <-done; s != 0 && s != http.StatusBadRequest {
-			t.Errorf("held upload: %d", s)
+		if e := <-done; e.status != 0 && e.status != http.StatusBadRequest {
+			t.Errorf("held upload %d: %d", e.i, e.status)
 		}
 	}
 	// Their slots are free again (a handler may end a moment after its
@@ -555,7 +566,7 @@ func TestUploadsAtOnce(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "taken-again.tif")); err != nil {
 		t.Errorf("the upload taken again was not ingested: %v", err)
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) && len(leftovers(t, root)) > 0 {
 		time.Sleep(50 * time.Millisecond)
 	}
