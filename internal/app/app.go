@@ -170,7 +170,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		// Repeated memory hits skip the pipeline for as long as
 		// sources reuse an object's metadata (fs.OpenFor; remote
 		// stores' MetaTTL is the same second).
-		HotFor:         fs.OpenFor,
+		HotFor:         hotFor(cfg.HotRequests),
 		RequestTimeout: cfg.RequestTimeout, WriteTimeout: cfg.WriteTimeout,
 		Auth: authHandler(au),
 		CDN:  cdn,
@@ -461,4 +461,14 @@ func outputConfig(cfg config.Config) output.Config {
 		t = -1 // output.Config: every body to a file
 	}
 	return output.Config{Threshold: t, Dir: cfg.SpillDir}
+}
+
+// hotFor is how long a memory hit is answered again without the pipeline:
+// as long as sources reuse an object's metadata, or never when the memo is
+// turned off (--hot-requests=false).
+func hotFor(on bool) time.Duration {
+	if !on {
+		return 0
+	}
+	return fs.OpenFor
 }

@@ -73,6 +73,11 @@ type Config struct {
 	// Derivative cache tiers: memory (0 = off), disk (off without a
 	// directory), Redis (off without a URL).
 	CacheMemory ByteSize
+	// HotRequests answers a repeated image request that was just a memory
+	// hit from a memo of its request line, without the pipeline (see
+	// httpapi's hotRequests). Off sends every request through the
+	// pipeline: for measuring what the memo is worth, or ruling it out.
+	HotRequests bool
 	CacheDir    string
 	CacheSize   ByteSize
 	CacheRedis  string
@@ -353,6 +358,7 @@ func Default() Config {
 		CacheControl:      "public, max-age=31536000",
 		InfoCacheControl:  "public, max-age=86400",
 		CacheMemory:       256 << 20,
+		HotRequests:       true,
 		CacheSize:         10 << 30,
 		UploadMaxSize:     2 << 30,
 		IngestTimeout:     10 * time.Minute,
@@ -516,6 +522,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.CacheControl, "cache-control", c.CacheControl, "Cache-Control `header` of image responses")
 	fs.StringVar(&c.InfoCacheControl, "info-cache-control", c.InfoCacheControl, "Cache-Control `header` of info.json responses")
 	fs.Var(&c.CacheMemory, "cache-memory", "in-process derivative cache `size`, e.g. 256MiB (0 = off)")
+	fs.BoolVar(&c.HotRequests, "hot-requests", c.HotRequests, "answer a repeated request that was just a memory-cache hit from a memo of its request line, skipping the pipeline (false = every request goes through it)")
 	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "disk derivative cache `directory` (empty = off)")
 	fs.Var(&c.CacheSize, "cache-size", "size bound of the disk cache, e.g. 10GiB")
 	fs.StringVar(&c.CacheRedis, "cache-redis", c.CacheRedis, "shared derivative cache, `redis://HOST:PORT/DB` (empty = off)")

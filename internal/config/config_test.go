@@ -48,6 +48,24 @@ func TestDefaults(t *testing.T) {
 	if c.FormatLimits[iiif.FormatWebP].MaxWidth != 16383 {
 		t.Errorf("webp built-in limit missing: %+v", c.FormatLimits)
 	}
+	if !c.HotRequests {
+		t.Error("the memo of hot requests is off by default")
+	}
+	for _, off := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--hot-requests=false"}, nil},
+		{nil, map[string]string{"IIIFD_HOT_REQUESTS": "false"}},
+	} {
+		c, err := load(t, off.args, off.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.HotRequests {
+			t.Errorf("%v %v: the memo of hot requests is still on", off.args, off.env)
+		}
+	}
 }
 
 // TestPrecedence checks flags > env > file > defaults, setting by setting.
