@@ -166,7 +166,6 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		ClientShares: cfg.ClientLimit > 0, ClientIPHeader: cfg.ClientIPHeader,
 		Web:     front,
 		Private: plugins.Has(plugin.HookAuthorize), Plugins: plugins != nil,
-		Vary: overlayVary(plugins),
 		// Repeated memory hits skip the pipeline for as long as
 		// sources reuse an object's metadata (fs.OpenFor; remote
 		// stores' MetaTTL is the same second).
@@ -185,15 +184,6 @@ func prefetchPerRender(n config.ByteSize) int64 {
 		return -1
 	}
 	return int64(n)
-}
-
-// overlayVary is what overlay plugins make image responses vary with;
-// nil without plugins.
-func overlayVary(h *plugin.Host) func() (string, bool) {
-	if h == nil {
-		return nil
-	}
-	return h.OverlayVary
 }
 
 // buildWeb builds the web front: gallery, viewer, Presentation API

@@ -83,11 +83,6 @@ type Options struct {
 	// private and Vary: Authorization, Cookie, so that shared caches
 	// never hand them to another client.
 	Private bool
-	// Vary, when set, says what responses depend on besides the request
-	// and credentials (overlay plugins that declared client fields):
-	// header names to add to Vary, and whether only the client may keep
-	// them (Cache-Control private, as with Private).
-	Vary func() (vary string, private bool)
 	// Plugins says WebAssembly plugins are loaded: requests then carry
 	// the facts of their client (method, headers, address) for the hooks.
 	Plugins bool
@@ -301,7 +296,7 @@ func (h *Handler) serveInfo(w http.ResponseWriter, r *http.Request, v iiif.Versi
 	hd.Set("Link", answer.ProfileLink(v))
 	cacheTags(hd, id)
 	validators(hd, info.ETag, info.ModTime, h.opt.InfoCacheControl)
-	h.private(hd)
+	h.private(hd, info.Vary, info.ClientOnly)
 	restricted(hd, info.Restricted)
 	if status := preconditions(r, info.ETag, info.ModTime); status != 0 {
 		w.WriteHeader(status)
@@ -338,7 +333,7 @@ func (h *Handler) serveImage(w http.ResponseWriter, r *http.Request, v iiif.Vers
 	cacheTags(hd, id)
 	h.varyForwarded(r, hd)
 	validators(hd, job.ETag, job.ModTime, h.opt.CacheControl)
-	h.private(hd)
+	h.private(hd, job.Vary, job.ClientOnly)
 	restricted(hd, job.Restricted)
 	if status := preconditions(r, job.ETag, job.ModTime); status != 0 {
 		w.WriteHeader(status)
@@ -481,17 +476,15 @@ func validators(hd http.Header, etag string, mod time.Time, cacheControl string)
 	}
 }
 
-// private marks a response as depending on the client's credentials.
-func (h *Handler) private(hd http.Header) {
-	private := h.opt.Private
-	if h.opt.Vary != nil {
-		vary, p := h.opt.Vary()
-		if vary != "" {
-			hd.Add("Vary", vary)
-		}
-		private = private || p
+// private marks a response as depending on the client's credentials
+// (always, when authorization plugins may decide per client; or when the
+// request's plugins say its answer is the client's only), and adds the
+// header names the request's plugins make it vary with.
+func (h *Handler) private(hd http.Header, vary string, clientOnly bool) {
+	if vary != "" {
+		hd.Add("Vary", vary)
 	}
-	if private {
+	if h.opt.Private || clientOnly {
 		hd.Set("Cache-Control", "private, no-cache")
 		hd.Add("Vary", "Authorization, Cookie")
 	}

@@ -70,10 +70,15 @@ type heldServer struct {
 }
 
 func startHeld(t *testing.T, root, prefix string, names ...string) *heldServer {
+	return startHeldWith(t, root, prefix, names, nil)
+}
+
+// startHeldWith is startHeld with the plugins' settings ("name.key=value").
+func startHeldWith(t *testing.T, root, prefix string, names, settings []string) *heldServer {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Root = root
-	withPlugins(t, names)(&cfg)
+	withPlugins(t, names, settings...)(&cfg)
 	cfg.PluginReload = 10 * time.Millisecond
 	// The call is held while modules compile, on a shared and slow
 	// machine: neither the call's nor the request's time limit may end
@@ -214,6 +219,43 @@ func TestPluginOverlayReloadedMeanwhile(t *testing.T) {
 		if !overlaid(r.body) {
 			t.Errorf("request %d: no overlay of A (pixel 2,2 is not black)", i)
 		}
+	}
+}
+
+// TestPluginVaryReloadedMeanwhile: the Vary and Cache-Control of a
+// response come from the plugins its request began with, not from those
+// running when its headers are written. Plugin A (which makes responses
+// depend on nothing but the request) is replaced, while an info.json
+// request is held in A's info call, by B, a per-user watermark whose
+// responses vary with a cookie and are the client's only: a request while
+// B runs varies with Cookie and is private; the held one, A's, neither.
+func TestPluginVaryReloadedMeanwhile(t *testing.T) {
+	b, err := os.ReadFile(plugintest.Build(t, "watermark"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	writePNG(t, filepath.Join(root, "chart.png"), 800, 600)
+	// The setting is B's (B is installed under A's name); A ignores it.
+	hs := startHeldWith(t, root, "info ", []string{"announce"}, []string{"announce.per-user=session"})
+	hashA := hs.loaded("A loaded")
+	url := hs.url + "/iiif/3/chart.png/info.json"
+	done := hs.getHeld(url)
+	hs.install(0, b)
+	if h := hs.loaded("B loaded"); h == hashA {
+		t.Fatalf("B has A's hash %s", h)
+	}
+	rb := get(t, url)
+	if rb.status != 200 || !strings.Contains(strings.Join(rb.header.Values("Vary"), ","), "Cookie") || !strings.HasPrefix(rb.header.Get("Cache-Control"), "private") {
+		t.Fatalf("info.json while B runs: %d Vary %q Cache-Control %q, want 200 varying with Cookie, private", rb.status, rb.header.Values("Vary"), rb.header.Get("Cache-Control"))
+	}
+	hs.release()
+	r := <-done
+	if r.status != 200 {
+		t.Fatalf("held info.json: %d %.200q", r.status, r.body)
+	}
+	if v := strings.Join(r.header.Values("Vary"), ","); strings.Contains(v, "Cookie") || strings.HasPrefix(r.header.Get("Cache-Control"), "private") {
+		t.Errorf("the held info.json, A's: Vary %q Cache-Control %q, want neither B's Cookie nor private", v, r.header.Get("Cache-Control"))
 	}
 }
 

@@ -376,15 +376,6 @@ func isLower(s, lower string) bool {
 	return true
 }
 
-// OverlayVary is Snapshot.OverlayVary of the plugins running now.
-func (h *Host) OverlayVary() (vary string, private bool) {
-	if h == nil {
-		return "", false
-	}
-	st := h.set.Load()
-	return st.overlayHeader, st.overlayPrivate
-}
-
 // OverlayVary says what the snapshot's overlay plugins' declarations make
 // of image responses: the header names for Vary ("" when none), and
 // whether the output depends on credentials (cookies, Authorization) or

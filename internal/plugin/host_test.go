@@ -152,7 +152,9 @@ func TestOverlayWatermark(t *testing.T) {
 			if b := img.Bounds(); b.Dx() != 150 || b.Dy() != 150 || o.X != 800-150-18 || o.Y != 600-150-18 || o.Opacity != 0.25 {
 				t.Errorf("overlay %v at %d,%d opacity %v", b, o.X, o.Y, o.Opacity)
 			}
-			if vary, private := h.OverlayVary(); vary != "" || private || len(h.set.Load().overlayVary) != 0 {
+			snap := h.Snapshot()
+			defer snap.Release()
+			if vary, private := snap.OverlayVary(); vary != "" || private || len(h.set.Load().overlayVary) != 0 {
 				t.Errorf("declared %q %v %v without per-user", vary, private, h.set.Load().overlayVary)
 			}
 		})
@@ -185,7 +187,10 @@ func TestOverlayVaryPerUser(t *testing.T) {
 		if got := h.set.Load().overlayVary; !slices.Equal(got, []string{"cookie:session"}) {
 			t.Errorf("%s: declared %q, want cookie:session", name, got)
 		}
-		if vary, private := h.OverlayVary(); vary != "Cookie" || !private {
+		snap := h.Snapshot()
+		vary, private := snap.OverlayVary()
+		snap.Release()
+		if vary != "Cookie" || !private {
 			t.Errorf("%s: Vary %q private %v, want Cookie, true", name, vary, private)
 		}
 		for _, u := range users {

@@ -45,6 +45,13 @@ type Job struct {
 	// Restricted says an access rule restricts the image: the response
 	// is the client's only (Cache-Control: private).
 	Restricted bool
+	// Vary and ClientOnly say what the request's snapshot of the plugins
+	// makes the response depend on (plugin.Snapshot.OverlayVary): header
+	// names for Vary, and whether only the client may keep it. They come
+	// from the snapshot that decided the response, never from plugins
+	// loaded since.
+	Vary       string
+	ClientOnly bool
 
 	obj    *source.Object
 	closed bool

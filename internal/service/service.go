@@ -152,6 +152,10 @@ type Info struct {
 	// Restricted says an access rule restricts the image: the document
 	// is the client's only (Cache-Control: private).
 	Restricted bool
+	// Vary and ClientOnly are Job's: what the request's snapshot of the
+	// plugins makes the document depend on.
+	Vary       string
+	ClientOnly bool
 }
 
 // Info returns the info.json of the identifier id for API version v, with
@@ -191,6 +195,7 @@ func (s *Service) info(ctx context.Context, plugins *plugin.Snapshot, v iiif.Ver
 		CacheStatus: "MISS",
 		Restricted:  access.restricted,
 	}
+	info.Vary, info.ClientOnly = plugins.OverlayVary()
 	// The document is cached with a placeholder for the base URL, which
 	// is filled in on the way out: the base may come from each request's
 	// Host and X-Forwarded-* headers, and they must not multiply entries.
@@ -392,6 +397,7 @@ func (s *Service) Image(ctx context.Context, id string, req iiif.Request) (j *Jo
 		Restricted:  access.restricted,
 		plugins:     plugins,
 	}
+	j.Vary, j.ClientOnly = plugins.OverlayVary()
 	if overlays != "" {
 		// Made on a cache miss, by the snapshot's modules, which the
 		// fingerprint in the key names.
