@@ -169,20 +169,24 @@ func TestFailingWriter(t *testing.T) {
 	}
 }
 
+// countingWriter counts the bytes written to it.
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
+}
+
 // cancellingWriter cancels the render's context when it first receives
 // bytes, that is, mid-encode.
 type cancellingWriter struct {
 	cancel func()
 	once   sync.Once
-	at     atomic.Int64 // when it cancelled, Unix nanoseconds
 	n      atomic.Int64
 }
 
 func (w *cancellingWriter) Write(p []byte) (int, error) {
-	w.once.Do(func() {
-		w.at.Store(time.Now().UnixNano())
-		w.cancel()
-	})
+	w.once.Do(w.cancel)
 	w.n.Add(int64(len(p)))
 	return len(p), nil
 }
@@ -194,7 +198,6 @@ func TestCancel(t *testing.T) {
 	big := func(f iiif.Format) *plan.Plan {
 		return mkPlan(image.Rect(0, 0, 500, 500), 16000, 16000, 0, false, "", f)
 	}
-	const prompt = 2 * time.Second
 
 	t.Run("already cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -212,15 +215,17 @@ func TestCancel(t *testing.T) {
 			defer cancel()
 			w := &cancellingWriter{cancel: cancel}
 			err := Render(ctx, engine.Input{Path: path, Level: full}, big(f), engine.EncodeOptions{}, w)
-			end := time.Now()
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("Render = %v, want context.Canceled", detail(err))
 			}
-			if w.at.Load() == 0 {
+			if w.n.Load() == 0 {
 				t.Fatal("the writer never received bytes")
 			}
-			if d := end.Sub(time.Unix(0, w.at.Load())); d > prompt {
-				t.Errorf("Render returned %v after the cancel", d)
+			// Stopped, not finished: the whole output is many megabytes
+			// (256 megapixels; even at 0.1 bit per pixel 3 MB), the
+			// bytes written before the cancel took effect a few strips.
+			if n := w.n.Load(); n > 1<<20 {
+				t.Errorf("Render wrote %d bytes after the cancel", n)
 			}
 		})
 	}
@@ -237,13 +242,15 @@ func TestCancel(t *testing.T) {
 		t.Run("deadline "+c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			start := time.Now()
-			err := Render(ctx, engine.Input{Path: path, Level: full}, c.p, engine.EncodeOptions{}, io.Discard)
+			var w countingWriter
+			err := Render(ctx, engine.Input{Path: path, Level: full}, c.p, engine.EncodeOptions{}, &w)
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("Render = %v, want context.DeadlineExceeded", detail(err))
 			}
-			if d := time.Since(start); d > 300*time.Millisecond+prompt {
-				t.Errorf("Render returned after %v", d)
+			// Stopped while libvips computed, not after: an output
+			// finished late would have been written.
+			if w.n > 0 {
+				t.Errorf("Render wrote %d bytes before it reported the deadline", w.n)
 			}
 		})
 	}

@@ -250,8 +250,12 @@ func TestStampedeAcrossReplicas(t *testing.T) {
 	s := startServer(t)
 	cfg := redis.Config{URL: s.URL(), Prefix: fmt.Sprintf("stampede%d:", prefixes.Add(1))}
 	var replicas []*cache.Cache
+	// Claims last far longer than the test waits for anything: a waiting
+	// replica that takes over can only have seen the claim end, never
+	// expire (nor given up waiting at its deadline).
+	const claimTTL = 10 * time.Minute
 	for range 4 {
-		c, err := cache.New(cache.Config{LockTTL: 5 * time.Second}, newTier(t, cfg))
+		c, err := cache.New(cache.Config{LockTTL: claimTTL}, newTier(t, cfg))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +327,6 @@ func TestStampedeAcrossReplicas(t *testing.T) {
 		t.Fatal("replica 1 did not wait for replica 0's computation")
 	case <-time.After(150 * time.Millisecond):
 	}
-	began := time.Now()
 	fill.Abort()
 	select {
 	case f := <-got:
@@ -331,10 +334,7 @@ func TestStampedeAcrossReplicas(t *testing.T) {
 			t.Fatal("replica 1 got no fill after replica 0 gave up")
 		}
 		f.Abort()
-		if d := time.Since(began); d > 2*time.Second {
-			t.Errorf("replica 1 took over after %v", d)
-		}
-	case <-time.After(4 * time.Second):
+	case <-time.After(claimTTL / 10):
 		t.Fatal("replica 1 still waits after replica 0 gave up")
 	}
 }
