@@ -3,6 +3,11 @@
 // only logged. The HTTP edge maps errors to responses in one place; no other
 // package writes status codes for errors.
 //
+// It does not import net/http (statuses are written as numbers): the edge
+// worker's WebAssembly module links it, and net/http alone would add about
+// half a megabyte to it. The response headers of errors are set by the
+// native server (httpapi.SetErrorHeader).
+//
 // Any error type may take part by having the method HTTPStatus() int: its
 // Error() text is then taken as public. The pure packages (iiif, plan) do
 // that without importing this package.
@@ -12,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 )
 
 // Kind classifies an error by what the client can do about it.
@@ -38,29 +42,29 @@ const (
 func (k Kind) Status() int {
 	switch k {
 	case BadRequest:
-		return http.StatusBadRequest
+		return 400
 	case NotFound:
-		return http.StatusNotFound
+		return 404
 	case Forbidden:
-		return http.StatusForbidden
+		return 403
 	case NotImplemented:
-		return http.StatusNotImplemented
+		return 501
 	case Unavailable:
-		return http.StatusServiceUnavailable
+		return 503
 	case BadGateway:
-		return http.StatusBadGateway
+		return 502
 	case GatewayTimeout:
-		return http.StatusGatewayTimeout
+		return 504
 	case TooMany:
-		return http.StatusTooManyRequests
+		return 429
 	case Unsupported:
-		return http.StatusUnsupportedMediaType
+		return 415
 	case MethodNotAllowed:
-		return http.StatusMethodNotAllowed
+		return 405
 	case Unauthorized:
-		return http.StatusUnauthorized
+		return 401
 	}
-	return http.StatusInternalServerError
+	return 500
 }
 
 // Error is an error with a kind, a public message and a private cause.
@@ -120,7 +124,7 @@ func Status(err error) (int, string) {
 	if errors.As(err, &se) {
 		return se.HTTPStatus(), se.Error()
 	}
-	return http.StatusInternalServerError, "internal server error"
+	return 500, "internal server error"
 }
 
 // StatusClientClosed is the status logged for a request whose client went
@@ -132,7 +136,7 @@ const StatusClientClosed = 499
 // (context.Canceled) is StatusClientClosed and a request that ran out of
 // time (context.DeadlineExceeded, we were too slow) is 503 unless the
 // error says its own status (a store's timeout is a 504). Every
-// handler that answers errors maps them with Response and SetHeader.
+// handler that answers errors maps them with Response and httpapi.SetErrorHeader.
 func Response(err error) (int, string) {
 	var se statusError
 	switch {
@@ -143,23 +147,7 @@ func Response(err error) (int, string) {
 		// deadline: a store that did not answer in time is a 504.
 		return se.HTTPStatus(), se.Error()
 	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, "the request took too long"
+		return 503, "the request took too long"
 	}
 	return Status(err)
-}
-
-// SetHeader sets on hd the headers of the error response to err, whose
-// status is status: those the error carries (a plugin's refusal: its
-// WWW-Authenticate challenge or its redirect's Location, through a
-// method ResponseHeader() http.Header), and Retry-After for 429 and 503.
-func SetHeader(hd http.Header, err error, status int) {
-	var withHeaders interface{ ResponseHeader() http.Header }
-	if errors.As(err, &withHeaders) {
-		for k, v := range withHeaders.ResponseHeader() {
-			hd[k] = v
-		}
-	}
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		hd.Set("Retry-After", "1")
-	}
 }

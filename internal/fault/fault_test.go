@@ -2,7 +2,6 @@ package fault_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -10,41 +9,30 @@ import (
 	"github.com/iiifd/iiifd/internal/fault"
 )
 
-// refusal is an error that carries response headers, as a plugin's
-// refusal does.
-type refusal struct{ h http.Header }
-
-func (r refusal) Error() string               { return "refused" }
-func (r refusal) HTTPStatus() int             { return http.StatusUnauthorized }
-func (r refusal) ResponseHeader() http.Header { return r.h }
-
-func TestResponse(t *testing.T) {
-	secret := errors.New("open /srv/images/secret.tif: permission denied")
-	for _, tc := range []struct {
-		name   string
-		err    error
-		status int
-		msg    string
-		header http.Header
-	}{
-		{"kind", fault.New(fault.NotFound, "no image %q", "x"), 404, `no image "x"`, http.Header{}},
-		{"wrapped kind", fmt.Errorf("resolving: %w", fault.Wrap(fault.BadGateway, secret, "the store answered wrongly")), 502, "the store answered wrongly", http.Header{}},
-		{"internal", secret, 500, "internal server error", http.Header{}},
-		{"client gone", fmt.Errorf("render: %w", context.Canceled), fault.StatusClientClosed, "client closed request", http.Header{}},
-		{"deadline", fmt.Errorf("render: %w", context.DeadlineExceeded), 503, "the request took too long", http.Header{"Retry-After": {"1"}}},
-		{"store timeout", fault.Wrap(fault.GatewayTimeout, fmt.Errorf("GET: %w", context.DeadlineExceeded), "the image store did not answer in time"), 504, "the image store did not answer in time", http.Header{}},
-		{"busy", fault.New(fault.Unavailable, "busy"), 503, "busy", http.Header{"Retry-After": {"1"}}},
-		{"too many", fault.New(fault.TooMany, "slow down"), 429, "slow down", http.Header{"Retry-After": {"1"}}},
-		{"refusal", fmt.Errorf("authorize: %w", refusal{http.Header{"Www-Authenticate": {`Bearer realm="x"`}}}), 401, "refused", http.Header{"Www-Authenticate": {`Bearer realm="x"`}}},
+// TestKindStatus: every kind answers with its HTTP status (written as
+// numbers in the package, which does not import net/http), through any
+// wrapping; errors of no kind are 500s that show nothing of their cause.
+func TestKindStatus(t *testing.T) {
+	for kind, want := range map[fault.Kind]int{
+		fault.Internal: http.StatusInternalServerError, fault.BadRequest: http.StatusBadRequest,
+		fault.NotFound: http.StatusNotFound, fault.Forbidden: http.StatusForbidden,
+		fault.NotImplemented: http.StatusNotImplemented, fault.Unavailable: http.StatusServiceUnavailable,
+		fault.BadGateway: http.StatusBadGateway, fault.GatewayTimeout: http.StatusGatewayTimeout,
+		fault.TooMany: http.StatusTooManyRequests, fault.Unsupported: http.StatusUnsupportedMediaType,
+		fault.MethodNotAllowed: http.StatusMethodNotAllowed, fault.Unauthorized: http.StatusUnauthorized,
 	} {
-		status, msg := fault.Response(tc.err)
-		if status != tc.status || msg != tc.msg {
-			t.Errorf("%s: %d %q, want %d %q", tc.name, status, msg, tc.status, tc.msg)
+		if got := kind.Status(); got != want {
+			t.Errorf("kind %d: status %d, want %d", kind, got, want)
 		}
-		hd := http.Header{}
-		fault.SetHeader(hd, tc.err, status)
-		if fmt.Sprint(hd) != fmt.Sprint(tc.header) {
-			t.Errorf("%s: headers %v, want %v", tc.name, hd, tc.header)
+		err := fmt.Errorf("context: %w", fault.New(kind, "public"))
+		if status, _ := fault.Status(err); status != want {
+			t.Errorf("kind %d wrapped: status %d, want %d", kind, status, want)
 		}
+	}
+	if status, msg := fault.Status(fmt.Errorf("open /secret: denied")); status != http.StatusInternalServerError || msg != "internal server error" {
+		t.Errorf("an error of no kind: %d %q", status, msg)
+	}
+	if status, _ := fault.Response(fmt.Errorf("x: %w", context.DeadlineExceeded)); status != http.StatusServiceUnavailable {
+		t.Errorf("deadline: %d, want 503", status)
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 // CheckAdminToken returns nil when r carries token as its bearer token
 // (compared in constant time), else a 401 error whose response
-// (fault.SetHeader) asks for it. Every admin route checks with it: the
+// (SetErrorHeader) asks for it. Every admin route checks with it: the
 // cache purge here and the web front's uploads.
 func CheckAdminToken(r *http.Request, token string) error {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -679,7 +679,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		logFailure(h.log, r, err)
 	}
 	hd := w.Header()
-	fault.SetHeader(hd, err, status)
+	SetErrorHeader(hd, err, status)
 	hd.Set("Content-Type", "text/plain; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Content-Type-Options", "nosniff")
@@ -734,4 +734,21 @@ func BaseURL(r *http.Request) string {
 		return b
 	}
 	return (&Handler{}).base(r)
+}
+
+// SetErrorHeader sets on hd the headers of the error response to err,
+// whose status is status: those the error carries (a plugin's refusal: its
+// WWW-Authenticate challenge or its redirect's Location, through a method
+// ResponseHeader() http.Header), and Retry-After for 429 and 503. Every
+// handler that answers errors maps them with fault.Response and this.
+func SetErrorHeader(hd http.Header, err error, status int) {
+	var withHeaders interface{ ResponseHeader() http.Header }
+	if errors.As(err, &withHeaders) {
+		for k, v := range withHeaders.ResponseHeader() {
+			hd[k] = v
+		}
+	}
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		hd.Set("Retry-After", "1")
+	}
 }

@@ -184,7 +184,7 @@ func (h *Handler) failJSON(w http.ResponseWriter, r *http.Request, err error) {
 	if status == fault.StatusClientClosed {
 		return
 	}
-	fault.SetHeader(w.Header(), err, status)
+	httpapi.SetErrorHeader(w.Header(), err, status)
 	writeJSON(w, status, map[string]any{"error": msg, "status": status})
 }
 
@@ -347,7 +347,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, err error) {
 	if status == fault.StatusClientClosed {
 		return
 	}
-	fault.SetHeader(w.Header(), err, status)
+	httpapi.SetErrorHeader(w.Header(), err, status)
 	h.render(w, r, status, "error", map[string]any{"Title": http.StatusText(status), "Status": status, "Message": msg})
 }
 
