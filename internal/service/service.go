@@ -103,6 +103,16 @@ type Config struct {
 	// Output says where finished images wait for their clients (see
 	// package output); its Budget is Admit when set.
 	Output output.Config
+	// SlideCheck, when set, is asked before OpenSlide reads a file in
+	// this process (see package slidecheck): a slide that crashes
+	// OpenSlide is refused rather than crashing the server.
+	SlideCheck SlideChecker
+}
+
+// SlideChecker decides whether OpenSlide may read the local file at path
+// in this process; a non-nil error is the answer to give instead.
+type SlideChecker interface {
+	Check(ctx context.Context, path string) error
 }
 
 // Service runs requests through the pipeline.
@@ -546,6 +556,14 @@ func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, er
 			}
 			defer f.Close()
 			in = engine.Input{Path: fdPath(f)}
+		}
+		if in.Path != "" && s.cfg.SlideCheck != nil {
+			// libvips may hand a local file to OpenSlide (its loader
+			// search asks OpenSlide's detection); a slide is checked
+			// in a child process before OpenSlide reads it here.
+			if cerr := s.cfg.SlideCheck.Check(ctx, in.Path); cerr != nil {
+				return probe.Info{}, cerr
+			}
 		}
 		hdr, err = s.render.Header(ctx, in)
 	}
