@@ -111,7 +111,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	var slides service.SlideChecker
-	if len(cfg.SlideCheckCommand) > 0 {
+	if len(cfg.SlideCheckCommand) > 0 && !cfg.NoSlideCheck {
 		slides, err = slidecheck.New(slidecheck.Config{Command: cfg.SlideCheckCommand, Timeout: cfg.SlideCheckTimeout})
 		if err != nil {
 			a.Close()

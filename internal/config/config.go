@@ -97,6 +97,10 @@ type Config struct {
 	SlideCheckCommand []string
 	// SlideCheckTimeout bounds one check of a slide.
 	SlideCheckTimeout time.Duration
+	// NoSlideCheck lets OpenSlide read slides in the server unchecked,
+	// for sites that trust every slide they serve (it saves a process
+	// start per new slide; see docs/RATIONALE.md).
+	NoSlideCheck bool
 	// AdminAddr, when set, serves pprof (and the metrics) on a separate
 	// address meant for operators only.
 	AdminAddr string
@@ -530,6 +534,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer `token` for the admin routes (DELETE /admin/cache/{identifier}, uploads); empty = no admin routes")
 	fs.Var(&c.UploadMaxSize, "upload-max-size", "largest image `size` accepted by uploads (POST /admin/images, /upload), e.g. 2GiB")
 	fs.DurationVar(&c.IngestTimeout, "ingest-timeout", c.IngestTimeout, "longest `time` to ingest one upload, plus a second per MiB of it (0 = none)")
+	fs.BoolVar(&c.NoSlideCheck, "no-slide-check", c.NoSlideCheck, "let OpenSlide read whole-slide images in the server without first checking each in a child process (only for slides you trust: a slide that crashes OpenSlide then crashes the server)")
 	fs.DurationVar(&c.SlideCheckTimeout, "slide-check-timeout", c.SlideCheckTimeout, "longest `time` a child process may take to check a whole-slide image before OpenSlide reads it in the server; a slide that takes longer is refused (0 = the default)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "serve pprof profiles and metrics on this operators-only `HOST:PORT` (empty = off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")

@@ -183,6 +183,8 @@ func (c *Checker) run(ctx context.Context, path string) error {
 	}
 	if file != nil {
 		defer file.Close()
+	} else {
+		path = arg // the file's own name, for the logs
 	}
 	command := c.cfg.Command
 	cmd := exec.CommandContext(tctx, command[0], append(command[1:len(command):len(command)], arg)...)
