@@ -186,3 +186,25 @@ func TestSlideCheckTimeout(t *testing.T) {
 	svc, _ := newCheckedService(t, dir, 300*time.Millisecond, "sh", "-c", `exec sleep 60`, "check")
 	want500(t, imageError(svc, "philips.tiff", "0,0,512,512"), "did not finish reading it within 300ms")
 }
+
+// TestSlideCheckDamagedBIF serves a real damaged slide (make-slides'
+// damaged.bif: tile joints that make OpenSlide take practically forever
+// to read any region, where its header is sane). In the server, OpenSlide
+// would hold a worker for minutes in C code that nothing can cancel; the
+// check's child is killed at its time limit instead, the slide refused
+// with a 500 saying so, and the server goes on serving the sound slide.
+func TestSlideCheckDamagedBIF(t *testing.T) {
+	dir := slidetest.Dir(t)
+	svc, chk := newCheckedService(t, dir, time.Second)
+	for range 2 {
+		want500(t, imageError(svc, "damaged.bif", "0,0,200,200"), "did not finish reading it within 1s")
+	}
+	if n := chk.Children(); n != 1 {
+		t.Errorf("%d checks ran for the damaged slide, want 1 (the verdict kept)", n)
+	}
+	// The sound slide, checked by a child with time to spare.
+	svc, _ = newCheckedService(t, dir, 0)
+	if err := imageError(svc, "ventana.bif", "0,0,512,512"); err != nil {
+		t.Errorf("ventana.bif: %v", err)
+	}
+}
