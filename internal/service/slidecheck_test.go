@@ -187,6 +187,27 @@ func TestSlideCheckTimeout(t *testing.T) {
 	want500(t, imageError(svc, "philips.tiff", "0,0,512,512"), "did not finish reading it within 300ms")
 }
 
+// TestSlideCheckCrashBIF serves a real slide that crashes OpenSlide
+// (make-slides' crash.bif: its stitching table claims 2^62 tiles, and
+// OpenSlide 3.4.1 aborts through GLib as it opens it, SIGTRAP). In the
+// server that would end the process; checked in a child, the slide is
+// refused with a 500 naming the crash and the server goes on serving.
+func TestSlideCheckCrashBIF(t *testing.T) {
+	dir := slidetest.Dir(t)
+	svc, chk := newCheckedService(t, dir, 0)
+	for range 2 {
+		want500(t, imageError(svc, "crash.bif", "0,0,200,200"), "reading it crashed OpenSlide (trace trap)")
+	}
+	if n := chk.Children(); n != 1 {
+		t.Errorf("%d checks ran for the crashing slide, want 1 (the verdict kept)", n)
+	}
+	for _, id := range []string{"ventana.bif", "philips.tiff", "slide.svs"} {
+		if err := imageError(svc, id, "0,0,512,512"); err != nil {
+			t.Errorf("%s after the crash: %v", id, err)
+		}
+	}
+}
+
 // TestSlideCheckDamagedBIF serves a real damaged slide (make-slides'
 // damaged.bif: tile joints that make OpenSlide take practically forever
 // to read any region, where its header is sane). In the server, OpenSlide

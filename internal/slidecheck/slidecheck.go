@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -238,14 +239,19 @@ func (c *Checker) run(ctx context.Context, path string) error {
 		// signal (exit status 2); running out of memory as a failed
 		// allocation.
 		report := stderr.String()
-		if i := strings.Index(report, "signal "); i >= 0 && strings.Contains(report, "during cgo execution") {
-			sig := firstLine(report[i:])
-			return fault.Wrap(fault.Internal, fmt.Errorf("slidecheck: %s: %s", path, firstLine(report)), msgCrashed, sig)
+		if m := goSignal.FindStringSubmatch(report); m != nil && strings.Contains(report, "signal arrived during cgo execution") {
+			// The first line is what the C code said as it died
+			// (GLib's "overflow allocating ..."), when it said anything.
+			return fault.Wrap(fault.Internal, fmt.Errorf("slidecheck: %s: %s: %s", path, m[1], firstLine(report)), msgCrashed, m[2])
 		}
 		return fault.Wrap(fault.Internal, fmt.Errorf("slidecheck: %s: the check failed (%v): %s", path, werr, firstLine(report)), msgCrashed, ee.ProcessState.String())
 	}
 	return fault.Wrap(fault.Internal, fmt.Errorf("slidecheck: %s: %v, answer %q", path, werr, answer), msgFailed)
 }
+
+// goSignal finds the Go runtime's report of a fatal signal: "SIGSEGV:
+// segmentation violation", "SIGTRAP: trace trap" (GLib's g_error).
+var goSignal = regexp.MustCompile(`(?m)^(SIG[A-Z]+): (.+)$`)
 
 // childPath returns the name the child opens the slide by: its own name,
 // so that OpenSlide finds the files beside it (MIRAX's data folder); or,
