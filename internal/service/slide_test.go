@@ -90,6 +90,9 @@ func TestSlidePixels(t *testing.T) {
 		// unscanned column between the two areas (976-1200).
 		{"ventana.bif", []region{{100, 100, 0, 500, 400, 1}, {900, 300, 0, 400, 300, 1}, {800, 200, 1, 300, 200, 2},
 			{0, 0, 3, 272, 212, 8}}},
+		// Tiles of 144x8 pixels cut from one JPEG per level by its
+		// restart markers.
+		{"slide.ndpi", []region{{700, 300, 0, 400, 300, 1}, {800, 400, 1, 300, 200, 2}, {0, 0, 3, 288, 224, 8}}},
 	} {
 		for _, r := range c.regions {
 			t.Run(fmt.Sprintf("%s/level%d", c.name, r.level), func(t *testing.T) {
@@ -153,7 +156,7 @@ func TestSlideAssociated(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct{ slide, name string }{
 		{"slide.svs", "label"}, {"slide.svs", "macro"}, {"slide.svs", "thumbnail"}, {"philips.tiff", "label"},
-		{"ventana.bif", "macro"}, {"ventana.bif", "thumbnail"},
+		{"ventana.bif", "macro"}, {"ventana.bif", "thumbnail"}, {"slide.ndpi", "macro"},
 	} {
 		t.Run(c.slide+";"+c.name, func(t *testing.T) {
 			// Through OpenSlide's Python binding: libvips 8.14's
@@ -204,6 +207,7 @@ func TestSlideFacts(t *testing.T) {
 		{"slide.svs", "aperio", "12/29/09 09:59:15", 20, 0.499, 3},
 		{"philips.tiff", "philips", "20200101120000.000000", 0, 0.499, 1},
 		{"ventana.bif", "ventana", "12/29/2009", 40, 0.2325, 2},
+		{"slide.ndpi", "hamamatsu", "", 20, 0.5, 1},
 	} {
 		info, err := svc.Info(ctx, iiif.V3, c.id, "http://x")
 		if err != nil {
