@@ -130,7 +130,7 @@ func (c *Checker) Check(ctx context.Context, path string) error {
 			r.err = c.run(ctx, path)
 			c.mu.Lock()
 			delete(c.running, key)
-			if !isContext(r.err) {
+			if isVerdict(r.err) {
 				c.remember(key, r.err)
 			}
 			c.mu.Unlock()
@@ -140,19 +140,27 @@ func (c *Checker) Check(ctx context.Context, path string) error {
 		c.mu.Unlock()
 		select {
 		case <-r.done:
-			if !isContext(r.err) {
+			if isVerdict(r.err) {
 				return r.err
 			}
-			// That caller gave up; check again for this one.
+			// That caller gave up, or the child could not be run:
+			// check again for this one.
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
-func isContext(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errTimeout)
+// isVerdict reports whether err, a check's outcome, says something about
+// the slide and is kept: not the caller giving up, nor a child that could
+// not be run (too many processes, a broken program), which another try
+// may get past.
+func isVerdict(err error) bool {
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errNoChild)
 }
+
+// errNoChild marks a check that did not get a child to answer.
+var errNoChild = errors.New("slidecheck: no child")
 
 // remember keeps the verdict err for key; c.mu is held.
 func (c *Checker) remember(key string, err error) {
@@ -199,14 +207,14 @@ func (c *Checker) run(ctx context.Context, path string) error {
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return fault.Wrap(fault.Internal, err, msgFailed)
+		return fault.Wrap(fault.Internal, fmt.Errorf("%w: %w", errNoChild, err), msgFailed)
 	}
 	// The kernel kills the child when the thread that started it ends
 	// (Pdeathsig), so the thread is kept until it is waited for.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
-		return fault.Wrap(fault.Internal, fmt.Errorf("slidecheck: starting the check: %w", err), msgFailed)
+		return fault.Wrap(fault.Internal, fmt.Errorf("%w: starting the check: %w", errNoChild, err), msgFailed)
 	}
 	var answer string
 	sc := bufio.NewScanner(io.LimitReader(stdout, 64<<10))
@@ -246,7 +254,7 @@ func (c *Checker) run(ctx context.Context, path string) error {
 		}
 		return fault.Wrap(fault.Internal, fmt.Errorf("slidecheck: %s: the check failed (%v): %s", path, werr, firstLine(report)), msgCrashed, ee.ProcessState.String())
 	}
-	return fault.Wrap(fault.Internal, fmt.Errorf("slidecheck: %s: %v, answer %q", path, werr, answer), msgFailed)
+	return fault.Wrap(fault.Internal, fmt.Errorf("%w: %s: %v, answer %q", errNoChild, path, werr, answer), msgFailed)
 }
 
 // goSignal finds the Go runtime's report of a fatal signal: "SIGSEGV:
