@@ -54,7 +54,8 @@ func TestServeCrashingSlide(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"/iiif/3/ventana.bif/0,0,512,512/256,/0/default.jpg", "/iiif/3/slide.ndpi/info.json",
-		"/iiif/3/philips.tiff;label/full/max/0/default.png", "/healthz"} {
+		"/iiif/3/philips.tiff;label/full/max/0/default.png", "/iiif/3/vms%2Fslide.vms/1000,700,400,400/200,/0/default.jpg",
+		"/iiif/3/vms%2Fslide.vms;macro/full/max/0/default.jpg", "/healthz"} {
 		if code, body := get(path); code != 200 {
 			t.Errorf("%s after the crash: %d %q", path, code, body)
 		}

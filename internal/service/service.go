@@ -581,7 +581,7 @@ func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, er
 // which only the bytes a request needs are read.
 func pixelsInput(obj *source.Object) engine.Input {
 	if obj.Path != "" {
-		return engine.Input{Path: obj.Path}
+		return engine.Input{Path: slidePath(obj.Path, obj.Key)}
 	}
 	return engine.Input{Reader: obj.ReaderAt, Size: obj.Size}
 }

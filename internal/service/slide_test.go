@@ -93,6 +93,9 @@ func TestSlidePixels(t *testing.T) {
 		// Tiles of 144x8 pixels cut from one JPEG per level by its
 		// restart markers.
 		{"slide.ndpi", []region{{700, 300, 0, 400, 300, 1}, {800, 400, 1, 300, 200, 2}, {0, 0, 3, 288, 224, 8}}},
+		// Level 0 from four JPEG files (the region crosses their
+		// joins at 1152, 896), level 3 the map file.
+		{"vms/slide.vms", []region{{1000, 700, 0, 400, 400, 1}, {800, 400, 1, 300, 200, 2}, {0, 0, 3, 288, 224, 8}}},
 	} {
 		for _, r := range c.regions {
 			t.Run(fmt.Sprintf("%s/level%d", c.name, r.level), func(t *testing.T) {
@@ -157,6 +160,7 @@ func TestSlideAssociated(t *testing.T) {
 	for _, c := range []struct{ slide, name string }{
 		{"slide.svs", "label"}, {"slide.svs", "macro"}, {"slide.svs", "thumbnail"}, {"philips.tiff", "label"},
 		{"ventana.bif", "macro"}, {"ventana.bif", "thumbnail"}, {"slide.ndpi", "macro"},
+		{"vms/slide.vms", "macro"},
 	} {
 		t.Run(c.slide+";"+c.name, func(t *testing.T) {
 			// Through OpenSlide's Python binding: libvips 8.14's
@@ -208,6 +212,7 @@ func TestSlideFacts(t *testing.T) {
 		{"philips.tiff", "philips", "20200101120000.000000", 0, 0.499, 1},
 		{"ventana.bif", "ventana", "12/29/2009", 40, 0.2325, 2},
 		{"slide.ndpi", "hamamatsu", "", 20, 0.5, 1},
+		{"vms/slide.vms", "hamamatsu", "", 20, 0.5, 1},
 	} {
 		info, err := svc.Info(ctx, iiif.V3, c.id, "http://x")
 		if err != nil {

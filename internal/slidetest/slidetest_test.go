@@ -17,7 +17,7 @@ func TestVendors(t *testing.T) {
 	slidetest.Require(t, "openslide-show-properties")
 	for name, vendor := range map[string]string{
 		"slide.svs": "aperio", "generic.tif": "generic-tiff", "philips.tiff": "philips", "ventana.bif": "ventana",
-		"slide.ndpi": "hamamatsu",
+		"slide.ndpi": "hamamatsu", "vms/slide.vms": "hamamatsu",
 	} {
 		out, err := exec.Command("openslide-show-properties", filepath.Join(dir, name)).CombinedOutput()
 		if err != nil {
