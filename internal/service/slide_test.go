@@ -96,6 +96,9 @@ func TestSlidePixels(t *testing.T) {
 		// Level 0 from four JPEG files (the region crosses their
 		// joins at 1152, 896), level 3 the map file.
 		{"vms/slide.vms", []region{{1000, 700, 0, 400, 400, 1}, {800, 400, 1, 300, 200, 2}, {0, 0, 3, 288, 224, 8}}},
+		// The main image at 800,600 on a glass of 4000x3000; 600-1400
+		// at level 1 crosses its edge.
+		{"leica.scn", []region{{900, 700, 0, 500, 400, 1}, {600, 400, 1, 400, 300, 2}, {0, 0, 2, 1000, 750, 4}}},
 	} {
 		for _, r := range c.regions {
 			t.Run(fmt.Sprintf("%s/level%d", c.name, r.level), func(t *testing.T) {
@@ -140,6 +143,15 @@ func TestSlideSparseBackground(t *testing.T) {
 	// The Ventana slide's column between its two areas of interest
 	// (x 976-1200 at level 0) was not scanned: white, with the areas'
 	// pixels either side.
+	// The Leica slide's glass around its main image (at 800,600).
+	req, _ = iiif.ParseImage(iiif.V3, "700,500,200,200", "max", "0", "default.png")
+	img = render(t, svc, "leica.scn", req)
+	for pt, scanned := range map[image.Point]bool{{20, 20}: false, {150, 20}: false, {20, 150}: false, {150, 150}: true} {
+		c := color.RGBAModel.Convert(img.At(pt.X, pt.Y)).(color.RGBA)
+		if white := c == (color.RGBA{255, 255, 255, 255}); white == scanned {
+			t.Errorf("leica.scn at %v: %v, want scanned %v", pt, c, scanned)
+		}
+	}
 	req, _ = iiif.ParseImage(iiif.V3, "900,600,400,100", "max", "0", "default.png")
 	img = render(t, svc, "ventana.bif", req)
 	for x, scanned := range map[int]bool{10: true, 80: false, 200: false, 290: false, 390: true} {
@@ -160,7 +172,7 @@ func TestSlideAssociated(t *testing.T) {
 	for _, c := range []struct{ slide, name string }{
 		{"slide.svs", "label"}, {"slide.svs", "macro"}, {"slide.svs", "thumbnail"}, {"philips.tiff", "label"},
 		{"ventana.bif", "macro"}, {"ventana.bif", "thumbnail"}, {"slide.ndpi", "macro"},
-		{"vms/slide.vms", "macro"},
+		{"vms/slide.vms", "macro"}, {"leica.scn", "macro"},
 	} {
 		t.Run(c.slide+";"+c.name, func(t *testing.T) {
 			// Through OpenSlide's Python binding: libvips 8.14's
@@ -213,6 +225,7 @@ func TestSlideFacts(t *testing.T) {
 		{"ventana.bif", "ventana", "12/29/2009", 40, 0.2325, 2},
 		{"slide.ndpi", "hamamatsu", "", 20, 0.5, 1},
 		{"vms/slide.vms", "hamamatsu", "", 20, 0.5, 1},
+		{"leica.scn", "leica", "2009-12-29T09:59:15.00Z", 20, 0.5, 1},
 	} {
 		info, err := svc.Info(ctx, iiif.V3, c.id, "http://x")
 		if err != nil {

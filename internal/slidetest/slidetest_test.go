@@ -18,6 +18,7 @@ func TestVendors(t *testing.T) {
 	for name, vendor := range map[string]string{
 		"slide.svs": "aperio", "generic.tif": "generic-tiff", "philips.tiff": "philips", "ventana.bif": "ventana",
 		"slide.ndpi": "hamamatsu", "vms/slide.vms": "hamamatsu",
+		"leica.scn": "leica",
 	} {
 		out, err := exec.Command("openslide-show-properties", filepath.Join(dir, name)).CombinedOutput()
 		if err != nil {
