@@ -10,8 +10,10 @@
 // photographs of the glass, thumbnails a few hundred pixels.
 #define MAX_ASSOCIATED_PIXELS (64 * 1024 * 1024)
 
-// CHECK_TILE is the side of the regions iiifd_slide_check reads.
+// CHECK_TILE is the side of the regions iiifd_slide_check reads;
+// CHECK_WHOLE the most pixels of a smallest level it reads whole.
 #define CHECK_TILE 256
+#define CHECK_WHOLE (4 * 1024 * 1024)
 
 // allow_openslide lifts libvips' block of its OpenSlide loader (marked
 // untrusted, as every untrusted loader is blocked at startup) the first
@@ -275,7 +277,7 @@ iiifd_slide_check(const char *path, char *msg, size_t len)
 		err = "out of memory";
 		goto done;
 	}
-	// A tile at the start and one at the middle of every level.
+	// A region at the start, the middle and the end of every level.
 	for (i = 0; i < levels && !err; i++) {
 		int64_t lw, lh;
 
@@ -284,6 +286,21 @@ iiifd_slide_check(const char *path, char *msg, size_t len)
 		if (!err)
 			err = check_region(osr, i, lw / 2, lh / 2, CHECK_TILE,
 				CHECK_TILE, buf);
+		if (!err)
+			err = check_region(osr, i, MAX(lw - CHECK_TILE, 0),
+				MAX(lh - CHECK_TILE, 0), CHECK_TILE, CHECK_TILE, buf);
+	}
+	// The smallest level whole, when small: thumbnails and the first
+	// views of every viewer read it.
+	if (!err) {
+		int64_t lw, lh, x, y;
+
+		openslide_get_level_dimensions(osr, levels - 1, &lw, &lh);
+		if (lw > 0 && lh > 0 && lw * lh <= CHECK_WHOLE)
+			for (y = 0; y < lh && !err; y += CHECK_TILE)
+				for (x = 0; x < lw && !err; x += CHECK_TILE)
+					err = check_region(osr, levels - 1, x, y,
+						CHECK_TILE, CHECK_TILE, buf);
 	}
 	// The associated images whole, as they are served.
 	for (names = openslide_get_associated_image_names(osr);

@@ -16,8 +16,9 @@ import (
 var ErrNotSlide = errors.New("pixels: not a slide OpenSlide reads")
 
 // CheckSlide reads from the slide at path what the server will read
-// through OpenSlide (its properties, a region at the start and the middle
-// of every level, its associated images), and returns OpenSlide's error,
+// through OpenSlide (its properties, a region at the start, the middle
+// and the end of every level, the smallest level whole when it is at most
+// 4 Mpixel, its associated images), and returns OpenSlide's error,
 // or ErrNotSlide. It is meant for a child process (package slidecheck):
 // OpenSlide is C code parsing vendors' formats, and a slide that crashes
 // it there only ends that process. It needs no Startup.

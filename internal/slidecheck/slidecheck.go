@@ -2,8 +2,8 @@
 // server process. OpenSlide is C code parsing vendors' formats; iiifd
 // calls it in process (kept handles, no copy of pixels), so before it
 // touches a slide, a child process (this same program) opens it and reads
-// what the server will read: its properties, a region at the start and
-// the middle of every level, its associated images. The verdict is kept
+// what the server will read (pixels.CheckSlide: its properties, regions
+// of every level, its associated images). The verdict is kept
 // per version of the file; a slide whose check crashed, ran out of time
 // or memory, or failed, is refused with a 500 naming the problem until
 // the file changes. See docs/RATIONALE.md, "OpenSlide behind a check in
