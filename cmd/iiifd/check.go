@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -69,6 +70,10 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// derivative would hide a file that rotted since).
 	cfg.Queue, cfg.QueueTimeout, cfg.RequestTimeout = 0, 0, 0
 	cfg.CacheMemory, cfg.CacheDir, cfg.CacheRedis = 0, "", ""
+	// A slide that crashes OpenSlide is reported, not the end of the run.
+	if exe, err := os.Executable(); err == nil {
+		cfg.SlideCheckCommand = []string{exe, slideCheckCommand}
+	}
 	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		fmt.Fprintf(stderr, "iiifd check: %v\n", err)

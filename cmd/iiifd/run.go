@@ -13,6 +13,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/slidecheck"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
 
@@ -34,6 +35,11 @@ with --config (keys are flag names); flags win over the environment, the
 environment over the file.
 `
 
+// slideCheckCommand makes the process the child that checks a slide
+// with OpenSlide for the server (see package slidecheck). It is not for
+// people, so usage does not list it.
+const slideCheckCommand = "slide-check-child"
+
 // run is the whole command: main only adds the process around it, so
 // tests drive the CLI through run.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -53,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return warm(ctx, rest, stdout, stderr)
 	case "health":
 		return health(ctx, rest, stdout, stderr)
+	case slideCheckCommand:
+		return slidecheck.Serve(rest, stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "iiifd", version())
 		return 0
@@ -114,6 +122,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 	// child process, as `iiifd ingest` does.
 	if exe, err := os.Executable(); err == nil {
 		cfg.IngestCommand = []string{exe, "ingest", workerFlag}
+		// Slides are checked by this program too, in a child process,
+		// before OpenSlide reads them in this one.
+		cfg.SlideCheckCommand = []string{exe, slideCheckCommand}
 	}
 	a, err := app.New(cfg, log)
 	if err != nil {

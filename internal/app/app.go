@@ -35,6 +35,7 @@ import (
 	"github.com/iiifd/iiifd/internal/purge"
 	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/service"
+	"github.com/iiifd/iiifd/internal/slidecheck"
 	"github.com/iiifd/iiifd/internal/source"
 	"github.com/iiifd/iiifd/internal/source/fs"
 	"github.com/iiifd/iiifd/internal/web"
@@ -109,6 +110,14 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	var slides service.SlideChecker
+	if len(cfg.SlideCheckCommand) > 0 && !cfg.NoSlideCheck {
+		slides, err = slidecheck.New(slidecheck.Config{Command: cfg.SlideCheckCommand, Timeout: cfg.SlideCheckTimeout})
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
 	var svc *service.Service
 	au, err := a.buildAuth(cfg, func(ctx context.Context, id string) error { return svc.Exists(ctx, id) })
 	if err != nil {
@@ -125,6 +134,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		IgnoreOrientation: cfg.IgnoreOrientation,
 		PrefetchPerRender: prefetchPerRender(cfg.PrefetchPerRender),
 		Output:            outputConfig(cfg),
+		SlideCheck:        slides,
 		// Everything that changes output bytes besides the request and the
 		// source: encoder settings, this build, libvips and what it can
 		// write. Caches that outlive an upgrade (disk, Redis) then never

@@ -95,6 +95,17 @@ type Config struct {
 	// (see ingest.Subprocess): the command and its first arguments. It is
 	// set by the program, not by a flag; empty ingests in this process.
 	IngestCommand []string
+	// SlideCheckCommand runs the check of a slide before OpenSlide reads
+	// it in the server (see package slidecheck): the command and its
+	// first arguments. It is set by the program, not by a flag; empty
+	// lets OpenSlide read slides unchecked.
+	SlideCheckCommand []string
+	// SlideCheckTimeout bounds one check of a slide.
+	SlideCheckTimeout time.Duration
+	// NoSlideCheck lets OpenSlide read slides in the server unchecked,
+	// for sites that trust every slide they serve (it saves a process
+	// start per new slide; see docs/RATIONALE.md).
+	NoSlideCheck bool
 	// AdminAddr, when set, serves pprof (and the metrics) on a separate
 	// address meant for operators only.
 	AdminAddr string
@@ -362,6 +373,7 @@ func Default() Config {
 		CacheSize:         10 << 30,
 		UploadMaxSize:     2 << 30,
 		IngestTimeout:     10 * time.Minute,
+		SlideCheckTimeout: 30 * time.Second,
 		LogFormat:         "text",
 		LogLevel:          "info",
 		Workers:           2 * runtime.NumCPU(),
@@ -486,7 +498,7 @@ func (c *Config) Validate() error {
 	if c.MemoryLimit > 0 && c.PrefetchMemory > c.MemoryLimit {
 		errs = append(errs, fmt.Errorf("prefetch-memory: %v is more than memory-limit %v, which it is part of", c.PrefetchMemory, c.MemoryLimit))
 	}
-	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 || c.DrainDelay < 0 || c.PluginReload < 0 || c.IngestTimeout < 0 {
+	if c.ShutdownTimeout < 0 || c.WriteTimeout < 0 || c.ReadHeaderTimeout < 0 || c.DrainDelay < 0 || c.PluginReload < 0 || c.IngestTimeout < 0 || c.SlideCheckTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
 	errs = append(errs, c.validatePlugins()...)
@@ -529,6 +541,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer `token` for the admin routes (DELETE /admin/cache/{identifier}, uploads); empty = no admin routes")
 	fs.Var(&c.UploadMaxSize, "upload-max-size", "largest image `size` accepted by uploads (POST /admin/images, /upload), e.g. 2GiB")
 	fs.DurationVar(&c.IngestTimeout, "ingest-timeout", c.IngestTimeout, "longest `time` to ingest one upload, plus a second per MiB of it (0 = none)")
+	fs.BoolVar(&c.NoSlideCheck, "no-slide-check", c.NoSlideCheck, "let OpenSlide read whole-slide images in the server without first checking each in a child process (only for slides you trust: a slide that crashes OpenSlide then crashes the server)")
+	fs.DurationVar(&c.SlideCheckTimeout, "slide-check-timeout", c.SlideCheckTimeout, "longest `time` a child process may take to check a whole-slide image before OpenSlide reads it in the server; a slide that takes longer is refused (0 = the default)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "serve pprof profiles and metrics on this operators-only `HOST:PORT` (empty = off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")

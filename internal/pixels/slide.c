@@ -3,11 +3,17 @@
 #include "slide.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <openslide.h>
 
 // Associated images are at most this many pixels: labels and macros are
 // photographs of the glass, thumbnails a few hundred pixels.
 #define MAX_ASSOCIATED_PIXELS (64 * 1024 * 1024)
+
+// CHECK_TILE is the side of the regions iiifd_slide_check reads;
+// CHECK_WHOLE the most pixels of a smallest level it reads whole.
+#define CHECK_TILE 256
+#define CHECK_WHOLE (4 * 1024 * 1024)
 
 // allow_openslide lifts libvips' block of its OpenSlide loader (marked
 // untrusted, as every untrusted loader is blocked at startup) the first
@@ -212,4 +218,111 @@ iiifd_load_associated(const char *path, const char *name, int r, int g,
 		return -1;
 	(*out)->Type = VIPS_INTERPRETATION_sRGB;
 	return 0;
+}
+
+// check_region reads the w×h pixels at x, y (level pixels) of level,
+// clipped to the level, and returns OpenSlide's error, if any.
+static const char *
+check_region(openslide_t *osr, int level, int64_t x, int64_t y, int64_t w,
+	int64_t h, uint32_t *buf)
+{
+	int64_t lw, lh;
+	double ds;
+
+	openslide_get_level_dimensions(osr, level, &lw, &lh);
+	ds = openslide_get_level_downsample(osr, level);
+	if (lw <= 0 || lh <= 0 || ds <= 0)
+		return "a level without a size";
+	if (x >= lw)
+		x = lw - 1;
+	if (y >= lh)
+		y = lh - 1;
+	if (w > lw - x)
+		w = lw - x;
+	if (h > lh - y)
+		h = lh - y;
+	openslide_read_region(osr, buf, (int64_t) (x * ds), (int64_t) (y * ds),
+		level, w, h);
+	return openslide_get_error(osr);
+}
+
+int
+iiifd_slide_check(const char *path, char *msg, size_t len)
+{
+	openslide_t *osr;
+	const char *const *names;
+	const char *err = NULL;
+	uint32_t *buf = NULL;
+	int levels, i;
+
+	msg[0] = 0;
+	if (!openslide_detect_vendor(path))
+		return 1;
+	if (!(osr = openslide_open(path))) {
+		snprintf(msg, len, "OpenSlide does not read it");
+		return -1;
+	}
+	if ((err = openslide_get_error(osr)))
+		goto done;
+	// Every property, as the header reads some of them.
+	for (names = openslide_get_property_names(osr); names && *names; names++)
+		openslide_get_property_value(osr, *names);
+	if ((levels = openslide_get_level_count(osr)) < 1) {
+		err = openslide_get_error(osr);
+		if (!err)
+			err = "no levels";
+		goto done;
+	}
+	if (!(buf = g_try_malloc(CHECK_TILE * CHECK_TILE * 4))) {
+		err = "out of memory";
+		goto done;
+	}
+	// A region at the start, the middle and the end of every level.
+	for (i = 0; i < levels && !err; i++) {
+		int64_t lw, lh;
+
+		openslide_get_level_dimensions(osr, i, &lw, &lh);
+		err = check_region(osr, i, 0, 0, CHECK_TILE, CHECK_TILE, buf);
+		if (!err)
+			err = check_region(osr, i, lw / 2, lh / 2, CHECK_TILE,
+				CHECK_TILE, buf);
+		if (!err)
+			err = check_region(osr, i, MAX(lw - CHECK_TILE, 0),
+				MAX(lh - CHECK_TILE, 0), CHECK_TILE, CHECK_TILE, buf);
+	}
+	// The smallest level whole, when small: thumbnails and the first
+	// views of every viewer read it.
+	if (!err) {
+		int64_t lw, lh, x, y;
+
+		openslide_get_level_dimensions(osr, levels - 1, &lw, &lh);
+		if (lw > 0 && lh > 0 && lw * lh <= CHECK_WHOLE)
+			for (y = 0; y < lh && !err; y += CHECK_TILE)
+				for (x = 0; x < lw && !err; x += CHECK_TILE)
+					err = check_region(osr, levels - 1, x, y,
+						CHECK_TILE, CHECK_TILE, buf);
+	}
+	// The associated images whole, as they are served.
+	for (names = openslide_get_associated_image_names(osr);
+		!err && names && *names; names++) {
+		int64_t w, h;
+		uint32_t *a;
+
+		openslide_get_associated_image_dimensions(osr, *names, &w, &h);
+		if (w <= 0 || h <= 0 || w * h > MAX_ASSOCIATED_PIXELS)
+			continue;
+		if (!(a = g_try_malloc(w * h * 4))) {
+			err = "out of memory";
+			break;
+		}
+		openslide_read_associated_image(osr, *names, a);
+		g_free(a);
+		err = openslide_get_error(osr);
+	}
+done:
+	if (err)
+		snprintf(msg, len, "%s", err);
+	g_free(buf);
+	openslide_close(osr);
+	return err ? -1 : 0;
 }

@@ -34,4 +34,12 @@ const char *iiifd_get_string(VipsImage *in, const char *field);
 int iiifd_flatten_rgb(VipsImage *in, VipsImage **out, double r, double g,
 	double b);
 
+// iiifd_slide_check opens the slide at path with OpenSlide and reads what
+// the server will: its properties, regions of every level (the smallest
+// whole when small) and its associated images. It returns 0 when all went well, 1 when OpenSlide
+// does not recognise the file as a slide, -1 with OpenSlide's error in
+// msg (len bytes) otherwise. It is run in a child process (package
+// slidecheck): a crash in OpenSlide ends that process only.
+int iiifd_slide_check(const char *path, char *msg, size_t len);
+
 #endif

@@ -103,6 +103,16 @@ type Config struct {
 	// Output says where finished images wait for their clients (see
 	// package output); its Budget is Admit when set.
 	Output output.Config
+	// SlideCheck, when set, is asked before OpenSlide reads a file in
+	// this process (see package slidecheck): a slide that crashes
+	// OpenSlide is refused rather than crashing the server.
+	SlideCheck SlideChecker
+}
+
+// SlideChecker decides whether OpenSlide may read the local file at path
+// in this process; a non-nil error is the answer to give instead.
+type SlideChecker interface {
+	Check(ctx context.Context, path string) error
 }
 
 // Service runs requests through the pipeline.
@@ -553,6 +563,14 @@ func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, er
 			defer f.Close()
 			in = engine.Input{Path: fdPath(f)}
 		}
+		if in.Path != "" && s.cfg.SlideCheck != nil {
+			// libvips may hand a local file to OpenSlide (its loader
+			// search asks OpenSlide's detection); a slide is checked
+			// in a child process before OpenSlide reads it here.
+			if cerr := s.cfg.SlideCheck.Check(ctx, in.Path); cerr != nil {
+				return probe.Info{}, cerr
+			}
+		}
 		hdr, err = s.render.Header(ctx, in)
 	}
 	if err != nil {
@@ -569,7 +587,7 @@ func (s *Service) probe(ctx context.Context, obj *source.Object) (probe.Info, er
 // which only the bytes a request needs are read.
 func pixelsInput(obj *source.Object) engine.Input {
 	if obj.Path != "" {
-		return engine.Input{Path: obj.Path}
+		return engine.Input{Path: slidePath(obj.Path, obj.Key)}
 	}
 	return engine.Input{Reader: obj.ReaderAt, Size: obj.Size}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/iiifd/iiifd/internal/fault"
@@ -96,6 +97,24 @@ func needsFile(err error, key string) bool {
 // removed its name to make room (Linux).
 func fdPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
 
+// slidePath is the name OpenSlide is given for the local file path of
+// object key. A slide stored as several files (MIRAX, VMS) is opened by
+// its index file's own name, as OpenSlide recognises it by its extension
+// and finds the other files beside it: the descriptor path the local
+// source hands out (/proc/self/fd/N) shows neither. Any other file keeps
+// the descriptor path, which reads the file the source opened even if its
+// name has meanwhile been given to another.
+func slidePath(path, key string) string {
+	if !multiFile(key) || !strings.HasPrefix(path, "/proc/self/fd/") {
+		return path
+	}
+	target, err := os.Readlink(path)
+	if err != nil || !filepath.IsAbs(target) || strings.HasSuffix(target, " (deleted)") {
+		return path
+	}
+	return target
+}
+
 // errMultiFile answers for slides stored as several files from a remote
 // root: OpenSlide reads them from a local folder only.
 var errMultiFile = fault.New(fault.NotImplemented,
@@ -104,7 +123,9 @@ var errMultiFile = fault.New(fault.NotImplemented,
 // multiFile reports whether key names a slide format stored as an index
 // file beside its data files (MIRAX .mrxs, Hamamatsu .vms and .vmu).
 func multiFile(key string) bool {
-	switch strings.ToLower(strings.TrimPrefix(path.Ext(key), ".")) {
+	// The key of an associated image ends in ";name".
+	slide, _ := resolve.SplitAssociated(key)
+	switch strings.ToLower(strings.TrimPrefix(path.Ext(slide), ".")) {
 	case "mrxs", "vms", "vmu":
 		return true
 	}

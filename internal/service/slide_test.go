@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -85,6 +86,19 @@ func TestSlidePixels(t *testing.T) {
 		{"slide.svs", []region{{480, 240, 0, 480, 360, 1}, {800, 400, 1, 200, 150, 4}, {0, 0, 2, 150, 112, 16}}},
 		{"generic.tif", []region{{256, 512, 0, 512, 256, 1}, {400, 200, 1, 300, 200, 2}, {0, 0, 2, 600, 450, 4}}},
 		{"philips.tiff", []region{{700, 300, 0, 400, 300, 1}, {800, 400, 1, 300, 200, 2}, {0, 0, 3, 300, 225, 8}}},
+		// Stitched from overlapping camera tiles; 900-1300 spans the
+		// unscanned column between the two areas (976-1200).
+		{"ventana.bif", []region{{100, 100, 0, 500, 400, 1}, {900, 300, 0, 400, 300, 1}, {800, 200, 1, 300, 200, 2},
+			{0, 0, 3, 272, 212, 8}}},
+		// Tiles of 144x8 pixels cut from one JPEG per level by its
+		// restart markers.
+		{"slide.ndpi", []region{{700, 300, 0, 400, 300, 1}, {800, 400, 1, 300, 200, 2}, {0, 0, 3, 288, 224, 8}}},
+		// Level 0 from four JPEG files (the region crosses their
+		// joins at 1152, 896), level 3 the map file.
+		{"vms/slide.vms", []region{{1000, 700, 0, 400, 400, 1}, {800, 400, 1, 300, 200, 2}, {0, 0, 3, 288, 224, 8}}},
+		// The main image at 800,600 on a glass of 4000x3000; 600-1400
+		// at level 1 crosses its edge.
+		{"leica.scn", []region{{900, 700, 0, 500, 400, 1}, {600, 400, 1, 400, 300, 2}, {0, 0, 2, 1000, 750, 4}}},
 	} {
 		for _, r := range c.regions {
 			t.Run(fmt.Sprintf("%s/level%d", c.name, r.level), func(t *testing.T) {
@@ -126,6 +140,26 @@ func TestSlideSparseBackground(t *testing.T) {
 	if c := color.RGBAModel.Convert(img.At(360, 360)).(color.RGBA); c == (color.RGBA{255, 255, 255, 255}) {
 		t.Errorf("scanned pixel is white")
 	}
+	// The Ventana slide's column between its two areas of interest
+	// (x 976-1200 at level 0) was not scanned: white, with the areas'
+	// pixels either side.
+	// The Leica slide's glass around its main image (at 800,600).
+	req, _ = iiif.ParseImage(iiif.V3, "700,500,200,200", "max", "0", "default.png")
+	img = render(t, svc, "leica.scn", req)
+	for pt, scanned := range map[image.Point]bool{{20, 20}: false, {150, 20}: false, {20, 150}: false, {150, 150}: true} {
+		c := color.RGBAModel.Convert(img.At(pt.X, pt.Y)).(color.RGBA)
+		if white := c == (color.RGBA{255, 255, 255, 255}); white == scanned {
+			t.Errorf("leica.scn at %v: %v, want scanned %v", pt, c, scanned)
+		}
+	}
+	req, _ = iiif.ParseImage(iiif.V3, "900,600,400,100", "max", "0", "default.png")
+	img = render(t, svc, "ventana.bif", req)
+	for x, scanned := range map[int]bool{10: true, 80: false, 200: false, 290: false, 390: true} {
+		c := color.RGBAModel.Convert(img.At(x, 50)).(color.RGBA)
+		if white := c == (color.RGBA{255, 255, 255, 255}); white == scanned {
+			t.Errorf("ventana.bif at x %d: %v, want scanned %v", 900+x, c, scanned)
+		}
+	}
 }
 
 // TestSlideAssociated serves the label, macro and thumbnail of the SVS
@@ -137,6 +171,8 @@ func TestSlideAssociated(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct{ slide, name string }{
 		{"slide.svs", "label"}, {"slide.svs", "macro"}, {"slide.svs", "thumbnail"}, {"philips.tiff", "label"},
+		{"ventana.bif", "macro"}, {"ventana.bif", "thumbnail"}, {"slide.ndpi", "macro"},
+		{"vms/slide.vms", "macro"}, {"leica.scn", "macro"},
 	} {
 		t.Run(c.slide+";"+c.name, func(t *testing.T) {
 			// Through OpenSlide's Python binding: libvips 8.14's
@@ -181,11 +217,15 @@ func TestSlideFacts(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		id, vendor, date string
-		objective        float64
+		objective, mpp   float64
 		assoc            int
 	}{
-		{"slide.svs", "aperio", "12/29/09 09:59:15", 20, 3},
-		{"philips.tiff", "philips", "20200101120000.000000", 0, 1},
+		{"slide.svs", "aperio", "12/29/09 09:59:15", 20, 0.499, 3},
+		{"philips.tiff", "philips", "20200101120000.000000", 0, 0.499, 1},
+		{"ventana.bif", "ventana", "12/29/2009", 40, 0.2325, 2},
+		{"slide.ndpi", "hamamatsu", "", 20, 0.5, 1},
+		{"vms/slide.vms", "hamamatsu", "", 20, 0.5, 1},
+		{"leica.scn", "leica", "2009-12-29T09:59:15.00Z", 20, 0.5, 1},
 	} {
 		info, err := svc.Info(ctx, iiif.V3, c.id, "http://x")
 		if err != nil {
@@ -197,7 +237,8 @@ func TestSlideFacts(t *testing.T) {
 		if err := json.Unmarshal(info.Body, &doc); err != nil {
 			t.Fatal(err)
 		}
-		if len(doc.Service) != 1 || doc.Service[0]["physicalScale"] != 0.000499 || doc.Service[0]["physicalUnits"] != "mm" ||
+		scale, _ := doc.Service[0]["physicalScale"].(float64)
+		if len(doc.Service) != 1 || math.Abs(scale-c.mpp/1000) > 1e-12 || doc.Service[0]["physicalUnits"] != "mm" ||
 			doc.Service[0]["profile"] != "http://iiif.io/api/annex/services/physdim" {
 			t.Errorf("%s: service %v", c.id, doc.Service)
 		}
@@ -205,7 +246,7 @@ func TestSlideFacts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s == nil || s.Vendor != c.vendor || s.MPPX != 0.499 || s.Objective != c.objective || s.ScanDate != c.date || len(s.Associated) != c.assoc {
+		if s == nil || s.Vendor != c.vendor || s.MPPX != c.mpp || s.Objective != c.objective || s.ScanDate != c.date || len(s.Associated) != c.assoc {
 			t.Errorf("%s: slide facts %+v", c.id, s)
 		}
 	}

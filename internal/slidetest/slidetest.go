@@ -63,7 +63,9 @@ func Root(t testing.TB) string {
 }
 
 // Dir returns the directory holding the generated slides: slide.svs,
-// generic.tif, philips.tiff and damaged.svs (see scripts/make-slides).
+// generic.tif, philips.tiff, ventana.bif, slide.ndpi, vms/slide.vms
+// (with its JPEGs), leica.scn and the damaged
+// damaged.svs, damaged.bif and crash.bif (see scripts/make-slides).
 // Tests must not change them.
 func Dir(t testing.TB) string {
 	t.Helper()
