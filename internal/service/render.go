@@ -141,7 +141,9 @@ func (m *mosaicRender) encode(ctx context.Context, p *plan.Plan, ov *engine.Over
 
 // fileJob makes j render an image file with libvips, or pass a stored
 // JPEG tile of a TIFF through when the plan is exactly that tile (edge
-// tiles cut losslessly when the engine can, see JPEGCropper).
+// tiles cut losslessly when the engine can, see JPEGCropper), or an
+// unscaled part of one whose corner is on an MCU boundary (cut likewise,
+// see tiles.TIFFCrop).
 func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	f := &fileRender{s: s, obj: j.obj, hdr: hdr, in: pixelsInput(j.obj)}
 	j.pixels = f
@@ -153,16 +155,20 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 		j.pixels = &tiffBlockRender{file: f, block: block, crop: cropper}
 	}
 	tile, ok := tiles.TIFFTile(hdr, &j.Plan)
+	if !ok && canCrop {
+		tile, ok = tiles.TIFFCrop(hdr, &j.Plan)
+	}
 	if !ok || j.overlay != nil || (tile.Cropped() && !canCrop) {
 		return
 	}
 	j.Passthrough = true
-	j.stored = &storedTile{orElse: f, read: func(ctx context.Context) ([]byte, error) {
+	j.stored = &storedTile{orElse: j.pixels, read: func(ctx context.Context) ([]byte, error) {
 		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
 		b, err := tiles.SpliceTIFF(ctx, prefetch.TileReader(ctx, s.heads, j.obj, hdr), tile)
 		if err == nil && tile.Cropped() {
-			// An edge tile: cut from the stored one without decoding.
-			if b, err = cropper.CropJPEG(b, tile.Width, tile.Height); err != nil {
+			// An edge tile or a part of a tile: cut from the stored
+			// one without decoding.
+			if b, err = cropper.CropJPEG(b, tile.Part()); err != nil {
 				err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
 			}
 		}
@@ -199,7 +205,7 @@ func (t *tiffBlockRender) encode(ctx context.Context, p *plan.Plan, ov *engine.O
 	for i, tt := range t.block.Tiles {
 		data, err := tiles.SpliceTIFF(ctx, r, tt)
 		if err == nil && tt.Cropped() {
-			data, err = t.crop.CropJPEG(data, tt.Width, tt.Height)
+			data, err = t.crop.CropJPEG(data, tt.Part())
 			if err != nil {
 				err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
 			}

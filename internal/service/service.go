@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"maps"
 	"slices"
@@ -57,12 +58,13 @@ type Engine interface {
 	Trim()
 }
 
-// JPEGCropper is an Engine that can cut the top-left width×height of a
-// JPEG losslessly, in the DCT domain; with it the edge tiles of a
-// JPEG-tiled TIFF pass through too (cropped), where an engine without it
-// renders them.
+// JPEGCropper is an Engine that can cut a part of a JPEG whose corner is
+// on an MCU boundary losslessly, in the DCT domain; with it the edge
+// tiles of a JPEG-tiled TIFF pass through too (cropped), and so do the
+// unscaled parts of stored tiles (tiles.TIFFCrop), where an engine
+// without it renders them.
 type JPEGCropper interface {
-	CropJPEG(jpeg []byte, width, height int) ([]byte, error)
+	CropJPEG(jpeg []byte, part image.Rectangle) ([]byte, error)
 }
 
 // Config is what the pipeline needs from the server's configuration.
