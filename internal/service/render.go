@@ -158,6 +158,9 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	if !ok && canCrop {
 		tile, ok = tiles.TIFFCrop(hdr, &j.Plan)
 	}
+	if !ok && j.overlay == nil {
+		s.joinJob(j, hdr)
+	}
 	if !ok || j.overlay != nil || (tile.Cropped() && !canCrop) {
 		return
 	}
@@ -169,6 +172,46 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 			// An edge tile or a part of a tile: cut from the stored
 			// one without decoding.
 			if b, err = cropper.CropJPEG(b, tile.Part()); err != nil {
+				err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
+			}
+		}
+		tracing.End(span, err)
+		return b, err
+	}}
+}
+
+// joinJob makes j send an unscaled region over several stored JPEG
+// tiles of a TIFF level as their coefficients joined into one JPEG (see
+// tiles.TIFFJoin), when the engine can join; the render j had is what
+// answers when the tiles turn out not to be joinable.
+func (s *Service) joinJob(j *Job, hdr probe.Info) {
+	joiner, ok := s.render.(JPEGJoiner)
+	if !ok {
+		return
+	}
+	block, ok := tiles.TIFFJoin(hdr, &j.Plan, maxBlockTiles)
+	if !ok {
+		return
+	}
+	part := j.Plan.LevelRegion.Sub(block.Origin)
+	j.Passthrough = true
+	j.stored = &storedTile{orElse: j.pixels, read: func(ctx context.Context) ([]byte, error) {
+		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true),
+			attribute.Int("iiifd.tiles", len(block.Tiles)))
+		r := prefetch.TileReader(ctx, s.heads, j.obj, hdr)
+		data := make([][]byte, len(block.Tiles))
+		var err error
+		for i, t := range block.Tiles {
+			// Whole stored tiles, edge ones too: the join reads
+			// only the blocks under the part.
+			t.Width, t.Height = t.Level.TileWidth, t.Level.TileLength
+			if data[i], err = tiles.SpliceTIFF(ctx, r, t); err != nil {
+				break
+			}
+		}
+		var b []byte
+		if err == nil {
+			if b, err = joiner.JoinJPEG(data, block.Across, part); err != nil {
 				err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
 			}
 		}

@@ -67,6 +67,15 @@ type JPEGCropper interface {
 	CropJPEG(jpeg []byte, part image.Rectangle) ([]byte, error)
 }
 
+// JPEGJoiner is an Engine that can join the part of the image that JPEG
+// tiles coded alike form, across to a row, losslessly, in the DCT
+// domain; with it an unscaled region over several stored tiles of a
+// JPEG-tiled TIFF (tiles.TIFFJoin) is sent as the stored pixels, where an
+// engine without it renders it.
+type JPEGJoiner interface {
+	JoinJPEG(tiles [][]byte, across int, part image.Rectangle) ([]byte, error)
+}
+
 // Config is what the pipeline needs from the server's configuration.
 type Config struct {
 	Limits plan.Limits

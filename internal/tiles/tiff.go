@@ -168,6 +168,30 @@ func TIFFTiles(hdr probe.Info, p *plan.Plan, maxTiles int) (TIFFBlock, bool) {
 	return b, true
 }
 
+// TIFFJoin returns the block of stored JPEG tiles under p's region when
+// p is, unscaled and unchanged (as for TIFFTile), a region over several
+// tiles of its level whose corner is on an MCU boundary of the block, the
+// tiles' size a multiple of the MCU, and no more than maxTiles tiles: the
+// region is then the tiles' coefficients, joined in the DCT domain into
+// one JPEG (a 512-pixel tile of a pyramid stored in 256-pixel tiles),
+// the exact stored pixels without decoding or encoding. Levels with an
+// ICC profile do not qualify (TIFFTiles).
+func TIFFJoin(hdr probe.Info, p *plan.Plan, maxTiles int) (TIFFBlock, bool) {
+	t, gray, ok := jpegTiled(hdr.Levels[p.Level])
+	if !ok || !Unchanged(p, gray) || p.Width != p.LevelRegion.Dx() || p.Height != p.LevelRegion.Dy() ||
+		t.TileWidth%MCU != 0 || t.TileLength%MCU != 0 {
+		return TIFFBlock{}, false
+	}
+	b, ok := TIFFTiles(hdr, p, maxTiles)
+	if !ok || len(b.Tiles) < 2 {
+		return TIFFBlock{}, false
+	}
+	if c := p.LevelRegion.Min.Sub(b.Origin); c.X%MCU != 0 || c.Y%MCU != 0 {
+		return TIFFBlock{}, false
+	}
+	return b, true
+}
+
 // SpliceTIFF reads a stored JPEG tile and its level's JPEG tables from
 // the TIFF file r and returns them as one complete JPEG (see SpliceJPEG).
 func SpliceTIFF(ctx context.Context, r io.ReaderAt, t TIFFRef) ([]byte, error) {

@@ -120,6 +120,45 @@ func TestTIFFCrop(t *testing.T) {
 	}
 }
 
+// TestTIFFJoin checks which plans TIFFJoin takes: unscaled, unchanged
+// regions over several tiles with the corner on the MCU grid.
+func TestTIFFJoin(t *testing.T) {
+	lv := &probe.TIFFLevel{Width: 600, Height: 500, TileWidth: 256, TileLength: 256, SamplesPerPixel: 3,
+		BitsPerSample: 8, SampleFormat: 1, Compression: 7, Photometric: 6, PlanarConfig: 1}
+	info := probe.Info{Format: probe.TIFF, Width: 600, Height: 500,
+		Levels: []probe.Level{{Width: 600, Height: 500, TileWidth: 256, TileHeight: 256, SubIFD: -1, TIFF: lv}}}
+	mk := func(r image.Rectangle, w, h int) *plan.Plan {
+		return &plan.Plan{Region: r, LevelRegion: r, Width: w, Height: h, OutWidth: w, OutHeight: h,
+			Quality: iiif.QualityDefault, Format: iiif.FormatJPG}
+	}
+	for _, tc := range []struct {
+		r      image.Rectangle
+		w, h   int
+		ok     bool
+		across int
+		n      int
+	}{
+		{image.Rect(0, 0, 512, 500), 512, 500, true, 2, 4},
+		{image.Rect(256, 256, 600, 500), 344, 244, true, 2, 2},
+		{image.Rect(112, 16, 400, 100), 288, 84, true, 2, 2},
+		{image.Rect(0, 0, 512, 512), 256, 256, false, 0, 0}, // scaled
+		{image.Rect(8, 0, 512, 500), 504, 500, false, 0, 0}, // off the MCU grid
+		{image.Rect(0, 0, 256, 256), 256, 256, false, 0, 0}, // one tile: TIFFTile's
+		{image.Rect(0, 0, 600, 500), 600, 500, false, 0, 0}, // more tiles than allowed
+	} {
+		b, ok := TIFFJoin(info, mk(tc.r, tc.w, tc.h), 4)
+		if ok != tc.ok || (ok && (b.Across != tc.across || len(b.Tiles) != tc.n)) {
+			t.Errorf("TIFFJoin(%v → %dx%d) = %d tiles, %d across, %v; want %d, %d, %v",
+				tc.r, tc.w, tc.h, len(b.Tiles), b.Across, ok, tc.n, tc.across, tc.ok)
+		}
+	}
+	p := mk(image.Rect(0, 0, 512, 500), 512, 500)
+	p.Quality = iiif.QualityGray
+	if _, ok := TIFFJoin(info, p, 4); ok {
+		t.Error("a grey plan of a colour level is a join")
+	}
+}
+
 // TestTIFFTiles checks the block of stored tiles under a region: the
 // tiles row by row, edge tiles cut to the level, the block's origin, the
 // bound on their number, and no block for a level with an ICC profile.
