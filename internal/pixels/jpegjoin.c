@@ -134,7 +134,8 @@ int iiifd_jpeg_join(const unsigned char *const *tiles, const size_t *lens,
 		// MCUs, as libjpeg's transcoder reads them.
 		JDIMENSION bw = (JDIMENSION) ((width * ci->h_samp_factor + mcuw - 1) / mcuw) * (JDIMENSION) ci->h_samp_factor;
 		JDIMENSION bh = (JDIMENSION) ((height * ci->v_samp_factor + mcuh - 1) / mcuh) * (JDIMENSION) ci->v_samp_factor;
-		dcoef[c] = (*dst.mem->request_virt_barray)((j_common_ptr) &dst, JPOOL_IMAGE, TRUE, bw, bh,
+		// Not zeroed: every block is written below.
+		dcoef[c] = (*dst.mem->request_virt_barray)((j_common_ptr) &dst, JPOOL_IMAGE, FALSE, bw, bh,
 			(JDIMENSION) ci->v_samp_factor);
 	}
 	(*dst.mem->realize_virt_arrays)((j_common_ptr) &dst);
@@ -155,18 +156,23 @@ int iiifd_jpeg_join(const unsigned char *const *tiles, const size_t *lens,
 			for (int k = 0; k < ci->v_samp_factor; k++) {
 				int gy = by0 + (int) r + k;
 				int trow = gy / tbh, ly = gy % tbh;
-				for (JDIMENSION col = 0; col < bw; col++) {
+				// Runs of blocks from one tile's row at a time.
+				for (JDIMENSION col = 0; col < bw;) {
 					int gx = bx0 + (int) col;
 					int tcol = gx / tbw, lx = gx % tbw;
+					JDIMENSION run = (JDIMENSION) (tbw - lx);
+					if (run > bw - col)
+						run = bw - col;
 					if (trow >= down || tcol >= across) {
 						// Padding past the tiles: flat, never shown.
-						memset(drows[k][col], 0, sizeof(JBLOCK));
-						continue;
+						memset(drows[k][col], 0, run * sizeof(JBLOCK));
+					} else {
+						int t = trow * across + tcol;
+						JBLOCKARRAY srow = (*src[t].mem->access_virt_barray)((j_common_ptr) &src[t],
+							coefs[t][c], (JDIMENSION) ly, 1, FALSE);
+						memcpy(drows[k][col], srow[0][lx], run * sizeof(JBLOCK));
 					}
-					int t = trow * across + tcol;
-					JBLOCKARRAY srow = (*src[t].mem->access_virt_barray)((j_common_ptr) &src[t],
-						coefs[t][c], (JDIMENSION) ly, 1, FALSE);
-					memcpy(drows[k][col], srow[0][lx], sizeof(JBLOCK));
+					col += run;
 				}
 			}
 		}

@@ -211,9 +211,12 @@ func (s *Service) joinJob(j *Job, hdr probe.Info) {
 		}
 		var b []byte
 		if err == nil {
-			if b, err = joiner.JoinJPEG(data, block.Across, part); err != nil {
-				err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
-			}
+			b, err = joiner.JoinJPEG(data, block.Across, part)
+		}
+		if err != nil && ctx.Err() == nil {
+			// The render reads the same tiles, and reports a source
+			// that fails to read (502) as such.
+			err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
 		}
 		tracing.End(span, err)
 		return b, err
