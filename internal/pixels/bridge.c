@@ -137,17 +137,16 @@ iiifd_extract_bands(VipsImage *in, VipsImage **out, int first, int n)
 	return vips_extract_band(in, out, first, "n", n, NULL);
 }
 
-// A downscale by less than 4 in both directions is what vips_resize
-// does with two Lanczos-3 reductions and no box shrink first (its gap of
-// 2): vertically (vips_reducev, vectorised with Orc) and horizontally
-// (vips_reduceh, plain C, about five times slower per pixel in libvips
-// 8.14, and most of a thumbnail's time). iiifd_resize does the
-// horizontal one as a vertical one on the image turned a quarter, then
-// turns it back: the same kernel, the same sample positions, the pixels
-// of vips_resize within rounding, in less than half the time (see
-// RATIONALE, "Thumbnails"). The turns stream: each output strip asks for
-// a strip of rows of the first reduction.
-static int
+int
+iiifd_resize(VipsImage *in, VipsImage **out, double hscale, double vscale)
+{
+	return vips_resize(in, out, hscale,
+		"vscale", vscale,
+		"kernel", VIPS_KERNEL_LANCZOS3,
+		NULL);
+}
+
+int
 iiifd_reduce_turned(VipsImage *in, VipsImage **out, double hshrink,
 	double vshrink)
 {
@@ -163,17 +162,6 @@ iiifd_reduce_turned(VipsImage *in, VipsImage **out, double hshrink,
 		if (t[i])
 			g_object_unref(t[i]);
 	return ret;
-}
-
-int
-iiifd_resize(VipsImage *in, VipsImage **out, double hscale, double vscale)
-{
-	if (hscale > 0.25 && hscale < 1 && vscale > 0.25 && vscale < 1)
-		return iiifd_reduce_turned(in, out, 1.0 / hscale, 1.0 / vscale);
-	return vips_resize(in, out, hscale,
-		"vscale", vscale,
-		"kernel", VIPS_KERNEL_LANCZOS3,
-		NULL);
 }
 
 int
