@@ -189,7 +189,7 @@ func (s *Service) joinJob(j *Job, hdr probe.Info) {
 	if !ok {
 		return
 	}
-	block, ok := tiles.TIFFJoin(hdr, &j.Plan, maxBlockTiles)
+	block, ok := tiles.TIFFJoin(hdr, &j.Plan, maxJoinTiles)
 	if !ok {
 		return
 	}
@@ -222,6 +222,12 @@ func (s *Service) joinJob(j *Job, hdr probe.Info) {
 		return b, err
 	}}
 }
+
+// maxJoinTiles bounds the stored tiles of a join: a join runs before
+// admission, as passthrough does, so its memory (the tiles' coefficients
+// and the output's, some 0.8 MB per 512-px tile) must stay near a stored
+// tile's. Four is a tile of twice the stored size, on the grid.
+const maxJoinTiles = 4
 
 // maxBlockTiles bounds the stored tiles a render from a block of a TIFF
 // level's JPEG tiles takes; a larger region is rendered from the TIFF.
