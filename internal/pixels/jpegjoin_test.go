@@ -162,3 +162,36 @@ func TestJoinJPEGRefuses(t *testing.T) {
 	}
 	checkJoin(t, [][]byte{a, a, a, a}, 2, 64, 64, out, image.Rect(16, 16, 112, 100))
 }
+
+// FuzzJoinJPEG joins a valid tile with fuzzed bytes as the second tile,
+// at fuzzed corners and sizes: libjpeg's errors must come back as errors
+// (its error_exit longjmps, it never exits the process), and a join that
+// succeeds must be a JPEG of the asked size.
+func FuzzJoinJPEG(f *testing.F) {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, pattern(32, 32), &jpeg.Options{Quality: 75}); err != nil {
+		f.Fatal(err)
+	}
+	a := buf.Bytes()
+	f.Add(a, 0, 0, 64, 32)
+	f.Add(a, 16, 16, 48, 16)
+	f.Add(a[:len(a)/2], 0, 0, 64, 32)
+	f.Add([]byte("\xff\xd8\xff\xdb"), 0, 0, 64, 32)
+	f.Fuzz(func(t *testing.T, b []byte, x, y, w, h int) {
+		if w < 1 || h < 1 || w > 256 || h > 256 || x < 0 || y < 0 || x > 256 || y > 256 {
+			return
+		}
+		r := image.Rect(x, y, x+w, y+h)
+		out, err := JoinJPEG([][]byte{a, b}, 2, r)
+		if err != nil {
+			return
+		}
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("joined bytes do not decode: %v", err)
+		}
+		if cfg.Width != w || cfg.Height != h {
+			t.Fatalf("joined %dx%d, want %dx%d", cfg.Width, cfg.Height, w, h)
+		}
+	})
+}
