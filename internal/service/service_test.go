@@ -391,6 +391,10 @@ func TestPassthroughDecision(t *testing.T) {
 		if err := renderTo(context.Background(), job, &out); err != nil {
 			t.Errorf("%s: %v", tc.region, err)
 		}
+		// Cut or joined, the stored pixels come out at the plan's size.
+		if cfg, _, err := image.DecodeConfig(&out); err != nil || cfg.Width != job.Plan.OutWidth || cfg.Height != job.Plan.OutHeight {
+			t.Errorf("%s/%s: %dx%d (%v), want %dx%d", tc.region, tc.size, cfg.Width, cfg.Height, err, job.Plan.OutWidth, job.Plan.OutHeight)
+		}
 		job.Close()
 	}
 }
