@@ -147,6 +147,24 @@ iiifd_resize(VipsImage *in, VipsImage **out, double hscale, double vscale)
 }
 
 int
+iiifd_reduce_turned(VipsImage *in, VipsImage **out, double hshrink,
+	double vshrink)
+{
+	VipsImage *t[3] = { NULL, NULL, NULL };
+	int ret = -1;
+
+	if (!vips_reducev(in, &t[0], vshrink, "kernel", VIPS_KERNEL_LANCZOS3, NULL) &&
+		!vips_rot(t[0], &t[1], VIPS_ANGLE_D90, NULL) &&
+		!vips_reducev(t[1], &t[2], hshrink, "kernel", VIPS_KERNEL_LANCZOS3, NULL) &&
+		!vips_rot(t[2], out, VIPS_ANGLE_D270, NULL))
+		ret = 0;
+	for (int i = 0; i < 3; i++)
+		if (t[i])
+			g_object_unref(t[i]);
+	return ret;
+}
+
+int
 iiifd_premultiply(VipsImage *in, VipsImage **out)
 {
 	return vips_premultiply(in, out, NULL);

@@ -51,6 +51,11 @@ int iiifd_extract_area(VipsImage *in, VipsImage **out, int left, int top,
 int iiifd_extract_bands(VipsImage *in, VipsImage **out, int first, int n);
 int iiifd_resize(VipsImage *in, VipsImage **out, double hscale,
 	double vscale);
+// iiifd_reduce_turned reduces by hshrink and vshrink with Lanczos-3, the
+// horizontal reduction done as a vertical one on the image turned a
+// quarter (see render.resize).
+int iiifd_reduce_turned(VipsImage *in, VipsImage **out, double hshrink,
+	double vshrink);
 int iiifd_premultiply(VipsImage *in, VipsImage **out);
 int iiifd_unpremultiply(VipsImage *in, VipsImage **out);
 int iiifd_cast_uchar(VipsImage *in, VipsImage **out);

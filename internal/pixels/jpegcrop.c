@@ -25,8 +25,9 @@ static void set_error(char *err, size_t errlen, const char *msg)
 	}
 }
 
-int iiifd_jpeg_crop_top_left(const unsigned char *in, size_t len, int width,
-	int height, unsigned char **out, size_t *outlen, char *err, size_t errlen)
+int iiifd_jpeg_crop(const unsigned char *in, size_t len, int x, int y,
+	int width, int height, unsigned char **out, size_t *outlen, char *err,
+	size_t errlen)
 {
 	tjhandle h = tjInitTransform();
 	if (h == NULL) {
@@ -39,22 +40,23 @@ int iiifd_jpeg_crop_top_left(const unsigned char *in, size_t len, int width,
 		tjDestroy(h);
 		return -1;
 	}
-	if (width < 1 || height < 1 || width > w || height > hgt) {
-		char msg[96];
-		snprintf(msg, sizeof msg, "crop %dx%d of a %dx%d JPEG", width, height, w, hgt);
+	if (x < 0 || y < 0 || width < 1 || height < 1 || width > w - x || height > hgt - y) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "crop %dx%d at %d,%d of a %dx%d JPEG", width, height, x, y, w, hgt);
 		set_error(err, errlen, msg);
 		tjDestroy(h);
 		return -1;
 	}
 	tjtransform xf;
 	memset(&xf, 0, sizeof xf);
-	xf.r.x = 0;
-	xf.r.y = 0;
+	xf.r.x = x;
+	xf.r.y = y;
 	xf.r.w = width;
 	xf.r.h = height;
 	xf.op = TJXOP_NONE;
-	// PERFECT refuses any crop that would not be exact rather than
-	// trimming it silently; CROP keeps markers (the Adobe marker of RGB
+	// A crop whose corner is not on an MCU boundary is refused by
+	// TurboJPEG, never moved; PERFECT refuses any other crop that would not
+	// be exact rather than trimming it silently; CROP keeps markers (the Adobe marker of RGB
 	// tiles is written again by libjpeg for the colour space it copies).
 	xf.options = TJXOPT_CROP | TJXOPT_PERFECT;
 	unsigned char *buf = NULL;

@@ -7,12 +7,13 @@
 
 #include <stddef.h>
 
-// iiifd_jpeg_crop_top_left cuts the top-left width×height of the JPEG in
-// (len bytes) into *out (*outlen bytes), which the caller frees with
-// iiifd_jpeg_free. The crop starts at 0,0, which is on an MCU boundary, so
-// it is exact. Returns 0, or -1 with a message in err.
-int iiifd_jpeg_crop_top_left(const unsigned char *in, size_t len, int width,
-	int height, unsigned char **out, size_t *outlen, char *err, size_t errlen);
+// iiifd_jpeg_crop cuts the width×height at x,y of the JPEG in (len bytes)
+// into *out (*outlen bytes), which the caller frees with iiifd_jpeg_free.
+// x and y must be on an MCU boundary (0,0 always is), so that the crop is
+// exact. Returns 0, or -1 with a message in err.
+int iiifd_jpeg_crop(const unsigned char *in, size_t len, int x, int y,
+	int width, int height, unsigned char **out, size_t *outlen, char *err,
+	size_t errlen);
 void iiifd_jpeg_free(unsigned char *buf);
 
 

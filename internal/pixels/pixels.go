@@ -132,6 +132,7 @@ func startup(cfg Config) error {
 	} else {
 		mem, files = 0, 0
 	}
+	tuneMalloc()
 	C.iiifd_configure(C.int(cfg.Concurrency), C.int(cfg.CacheMaxOps),
 		C.size_t(mem), C.int(files), cBool(cfg.LeakCheck))
 

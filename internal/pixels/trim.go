@@ -7,9 +7,30 @@ package pixels
 import "C"
 
 import (
+	"os"
 	"sync/atomic"
 	"time"
 )
+
+// tuneMalloc sets glibc's malloc up for renders. By default it serves
+// blocks from 128 KiB up (decoded tiles, libvips' region buffers,
+// libjpeg's coefficient arrays: each render allocates a few megabytes in
+// such blocks) with fresh mmaps, and gives an arena's free top back to
+// the system past 128 KiB: the kernel then zeroes new pages and unmaps
+// old ones on every render, some 10% of a thumbnail's CPU time under load
+// (docs/RATIONALE.md, "Rendered requests against IIPImage"). Blocks up to
+// 8 MiB now come from the arenas, and an arena keeps up to 16 MiB free at
+// its top; Trim still hands everything back after large renders. An
+// environment that tunes malloc itself is left alone.
+func tuneMalloc() {
+	for _, v := range []string{"GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} {
+		if _, ok := os.LookupEnv(v); ok {
+			return
+		}
+	}
+	C.mallopt(C.M_MMAP_THRESHOLD, 8<<20)
+	C.mallopt(C.M_TRIM_THRESHOLD, 16<<20)
+}
 
 var lastTrim atomic.Int64
 

@@ -148,7 +148,9 @@ func (m *mosaicRender) encode(ctx context.Context, p *plan.Plan, ov *engine.Over
 
 // fileJob makes j render an image file with libvips, or pass a stored
 // JPEG tile of a TIFF through when the plan is exactly that tile (edge
-// tiles cut losslessly when the engine can, see JPEGCropper).
+// tiles cut losslessly when the engine can, see JPEGCropper), or an
+// unscaled part of one whose corner is on an MCU boundary (cut likewise,
+// see tiles.TIFFCrop).
 func (s *Service) fileJob(j *Job, hdr probe.Info) {
 	f := &fileRender{s: s, obj: j.obj, hdr: hdr, in: pixelsInput(j.obj)}
 	j.pixels = f
@@ -160,16 +162,23 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 		j.pixels = &tiffBlockRender{file: f, block: block, crop: cropper}
 	}
 	tile, ok := tiles.TIFFTile(hdr, &j.Plan)
+	if !ok && canCrop {
+		tile, ok = tiles.TIFFCrop(hdr, &j.Plan)
+	}
+	if !ok && j.overlay == nil {
+		s.joinJob(j, hdr)
+	}
 	if !ok || j.overlay != nil || (tile.Cropped() && !canCrop) {
 		return
 	}
 	j.Passthrough = true
-	j.stored = &storedTile{orElse: f, read: func(ctx context.Context) ([]byte, error) {
+	j.stored = &storedTile{orElse: j.pixels, read: func(ctx context.Context) ([]byte, error) {
 		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true))
 		b, err := tiles.SpliceTIFF(ctx, prefetch.TileReader(ctx, s.heads, j.obj, hdr), tile)
 		if err == nil && tile.Cropped() {
-			// An edge tile: cut from the stored one without decoding.
-			if b, err = cropper.CropJPEG(b, tile.Width, tile.Height); err != nil {
+			// An edge tile or a part of a tile: cut from the stored
+			// one without decoding.
+			if b, err = cropper.CropJPEG(b, tile.Part()); err != nil {
 				err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
 			}
 		}
@@ -177,6 +186,55 @@ func (s *Service) fileJob(j *Job, hdr probe.Info) {
 		return b, err
 	}}
 }
+
+// joinJob makes j send an unscaled region over several stored JPEG
+// tiles of a TIFF level as their coefficients joined into one JPEG (see
+// tiles.TIFFJoin), when the engine can join; the render j had is what
+// answers when the tiles turn out not to be joinable.
+func (s *Service) joinJob(j *Job, hdr probe.Info) {
+	joiner, ok := s.render.(JPEGJoiner)
+	if !ok {
+		return
+	}
+	block, ok := tiles.TIFFJoin(hdr, &j.Plan, maxJoinTiles)
+	if !ok {
+		return
+	}
+	part := j.Plan.LevelRegion.Sub(block.Origin)
+	j.Passthrough = true
+	j.stored = &storedTile{orElse: j.pixels, read: func(ctx context.Context) ([]byte, error) {
+		_, span := tracing.Start(ctx, "source.read", attribute.Bool("iiifd.passthrough", true),
+			attribute.Int("iiifd.tiles", len(block.Tiles)))
+		r := prefetch.TileReader(ctx, s.heads, j.obj, hdr)
+		data := make([][]byte, len(block.Tiles))
+		var err error
+		for i, t := range block.Tiles {
+			// Whole stored tiles, edge ones too: the join reads
+			// only the blocks under the part.
+			t.Width, t.Height = t.Level.TileWidth, t.Level.TileLength
+			if data[i], err = tiles.SpliceTIFF(ctx, r, t); err != nil {
+				break
+			}
+		}
+		var b []byte
+		if err == nil {
+			b, err = joiner.JoinJPEG(data, block.Across, part)
+		}
+		if err != nil && ctx.Err() == nil {
+			// The render reads the same tiles, and reports a source
+			// that fails to read (502) as such.
+			err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
+		}
+		tracing.End(span, err)
+		return b, err
+	}}
+}
+
+// maxJoinTiles bounds the stored tiles of a join: a join runs before
+// admission, as passthrough does, so its memory (the tiles' coefficients
+// and the output's, some 0.8 MB per 512-px tile) must stay near a stored
+// tile's. Four is a tile of twice the stored size, on the grid.
+const maxJoinTiles = 4
 
 // maxBlockTiles bounds the stored tiles a render from a block of a TIFF
 // level's JPEG tiles takes; a larger region is rendered from the TIFF.
@@ -206,7 +264,7 @@ func (t *tiffBlockRender) encode(ctx context.Context, p *plan.Plan, ov *engine.O
 	for i, tt := range t.block.Tiles {
 		data, err := tiles.SpliceTIFF(ctx, r, tt)
 		if err == nil && tt.Cropped() {
-			data, err = t.crop.CropJPEG(data, tt.Width, tt.Height)
+			data, err = t.crop.CropJPEG(data, tt.Part())
 			if err != nil {
 				err = fmt.Errorf("%w: %w", tiles.ErrNoPassthrough, err)
 			}

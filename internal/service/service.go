@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"maps"
 	"slices"
@@ -57,12 +58,22 @@ type Engine interface {
 	Trim()
 }
 
-// JPEGCropper is an Engine that can cut the top-left width×height of a
-// JPEG losslessly, in the DCT domain; with it the edge tiles of a
-// JPEG-tiled TIFF pass through too (cropped), where an engine without it
-// renders them.
+// JPEGCropper is an Engine that can cut a part of a JPEG whose corner is
+// on an MCU boundary losslessly, in the DCT domain; with it the edge
+// tiles of a JPEG-tiled TIFF pass through too (cropped), and so do the
+// unscaled parts of stored tiles (tiles.TIFFCrop), where an engine
+// without it renders them.
 type JPEGCropper interface {
-	CropJPEG(jpeg []byte, width, height int) ([]byte, error)
+	CropJPEG(jpeg []byte, part image.Rectangle) ([]byte, error)
+}
+
+// JPEGJoiner is an Engine that can join the part of the image that JPEG
+// tiles coded alike form, across to a row, losslessly, in the DCT
+// domain; with it an unscaled region over several stored tiles of a
+// JPEG-tiled TIFF (tiles.TIFFJoin) is sent as the stored pixels, where an
+// engine without it renders it.
+type JPEGJoiner interface {
+	JoinJPEG(tiles [][]byte, across int, part image.Rectangle) ([]byte, error)
 }
 
 // Config is what the pipeline needs from the server's configuration.

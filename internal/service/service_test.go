@@ -346,7 +346,7 @@ func TestBrokenSources(t *testing.T) {
 
 // TestPassthroughDecision checks which requests on the JPEG pyramidal TIFF
 // sample (256-pixel tiles, 6144×4608: no edge tiles at full size) are
-// answered with stored tiles.
+// answered with stored tiles, whole, cut or joined in the DCT domain.
 func TestPassthroughDecision(t *testing.T) {
 	root := t.TempDir()
 	if err := samples.Extract(root); err != nil {
@@ -365,9 +365,15 @@ func TestPassthroughDecision(t *testing.T) {
 		{"2048,1024,256,256", "256,", "0", "gray.jpg", false},
 		{"2048,1024,256,256", "256,", "90", "default.jpg", false},
 		{"2048,1024,256,256", "256,", "!0", "default.jpg", false},
-		{"2048,1024,256,256", "128,", "0", "default.jpg", false},
+		{"2048,1024,256,256", "128,", "0", "default.jpg", true},  // a part of a tile of the 1/2 level
+		{"2064,1040,128,96", "128,", "0", "default.jpg", true},   // a part of a tile, on the MCU grid
+		{"2056,1024,128,128", "128,", "0", "default.jpg", false}, // off the MCU grid
+		{"2176,1024,256,256", "256,", "0", "default.jpg", true},  // two tiles joined
+		{"2056,1024,256,256", "256,", "0", "default.jpg", false}, // two tiles, off the MCU grid
+		{"2048,1024,256,256", "100,", "0", "default.jpg", false}, // scaled
 		{"2049,1024,256,256", "256,", "0", "default.jpg", false},
-		{"2048,1024,512,256", "512,", "0", "default.jpg", false},
+		{"2048,1024,512,256", "512,", "0", "default.jpg", true}, // two tiles joined
+		{"0,0,1280,1280", "1280,", "0", "default.jpg", false},   // 25 tiles: rendered
 		{"5888,4352,256,256", "256,", "0", "default.jpg", true}, // the last whole tile
 	} {
 		req, err := iiif.ParseImage(iiif.V3, tc.region, tc.size, tc.rotation, tc.qf)
@@ -384,6 +390,10 @@ func TestPassthroughDecision(t *testing.T) {
 		var out bytes.Buffer
 		if err := renderTo(context.Background(), job, &out); err != nil {
 			t.Errorf("%s: %v", tc.region, err)
+		}
+		// Cut or joined, the stored pixels come out at the plan's size.
+		if cfg, _, err := image.DecodeConfig(&out); err != nil || cfg.Width != job.Plan.OutWidth || cfg.Height != job.Plan.OutHeight {
+			t.Errorf("%s/%s: %dx%d (%v), want %dx%d", tc.region, tc.size, cfg.Width, cfg.Height, err, job.Plan.OutWidth, job.Plan.OutHeight)
 		}
 		job.Close()
 	}

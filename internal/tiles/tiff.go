@@ -29,19 +29,58 @@ var ErrNoPassthrough = errors.New("tiles: stored tile cannot pass through")
 const MaxTileBytes = 64 << 20
 
 // TIFFRef names one stored tile of a TIFF level, and how much of it the
-// plan wants: its top-left Width×Height pixels.
+// plan wants: Width×Height pixels from X,Y in the tile (0,0 but for the
+// sub-tile crops of TIFFCrop).
 type TIFFRef struct {
 	Level         *probe.TIFFLevel
 	Index         int
+	X, Y          int
 	Width, Height int
 }
 
 // Cropped reports whether the plan wants less than the whole stored tile:
-// an edge tile, which TIFF pads to the full tile size. Its bytes must be
-// cut to Width×Height (losslessly, in the DCT domain) before they are
-// sent.
+// an edge tile, which TIFF pads to the full tile size, or a part of a
+// tile (TIFFCrop). Its bytes must be cut to the part (losslessly, in the
+// DCT domain) before they are sent.
 func (t TIFFRef) Cropped() bool {
-	return t.Width < t.Level.TileWidth || t.Height < t.Level.TileLength
+	return t.X > 0 || t.Y > 0 || t.Width < t.Level.TileWidth || t.Height < t.Level.TileLength
+}
+
+// Part is the part of the stored tile the plan wants, in the tile's
+// pixels.
+func (t TIFFRef) Part() image.Rectangle {
+	return image.Rect(t.X, t.Y, t.X+t.Width, t.Y+t.Height)
+}
+
+// MCU is the alignment TIFFCrop asks of a part's top-left corner in its
+// tile: the largest JPEG MCU of the tiles that pass through (16 pixels,
+// for 4:2:0 and 4:2:2 chroma; 8 for 4:4:4 and grey divides it). A
+// lossless crop can only start on an MCU boundary, where the DCT blocks
+// kept are whole and decode alone.
+const MCU = 16
+
+// TIFFCrop reports whether the plan is, unscaled and unchanged, a part of
+// one stored JPEG tile of its TIFF level whose top-left corner is on an
+// MCU boundary of the tile, and which: such a part is cut from the stored
+// tile in the DCT domain, with the exact stored pixels, as edge tiles
+// are. The 256-pixel tiles a viewer asks of a pyramid stored in 512-pixel
+// tiles are all such parts. The conditions on the level are TIFFTile's;
+// whole tiles qualify too (not Cropped).
+func TIFFCrop(hdr probe.Info, p *plan.Plan) (TIFFRef, bool) {
+	t, gray, ok := jpegTiled(hdr.Levels[p.Level])
+	r := p.LevelRegion
+	if !ok || !Unchanged(p, gray) || r.Empty() || r.Min.X < 0 || r.Min.Y < 0 ||
+		r.Max.X > t.Width || r.Max.Y > t.Height || p.Width != r.Dx() || p.Height != r.Dy() {
+		return TIFFRef{}, false
+	}
+	tw, tl := t.TileWidth, t.TileLength
+	col, row := r.Min.X/tw, r.Min.Y/tl
+	x, y := r.Min.X-col*tw, r.Min.Y-row*tl
+	if (r.Max.X-1)/tw != col || (r.Max.Y-1)/tl != row || x%MCU != 0 || y%MCU != 0 {
+		return TIFFRef{}, false
+	}
+	across, _ := t.Grid()
+	return TIFFRef{Level: t, Index: row*across + col, X: x, Y: y, Width: r.Dx(), Height: r.Dy()}, true
 }
 
 // TIFFTile reports whether the plan is exactly one stored JPEG tile of its
@@ -125,6 +164,30 @@ func TIFFTiles(hdr probe.Info, p *plan.Plan, maxTiles int) (TIFFBlock, bool) {
 			b.Tiles = append(b.Tiles, TIFFRef{Level: t, Index: row*across + col,
 				Width: min(tw, t.Width-col*tw), Height: min(tl, t.Height-row*tl)})
 		}
+	}
+	return b, true
+}
+
+// TIFFJoin returns the block of stored JPEG tiles under p's region when
+// p is, unscaled and unchanged (as for TIFFTile), a region over several
+// tiles of its level whose corner is on an MCU boundary of the block, the
+// tiles' size a multiple of the MCU, and no more than maxTiles tiles: the
+// region is then the tiles' coefficients, joined in the DCT domain into
+// one JPEG (a 512-pixel tile of a pyramid stored in 256-pixel tiles),
+// the exact stored pixels without decoding or encoding. Levels with an
+// ICC profile do not qualify (TIFFTiles).
+func TIFFJoin(hdr probe.Info, p *plan.Plan, maxTiles int) (TIFFBlock, bool) {
+	t, gray, ok := jpegTiled(hdr.Levels[p.Level])
+	if !ok || !Unchanged(p, gray) || p.Width != p.LevelRegion.Dx() || p.Height != p.LevelRegion.Dy() ||
+		t.TileWidth%MCU != 0 || t.TileLength%MCU != 0 {
+		return TIFFBlock{}, false
+	}
+	b, ok := TIFFTiles(hdr, p, maxTiles)
+	if !ok || len(b.Tiles) < 2 {
+		return TIFFBlock{}, false
+	}
+	if c := p.LevelRegion.Min.Sub(b.Origin); c.X%MCU != 0 || c.Y%MCU != 0 {
+		return TIFFBlock{}, false
 	}
 	return b, true
 }

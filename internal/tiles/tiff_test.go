@@ -72,6 +72,93 @@ func TestTIFFTileEdges(t *testing.T) {
 	}
 }
 
+// TestTIFFCrop checks which plans TIFFCrop takes for a part of a stored
+// tile: unscaled regions inside one tile whose corner is on a 16-pixel
+// boundary of the tile, the level's edge included, and nothing scaled,
+// changed, across two tiles or off the MCU grid.
+func TestTIFFCrop(t *testing.T) {
+	lv := &probe.TIFFLevel{Width: 600, Height: 500, TileWidth: 256, TileLength: 256, SamplesPerPixel: 3,
+		BitsPerSample: 8, SampleFormat: 1, Compression: 7, Photometric: 6, PlanarConfig: 1}
+	info := probe.Info{Format: probe.TIFF, Width: 600, Height: 500,
+		Levels: []probe.Level{{Width: 600, Height: 500, TileWidth: 256, TileHeight: 256, SubIFD: -1, TIFF: lv}}}
+	mk := func(r image.Rectangle, w, h int) *plan.Plan {
+		return &plan.Plan{Region: r, LevelRegion: r, Width: w, Height: h, OutWidth: w, OutHeight: h,
+			Quality: iiif.QualityDefault, Format: iiif.FormatJPG}
+	}
+	for _, tc := range []struct {
+		r    image.Rectangle
+		w, h int
+		ok   bool
+		want TIFFRef
+	}{
+		{image.Rect(0, 0, 256, 256), 256, 256, true, TIFFRef{lv, 0, 0, 0, 256, 256}},
+		{image.Rect(128, 0, 256, 128), 128, 128, true, TIFFRef{lv, 0, 128, 0, 128, 128}},
+		{image.Rect(304, 272, 400, 300), 96, 28, true, TIFFRef{lv, 4, 48, 16, 96, 28}},
+		{image.Rect(560, 480, 600, 500), 40, 20, true, TIFFRef{lv, 5, 48, 224, 40, 20}}, // at the level's corner
+		{image.Rect(128, 0, 256, 128), 64, 64, false, TIFFRef{}},                        // scaled
+		{image.Rect(8, 0, 136, 128), 128, 128, false, TIFFRef{}},                        // off the MCU grid
+		{image.Rect(128, 0, 384, 128), 256, 128, false, TIFFRef{}},                      // two tiles
+		{image.Rect(512, 256, 612, 500), 100, 244, false, TIFFRef{}},                    // past the level
+	} {
+		ref, ok := TIFFCrop(info, mk(tc.r, tc.w, tc.h))
+		if ok != tc.ok || ref != tc.want {
+			t.Errorf("TIFFCrop(%v → %dx%d) = %+v, %v; want %+v, %v", tc.r, tc.w, tc.h, ref, ok, tc.want, tc.ok)
+		}
+	}
+	if ref, _ := TIFFCrop(info, mk(image.Rect(128, 0, 256, 128), 128, 128)); !ref.Cropped() || ref.Part() != image.Rect(128, 0, 256, 128) {
+		t.Errorf("part %v, cropped %v", ref.Part(), ref.Cropped())
+	}
+	p := mk(image.Rect(128, 0, 256, 128), 128, 128)
+	p.Rotation = 90
+	if _, ok := TIFFCrop(info, p); ok {
+		t.Error("a rotated plan is a crop")
+	}
+	p = mk(image.Rect(128, 0, 256, 128), 128, 128)
+	p.Format = iiif.FormatPNG
+	if _, ok := TIFFCrop(info, p); ok {
+		t.Error("a PNG plan is a crop")
+	}
+}
+
+// TestTIFFJoin checks which plans TIFFJoin takes: unscaled, unchanged
+// regions over several tiles with the corner on the MCU grid.
+func TestTIFFJoin(t *testing.T) {
+	lv := &probe.TIFFLevel{Width: 600, Height: 500, TileWidth: 256, TileLength: 256, SamplesPerPixel: 3,
+		BitsPerSample: 8, SampleFormat: 1, Compression: 7, Photometric: 6, PlanarConfig: 1}
+	info := probe.Info{Format: probe.TIFF, Width: 600, Height: 500,
+		Levels: []probe.Level{{Width: 600, Height: 500, TileWidth: 256, TileHeight: 256, SubIFD: -1, TIFF: lv}}}
+	mk := func(r image.Rectangle, w, h int) *plan.Plan {
+		return &plan.Plan{Region: r, LevelRegion: r, Width: w, Height: h, OutWidth: w, OutHeight: h,
+			Quality: iiif.QualityDefault, Format: iiif.FormatJPG}
+	}
+	for _, tc := range []struct {
+		r      image.Rectangle
+		w, h   int
+		ok     bool
+		across int
+		n      int
+	}{
+		{image.Rect(0, 0, 512, 500), 512, 500, true, 2, 4},
+		{image.Rect(256, 256, 600, 500), 344, 244, true, 2, 2},
+		{image.Rect(112, 16, 400, 100), 288, 84, true, 2, 2},
+		{image.Rect(0, 0, 512, 512), 256, 256, false, 0, 0}, // scaled
+		{image.Rect(8, 0, 512, 500), 504, 500, false, 0, 0}, // off the MCU grid
+		{image.Rect(0, 0, 256, 256), 256, 256, false, 0, 0}, // one tile: TIFFTile's
+		{image.Rect(0, 0, 600, 500), 600, 500, false, 0, 0}, // more tiles than allowed
+	} {
+		b, ok := TIFFJoin(info, mk(tc.r, tc.w, tc.h), 4)
+		if ok != tc.ok || (ok && (b.Across != tc.across || len(b.Tiles) != tc.n)) {
+			t.Errorf("TIFFJoin(%v → %dx%d) = %d tiles, %d across, %v; want %d, %d, %v",
+				tc.r, tc.w, tc.h, len(b.Tiles), b.Across, ok, tc.n, tc.across, tc.ok)
+		}
+	}
+	p := mk(image.Rect(0, 0, 512, 500), 512, 500)
+	p.Quality = iiif.QualityGray
+	if _, ok := TIFFJoin(info, p, 4); ok {
+		t.Error("a grey plan of a colour level is a join")
+	}
+}
+
 // TestTIFFTiles checks the block of stored tiles under a region: the
 // tiles row by row, edge tiles cut to the level, the block's origin, the
 // bound on their number, and no block for a level with an ICC profile.
@@ -85,7 +172,7 @@ func TestTIFFTiles(t *testing.T) {
 	if !ok || b.Across != 2 || b.Origin != image.Pt(256, 0) || len(b.Tiles) != 4 {
 		t.Fatalf("block %+v, %v", b, ok)
 	}
-	want := []TIFFRef{{lv, 1, 256, 256}, {lv, 2, 88, 256}, {lv, 4, 256, 244}, {lv, 5, 88, 244}}
+	want := []TIFFRef{{lv, 1, 0, 0, 256, 256}, {lv, 2, 0, 0, 88, 256}, {lv, 4, 0, 0, 256, 244}, {lv, 5, 0, 0, 88, 244}}
 	for i, ref := range b.Tiles {
 		if ref != want[i] {
 			t.Errorf("tile %d: %+v, want %+v", i, ref, want[i])
