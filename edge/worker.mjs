@@ -243,6 +243,15 @@ function start(env) {
   return ready;
 }
 
+// headerPairs turns the module's headers (names and values, each ended
+// by a NUL) into [name, value] pairs, in order.
+function headerPairs(s) {
+  const parts = s.split("\0");
+  const out = [];
+  for (let i = 0; i + 1 < parts.length; i += 2) out.push([parts[i], parts[i + 1]]);
+  return out;
+}
+
 const cors = {
   "Access-Control-Allow-Origin": "*",
   "Access-Control-Expose-Headers": "Link, ETag, Last-Modified, X-Request-Id, X-Cache, Content-Length",
@@ -286,6 +295,6 @@ export default {
       if (pendingPuts.size) ctx.waitUntil(Promise.allSettled([...pendingPuts]));
     }
     const body = request.method === "HEAD" || out.status === 204 || out.status === 304 ? null : out.body ?? null;
-    return new Response(body, { status: out.status, headers: out.headers });
+    return new Response(body, { status: out.status, headers: headerPairs(out.headers) });
   },
 };

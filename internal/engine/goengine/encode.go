@@ -112,28 +112,27 @@ func encodeJPEG(src rows, quality int, w io.Writer) error {
 		cw := (width + 1) / 2
 		cb := make([]uint32, cw)
 		cr := make([]uint32, cw)
-		n := make([]uint32, cw)
 		for y := 0; y < height; y++ {
 			row, err := src.next()
 			if err != nil {
 				return err
 			}
-			for x := 0; x < width; x++ {
-				Y, u, v := color.RGBToYCbCr(row[x*3], row[x*3+1], row[x*3+2])
-				m.Y[y*m.YStride+x] = Y
-				cb[x/2] += uint32(u)
-				cr[x/2] += uint32(v)
-				n[x/2]++
-			}
+			rgbToYCbCrRow(row[:3*width], m.Y[y*m.YStride:y*m.YStride+width], cb, cr)
 			if y%2 == 1 || y == height-1 {
+				// Each sum is of 2x2 pixels, fewer at the right and
+				// bottom edges of an odd width or height.
+				ny := uint32(1 + y%2)
 				o := (y / 2) * m.CStride
 				for i := 0; i < cw; i++ {
-					m.Cb[o+i] = uint8((cb[i] + n[i]/2) / n[i])
-					m.Cr[o+i] = uint8((cr[i] + n[i]/2) / n[i])
+					n := ny * 2
+					if 2*i+1 == width {
+						n = ny
+					}
+					m.Cb[o+i] = uint8((cb[i] + n/2) / n)
+					m.Cr[o+i] = uint8((cr[i] + n/2) / n)
 				}
 				clear(cb)
 				clear(cr)
-				clear(n)
 			}
 		}
 		img = m
@@ -145,6 +144,32 @@ func encodeJPEG(src rows, quality int, w io.Writer) error {
 		return err
 	}
 	return bw.Flush()
+}
+
+// rgbToYCbCrRow converts a row of RGB pixels to luma in ys and adds
+// their chroma to the sums of pixel pairs in cb and cr, with
+// color.RGBToYCbCr's JFIF arithmetic written out: a call per pixel
+// was a tenth of a JPEG crop's time in WebAssembly.
+func rgbToYCbCrRow(row, ys []uint8, cb, cr []uint32) {
+	for x := range ys {
+		p := row[3*x : 3*x+3]
+		r, g, b := int32(p[0]), int32(p[1]), int32(p[2])
+		ys[x] = uint8((19595*r + 38470*g + 7471*b + 1<<15) >> 16)
+		u := -11056*r - 21712*g + 32768*b + 257<<15
+		if uint32(u)&0xff000000 == 0 {
+			u >>= 16
+		} else {
+			u = ^(u >> 31)
+		}
+		v := 32768*r - 27440*g - 5328*b + 257<<15
+		if uint32(v)&0xff000000 == 0 {
+			v >>= 16
+		} else {
+			v = ^(v >> 31)
+		}
+		cb[x>>1] += uint32(uint8(u))
+		cr[x>>1] += uint32(uint8(v))
+	}
 }
 
 // encodePNG writes a PNG as its rows come, never holding the image: the

@@ -38,7 +38,19 @@ func fixedRound(v float64) float64 {
 	return math.Floor((v + interpolateScale/2) / interpolateScale)
 }
 
-func clampU8(v float64) float64 { return min(255, max(0, v)) }
+// clampU8 clips v to 0..255. It compares rather than calling the min
+// and max builtins: for floats those are calls into the runtime in
+// WebAssembly (runtime.fmin64 and fmax64, which order NaNs and zeros),
+// and they took a fifth of a thumbnail's time there.
+func clampU8(v float64) float64 {
+	if v < 0 {
+		return 0
+	}
+	if v > 255 {
+		return 255
+	}
+	return v
+}
 
 // window keeps the last rows of a sequential stream so that a filter can
 // read rows by index, clamped to the image as libvips' "extend copy"
@@ -302,6 +314,7 @@ type vreduce struct {
 	integer bool
 	out     []float32
 	acc     []float64
+	acc32   []float32
 	w, b    int
 }
 
@@ -311,9 +324,59 @@ func (r *vreduce) next() ([]float32, error) {
 	first, c := r.k.tap(r.y, r.integer)
 	if r.integer {
 		// 8-bit images take vips_reducev's vector path: 2.6 fixed-point
-		// coefficients, a bias of 32 and a shift by 6.
+		// coefficients, a bias of 32 and a shift by 6. The sums are of
+		// integers below 2^24 (255 times the coefficients' absolute sum,
+		// about 100), so float32 holds them exactly.
 		_, t := r.k.tapIndex(r.y)
 		c = r.k.o[t]
+		if r.acc32 == nil {
+			r.acc32 = make([]float32, len(r.out))
+		}
+		acc := r.acc32
+		clear(acc)
+		// Four rows a pass: the sums are exact whatever their order, and
+		// the accumulator is read and written a quarter as often.
+		j := 0
+		for ; j+4 <= len(c); j += 4 {
+			var rs [4][]float32
+			for k := range rs {
+				row, err := r.win.get(first + j + k)
+				if err != nil {
+					return nil, err
+				}
+				rs[k] = row[:len(acc)]
+			}
+			c0, c1, c2, c3 := float32(c[j]), float32(c[j+1]), float32(c[j+2]), float32(c[j+3])
+			r0, r1, r2, r3 := rs[0], rs[1][:len(rs[0])], rs[2][:len(rs[0])], rs[3][:len(rs[0])]
+			for i, v := range r0 {
+				acc[i] += c0*v + c1*r1[i] + c2*r2[i] + c3*r3[i]
+			}
+		}
+		for ; j < len(c); j++ {
+			row, err := r.win.get(first + j)
+			if err != nil {
+				return nil, err
+			}
+			c32 := float32(c[j])
+			row = row[:len(acc)]
+			for i, v := range row {
+				acc[i] += c32 * v
+			}
+		}
+		out := r.out[:len(acc)]
+		for i, v := range acc {
+			// floor((v + 32) / 64), clipped: v is an integer, and an
+			// arithmetic shift floors.
+			q := int32(v+32) >> 6
+			if q < 0 {
+				q = 0
+			} else if q > 255 {
+				q = 255
+			}
+			out[i] = float32(q)
+		}
+		r.y++
+		return r.out, nil
 	}
 	if r.acc == nil {
 		r.acc = make([]float64, len(r.out))
@@ -334,11 +397,7 @@ func (r *vreduce) next() ([]float32, error) {
 		}
 	}
 	for i, v := range acc {
-		if r.integer {
-			r.out[i] = float32(clampU8(math.Floor((v + 32) / 64)))
-		} else {
-			r.out[i] = float32(v)
-		}
+		r.out[i] = float32(v)
 	}
 	r.y++
 	return r.out, nil
@@ -375,18 +434,30 @@ type hfilter struct {
 	outW, n int
 	idx     []int32   // outW*n
 	coef    []float64 // outW*n
-	round   func(float64) float64
+	round   rounding
+	f       float64 // the divisor of the box shrinks
 }
 
+// rounding is what a horizontal pass does to its sums, as libvips
+// rounds each step. It is a value tested once per row rather than a
+// function called per sample: an indirect call per sample was a tenth
+// of a thumbnail's time in WebAssembly.
+type rounding int
+
+const (
+	roundNone       rounding = iota // float images: the sum as it is
+	roundShrinkInt                  // 8-bit box shrink: floor((s + f/2) / f)
+	roundShrinkF                    // float box shrink: s / f
+	roundFixedClamp                 // 8-bit reduce: fixed-point round, clipped
+	roundFixed                      // 8-bit bicubic: fixed-point round
+)
+
 func (f *hfilter) apply(b int) func(in, out []float32) {
-	round := f.round
-	if round == nil {
-		round = func(v float64) float64 { return v }
-	}
 	n := f.n
-	switch b {
-	case 1:
-		return func(in, out []float32) {
+	sum := make([]float64, f.outW*b)
+	return func(in, out []float32) {
+		switch b {
+		case 1:
 			for x := 0; x < f.outW; x++ {
 				idx := f.idx[x*n : x*n+n]
 				coef := f.coef[x*n : x*n+n]
@@ -394,11 +465,9 @@ func (f *hfilter) apply(b int) func(in, out []float32) {
 				for j, i := range idx {
 					s += coef[j] * float64(in[i])
 				}
-				out[x] = float32(round(s))
+				sum[x] = s
 			}
-		}
-	case 3:
-		return func(in, out []float32) {
+		case 3:
 			for x := 0; x < f.outW; x++ {
 				idx := f.idx[x*n : x*n+n]
 				coef := f.coef[x*n : x*n+n]
@@ -410,25 +479,44 @@ func (f *hfilter) apply(b int) func(in, out []float32) {
 					s1 += c * float64(p[1])
 					s2 += c * float64(p[2])
 				}
-				o := out[x*3 : x*3+3]
-				o[0], o[1], o[2] = float32(round(s0)), float32(round(s1)), float32(round(s2))
+				o := sum[x*3 : x*3+3]
+				o[0], o[1], o[2] = s0, s1, s2
+			}
+		default:
+			for x := 0; x < f.outW; x++ {
+				idx := f.idx[x*n : x*n+n]
+				coef := f.coef[x*n : x*n+n]
+				for ch := 0; ch < b; ch++ {
+					s := 0.0
+					for j, i := range idx {
+						s += coef[j] * float64(in[int(i)*b+ch])
+					}
+					sum[x*b+ch] = s
+				}
 			}
 		}
-	}
-	return func(in, out []float32) {
-		n := f.n
-		for x := 0; x < f.outW; x++ {
-			idx := f.idx[x*n : x*n+n]
-			coef := f.coef[x*n : x*n+n]
-			for ch := 0; ch < b; ch++ {
-				s := 0.0
-				for j, i := range idx {
-					s += coef[j] * float64(in[int(i)*b+ch])
-				}
-				if f.round != nil {
-					s = f.round(s)
-				}
-				out[x*b+ch] = float32(s)
+		out = out[:len(sum)]
+		switch f.round {
+		case roundNone:
+			for i, s := range sum {
+				out[i] = float32(s)
+			}
+		case roundShrinkInt:
+			half := math.Floor(f.f / 2)
+			for i, s := range sum {
+				out[i] = float32(math.Floor((s + half) / f.f))
+			}
+		case roundShrinkF:
+			for i, s := range sum {
+				out[i] = float32(s / f.f)
+			}
+		case roundFixedClamp:
+			for i, s := range sum {
+				out[i] = float32(clampU8(fixedRound(s)))
+			}
+		case roundFixed:
+			for i, s := range sum {
+				out[i] = float32(fixedRound(s))
 			}
 		}
 	}
@@ -436,18 +524,16 @@ func (f *hfilter) apply(b int) func(in, out []float32) {
 
 func hshrinkFn(inW, f, b int, integer bool) func(in, out []float32) {
 	outW := (inW + f - 1) / f
-	h := &hfilter{outW: outW, n: f, idx: make([]int32, outW*f), coef: make([]float64, outW*f)}
+	h := &hfilter{outW: outW, n: f, idx: make([]int32, outW*f), coef: make([]float64, outW*f), f: float64(f)}
 	for x := 0; x < outW; x++ {
 		for k := 0; k < f; k++ {
 			h.idx[x*f+k] = int32(min(x*f+k, inW-1))
 			h.coef[x*f+k] = 1
 		}
 	}
-	ff := float64(f)
+	h.round = roundShrinkF
 	if integer {
-		h.round = func(s float64) float64 { return math.Floor((s + float64(f/2)) / ff) }
-	} else {
-		h.round = func(s float64) float64 { return s / ff }
+		h.round = roundShrinkInt
 	}
 	return h.apply(b)
 }
@@ -462,7 +548,7 @@ func hreduceFn(inW, outW, b int, k *reduceKernel, integer bool) func(in, out []f
 		}
 	}
 	if integer {
-		h.round = func(s float64) float64 { return clampU8(fixedRound(s)) }
+		h.round = roundFixedClamp
 	}
 	return h.apply(b)
 }
@@ -538,7 +624,7 @@ func hbicubicFn(a upAxis, b int, integer bool) func(in, out []float32) {
 		}
 	}
 	if integer {
-		h.round = fixedRound
+		h.round = roundFixed
 	}
 	return h.apply(b)
 }
@@ -635,9 +721,20 @@ func (t *toU8) next() ([]uint8, error) {
 		t.cast(row)
 		t.srcY++
 	}
+	// The source's columns in one copy; the columns outside it (the fit
+	// embeds, rarely more than a pixel) repeat its edge pixels.
+	b := t.b
+	x0, x1 := max(t.dx, 0), min(t.dx+t.sw, t.w)
+	copy(t.out[x0*b:x1*b], t.cur[(x0-t.dx)*b:(x1-t.dx)*b])
 	for x := 0; x < t.w; x++ {
+		if x == x0 {
+			x = x1
+			if x >= t.w {
+				break
+			}
+		}
 		sx := min(max(x-t.dx, 0), t.sw-1)
-		copy(t.out[x*t.b:x*t.b+t.b], t.cur[sx*t.b:sx*t.b+t.b])
+		copy(t.out[x*b:x*b+b], t.cur[sx*b:sx*b+b])
 	}
 	t.y++
 	return t.out, nil

@@ -342,4 +342,13 @@ func roundInt(v float64) int {
 	return int(v - 0.5)
 }
 
-func clampF(v, lo, hi float64) float64 { return min(hi, max(lo, v)) }
+// clampF clips v to lo..hi by comparing (see clampU8).
+func clampF(v, lo, hi float64) float64 {
+	if v < lo {
+		return lo
+	}
+	if v > hi {
+		return hi
+	}
+	return v
+}

@@ -98,12 +98,31 @@ func readRow(img image.Image, y, x0, x1, bands int, dst []uint8, scratch *[2][]u
 	case *image.YCbCr:
 		cb, cr, ok := fancyChroma(m, y, scratch)
 		if ok && bands == 3 {
-			yrow := m.Y[(y-m.Rect.Min.Y)*m.YStride:]
-			for x := x0; x < x1; x++ {
-				lx := x - m.Rect.Min.X
-				r, g, b := ycc.rgb(yrow[lx], cb[lx], cr[lx])
-				dst[i], dst[i+1], dst[i+2] = r, g, b
-				i += 3
+			// The common case, every pixel of every stored tile: ycc.rgb
+			// written out here, as the compiler does not inline it and a
+			// call per pixel is dear in WebAssembly.
+			lx0, lx1 := x0-m.Rect.Min.X, x1-m.Rect.Min.X
+			yrow := m.Y[(y-m.Rect.Min.Y)*m.YStride:][lx0:lx1]
+			cb, cr := cb[lx0:lx1], cr[lx0:lx1]
+			out := dst[:3*len(yrow)]
+			t := ycc
+			for k, yv := range yrow {
+				Y := int32(yv)
+				u, v := cb[k], cr[k]
+				r := Y + t.crR[v]
+				g := Y + ((t.cbG[u] + t.crG[v]) >> 16)
+				b := Y + t.cbB[u]
+				if uint32(r) > 255 {
+					r = ^(r >> 31) & 255
+				}
+				if uint32(g) > 255 {
+					g = ^(g >> 31) & 255
+				}
+				if uint32(b) > 255 {
+					b = ^(b >> 31) & 255
+				}
+				o := out[3*k : 3*k+3]
+				o[0], o[1], o[2] = uint8(r), uint8(g), uint8(b)
 			}
 			return
 		}
@@ -226,9 +245,10 @@ type mosaicRows struct {
 	bands int
 	grays []bool // per tile: a grey PNG (see pngGray)
 
-	band       []uint8 // rows band0..band1 of r, r.Dx() pixels each
-	band0, end int     // image rows held: [band0, end)
-	y          int     // next image row
+	band       []uint8    // rows band0..band1 of r, r.Dx() pixels each
+	chroma     [2][]uint8 // readRow's upsampled chroma, reused
+	band0, end int        // image rows held: [band0, end)
+	y          int        // next image row
 }
 
 // newMosaicRows checks every tile under r from its header (format, size)
@@ -349,13 +369,23 @@ func (s *mosaicRows) decodeBand() error {
 			return fault.Wrap(fault.Internal, fmt.Errorf("goengine: tile %d decoded to %v, want %dx%d", i, b, tr.Dx(), tr.Dy()), msgUndecodable)
 		}
 		tb := bandsOf(img, s.grays[i])
-		tmp := make([]uint8, cut.Dx()*tb)
-		var chroma [2][]uint8
+		var tmp []uint8
+		if tb != s.bands {
+			tmp = make([]uint8, cut.Dx()*tb)
+		}
 		for y := cut.Min.Y; y < cut.Max.Y; y++ {
-			readRow(img, y-tr.Min.Y+img.Bounds().Min.Y, cut.Min.X-tr.Min.X+img.Bounds().Min.X,
-				cut.Max.X-tr.Min.X+img.Bounds().Min.X, tb, tmp, &chroma)
 			o := (y-y0)*stride + (cut.Min.X-s.r.Min.X)*s.bands
-			convertBands(tmp, tb, s.band[o:o+cut.Dx()*s.bands], s.bands)
+			dst := s.band[o : o+cut.Dx()*s.bands]
+			if tmp == nil {
+				// The tile has the mosaic's bands: its rows are
+				// converted into the band directly.
+				readRow(img, y-tr.Min.Y+img.Bounds().Min.Y, cut.Min.X-tr.Min.X+img.Bounds().Min.X,
+					cut.Max.X-tr.Min.X+img.Bounds().Min.X, tb, dst, &s.chroma)
+				continue
+			}
+			readRow(img, y-tr.Min.Y+img.Bounds().Min.Y, cut.Min.X-tr.Min.X+img.Bounds().Min.X,
+				cut.Max.X-tr.Min.X+img.Bounds().Min.X, tb, tmp, &s.chroma)
+			convertBands(tmp, tb, dst, s.bands)
 		}
 	}
 	s.band0, s.end = y0, y1

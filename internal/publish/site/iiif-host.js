@@ -196,13 +196,22 @@
         const r = await fn({ method, path, origin, headers });
         return new Response(method === 'HEAD' || r.status === 204 || r.status === 304 ? null : r.body || null, {
           status: r.status,
-          headers: r.headers,
+          headers: headerPairs(r.headers),
         });
       } catch (e) {
         this.started = null;
         return failure(500, 'the image engine failed: ' + (e && e.message ? e.message : e));
       }
     }
+  }
+
+  // headerPairs turns the engine's headers (names and values, each ended
+  // by a NUL) into [name, value] pairs, in order.
+  function headerPairs(s) {
+    const parts = s.split('\0');
+    const out = [];
+    for (let i = 0; i + 1 < parts.length; i += 2) out.push([parts[i], parts[i + 1]]);
+    return out;
   }
 
   globalThis.IIIFHost = { Engine, fetchStore, boundedCache, renderedCache, failure, StoreError };
