@@ -13,6 +13,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
+	"github.com/iiifd/iiifd/internal/pixels"
 	"github.com/iiifd/iiifd/internal/slidecheck"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
@@ -60,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "health":
 		return health(ctx, rest, stdout, stderr)
 	case slideCheckCommand:
-		return slidecheck.Serve(rest, stdout)
+		return slidecheck.Serve(rest, stdout, pixels.CheckSlide)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "iiifd", version())
 		return 0

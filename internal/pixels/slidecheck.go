@@ -9,17 +9,15 @@ import "C"
 import (
 	"errors"
 	"unsafe"
-)
 
-// ErrNotSlide is CheckSlide's answer for a file OpenSlide does not
-// recognise as a slide: there is nothing of it for OpenSlide to read.
-var ErrNotSlide = errors.New("pixels: not a slide OpenSlide reads")
+	"github.com/iiifd/iiifd/internal/slidecheck"
+)
 
 // CheckSlide reads from the slide at path what the server will read
 // through OpenSlide (its properties, a region at the start, the middle
 // and the end of every level, the smallest level whole when it is at most
-// 4 Mpixel, its associated images), and returns OpenSlide's error,
-// or ErrNotSlide. It is meant for a child process (package slidecheck):
+// 4 Mpixel, its associated images), and returns OpenSlide's error, or
+// slidecheck.ErrNotSlide for a file OpenSlide does not recognise. It is meant for a child process (package slidecheck):
 // OpenSlide is C code parsing vendors' formats, and a slide that crashes
 // it there only ends that process. It needs no Startup.
 func CheckSlide(path string) error {
@@ -30,7 +28,7 @@ func CheckSlide(path string) error {
 	case 0:
 		return nil
 	case 1:
-		return ErrNotSlide
+		return slidecheck.ErrNotSlide
 	}
 	return errors.New(C.GoString(&msg[0]))
 }

@@ -28,7 +28,7 @@ const checkChildEnv = "IIIFD_TEST_SLIDECHECK_CHILD"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(checkChildEnv) == "1" {
-		os.Exit(slidecheck.Serve(os.Args[1:], os.Stdout))
+		os.Exit(slidecheck.Serve(os.Args[1:], os.Stdout, pixels.CheckSlide))
 	}
 	os.Setenv(checkChildEnv, "1") // for the children only
 	os.Exit(m.Run())

@@ -8,18 +8,22 @@ import (
 	"os/signal"
 	"strconv"
 
-	"github.com/iiifd/iiifd/internal/pixels"
 )
 
 // limitsEnv passes the child's address-space limit in bytes; the child
 // sets it on itself before OpenSlide runs.
 const limitsEnv = "IIIFD_SLIDECHECK_AS"
 
+// ErrNotSlide is what a check function returns for a file OpenSlide does
+// not read (not a slide): a verdict, not a failure.
+var ErrNotSlide = errors.New("slidecheck: not a slide OpenSlide reads")
+
 // Serve is the child side of Checker: it checks the slide named by args
-// (one path) with OpenSlide and writes its answer on stdout. It returns
-// the exit code. A crash of OpenSlide ends the process, which the parent
-// reports.
-func Serve(args []string, stdout io.Writer) int {
+// (one path) with check (pixels.CheckSlide in iiifd, which opens it with
+// OpenSlide; given by the caller so that this package links no cgo) and
+// writes its answer on stdout. It returns the exit code. A crash of
+// OpenSlide ends the process, which the parent reports.
+func Serve(args []string, stdout io.Writer, check func(path string) error) int {
 	signal.Ignore(os.Interrupt)
 	if len(args) != 1 {
 		fmt.Fprintf(stdout, "%sslide check: want one path, got %d arguments\n", lineError, len(args))
@@ -35,11 +39,11 @@ func Serve(args []string, stdout io.Writer) int {
 			return 1
 		}
 	}
-	err := pixels.CheckSlide(args[0])
+	err := check(args[0])
 	switch {
 	case err == nil:
 		fmt.Fprintln(stdout, lineOK)
-	case errors.Is(err, pixels.ErrNotSlide):
+	case errors.Is(err, ErrNotSlide):
 		fmt.Fprintln(stdout, lineNotSlide)
 	default:
 		fmt.Fprintf(stdout, "%s%s\n", lineError, firstLine(err.Error()))
