@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-
 )
 
 // limitsEnv passes the child's address-space limit in bytes; the child
