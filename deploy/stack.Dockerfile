@@ -7,6 +7,13 @@
 # varnish-modules) serve as well. Like the Dockerfile, it needs BuildKit
 # (DOCKER_BUILDKIT=1 with Debian's docker.io 20.10).
 ARG BASE_IMAGE=debian:bookworm-slim
+# VERSITYGW_FROM names the stage the versitygw binary comes from:
+# versitygw-build (the default) compiles it from the Go module proxy;
+# versitygw-context takes a binary named versitygw at the root of the
+# build context instead. scripts/test-container uses the latter with the
+# one scripts/deps.sh already built on the (Debian bookworm) host for the
+# S3 tests, the same pinned version, rather than compile it a second time.
+ARG VERSITYGW_FROM=versitygw-build
 
 # These first steps are the Dockerfile's build stage's, word for word, so
 # that BuildKit finds them in its cache after building iiifd (Go and the
@@ -33,8 +40,13 @@ RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.
 	v=$(sed -n 's/^VERSITYGW_VERSION=//p' scripts/deps.sh) \
 	&& GOBIN=/out go install -trimpath -ldflags='-s -w' "github.com/versity/versitygw/cmd/versitygw@$v"
 
+FROM scratch AS versitygw-context
+COPY versitygw /out/versitygw
+
+FROM ${VERSITYGW_FROM} AS versitygw-bin
+
 FROM ${BASE_IMAGE} AS versitygw
-COPY --from=versitygw-build /out/versitygw /usr/local/bin/versitygw
+COPY --from=versitygw-bin /out/versitygw /usr/local/bin/versitygw
 RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin store \
 	&& mkdir -p /srv/store && chown 10001:10001 /srv/store
 USER 10001:10001
