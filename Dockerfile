@@ -53,8 +53,7 @@ COPY web/package.json web/package-lock.json web/
 RUN if [ ! -f internal/web/assets/osd/openseadragon.min.js ]; then \
 		apt-get update -qq && scripts/web-assets && rm -rf /var/lib/apt/lists/*; fi
 RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-	go build -trimpath -ldflags='-s -w' -o /out/iiifd ./cmd/iiifd \
-	&& mkdir -p /out/samples && cp internal/samples/images/* /out/samples/
+	go build -trimpath -ldflags='-s -w' -o /out/iiifd ./cmd/iiifd
 
 FROM ${BASE_IMAGE}
 # The runtime libraries the binary links (libvips, OpenSlide, OpenJPH,
@@ -90,9 +89,6 @@ RUN dpkg-query -W -f '${Package}\n' | sort >/tmp/base-packages \
 	&& useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin iiifd
 COPY --from=build /out/iiifd /usr/local/bin/iiifd
 RUN iiifd version
-# The sample images as files too, for `iiifd ingest` into a store
-# (deploy/compose.yaml uploads them to S3 with it).
-COPY --from=build /out/samples /usr/share/iiifd/samples
 # Temporary files (the extracted samples, whole copies of remote images,
 # uploads being ingested) go to /tmp, the one writable place a read-only
 # root file system needs (an emptyDir in the Helm chart).

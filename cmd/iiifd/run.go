@@ -9,11 +9,13 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/iiifd/iiifd/internal/app"
 	"github.com/iiifd/iiifd/internal/config"
 	"github.com/iiifd/iiifd/internal/pixels"
+	"github.com/iiifd/iiifd/internal/samples"
 	"github.com/iiifd/iiifd/internal/slidecheck"
 	"github.com/iiifd/iiifd/internal/tracing"
 )
@@ -27,6 +29,7 @@ Usage:
   iiifd publish [flags] OUT  write a static IIIF site (level 0, level 2 in its pages)
   iiifd warm [flags]      request URLs from a running server to fill its caches
   iiifd health [flags]    exit 0 if a running server's /healthz answers 200
+  iiifd samples DIR       write the embedded sample images into DIR
   iiifd version           print the version
   iiifd help [command]    show help
 
@@ -60,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return warm(ctx, rest, stdout, stderr)
 	case "health":
 		return health(ctx, rest, stdout, stderr)
+	case "samples":
+		return samplesCmd(rest, stderr)
 	case slideCheckCommand:
 		return slidecheck.Serve(rest, stdout, pixels.CheckSlide)
 	case "version", "--version", "-version":
@@ -157,4 +162,20 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// samplesCmd writes the embedded sample images into a directory: what
+// the server shows with no configuration, as files to load into a store
+// (deploy/compose.yaml ingests them into S3), without shipping them twice
+// in the container image.
+func samplesCmd(args []string, stderr io.Writer) int {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "usage: iiifd samples DIR")
+		return 2
+	}
+	if err := samples.Extract(args[0]); err != nil {
+		fmt.Fprintf(stderr, "iiifd samples: %v\n", err)
+		return 1
+	}
+	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iiifd/iiifd/internal/samples"
 )
 
 // TestServeEmbeddedDefault is the README's first command as a new user
@@ -89,6 +92,8 @@ func TestRunCommands(t *testing.T) {
 		{[]string{"serve", "--memory-limit", "1GiB", "--prefetch-memory", "2GiB"}, 2, "prefetch-memory", nil},
 		{[]string{"serve", "--root", "/does/not/exist", "--addr", "127.0.0.1:0"}, 1, "root", nil},
 		{[]string{"serve", "--addr", "127.0.0.1:0"}, 2, "IIIFD_MAX_AREA", map[string]string{"IIIFD_MAX_AREA": "lots"}},
+		{[]string{"samples"}, 2, "usage: iiifd samples DIR", nil},
+		{[]string{"samples", "/dev/null/x"}, 1, "iiifd samples:", nil},
 	}
 	for _, tc := range cases {
 		for k, v := range tc.withEnv {
@@ -101,6 +106,28 @@ func TestRunCommands(t *testing.T) {
 		}
 		for k := range tc.withEnv {
 			os.Unsetenv(k)
+		}
+	}
+}
+
+// TestSamplesCommand: iiifd samples DIR writes the embedded samples, byte
+// for byte, into DIR.
+func TestSamplesCommand(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"samples", dir}, &out, &out); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	want, _ := fs.ReadDir(samples.FS(), ".")
+	got, _ := os.ReadDir(dir)
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("%d files written, want %d", len(got), len(want))
+	}
+	for _, e := range want {
+		a, _ := fs.ReadFile(samples.FS(), e.Name())
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s: %v, or its bytes differ", e.Name(), err)
 		}
 	}
 }
