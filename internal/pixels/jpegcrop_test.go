@@ -15,6 +15,31 @@ import (
 	"github.com/iiifd/iiifd/internal/tiles"
 )
 
+// jpegTiledTIFF writes the picture src as a pyramidal TIFF with JPEG
+// tiles, with the vips options opts (name "grey" turns it grey first),
+// and returns it open (closed when the test ends) with its probed facts.
+func jpegTiledTIFF(t *testing.T, dir, src, name, opts string) (*os.File, probe.Info) {
+	t.Helper()
+	path := filepath.Join(dir, name+".tif")
+	in := src
+	if name == "grey" {
+		in = filepath.Join(dir, "grey.png")
+		vipsCmd(t, "colourspace", src, in, "b-w")
+	}
+	vipsCmd(t, "copy", in, path+opts)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, _ := f.Stat()
+	info, err := probe.Read(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, info
+}
+
 // TestCropJPEGEdgeTiles cuts every edge tile of JPEG-tiled TIFFs (4:2:0
 // YCbCr, RGB and grey, at every level) to the part inside the level, and
 // checks the bytes: the cut JPEG decodes to exactly the pixels of the
@@ -28,22 +53,7 @@ func TestCropJPEGEdgeTiles(t *testing.T) {
 		{"rgb", "[tile,pyramid,compression=jpeg,Q=80,tile-width=128,tile-height=128,rgbjpeg]"},
 		{"grey", "[tile,pyramid,compression=jpeg,Q=80,tile-width=128,tile-height=128]"},
 	} {
-		path := filepath.Join(dir, tc.name+".tif")
-		in := src
-		if tc.name == "grey" {
-			in = filepath.Join(dir, "grey.png")
-			vipsCmd(t, "colourspace", src, in, "b-w")
-		}
-		vipsCmd(t, "copy", in, path+tc.opts)
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, _ := f.Stat()
-		info, err := probe.Read(f, st.Size())
-		if err != nil {
-			t.Fatal(err)
-		}
+		f, info := jpegTiledTIFF(t, dir, src, tc.name, tc.opts)
 		cropped := 0
 		for k, lv := range info.Levels {
 			tl := lv.TIFF
@@ -74,7 +84,6 @@ func TestCropJPEGEdgeTiles(t *testing.T) {
 				}
 			}
 		}
-		f.Close()
 		if cropped < 4 {
 			t.Errorf("%s: only %d edge tiles", tc.name, cropped)
 		}
@@ -130,22 +139,7 @@ func TestCropJPEGParts(t *testing.T) {
 		{"rgb", "[tile,pyramid,compression=jpeg,Q=85,tile-width=256,tile-height=256,rgbjpeg]"},
 		{"grey", "[tile,pyramid,compression=jpeg,Q=85,tile-width=256,tile-height=256]"},
 	} {
-		path := filepath.Join(dir, tc.name+".tif")
-		in := src
-		if tc.name == "grey" {
-			in = filepath.Join(dir, "grey.png")
-			vipsCmd(t, "colourspace", src, in, "b-w")
-		}
-		vipsCmd(t, "copy", in, path+tc.opts)
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, _ := f.Stat()
-		info, err := probe.Read(f, st.Size())
-		if err != nil {
-			t.Fatal(err)
-		}
+		f, info := jpegTiledTIFF(t, dir, src, tc.name, tc.opts)
 		parts, worst := 0, math.Inf(1)
 		for k, lv := range info.Levels {
 			tl := lv.TIFF
@@ -185,7 +179,7 @@ func TestCropJPEGParts(t *testing.T) {
 				// the loss the crop avoids.
 				pp := *p
 				pp.Format = iiif.FormatPNG
-				ref2 := decode(t, iiif.FormatPNG, renderBytes(t, path, lv, &pp))
+				ref2 := decode(t, iiif.FormatPNG, renderBytes(t, f.Name(), lv, &pp))
 				db := psnr(t, vipsDecode(t, cut), ref2)
 				worst = min(worst, db)
 				if db < 38 {
@@ -194,7 +188,6 @@ func TestCropJPEGParts(t *testing.T) {
 				parts++
 			}
 		}
-		f.Close()
 		if parts < 20 {
 			t.Errorf("%s: only %d parts", tc.name, parts)
 		}

@@ -6,12 +6,10 @@ import (
 	"image"
 	"image/jpeg"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/iiifd/iiifd/internal/iiif"
-	"github.com/iiifd/iiifd/internal/probe"
 	"github.com/iiifd/iiifd/internal/tiles"
 )
 
@@ -31,22 +29,7 @@ func TestJoinJPEG(t *testing.T) {
 		{"rgb", "[tile,pyramid,compression=jpeg,Q=85,tile-width=128,tile-height=128,rgbjpeg]"},
 		{"grey", "[tile,pyramid,compression=jpeg,Q=85,tile-width=128,tile-height=128]"},
 	} {
-		path := filepath.Join(dir, tc.name+".tif")
-		in := src
-		if tc.name == "grey" {
-			in = filepath.Join(dir, "grey.png")
-			vipsCmd(t, "colourspace", src, in, "b-w")
-		}
-		vipsCmd(t, "copy", in, path+tc.opts)
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, _ := f.Stat()
-		info, err := probe.Read(f, st.Size())
-		if err != nil {
-			t.Fatal(err)
-		}
+		f, info := jpegTiledTIFF(t, dir, src, tc.name, tc.opts)
 		joins, worst := 0, math.Inf(1)
 		for k, lv := range info.Levels {
 			tl := lv.TIFF
@@ -69,6 +52,7 @@ func TestJoinJPEG(t *testing.T) {
 				data := make([][]byte, len(b.Tiles))
 				for i, ref := range b.Tiles {
 					ref.Width, ref.Height = tw, tl.TileLength
+					var err error
 					if data[i], err = tiles.SpliceTIFF(context.Background(), f, ref); err != nil {
 						t.Fatal(err)
 					}
@@ -81,7 +65,7 @@ func TestJoinJPEG(t *testing.T) {
 				checkJoin(t, data, b.Across, tw, tl.TileLength, joined, part)
 				pp := *p
 				pp.Format = iiif.FormatPNG
-				db := psnr(t, vipsDecode(t, joined), decode(t, iiif.FormatPNG, renderBytes(t, path, lv, &pp)))
+				db := psnr(t, vipsDecode(t, joined), decode(t, iiif.FormatPNG, renderBytes(t, f.Name(), lv, &pp)))
 				worst = min(worst, db)
 				if db < 38 {
 					t.Errorf("%s level %d %v: PSNR %.1f dB against libvips' render", tc.name, k, r, db)
@@ -89,7 +73,6 @@ func TestJoinJPEG(t *testing.T) {
 				joins++
 			}
 		}
-		f.Close()
 		if joins < 4 {
 			t.Errorf("%s: only %d joins", tc.name, joins)
 		}
