@@ -34,19 +34,30 @@ func TestSpliceJPEG(t *testing.T) {
 	}
 }
 
+// jpegTiled600x500 is a one-level 600×500 TIFF of 256-pixel YCbCr JPEG
+// tiles (3×2, the last column and row cut by the level's edge), made
+// anew for each test.
+func jpegTiled600x500() (probe.Info, *probe.TIFFLevel) {
+	lv := &probe.TIFFLevel{Width: 600, Height: 500, TileWidth: 256, TileLength: 256, SamplesPerPixel: 3,
+		BitsPerSample: 8, SampleFormat: 1, Compression: 7, Photometric: 6, PlanarConfig: 1}
+	info := probe.Info{Format: probe.TIFF, Width: 600, Height: 500,
+		Levels: []probe.Level{{Width: 600, Height: 500, TileWidth: 256, TileHeight: 256, SubIFD: -1, TIFF: lv}}}
+	return info, lv
+}
+
+// unscaledJPEG is the plan of region r at w×h, default quality, JPEG.
+func unscaledJPEG(r image.Rectangle, w, h int) *plan.Plan {
+	return &plan.Plan{Region: r, LevelRegion: r, Width: w, Height: h, OutWidth: w, OutHeight: h,
+		Quality: iiif.QualityDefault, Format: iiif.FormatJPG}
+}
+
 // TestTIFFTileEdges checks which plans TIFFTile takes for a stored tile:
 // interior tiles whole, edge tiles cut to the part inside the level
 // (Cropped, with the size to cut to), and nothing that is not exactly
 // one tile's area at the tile's origin.
 func TestTIFFTileEdges(t *testing.T) {
-	lv := &probe.TIFFLevel{Width: 600, Height: 500, TileWidth: 256, TileLength: 256, SamplesPerPixel: 3,
-		BitsPerSample: 8, SampleFormat: 1, Compression: 7, Photometric: 6, PlanarConfig: 1}
-	info := probe.Info{Format: probe.TIFF, Width: 600, Height: 500,
-		Levels: []probe.Level{{Width: 600, Height: 500, TileWidth: 256, TileHeight: 256, SubIFD: -1, TIFF: lv}}}
-	plan := func(r image.Rectangle, w, h int) *plan.Plan {
-		return &plan.Plan{Region: r, LevelRegion: r, Width: w, Height: h, OutWidth: w, OutHeight: h,
-			Quality: iiif.QualityDefault, Format: iiif.FormatJPG}
-	}
+	info, _ := jpegTiled600x500()
+	plan := unscaledJPEG
 	for _, tc := range []struct {
 		r       image.Rectangle
 		w, h    int
@@ -77,14 +88,8 @@ func TestTIFFTileEdges(t *testing.T) {
 // boundary of the tile, the level's edge included, and nothing scaled,
 // changed, across two tiles or off the MCU grid.
 func TestTIFFCrop(t *testing.T) {
-	lv := &probe.TIFFLevel{Width: 600, Height: 500, TileWidth: 256, TileLength: 256, SamplesPerPixel: 3,
-		BitsPerSample: 8, SampleFormat: 1, Compression: 7, Photometric: 6, PlanarConfig: 1}
-	info := probe.Info{Format: probe.TIFF, Width: 600, Height: 500,
-		Levels: []probe.Level{{Width: 600, Height: 500, TileWidth: 256, TileHeight: 256, SubIFD: -1, TIFF: lv}}}
-	mk := func(r image.Rectangle, w, h int) *plan.Plan {
-		return &plan.Plan{Region: r, LevelRegion: r, Width: w, Height: h, OutWidth: w, OutHeight: h,
-			Quality: iiif.QualityDefault, Format: iiif.FormatJPG}
-	}
+	info, lv := jpegTiled600x500()
+	mk := unscaledJPEG
 	for _, tc := range []struct {
 		r    image.Rectangle
 		w, h int
@@ -123,14 +128,8 @@ func TestTIFFCrop(t *testing.T) {
 // TestTIFFJoin checks which plans TIFFJoin takes: unscaled, unchanged
 // regions over several tiles with the corner on the MCU grid.
 func TestTIFFJoin(t *testing.T) {
-	lv := &probe.TIFFLevel{Width: 600, Height: 500, TileWidth: 256, TileLength: 256, SamplesPerPixel: 3,
-		BitsPerSample: 8, SampleFormat: 1, Compression: 7, Photometric: 6, PlanarConfig: 1}
-	info := probe.Info{Format: probe.TIFF, Width: 600, Height: 500,
-		Levels: []probe.Level{{Width: 600, Height: 500, TileWidth: 256, TileHeight: 256, SubIFD: -1, TIFF: lv}}}
-	mk := func(r image.Rectangle, w, h int) *plan.Plan {
-		return &plan.Plan{Region: r, LevelRegion: r, Width: w, Height: h, OutWidth: w, OutHeight: h,
-			Quality: iiif.QualityDefault, Format: iiif.FormatJPG}
-	}
+	info, _ := jpegTiled600x500()
+	mk := unscaledJPEG
 	for _, tc := range []struct {
 		r      image.Rectangle
 		w, h   int
@@ -163,10 +162,7 @@ func TestTIFFJoin(t *testing.T) {
 // tiles row by row, edge tiles cut to the level, the block's origin, the
 // bound on their number, and no block for a level with an ICC profile.
 func TestTIFFTiles(t *testing.T) {
-	lv := &probe.TIFFLevel{Width: 600, Height: 500, TileWidth: 256, TileLength: 256, SamplesPerPixel: 3,
-		BitsPerSample: 8, SampleFormat: 1, Compression: 7, Photometric: 6, PlanarConfig: 1}
-	info := probe.Info{Format: probe.TIFF, Width: 600, Height: 500,
-		Levels: []probe.Level{{Width: 600, Height: 500, TileWidth: 256, TileHeight: 256, SubIFD: -1, TIFF: lv}}}
+	info, lv := jpegTiled600x500()
 	p := &plan.Plan{LevelRegion: image.Rect(300, 100, 590, 300), Width: 145, Height: 100}
 	b, ok := TIFFTiles(info, p, 16)
 	if !ok || b.Across != 2 || b.Origin != image.Pt(256, 0) || len(b.Tiles) != 4 {
