@@ -306,13 +306,18 @@ func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt engine
 		img = r.uchar(img)
 	}
 
+	// A bitonal output thresholds the scaled pixels, so a level of
+	// rounding turns pixels from black to white: it is scaled with
+	// vips_resize's own arithmetic, which the edge's pure-Go engine
+	// repeats exactly (see resize).
+	exact := p.Quality == iiif.QualityBitonal
 	if p.Orientation > 1 {
 		// The crop is in stored pixels: scale it to the output's size as
 		// stored, then turn it as shown. Turning reads its input out of
 		// order, as rotation does: from a sequential decoder the scaled
 		// image (bounded by the size limits) is held in memory first.
 		w, h := plan.OrientedSize(p.Orientation, p.Width, p.Height)
-		img = r.resize(img, w, h)
+		img = r.resize(img, w, h, exact)
 		if !random {
 			img = r.step(img, "materialise", func(in *C.VipsImage, out **C.VipsImage) C.int {
 				return C.iiifd_copy_memory(in, out)
@@ -320,7 +325,7 @@ func (r *render) process(img *C.VipsImage, random bool, p *plan.Plan, opt engine
 		}
 		img = r.orient(img, p.Orientation)
 	} else {
-		img = r.resize(img, p.Width, p.Height)
+		img = r.resize(img, p.Width, p.Height, exact)
 	}
 
 	if p.Mirror {
@@ -472,7 +477,9 @@ func (r *render) colour(img *C.VipsImage, q iiif.Quality) *C.VipsImage {
 // resize scales img to exactly width x height with a Lanczos-3 kernel,
 // with independent horizontal and vertical scales. Alpha is premultiplied
 // around the resampling so that transparent pixels do not bleed colour.
-func (r *render) resize(img *C.VipsImage, width, height int) *C.VipsImage {
+// exact asks for vips_resize's arithmetic to the last rounding (no
+// quarter-turned reduction).
+func (r *render) resize(img *C.VipsImage, width, height int, exact bool) *C.VipsImage {
 	if r.err != nil || (int(img.Xsize) == width && int(img.Ysize) == height) {
 		return img
 	}
@@ -485,7 +492,7 @@ func (r *render) resize(img *C.VipsImage, width, height int) *C.VipsImage {
 		})
 	}
 	img = r.step(img, "resize", func(in *C.VipsImage, out **C.VipsImage) C.int {
-		if hscale > 0.25 && hscale < 1 && vscale > 0.25 && vscale < 1 {
+		if !exact && hscale > 0.25 && hscale < 1 && vscale > 0.25 && vscale < 1 {
 			// A downscale by less than 4 both ways is, in vips_resize
 			// (its gap of 2: no box shrink first), a Lanczos-3
 			// reduction vertically (vips_reducev, vectorised with Orc)
@@ -496,7 +503,10 @@ func (r *render) resize(img *C.VipsImage, width, height int) *C.VipsImage {
 			// kernel and sample positions, vips_resize's pixels within
 			// fixed-point rounding (TestResizeZonePlate), in some 40% of
 			// the time. The turns stream: each output strip needs a
-			// strip of rows of the first reduction.
+			// strip of rows of the first reduction. That rounding is
+			// within a level, but the edge engine repeats vips_resize
+			// exactly, and a threshold (bitonal) makes a level a black
+			// or white pixel: exact renders skip it.
 			return C.iiifd_reduce_turned(in, out, C.double(1/hscale), C.double(1/vscale))
 		}
 		return C.iiifd_resize(in, out, C.double(hscale), C.double(vscale))
