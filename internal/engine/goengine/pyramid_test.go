@@ -1,16 +1,12 @@
 package goengine_test
 
 import (
-	"bytes"
 	"image"
-	"image/jpeg"
-	"math"
-	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/iiifd/iiifd/internal/engine"
+	"github.com/iiifd/iiifd/internal/engine/goengine/goenginetest"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
 )
@@ -24,37 +20,13 @@ const (
 	bigTile    = 512
 )
 
-var (
-	tileMu    sync.Mutex
-	tileCache = map[image.Point][]byte{}
-)
-
-// photoTile is a JPEG of w×h pixels of smooth colour with noise, which
-// compresses as photographs do (some 100 KB at 512x512).
+// photoTile is goenginetest.PhotoTile, failing t on an error.
 func photoTile(t testing.TB, w, h int) []byte {
-	tileMu.Lock()
-	defer tileMu.Unlock()
-	if b, ok := tileCache[image.Pt(w, h)]; ok {
-		return b
-	}
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			o := img.PixOffset(x, y)
-			n := rng.IntN(48)
-			img.Pix[o] = uint8(100 + 80*math.Sin(float64(x)/37) + float64(n))
-			img.Pix[o+1] = uint8(100 + 80*math.Cos(float64(y)/23) + float64(n))
-			img.Pix[o+2] = uint8((x*y)/97%200 + n)
-			img.Pix[o+3] = 255
-		}
-	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 85}); err != nil {
+	b, err := goenginetest.PhotoTile(w, h)
+	if err != nil {
 		t.Fatal(err)
 	}
-	tileCache[image.Pt(w, h)] = b.Bytes()
-	return b.Bytes()
+	return b
 }
 
 // bigImage is the planner's view of the pyramid.

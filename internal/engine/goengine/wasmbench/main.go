@@ -11,15 +11,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"image"
-	"image/jpeg"
 	"io"
-	"math"
-	"math/rand/v2"
 	"os"
 	"sort"
 	"strings"
@@ -27,6 +23,7 @@ import (
 
 	"github.com/iiifd/iiifd/internal/engine"
 	"github.com/iiifd/iiifd/internal/engine/goengine"
+	"github.com/iiifd/iiifd/internal/engine/goengine/goenginetest"
 	"github.com/iiifd/iiifd/internal/fault"
 	"github.com/iiifd/iiifd/internal/iiif"
 	"github.com/iiifd/iiifd/internal/plan"
@@ -58,14 +55,13 @@ func main() {
 		sort.Strings(names)
 	}
 	e := goengine.New(engine.EncodeOptions{})
-	tiles := map[image.Point][]byte{}
 	for _, k := range names {
 		url, ok := kinds[k]
 		if !ok {
 			fmt.Fprintf(os.Stderr, "wasmbench: no kind %q\n", k)
 			os.Exit(2)
 		}
-		p, m, err := request(url, tiles)
+		p, m, err := request(url)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "wasmbench: %s: %v\n", k, err)
 			os.Exit(1)
@@ -85,36 +81,10 @@ func main() {
 	}
 }
 
-// photoTile is a JPEG of w×h pixels of smooth colour with noise, which
-// compresses as photographs do.
-func photoTile(w, h int, cache map[image.Point][]byte) ([]byte, error) {
-	if b, ok := cache[image.Pt(w, h)]; ok {
-		return b, nil
-	}
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			o := img.PixOffset(x, y)
-			n := rng.IntN(48)
-			img.Pix[o] = uint8(100 + 80*math.Sin(float64(x)/37) + float64(n))
-			img.Pix[o+1] = uint8(100 + 80*math.Cos(float64(y)/23) + float64(n))
-			img.Pix[o+2] = uint8((x*y)/97%200 + n)
-			img.Pix[o+3] = 255
-		}
-	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 85}); err != nil {
-		return nil, err
-	}
-	cache[image.Pt(w, h)] = b.Bytes()
-	return b.Bytes(), nil
-}
-
 // request plans url on the pyramid with the edge's limits and returns
 // the plan, relative to the mosaic of the stored tiles under its region,
 // and that mosaic: what the edge host hands the engine.
-func request(url string, cache map[image.Point][]byte) (*plan.Plan, engine.Mosaic, error) {
+func request(url string) (*plan.Plan, engine.Mosaic, error) {
 	parts := strings.Split(url, "/")
 	req, err := iiif.ParseImage(iiif.V3, parts[0], parts[1], parts[2], parts[3])
 	if err != nil {
@@ -144,7 +114,7 @@ func request(url string, cache map[image.Point][]byte) (*plan.Plan, engine.Mosai
 		for tx := tx0; tx < tx1; tx++ {
 			w := min(bigTile, lv.Width-tx*bigTile)
 			h := min(bigTile, lv.Height-ty*bigTile)
-			b, err := photoTile(w, h, cache)
+			b, err := goenginetest.PhotoTile(w, h)
 			if err != nil {
 				return nil, engine.Mosaic{}, err
 			}
